@@ -1,0 +1,1 @@
+//! pipelang: a checked, executable language for multi-stage pre-training recipes.
