@@ -1,1 +1,7 @@
 //! pipelang: a checked, executable language for multi-stage pre-training recipes.
+//!
+//! The folders follow the program's own pipeline: `syntax` (pest -> AST with byte spans) ->
+//! `check` (typed pipeline + diagnostics) -> `plan` (resolved schedule) -> `runtime` (candle),
+//! with `reload`, `lsp` and `fmt` beside them, all sharing one `check()`.
+
+pub mod runtime;

@@ -1,0 +1,1 @@
+//! Training data: sources, tokenizers, packing, per-step mixture sampling, sample data.

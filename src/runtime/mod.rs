@@ -1,0 +1,4 @@
+//! Executes a planned pipeline on candle.
+
+pub mod data;
+pub mod model;

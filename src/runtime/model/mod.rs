@@ -1,0 +1,1 @@
+//! Models of a recipe on candle: decoder, ViT, projector, losses, optimiser.
