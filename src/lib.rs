@@ -4,4 +4,9 @@
 //! `check` (typed pipeline + diagnostics) -> `plan` (resolved schedule) -> `runtime` (candle),
 //! with `reload`, `lsp` and `fmt` beside them, all sharing one `check()`.
 
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod plan;
 pub mod runtime;
+pub mod syntax;

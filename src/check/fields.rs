@@ -1,0 +1,170 @@
+//! The fields of a block: duplicates, unknown fields (with suggestions) and missing ones.
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::{BlockEntry, Body, Entry, Field, ScaleEntry, Span, SyntaxError};
+
+use super::names::did_you_mean;
+
+pub struct Fields<'a> {
+    fields: Vec<&'a Field>,
+    /// Fields whose entry had a syntax error: present, just broken.
+    broken: Vec<String>,
+    pub blocks: Vec<&'a BlockEntry>,
+    pub scales: Vec<&'a ScaleEntry>,
+}
+
+/// What a block may contain.
+pub struct Shape<'s> {
+    /// e.g. "a stage"
+    pub what: &'s str,
+    pub fields: &'s [&'s str],
+    pub blocks: &'s [&'s str],
+    pub scales: bool,
+}
+
+impl<'a> Fields<'a> {
+    pub fn collect(
+        errors: &[SyntaxError],
+        body: &'a Body,
+        shape: &Shape,
+        diags: &mut Diagnostics,
+    ) -> Fields<'a> {
+        let broken = errors
+            .iter()
+            .filter(|e| body.span.contains(e.skipped.start) && body.span.contains(e.skipped.end))
+            .filter_map(|e| e.key.clone())
+            .collect();
+        let mut out = Fields {
+            fields: vec![],
+            broken,
+            blocks: vec![],
+            scales: vec![],
+        };
+        for entry in &body.entries {
+            match entry {
+                Entry::Field(f) => {
+                    if !shape.fields.contains(&f.key.name.as_str()) {
+                        unknown(diags, &f.key.name, f.key.span, shape, shape.fields);
+                        continue;
+                    }
+                    if let Some(prev) = out.get(&f.key.name) {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::DUPLICATE,
+                                format!("`{}` is set twice", f.key.name),
+                            )
+                            .label(f.key.span, "set again here")
+                            .label(prev.key.span, "first set here")
+                            .help("remove one of the two"),
+                        );
+                        continue;
+                    }
+                    if let Some(b) = &f.body {
+                        diags.push(
+                            Diagnostic::new(Code::UNKNOWN_FIELD, format!("`{}` cannot have a block", f.key.name))
+                                .label(b.span, "unexpected block")
+                                .help("only mixture groups inside `mix { ... }` take a block after their share"),
+                        );
+                    }
+                    out.fields.push(f);
+                }
+                Entry::Block(b) => {
+                    if !shape.blocks.contains(&b.keyword.name.as_str()) {
+                        let help = if shape.fields.contains(&b.keyword.name.as_str()) {
+                            Some(format!(
+                                "`{}` is a field: write `{} = ...`",
+                                b.keyword.name, b.keyword.name
+                            ))
+                        } else {
+                            None
+                        };
+                        let mut d = Diagnostic::new(
+                            Code::UNKNOWN_FIELD,
+                            format!("{} has no `{}` block", capital(shape.what), b.keyword.name),
+                        )
+                        .label(b.keyword.span, "unknown block");
+                        d = d.help(help.unwrap_or_else(|| allowed_blocks(&b.keyword.name, shape)));
+                        diags.push(d);
+                        continue;
+                    }
+                    out.blocks.push(b);
+                }
+                Entry::Scale(s) => {
+                    if !shape.scales {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::UNKNOWN_FIELD,
+                                format!("`scale` is only valid in a profile"),
+                            )
+                            .label(s.span, format!("not valid in {}", shape.what))
+                            .help("move it into a `profile NAME { ... }` block"),
+                        );
+                        continue;
+                    }
+                    out.scales.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Field> {
+        self.fields.iter().find(|f| f.key.name == name).copied()
+    }
+
+    /// The field, or a missing-field error at `at` with an example in the help.
+    pub fn require(
+        &self,
+        name: &str,
+        at: Span,
+        what: &str,
+        example: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<&'a Field> {
+        let f = self.get(name);
+        if f.is_none() && !self.broken.iter().any(|b| b == name) {
+            diags.push(
+                Diagnostic::new(Code::MISSING_FIELD, format!("{what} has no `{name}`"))
+                    .label(at, format!("`{name}` is required here"))
+                    .help(format!("add `{example}`")),
+            );
+        }
+        f
+    }
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
+}
+
+fn unknown(diags: &mut Diagnostics, name: &str, span: Span, shape: &Shape, allowed: &[&str]) {
+    let help = match did_you_mean(name, allowed.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("the fields of {} are: {}", shape.what, allowed.join(", ")),
+    };
+    diags.push(
+        Diagnostic::new(
+            Code::UNKNOWN_FIELD,
+            format!("{} has no field `{name}`", capital(shape.what)),
+        )
+        .label(span, "unknown field")
+        .help(help),
+    );
+}
+
+fn allowed_blocks(name: &str, shape: &Shape) -> String {
+    if shape.blocks.is_empty() {
+        return format!("{} takes no blocks", shape.what);
+    }
+    match did_you_mean(name, shape.blocks.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "the blocks of {} are: {}",
+            shape.what,
+            shape.blocks.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,323 @@
+//! The typed pipeline: what a checked `.pipe` file means. Every value keeps the span it came
+//! from (after a profile, the span of the profile's override), so later passes can point at it.
+
+use serde::Serialize;
+
+use crate::syntax::Span;
+
+pub type ModelId = usize;
+pub type DataId = usize;
+pub type ScheduleId = usize;
+pub type StageId = usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sp<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Sp { value, span }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub name_span: Span,
+    pub seed: Sp<u64>,
+    pub batch: Sp<u64>,
+    pub seq_len: Sp<u64>,
+    pub models: Vec<Model>,
+    pub data: Vec<Data>,
+    pub schedules: Vec<Schedule>,
+    pub stages: Vec<Stage>,
+    pub profiles: Vec<ProfileDecl>,
+    /// Where data globs are resolved (a profile can point every source at sample data).
+    pub data_root: Option<Sp<String>>,
+    /// Generate sample data into `data_root` when it is missing.
+    pub sample_data: bool,
+    /// The profile applied to this pipeline, if any.
+    pub profile: Option<String>,
+}
+
+impl Pipeline {
+    pub fn model_id(&self, name: &str) -> Option<ModelId> {
+        self.models.iter().position(|m| m.name == name)
+    }
+    pub fn data_id(&self, name: &str) -> Option<DataId> {
+        self.data.iter().position(|d| d.name == name)
+    }
+    pub fn schedule_id(&self, name: &str) -> Option<ScheduleId> {
+        self.schedules.iter().position(|s| s.name == name)
+    }
+    pub fn stage_id(&self, name: &str) -> Option<StageId> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    pub kind: ModelKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum ModelKind {
+    Decoder(DecoderSpec),
+    Vit(VitSpec),
+    Projector(ProjectorSpec),
+}
+
+impl ModelKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Decoder(_) => "decoder",
+            ModelKind::Vit(_) => "vit",
+            ModelKind::Projector(_) => "projector",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mlp {
+    SwiGlu,
+    Gelu,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecoderSpec {
+    pub vocab: Sp<u64>,
+    pub d_model: Sp<u64>,
+    pub layers: Sp<u64>,
+    pub heads: Sp<u64>,
+    pub experts: Option<Sp<u64>>,
+    pub active_experts: Option<Sp<u64>>,
+    pub rope_base: Sp<f64>,
+    pub mlp: Sp<Mlp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VitSpec {
+    pub patch: Sp<u64>,
+    pub d_model: Sp<u64>,
+    pub layers: Sp<u64>,
+    pub heads: Sp<u64>,
+    /// Largest image side in pixels; larger images are resized down.
+    pub max_image_side: Sp<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectorSpec {
+    pub from: Sp<ModelId>,
+    pub to: Sp<ModelId>,
+    pub pixel_shuffle: Sp<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DataKind {
+    Text,
+    ImageText,
+    Interleaved,
+    Video,
+}
+
+impl DataKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataKind::Text => "text",
+            DataKind::ImageText => "image_text",
+            DataKind::Interleaved => "interleaved",
+            DataKind::Video => "video",
+        }
+    }
+    pub fn has_images(self) -> bool {
+        self != DataKind::Text
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Data {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    pub kind: DataKind,
+    pub globs: Vec<Sp<String>>,
+    pub tokenizer: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    pub segments: Vec<Segment>,
+}
+
+/// A duration inside an LR schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Duration {
+    Tokens(f64),
+    /// A fraction (0..=1) of the schedule's span.
+    Share(f64),
+    Steps(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DecayShape {
+    Linear,
+    Cosine,
+    Sqrt,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum SegmentKind {
+    Constant {
+        lr: Sp<f64>,
+    },
+    Linear {
+        from: Sp<f64>,
+        to: Sp<f64>,
+    },
+    /// `peak` absent: start from the previous segment's end.
+    Cosine {
+        peak: Option<Sp<f64>>,
+        warmup: Option<Sp<Duration>>,
+        min: Sp<f64>,
+    },
+    Wsd {
+        peak: Sp<f64>,
+        warmup: Sp<Duration>,
+        decay: Sp<Duration>,
+        min: Sp<f64>,
+        shape: DecayShape,
+    },
+    Rewarmup {
+        to: Sp<f64>,
+        over: Sp<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Segment {
+    pub kind: SegmentKind,
+    /// The segment's length; every segment but the last needs one (the last fills the span).
+    pub over: Option<Sp<Duration>>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum StageLr {
+    /// Starts a new schedule, written inline (anonymous, named after the stage).
+    Inline(Vec<Segment>),
+    /// Starts a named schedule.
+    Start(Sp<ScheduleId>),
+    /// Continues a schedule: `None` for plain `resume` (the single predecessor's schedule);
+    /// `Some` for `resume(schedule)` or `resume(stage)` (that stage's schedule).
+    Resume {
+        target: Option<Sp<ResumeTarget>>,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ResumeTarget {
+    Schedule(ScheduleId),
+    Stage(StageId),
+}
+
+/// `a -> b` (the left side is the value the stage inherits, checked) or a plain value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Transition<T> {
+    pub from: Option<Sp<T>>,
+    pub to: Sp<T>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Weight {
+    Fixed(f64),
+    Rest,
+    Ramp(f64, f64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum MixTarget {
+    Source(DataId),
+    Group(Vec<MixNode>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MixNode {
+    pub name: String,
+    pub span: Span,
+    pub weight: Sp<Weight>,
+    pub target: MixTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Loss {
+    NextToken,
+    Coca { caption_weight: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum PhaseBudget {
+    Tokens(f64),
+    Share(f64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    pub budget: Sp<PhaseBudget>,
+    pub seq_len: Option<Transition<u64>>,
+    pub rope_base: Option<Transition<f64>>,
+    pub batch: Option<Sp<u64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    /// The header up to `{`: where whole-stage problems are reported.
+    pub header: Span,
+    pub after: Vec<Sp<StageId>>,
+    pub train: Vec<Sp<ModelId>>,
+    pub freeze: Vec<Sp<ModelId>>,
+    pub budget: Sp<f64>,
+    pub batch: Option<Sp<u64>>,
+    pub seq_len: Option<Transition<u64>>,
+    pub rope_base: Option<Transition<f64>>,
+    pub loss: Sp<Loss>,
+    pub lr: StageLr,
+    pub lr_span: Span,
+    /// The mixture's top level (one node for `data = src`).
+    pub mix: Vec<MixNode>,
+    pub mix_span: Span,
+    pub phases: Vec<Phase>,
+    /// `weights { model = stage }`: where a model's weights come from, when predecessors disagree.
+    pub weights: Vec<(Sp<ModelId>, Sp<StageId>)>,
+    pub checkpoint_every: Option<Sp<u64>>,
+}
+
+impl Stage {
+    pub fn uses(&self, m: ModelId) -> bool {
+        self.train.iter().chain(&self.freeze).any(|x| x.value == m)
+    }
+    pub fn trains(&self, m: ModelId) -> bool {
+        self.train.iter().any(|x| x.value == m)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileDecl {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+}

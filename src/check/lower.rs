@@ -1,0 +1,668 @@
+//! AST -> typed pipeline, item by item. Each problem becomes a diagnostic and lowering goes
+//! on with what it has, so one mistake does not hide the next.
+
+use std::collections::HashSet;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::{Args, Expr, ExprKind, File, Ident, Item, Span};
+
+use super::fields::{Fields, Shape};
+use super::ir::*;
+use super::names::{NameKind, Symbols, suggestion};
+use super::values;
+
+pub struct Lower<'a> {
+    pub file: &'a File,
+    pub symbols: Symbols,
+    pub diags: Diagnostics,
+    /// Names referenced anywhere (for unused-item warnings).
+    pub used: HashSet<String>,
+}
+
+pub const MODEL_KINDS: &[&str] = &["decoder", "vit", "projector"];
+pub const DATA_KINDS: &[&str] = &["text", "image_text", "interleaved", "video"];
+
+impl<'a> Lower<'a> {
+    pub fn new(file: &'a File) -> Self {
+        let mut diags = Diagnostics::default();
+        let symbols = Symbols::collect(file, &mut diags);
+        Lower {
+            file,
+            symbols,
+            diags,
+            used: HashSet::new(),
+        }
+    }
+
+    /// Resolves a reference to a name of `want` kind.
+    pub fn resolve(&mut self, name: &str, span: Span, want: NameKind) -> Option<usize> {
+        self.used.insert(name.to_string());
+        match self.symbols.map.get(name) {
+            Some(s) if s.kind == want => Some(s.id),
+            Some(s) => {
+                let s = *s;
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::WRONG_NAME_KIND,
+                        format!("`{name}` is {}, not {}", s.kind.article(), want.article()),
+                    )
+                    .label(span, format!("{} is due here", want.article()))
+                    .label(
+                        s.span,
+                        format!("`{name}` is declared here as {}", s.kind.article()),
+                    )
+                    .help(suggestion(
+                        name,
+                        self.symbols.names_of(want).collect::<Vec<_>>(),
+                        kind_word(want),
+                    )),
+                );
+                None
+            }
+            None => {
+                let help = suggestion(
+                    name,
+                    self.symbols.names_of(want).collect::<Vec<_>>(),
+                    kind_word(want),
+                );
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::UNDECLARED,
+                        format!("{} `{name}` is not declared", capital(want.article())),
+                    )
+                    .label(span, "not declared")
+                    .help(help),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn ident_ref(&mut self, e: &Expr, field: &str, want: NameKind) -> Option<Sp<usize>> {
+        match &e.kind {
+            ExprKind::Ident(n) => self.resolve(n, e.span, want).map(|id| Sp::new(id, e.span)),
+            _ => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::TYPE,
+                        format!(
+                            "`{field}` expects the name of {}, found {}",
+                            want.article(),
+                            values::found(e)
+                        ),
+                    )
+                    .label(e.span, format!("{} is due here", want.article()))
+                    .help(format!("write the name of {}", want.article())),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[a, b]` (or a single name) of references of one kind; repeats are reported.
+    pub fn ref_list(&mut self, e: &Expr, field: &str, want: NameKind) -> Vec<Sp<usize>> {
+        let items: Vec<&Expr> = match &e.kind {
+            ExprKind::List(v) => v.iter().collect(),
+            _ => vec![e],
+        };
+        let mut out: Vec<Sp<usize>> = vec![];
+        for it in items {
+            if let Some(r) = self.ident_ref(it, field, want) {
+                if let Some(prev) = out.iter().find(|p| p.value == r.value) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::DUPLICATE,
+                            format!(
+                                "`{}` is listed twice in `{field}`",
+                                it.as_ident().unwrap_or("")
+                            ),
+                        )
+                        .label(it.span, "listed again")
+                        .label(prev.span, "first listed here")
+                        .help("remove the repeat"),
+                    );
+                    continue;
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    pub fn lower(mut self) -> (Option<Pipeline>, Lower<'a>) {
+        let file = self.file;
+        let pipelines: Vec<_> = file
+            .items
+            .iter()
+            .filter_map(|i| {
+                if let Item::Pipeline(p) = i {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if pipelines.is_empty() {
+            self.diags.push(
+                Diagnostic::new(Code::NO_PIPELINE, "the file has no `pipeline` block")
+                    .label(
+                        Span::new(0, 0),
+                        "expected `pipeline NAME { ... }` in this file",
+                    )
+                    .help("add `pipeline NAME { seed = 1, batch = 16, seq_len = 8K }`"),
+            );
+        }
+        for extra in pipelines.iter().skip(1) {
+            self.diags.push(
+                Diagnostic::new(Code::NO_PIPELINE, "a file holds one `pipeline` block")
+                    .label(extra.name.span, "second pipeline block")
+                    .label(pipelines[0].name.span, "first one here")
+                    .help("merge the two blocks or split the file"),
+            );
+        }
+        let mut p = Pipeline {
+            name: String::new(),
+            name_span: Span::default(),
+            seed: Sp::new(0, Span::default()),
+            batch: Sp::new(1, Span::default()),
+            seq_len: Sp::new(1024, Span::default()),
+            models: vec![],
+            data: vec![],
+            schedules: vec![],
+            stages: vec![],
+            profiles: vec![],
+            data_root: None,
+            sample_data: false,
+            profile: None,
+        };
+        if let Some(pi) = pipelines.first() {
+            self.pipeline_block(pi, &mut p);
+        }
+        for item in &file.items {
+            match item {
+                Item::Model(m) => {
+                    let model = self.model(m);
+                    p.models.push(model);
+                }
+                Item::Data(d) => {
+                    let data = self.data(d);
+                    p.data.push(data);
+                }
+                Item::Schedule(s) => {
+                    let segs = self.lr_chain(&s.value, true).unwrap_or_default();
+                    p.schedules.push(Schedule {
+                        name: s.name.name.clone(),
+                        name_span: s.name.span,
+                        span: s.span,
+                        segments: segs,
+                    });
+                }
+                Item::Profile(pr) => {
+                    if let Some(prev) = p.profiles.iter().find(|x| x.name == pr.name.name) {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::DUPLICATE,
+                                format!("profile `{}` is declared twice", pr.name.name),
+                            )
+                            .label(pr.name.span, "second declaration")
+                            .label(prev.name_span, "first declared here")
+                            .help("rename or merge the two profiles"),
+                        );
+                    }
+                    p.profiles.push(ProfileDecl {
+                        name: pr.name.name.clone(),
+                        name_span: pr.name.span,
+                        span: pr.span,
+                    });
+                }
+                _ => {}
+            }
+        }
+        // Placeholders keep ids stable when a model or data item failed to lower.
+        for item in &file.items {
+            if let Item::Stage(s) = item {
+                let stage = self.stage(s);
+                p.stages.push(stage);
+            }
+        }
+        let ok = !pipelines.is_empty();
+        (ok.then_some(p), self)
+    }
+
+    fn pipeline_block(&mut self, pi: &crate::syntax::PipelineItem, p: &mut Pipeline) {
+        let shape = Shape {
+            what: "the pipeline",
+            fields: &["seed", "batch", "seq_len", "data_root", "sample_data"],
+            blocks: &[],
+            scales: false,
+        };
+        let fields = Fields::collect(&self.file.errors, &pi.body, &shape, &mut self.diags);
+        p.name = pi.name.name.clone();
+        p.name_span = pi.name.span;
+        let at = pi.name.span;
+        if let Some(f) = fields.get("seed") {
+            if let Some(v) = values::count(&mut self.diags, &f.value, "seed", 0) {
+                p.seed = v;
+            }
+        }
+        for key in ["data_root", "sample_data"] {
+            if let Some(f) = fields.get(key) {
+                p.data_root = values::string(&mut self.diags, &f.value, key);
+                p.sample_data |= key == "sample_data";
+            }
+        }
+        if let Some(f) = fields.require("batch", at, "the pipeline", "batch = 16", &mut self.diags)
+        {
+            if let Some(v) = values::count(&mut self.diags, &f.value, "batch", 1) {
+                p.batch = v;
+            }
+        }
+        if let Some(f) = fields.require(
+            "seq_len",
+            at,
+            "the pipeline",
+            "seq_len = 8K",
+            &mut self.diags,
+        ) {
+            if let Some(v) = values::length(&mut self.diags, &f.value, "seq_len") {
+                p.seq_len = v;
+            }
+        }
+    }
+
+    fn model(&mut self, m: &crate::syntax::ModelItem) -> Model {
+        let kind = match m.kind.name.as_str() {
+            "decoder" => ModelKind::Decoder(self.decoder(m)),
+            "vit" => ModelKind::Vit(self.vit(m)),
+            "projector" => ModelKind::Projector(self.projector(m)),
+            other => {
+                self.unknown_kind(&m.kind, "model kind", MODEL_KINDS);
+                let _ = other;
+                ModelKind::Decoder(self.decoder_defaults(m.name.span))
+            }
+        };
+        if m.kind.name != "projector" {
+            if let Some(a) = &m.args {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ARGUMENTS,
+                        format!("a {} model takes no arguments", m.kind.name),
+                    )
+                    .label(a.span, "unexpected arguments")
+                    .help("only `projector(FROM -> TO)` takes arguments"),
+                );
+            }
+        }
+        Model {
+            name: m.name.name.clone(),
+            name_span: m.name.span,
+            span: m.span,
+            kind,
+        }
+    }
+
+    pub fn unknown_kind(&mut self, kind: &Ident, what: &str, known: &[&str]) {
+        let help = match super::names::did_you_mean(&kind.name, known.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the {what}s are: {}", known.join(", ")),
+        };
+        self.diags.push(
+            Diagnostic::new(
+                Code::UNKNOWN_KIND,
+                format!("unknown {what} `{}`", kind.name),
+            )
+            .label(kind.span, format!("not a {what}"))
+            .help(help),
+        );
+    }
+
+    fn decoder_defaults(&self, at: Span) -> DecoderSpec {
+        DecoderSpec {
+            vocab: Sp::new(256, at),
+            d_model: Sp::new(64, at),
+            layers: Sp::new(1, at),
+            heads: Sp::new(1, at),
+            experts: None,
+            active_experts: None,
+            rope_base: Sp::new(10_000.0, at),
+            mlp: Sp::new(Mlp::SwiGlu, at),
+        }
+    }
+
+    fn req_count(
+        &mut self,
+        fields: &Fields,
+        name: &str,
+        at: Span,
+        what: &str,
+        example: &str,
+        min: u64,
+    ) -> Option<Sp<u64>> {
+        let f = fields.require(name, at, what, example, &mut self.diags)?;
+        values::count(&mut self.diags, &f.value, name, min)
+    }
+
+    fn decoder(&mut self, m: &crate::syntax::ModelItem) -> DecoderSpec {
+        let shape = Shape {
+            what: "a decoder",
+            fields: &[
+                "vocab",
+                "d_model",
+                "layers",
+                "heads",
+                "experts",
+                "active_experts",
+                "rope_base",
+                "mlp",
+            ],
+            blocks: &[],
+            scales: false,
+        };
+        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let at = m.name.span;
+        let mut d = self.decoder_defaults(at);
+        let what = format!("decoder `{}`", m.name.name);
+        if let Some(v) = self.req_count(&f, "vocab", at, &what, "vocab = 32_000", 1) {
+            d.vocab = v;
+        }
+        if let Some(v) = self.req_count(&f, "d_model", at, &what, "d_model = 512", 1) {
+            d.d_model = v;
+        }
+        if let Some(v) = self.req_count(&f, "layers", at, &what, "layers = 8", 1) {
+            d.layers = v;
+        }
+        if let Some(v) = self.req_count(&f, "heads", at, &what, "heads = 8", 1) {
+            d.heads = v;
+        }
+        d.experts = f
+            .get("experts")
+            .and_then(|x| values::count(&mut self.diags, &x.value, "experts", 1));
+        d.active_experts = f
+            .get("active_experts")
+            .and_then(|x| values::count(&mut self.diags, &x.value, "active_experts", 1));
+        if d.active_experts.is_some() && f.get("experts").is_none() {
+            let a = d.active_experts.unwrap();
+            self.diags.push(
+                Diagnostic::new(Code::MISSING_FIELD, "`active_experts` without `experts`")
+                    .label(a.span, "active experts of a dense model")
+                    .help("add `experts = N` for a mixture of experts, or remove `active_experts`"),
+            );
+        }
+        if let Some(x) = f.get("rope_base") {
+            if let Some(v) = values::number(&mut self.diags, &x.value, "rope_base") {
+                if v.value <= 0.0 {
+                    self.diags.push(
+                        Diagnostic::new(Code::RANGE, "`rope_base` must be above 0")
+                            .label(v.span, "not positive")
+                            .help("RoPE bases are large positive numbers such as `10_000`"),
+                    );
+                } else {
+                    d.rope_base = v;
+                }
+            }
+        }
+        if let Some(x) = f.get("mlp") {
+            match x.value.as_ident() {
+                Some("swiglu") => d.mlp = Sp::new(Mlp::SwiGlu, x.value.span),
+                Some("gelu") => d.mlp = Sp::new(Mlp::Gelu, x.value.span),
+                _ => self.diags.push(
+                    Diagnostic::new(Code::UNKNOWN_KIND, "unknown `mlp` kind")
+                        .label(x.value.span, "expected `swiglu` or `gelu`")
+                        .help("write `mlp = swiglu` or `mlp = gelu`"),
+                ),
+            }
+        }
+        d
+    }
+
+    fn vit(&mut self, m: &crate::syntax::ModelItem) -> VitSpec {
+        let shape = Shape {
+            what: "a vit",
+            fields: &["patch", "d_model", "layers", "heads", "max_image_side"],
+            blocks: &[],
+            scales: false,
+        };
+        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let at = m.name.span;
+        let what = format!("vit `{}`", m.name.name);
+        let one = Sp::new(1, at);
+        VitSpec {
+            patch: self
+                .req_count(&f, "patch", at, &what, "patch = 14", 1)
+                .unwrap_or(one),
+            d_model: self
+                .req_count(&f, "d_model", at, &what, "d_model = 768", 1)
+                .unwrap_or(one),
+            layers: self
+                .req_count(&f, "layers", at, &what, "layers = 12", 1)
+                .unwrap_or(one),
+            heads: self
+                .req_count(&f, "heads", at, &what, "heads = 12", 1)
+                .unwrap_or(one),
+            max_image_side: f
+                .get("max_image_side")
+                .and_then(|x| values::count(&mut self.diags, &x.value, "max_image_side", 1))
+                .unwrap_or(Sp::new(448, at)),
+        }
+    }
+
+    fn projector(&mut self, m: &crate::syntax::ModelItem) -> ProjectorSpec {
+        let shape = Shape {
+            what: "a projector",
+            fields: &["pixel_shuffle"],
+            blocks: &[],
+            scales: false,
+        };
+        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let at = m.name.span;
+        let mut spec = ProjectorSpec {
+            from: Sp::new(usize::MAX, at),
+            to: Sp::new(usize::MAX, at),
+            pixel_shuffle: Sp::new(1, at),
+        };
+        match m.args.as_ref().map(|a| (a, a.args.as_slice())) {
+            Some((_, [arg]))
+                if arg.name.is_none() && matches!(arg.value.kind, ExprKind::Transition(..)) =>
+            {
+                let ExprKind::Transition(a, b) = &arg.value.kind else {
+                    unreachable!()
+                };
+                if let Some(id) = self.ident_ref(a, "projector", NameKind::Model) {
+                    spec.from = id;
+                }
+                if let Some(id) = self.ident_ref(b, "projector", NameKind::Model) {
+                    spec.to = id;
+                }
+            }
+            other => {
+                let span = other.map_or(m.kind.span, |(a, _)| a.span);
+                self.diags.push(
+                    Diagnostic::new(Code::ARGUMENTS, "a projector names the models it connects")
+                        .label(span, "expected `(VIT -> DECODER)`")
+                        .help("write `projector(vit -> llm)`"),
+                );
+            }
+        }
+        if let Some(x) = f.get("pixel_shuffle") {
+            if let Some(v) = values::count(&mut self.diags, &x.value, "pixel_shuffle", 1) {
+                spec.pixel_shuffle = v;
+            }
+        }
+        spec
+    }
+
+    fn data(&mut self, d: &crate::syntax::DataItem) -> Data {
+        let kind = match d.kind.name.as_str() {
+            "text" => DataKind::Text,
+            "image_text" => DataKind::ImageText,
+            "interleaved" => DataKind::Interleaved,
+            "video" => DataKind::Video,
+            _ => {
+                self.unknown_kind(&d.kind, "data kind", DATA_KINDS);
+                DataKind::Text
+            }
+        };
+        let mut globs = vec![];
+        let mut tokenizer = None;
+        for arg in &d.args.args {
+            match arg.name.as_ref().map(|n| n.name.as_str()) {
+                None => globs.extend(values::string(&mut self.diags, &arg.value, "files")),
+                Some("tokenizer") => {
+                    tokenizer = values::string(&mut self.diags, &arg.value, "tokenizer")
+                }
+                Some(other) => self.diags.push(
+                    Diagnostic::new(
+                        Code::ARGUMENTS,
+                        format!("a data source has no argument `{other}`"),
+                    )
+                    .label(arg.span, "unknown argument")
+                    .help("data sources take file globs and `tokenizer = \"tokenizer.json\"`"),
+                ),
+            }
+        }
+        if let Some(body) = &d.body {
+            let shape = Shape {
+                what: "a data source",
+                fields: &["tokenizer"],
+                blocks: &[],
+                scales: false,
+            };
+            let f = Fields::collect(&self.file.errors, body, &shape, &mut self.diags);
+            if let Some(x) = f.get("tokenizer") {
+                tokenizer = values::string(&mut self.diags, &x.value, "tokenizer");
+            }
+        }
+        if globs.is_empty() {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ARGUMENTS,
+                    format!("data source `{}` names no files", d.name.name),
+                )
+                .label(d.args.span, "expected at least one file glob")
+                .help(format!("write `{}(\"corpus/*.jsonl\")`", d.kind.name)),
+            );
+        }
+        Data {
+            name: d.name.name.clone(),
+            name_span: d.name.span,
+            span: d.span,
+            kind,
+            globs,
+            tokenizer,
+        }
+    }
+
+    /// Named and positional arguments against a parameter list; reports unknown, repeated and
+    /// missing ones. Returns the argument expressions in parameter order.
+    pub fn bind<'e>(
+        &mut self,
+        fname: &Ident,
+        args: &'e Args,
+        params: &[&str],
+        required: &[&str],
+    ) -> Vec<Option<&'e Expr>> {
+        let mut out: Vec<Option<&Expr>> = vec![None; params.len()];
+        let mut next_pos = 0;
+        for arg in &args.args {
+            let idx = match &arg.name {
+                Some(n) => match params.iter().position(|p| *p == n.name) {
+                    Some(i) => i,
+                    None => {
+                        let help = match super::names::did_you_mean(&n.name, params.iter().copied())
+                        {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("`{}` takes: {}", fname.name, params.join(", ")),
+                        };
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::ARGUMENTS,
+                                format!("`{}` has no argument `{}`", fname.name, n.name),
+                            )
+                            .label(n.span, "unknown argument")
+                            .help(help),
+                        );
+                        continue;
+                    }
+                },
+                None => {
+                    if next_pos >= params.len() {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::ARGUMENTS,
+                                format!(
+                                    "`{}` takes at most {} arguments",
+                                    fname.name,
+                                    params.len()
+                                ),
+                            )
+                            .label(arg.span, "one argument too many")
+                            .help(format!(
+                                "`{}` takes: {}",
+                                fname.name,
+                                params.join(", ")
+                            )),
+                        );
+                        continue;
+                    }
+                    next_pos
+                }
+            };
+            if out[idx].is_some() {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ARGUMENTS,
+                        format!(
+                            "argument `{}` of `{}` is given twice",
+                            params[idx], fname.name
+                        ),
+                    )
+                    .label(arg.span, "given again")
+                    .help("remove one of the two"),
+                );
+                continue;
+            }
+            out[idx] = Some(&arg.value);
+            next_pos = idx + 1;
+        }
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|r| out[params.iter().position(|p| p == r).unwrap()].is_none())
+            .collect();
+        if !missing.is_empty() {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ARGUMENTS,
+                    format!(
+                        "`{}` is missing {}",
+                        fname.name,
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .label(args.span, "missing arguments")
+                .help(format!("`{}` takes: {}", fname.name, params.join(", "))),
+            );
+        }
+        out
+    }
+}
+
+fn kind_word(k: NameKind) -> &'static str {
+    match k {
+        NameKind::Model => "model",
+        NameKind::Data => "data source",
+        NameKind::Schedule => "schedule",
+        NameKind::Stage => "stage",
+    }
+}
+
+pub fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
+}

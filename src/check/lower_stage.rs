@@ -1,0 +1,406 @@
+//! Stages: models trained and frozen, budget, data or mixture, loss, LR, transitions, phases.
+
+use crate::diag::{Code, Diagnostic};
+use crate::syntax::{Body, Entry, Expr, ExprKind, Span, StageItem};
+
+use super::fields::{Fields, Shape};
+use super::ir::*;
+use super::lower::Lower;
+use super::names::NameKind;
+use super::values;
+
+pub const STAGE_FIELDS: &[&str] = &[
+    "train",
+    "freeze",
+    "budget",
+    "batch",
+    "seq_len",
+    "rope_base",
+    "data",
+    "loss",
+    "lr",
+    "checkpoint_every",
+];
+const STAGE_BLOCKS: &[&str] = &["mix", "phase", "weights"];
+pub const PHASE_FIELDS: &[&str] = &["budget", "seq_len", "rope_base", "batch"];
+
+impl Lower<'_> {
+    pub fn stage(&mut self, s: &StageItem) -> Stage {
+        let shape = Shape {
+            what: "a stage",
+            fields: STAGE_FIELDS,
+            blocks: STAGE_BLOCKS,
+            scales: false,
+        };
+        let f = Fields::collect(&self.file.errors, &s.body, &shape, &mut self.diags);
+        let header = Span::new(s.span.start, s.body.span.start.max(s.span.start));
+        let at = s.name.span;
+        let what = format!("stage `{}`", s.name.name);
+
+        let after = s
+            .after
+            .iter()
+            .filter_map(|a| {
+                self.resolve(&a.name, a.span, NameKind::Stage)
+                    .map(|id| Sp::new(id, a.span))
+            })
+            .collect();
+        let train = match f.require("train", at, &what, "train = [model]", &mut self.diags) {
+            Some(x) => self.ref_list(&x.value, "train", NameKind::Model),
+            None => vec![],
+        };
+        let freeze = f.get("freeze").map_or(vec![], |x| {
+            self.ref_list(&x.value, "freeze", NameKind::Model)
+        });
+        let budget = f
+            .require("budget", at, &what, "budget = 1T", &mut self.diags)
+            .and_then(|x| values::tokens(&mut self.diags, &x.value, "budget"))
+            .unwrap_or(Sp::new(f64::NAN, at));
+        let batch = f
+            .get("batch")
+            .and_then(|x| values::count(&mut self.diags, &x.value, "batch", 1));
+        let seq_len = f
+            .get("seq_len")
+            .and_then(|x| values::transition(&mut self.diags, &x.value, "seq_len", values::length));
+        let rope_base = f
+            .get("rope_base")
+            .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
+        let loss = match f.get("loss") {
+            Some(x) => self
+                .loss(&x.value)
+                .unwrap_or(Sp::new(Loss::NextToken, x.value.span)),
+            None => Sp::new(Loss::NextToken, at),
+        };
+        let lr_field = f.require(
+            "lr",
+            at,
+            &what,
+            "lr = cosine(peak = 3e-4, warmup = 1%, min = 3e-5)",
+            &mut self.diags,
+        );
+        let lr_span = lr_field.map_or(at, |x| x.value.span);
+        let lr = lr_field
+            .and_then(|x| self.stage_lr(&x.value))
+            .unwrap_or(StageLr::Inline(vec![]));
+        let checkpoint_every = f
+            .get("checkpoint_every")
+            .and_then(|x| values::count(&mut self.diags, &x.value, "checkpoint_every", 1));
+
+        let mut mix = vec![];
+        let mut mix_span = at;
+        let mixes: Vec<_> = f
+            .blocks
+            .iter()
+            .filter(|b| b.keyword.name == "mix")
+            .collect();
+        match (f.get("data"), mixes.first()) {
+            (Some(d), None) => {
+                mix_span = d.value.span;
+                if let Some(id) = self.ident_ref(&d.value, "data", NameKind::Data) {
+                    let name = d.value.as_ident().unwrap_or_default().to_string();
+                    mix.push(MixNode {
+                        name,
+                        span: d.value.span,
+                        weight: Sp::new(Weight::Fixed(1.0), d.value.span),
+                        target: MixTarget::Source(id.value),
+                    });
+                }
+            }
+            (None, Some(m)) => {
+                mix_span = m.keyword.span;
+                mix = self.mix_level(&m.body);
+            }
+            (Some(d), Some(m)) => self.diags.push(
+                Diagnostic::new(
+                    Code::NO_DATA,
+                    format!("stage `{}` has both `data` and `mix`", s.name.name),
+                )
+                .label(d.key.span, "one source here")
+                .label(m.keyword.span, "and a mixture here")
+                .help("keep `data = SOURCE` for one source or `mix { ... }` for several"),
+            ),
+            (None, None) => self.diags.push(
+                Diagnostic::new(
+                    Code::NO_DATA,
+                    format!("stage `{}` has no data", s.name.name),
+                )
+                .label(at, "what does this stage train on?")
+                .help("add `data = SOURCE` or `mix { a = 70%, b = rest }`"),
+            ),
+        }
+        for extra in mixes.iter().skip(1) {
+            self.diags.push(
+                Diagnostic::new(Code::DUPLICATE, "a stage has one `mix` block")
+                    .label(extra.keyword.span, "second `mix`")
+                    .label(mixes[0].keyword.span, "first one here")
+                    .help("merge the two mixtures"),
+            );
+        }
+
+        let mut phases: Vec<Phase> = vec![];
+        for b in f.blocks.iter().filter(|b| b.keyword.name == "phase") {
+            let Some(name) = &b.name else {
+                self.diags.push(
+                    Diagnostic::new(Code::MISSING_FIELD, "a phase needs a name")
+                        .label(b.keyword.span, "unnamed phase")
+                        .help("write `phase NAME { budget = 50% }`"),
+                );
+                continue;
+            };
+            if let Some(prev) = phases.iter().find(|x| x.name == name.name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DUPLICATE,
+                        format!("phase `{}` is declared twice", name.name),
+                    )
+                    .label(name.span, "second declaration")
+                    .label(prev.name_span, "first declared here")
+                    .help("rename one of the phases"),
+                );
+                continue;
+            }
+            if let Some(ph) = self.phase(b.body.clone(), name.name.clone(), name.span, b.span) {
+                phases.push(ph);
+            }
+        }
+
+        let mut weights = vec![];
+        for b in f.blocks.iter().filter(|b| b.keyword.name == "weights") {
+            for e in &b.body.entries {
+                let Entry::Field(x) = e else {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::UNKNOWN_FIELD,
+                            "`weights` holds `model = stage` entries",
+                        )
+                        .label(e.span(), "not a `model = stage` entry")
+                        .help("write `weights { llm = text_pretrain }`"),
+                    );
+                    continue;
+                };
+                let m = self.resolve(&x.key.name, x.key.span, NameKind::Model);
+                let st = self.ident_ref(&x.value, "weights", NameKind::Stage);
+                if let (Some(m), Some(st)) = (m, st) {
+                    weights.push((Sp::new(m, x.key.span), st));
+                }
+            }
+        }
+
+        Stage {
+            name: s.name.name.clone(),
+            name_span: s.name.span,
+            span: s.span,
+            header,
+            after,
+            train,
+            freeze,
+            budget,
+            batch,
+            seq_len,
+            rope_base,
+            loss,
+            lr,
+            lr_span,
+            mix,
+            mix_span,
+            phases,
+            weights,
+            checkpoint_every,
+        }
+    }
+
+    fn phase(&mut self, body: Body, name: String, name_span: Span, span: Span) -> Option<Phase> {
+        let shape = Shape {
+            what: "a phase",
+            fields: PHASE_FIELDS,
+            blocks: &[],
+            scales: false,
+        };
+        let f = Fields::collect(&self.file.errors, &body, &shape, &mut self.diags);
+        let b = f.require(
+            "budget",
+            name_span,
+            &format!("phase `{name}`"),
+            "budget = 50%",
+            &mut self.diags,
+        )?;
+        let budget = phase_budget(self, &b.value)?;
+        let seq_len = f
+            .get("seq_len")
+            .and_then(|x| values::transition(&mut self.diags, &x.value, "seq_len", values::length));
+        let rope_base = f
+            .get("rope_base")
+            .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
+        let batch = f
+            .get("batch")
+            .and_then(|x| values::count(&mut self.diags, &x.value, "batch", 1));
+        Some(Phase {
+            name,
+            name_span,
+            span,
+            budget,
+            seq_len,
+            rope_base,
+            batch,
+        })
+    }
+
+    fn loss(&mut self, e: &Expr) -> Option<Sp<Loss>> {
+        match &e.kind {
+            ExprKind::Ident(n) if n == "next_token" => Some(Sp::new(Loss::NextToken, e.span)),
+            ExprKind::Ident(n) if n == "coca" => Some(Sp::new(
+                Loss::Coca {
+                    caption_weight: 1.0,
+                },
+                e.span,
+            )),
+            ExprKind::Call { name, args } if name.name == "coca" => {
+                let a = self.bind(name, args, &["caption_weight"], &[]);
+                let w = match a[0] {
+                    Some(x) => values::number(&mut self.diags, x, "caption_weight")?.value,
+                    None => 1.0,
+                };
+                if w < 0.0 {
+                    self.diags.push(
+                        Diagnostic::new(Code::RANGE, "`caption_weight` must not be negative")
+                            .label(a[0].unwrap().span, "negative weight")
+                            .help("write a weight of 0 or more"),
+                    );
+                    return None;
+                }
+                Some(Sp::new(Loss::Coca { caption_weight: w }, e.span))
+            }
+            ExprKind::Ident(_) | ExprKind::Call { .. } => {
+                let id = match &e.kind {
+                    ExprKind::Call { name, .. } => name.clone(),
+                    _ => crate::syntax::Ident {
+                        name: e.as_ident().unwrap().to_string(),
+                        span: e.span,
+                    },
+                };
+                self.unknown_kind(&id, "loss", &["next_token", "coca"]);
+                None
+            }
+            _ => {
+                values::mismatch(&mut self.diags, e, values::Ty::Number, "loss");
+                None
+            }
+        }
+    }
+
+    /// One level of a mixture: `name = share` for a source, `name = share { ... }` for a group.
+    fn mix_level(&mut self, body: &Body) -> Vec<MixNode> {
+        let mut out: Vec<MixNode> = vec![];
+        for e in &body.entries {
+            let Entry::Field(x) = e else {
+                self.diags.push(
+                    Diagnostic::new(Code::UNKNOWN_FIELD, "a mixture holds `name = share` entries")
+                        .label(e.span(), "not a mixture entry")
+                        .help("write `source = 40%`, `source = rest`, `source = ramp(0% -> 40%)` or `group = 25% { ... }`"),
+                );
+                continue;
+            };
+            if let Some(prev) = out.iter().find(|n| n.name == x.key.name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DUPLICATE,
+                        format!("`{}` appears twice in this mixture", x.key.name),
+                    )
+                    .label(x.key.span, "again here")
+                    .label(prev.span, "first here")
+                    .help("give each source one share"),
+                );
+                continue;
+            }
+            let weight = self.weight(&x.value);
+            let target = match &x.body {
+                Some(b) => Some(MixTarget::Group(self.mix_level(b))),
+                None => self
+                    .resolve(&x.key.name, x.key.span, NameKind::Data)
+                    .map(MixTarget::Source),
+            };
+            if let (Some(weight), Some(target)) = (weight, target) {
+                out.push(MixNode {
+                    name: x.key.name.clone(),
+                    span: x.key.span,
+                    weight,
+                    target,
+                });
+            }
+        }
+        out
+    }
+
+    fn weight(&mut self, e: &Expr) -> Option<Sp<Weight>> {
+        match &e.kind {
+            ExprKind::Ident(n) if n == "rest" => Some(Sp::new(Weight::Rest, e.span)),
+            ExprKind::Call { name, args } if name.name == "ramp" => {
+                let a = self.bind(name, args, &["shares"], &["shares"]);
+                let x = a[0]?;
+                match &x.kind {
+                    ExprKind::Transition(from, to) => {
+                        let from = values::share(&mut self.diags, from, "ramp");
+                        let to = values::share(&mut self.diags, to, "ramp");
+                        Some(Sp::new(Weight::Ramp(from?.value, to?.value), e.span))
+                    }
+                    _ => {
+                        self.diags.push(
+                            Diagnostic::new(Code::TYPE, "`ramp` takes a transition of shares")
+                                .label(x.span, format!("this is {}", values::found(x)))
+                                .help("write `ramp(0% -> 40%)`"),
+                        );
+                        None
+                    }
+                }
+            }
+            ExprKind::Quantity(_) => values::share(&mut self.diags, e, "share")
+                .map(|v| Sp::new(Weight::Fixed(v.value), e.span)),
+            _ => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::TYPE,
+                        format!(
+                            "a mixture share expects a percentage, found {}",
+                            values::found(e)
+                        ),
+                    )
+                    .label(e.span, "not a share")
+                    .help("write `40%`, `rest` or `ramp(0% -> 40%)`"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn rope(diags: &mut crate::diag::Diagnostics, e: &Expr, field: &str) -> Option<Sp<f64>> {
+    let v = values::number(diags, e, field)?;
+    if v.value <= 0.0 {
+        diags.push(
+            Diagnostic::new(Code::RANGE, "`rope_base` must be above 0")
+                .label(v.span, "not positive")
+                .help("RoPE bases are large positive numbers such as `10_000`"),
+        );
+        return None;
+    }
+    Some(v)
+}
+
+fn phase_budget(l: &mut Lower, e: &Expr) -> Option<Sp<PhaseBudget>> {
+    match &e.kind {
+        ExprKind::Quantity(q) if q.suffix == crate::syntax::Suffix::Percent => {
+            let v = values::share(&mut l.diags, e, "budget")?;
+            if v.value == 0.0 {
+                l.diags.push(
+                    Diagnostic::new(Code::RANGE, "a phase budget must be above 0%")
+                        .label(e.span, "empty phase")
+                        .help("give the phase a share above 0% or remove it"),
+                );
+                return None;
+            }
+            Some(Sp::new(PhaseBudget::Share(v.value), e.span))
+        }
+        _ => values::tokens(&mut l.diags, e, "budget")
+            .map(|v| Sp::new(PhaseBudget::Tokens(v.value), e.span)),
+    }
+}

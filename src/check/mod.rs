@@ -1,0 +1,203 @@
+//! The checker: one `check()` for the CLI, the planner, the runtime, hot reload and the
+//! language server. It lowers the syntax tree to a typed pipeline, validates every item and
+//! every hand-over between stages, and collects all diagnostics instead of stopping at one.
+
+mod fields;
+pub mod flow;
+mod graph;
+pub mod ir;
+mod lower;
+mod lower_lr;
+mod lower_stage;
+pub mod names;
+mod profile;
+pub mod units;
+mod validate;
+pub mod values;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::{self, File, Item, Span};
+
+pub use flow::Flow;
+pub use ir::Pipeline;
+pub use lower::{DATA_KINDS, MODEL_KINDS};
+pub use lower_lr::LR_FUNCTIONS;
+pub use lower_stage::{PHASE_FIELDS, STAGE_FIELDS};
+
+/// A checked source: its syntax tree, its typed pipeline (with the requested profile applied),
+/// the hand-over flow when the stage graph is sound, and every diagnostic.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub file: File,
+    pub pipeline: Option<Pipeline>,
+    pub flow: Option<Flow>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks a source and every profile in it; the pipeline returned is the base one.
+pub fn check(source: &str) -> Checked {
+    check_with(source, None)
+}
+
+/// Checks a source and every profile in it; the pipeline returned has `profile` applied.
+pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
+    let file = syntax::parse(source);
+    let mut diags = Diagnostics::default();
+    for e in &file.errors {
+        diags.push(syntax_error(e));
+    }
+    let base = analyse(&file, None);
+    let base_keys: std::collections::HashSet<(Code, Span)> = base
+        .2
+        .list
+        .iter()
+        .map(|d| (d.code, d.primary_span()))
+        .collect();
+    diags.list.extend(base.2.list.iter().cloned());
+    let mut chosen = None;
+    let profiles: Vec<&syntax::ProfileItem> = file
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let Item::Profile(p) = i {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect();
+    for prof in &profiles {
+        let r = analyse(&file, Some(prof));
+        for d in r.2.list {
+            // A budget the profile scaled was not written by anyone: its rounding to whole
+            // steps is expected at laptop scale and not actionable.
+            let scaled = !prof.span.contains(d.primary_span().start);
+            if d.code == Code::ROUNDING && scaled {
+                continue;
+            }
+            if !base_keys.contains(&(d.code, d.primary_span())) {
+                let mut d = d;
+                d.message = format!("with profile `{}`: {}", prof.name.name, d.message);
+                diags.push(d);
+            }
+        }
+        if profile == Some(prof.name.name.as_str()) {
+            chosen = Some((r.0, r.1));
+        }
+    }
+    let (pipeline, flow) = match (profile, chosen) {
+        (None, _) => (base.0, base.1),
+        (Some(_), Some(c)) => c,
+        (Some(name), None) => {
+            let names: Vec<&str> = profiles.iter().map(|p| p.name.name.as_str()).collect();
+            diags.push(
+                Diagnostic::new(
+                    Code::PROFILE_UNKNOWN,
+                    format!("there is no profile `{name}`"),
+                )
+                .label(Span::new(0, 0), "in this file")
+                .help(match names.is_empty() {
+                    true => "this file declares no profiles".to_string(),
+                    false => format!("profiles: {}", names.join(", ")),
+                }),
+            );
+            (None, None)
+        }
+    };
+    Checked {
+        file,
+        pipeline,
+        flow,
+        diagnostics: diags.finish(),
+    }
+}
+
+fn syntax_error(e: &syntax::SyntaxError) -> Diagnostic {
+    let expected = match e.expected.len() {
+        0 => String::new(),
+        1 => format!(", expected {}", e.expected[0]),
+        _ => {
+            let (last, rest) = e.expected.split_last().unwrap();
+            format!(", expected {} or {last}", rest.join(", "))
+        }
+    };
+    let mut d = Diagnostic::new(Code::SYNTAX, format!("unexpected {}{expected}", e.found))
+        .label(e.span, "here");
+    if e.skipped.len() > e.span.len() + 1 {
+        d = d.label(e.skipped, "skipped while recovering");
+    }
+    if let Some((span, note)) = &e.note {
+        d = d.label(*span, note.clone());
+    }
+    d.help("fix the text here; checking went on after the skipped part")
+}
+
+/// Lowers and validates one variant of the file (the base, or a profile applied to it).
+fn analyse(
+    file: &File,
+    profile: Option<&syntax::ProfileItem>,
+) -> (Option<Pipeline>, Option<Flow>, Diagnostics) {
+    let mut pre = Diagnostics::default();
+    let applied;
+    let (file, scaling) = match profile {
+        Some(p) => {
+            let (f, s) = profile::apply(file, p, &mut pre);
+            applied = f;
+            (&applied, Some(s))
+        }
+        None => (file, None),
+    };
+    let (pipeline, lower) = lower::Lower::new(file).lower();
+    let used = lower.used;
+    let mut diags = lower.diags;
+    diags.list.extend(pre.list);
+    let Some(mut p) = pipeline else {
+        return (None, None, diags);
+    };
+    if let (Some(s), Some(prof)) = (scaling, profile) {
+        profile::scale(&mut p, &s, prof.span, &mut diags);
+        p.profile = Some(prof.name.name.clone());
+    }
+    validate::models(&p, &mut diags);
+    for s in &p.schedules {
+        validate::segments(&s.segments, &mut diags);
+    }
+    for s in &p.stages {
+        validate::stage(&p, s, &mut diags);
+    }
+    if profile.is_none() {
+        unused(file, &used, &mut diags);
+    }
+    let flow = graph::order(&p, &mut diags).map(|order| flow::flow(&p, &order, &mut diags));
+    (Some(p), flow, diags)
+}
+
+fn unused(file: &File, used: &std::collections::HashSet<String>, diags: &mut Diagnostics) {
+    for item in &file.items {
+        let what = match item {
+            Item::Model(_) => "model",
+            Item::Data(_) => "data source",
+            Item::Schedule(_) => "schedule",
+            _ => continue,
+        };
+        let name = item.name();
+        if !used.contains(&name.name) {
+            diags.push(
+                Diagnostic::new(
+                    Code::UNUSED,
+                    format!("{what} `{}` is never used", name.name),
+                )
+                .label(name.span, "declared here")
+                .help(format!(
+                    "use it in a stage or remove it; an unused {what} often means a typo elsewhere"
+                )),
+            );
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! One namespace for models, data sources, schedules and stages (so `resume(x)` can name a
+//! schedule or a stage without ambiguity), and "did you mean" suggestions.
+
+use std::collections::HashMap;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::{File, Item, Span};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Model,
+    Data,
+    Schedule,
+    Stage,
+}
+
+impl NameKind {
+    pub fn article(self) -> &'static str {
+        match self {
+            NameKind::Model => "a model",
+            NameKind::Data => "a data source",
+            NameKind::Schedule => "a schedule",
+            NameKind::Stage => "a stage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Symbol {
+    pub kind: NameKind,
+    /// Index among the items of its kind, in written order.
+    pub id: usize,
+    pub span: Span,
+}
+
+#[derive(Debug, Default)]
+pub struct Symbols {
+    pub map: HashMap<String, Symbol>,
+}
+
+impl Symbols {
+    pub fn collect(file: &File, diags: &mut Diagnostics) -> Symbols {
+        let mut map: HashMap<String, Symbol> = HashMap::new();
+        let mut counts = [0usize; 4];
+        for item in &file.items {
+            let kind = match item {
+                Item::Model(_) => NameKind::Model,
+                Item::Data(_) => NameKind::Data,
+                Item::Schedule(_) => NameKind::Schedule,
+                Item::Stage(_) => NameKind::Stage,
+                _ => continue,
+            };
+            let name = item.name();
+            if let Some(prev) = map.get(&name.name) {
+                diags.push(
+                    Diagnostic::new(Code::DUPLICATE, format!("`{}` is declared twice", name.name))
+                        .label(name.span, format!("second declaration of `{}`", name.name))
+                        .label(prev.span, "first declared here")
+                        .help("models, data sources, schedules and stages share one namespace: rename one of them"),
+                );
+                continue;
+            }
+            let id = counts[kind as usize];
+            counts[kind as usize] += 1;
+            map.insert(
+                name.name.clone(),
+                Symbol {
+                    kind,
+                    id,
+                    span: name.span,
+                },
+            );
+        }
+        Symbols { map }
+    }
+
+    pub fn names_of(&self, kind: NameKind) -> impl Iterator<Item = &str> {
+        self.map
+            .iter()
+            .filter(move |(_, s)| s.kind == kind)
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+/// The closest candidate, if close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        if score > 0.8 && best.is_none_or(|(s, b)| score > s || (score == s && c < b)) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// "did you mean `x`?" help text, or a list of what exists.
+pub fn suggestion<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+    what: &str,
+) -> String {
+    if let Some(s) = did_you_mean(name, candidates.clone()) {
+        return format!("did you mean `{s}`?");
+    }
+    let mut all: Vec<&str> = candidates.into_iter().collect();
+    all.sort();
+    if all.is_empty() {
+        format!("no {what} is declared")
+    } else {
+        format!("declared {what}s: {}", all.join(", "))
+    }
+}

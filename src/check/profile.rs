@@ -1,0 +1,242 @@
+//! Profiles shrink a recipe (`scale tokens by 1e-6`, smaller models, a smaller batch, sample
+//! data). A profile is applied to the syntax tree (overridden fields keep the profile's spans)
+//! and then to token amounts and lengths of the typed pipeline; the result is checked again.
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::{Body, Entry, File, Item, ProfileItem, Span};
+
+use super::fields::{Fields, Shape};
+use super::ir::*;
+use super::names::did_you_mean;
+use super::{units, values};
+
+#[derive(Debug, Default, Clone)]
+pub struct Scaling {
+    pub tokens: Option<Sp<f64>>,
+    pub seq_len: Option<Sp<f64>>,
+    pub data_root: Option<Sp<String>>,
+    pub sample_data: bool,
+}
+
+/// The file with the profile's overrides merged in, and the scalings to apply after lowering.
+pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File, Scaling) {
+    let shape = Shape {
+        what: "a profile",
+        fields: &["batch", "seed", "data_root", "sample_data"],
+        blocks: &["model", "stage"],
+        scales: true,
+    };
+    let f = Fields::collect(&file.errors, &prof.body, &shape, diags);
+    let mut out = file.clone();
+    let mut scaling = Scaling::default();
+    for s in &f.scales {
+        let factor = values::number(diags, &s.factor, "scale").filter(|v| {
+            let ok = v.value > 0.0;
+            if !ok {
+                diags.push(
+                    Diagnostic::new(Code::PROFILE_VALUE, "a scale factor must be above 0")
+                        .label(v.span, "not positive")
+                        .help("write e.g. `scale tokens by 1e-6`"),
+                );
+            }
+            ok
+        });
+        match s.what.name.as_str() {
+            "tokens" => scaling.tokens = factor,
+            "seq_len" => scaling.seq_len = factor,
+            other => diags.push(
+                Diagnostic::new(
+                    Code::PROFILE_TARGET,
+                    format!("a profile cannot scale `{other}`"),
+                )
+                .label(s.what.span, "unknown scale target")
+                .help("a profile scales `tokens` (budgets and token durations) or `seq_len`"),
+            ),
+        }
+    }
+    for key in ["data_root", "sample_data"] {
+        if let Some(x) = f.get(key) {
+            scaling.data_root = values::string(diags, &x.value, key);
+            scaling.sample_data |= key == "sample_data";
+        }
+    }
+    // The pipeline block takes `batch` and `seed`; a profile's batch is every stage's batch.
+    let globals: Vec<Entry> = ["batch", "seed"]
+        .iter()
+        .filter_map(|k| f.get(k))
+        .map(|x| Entry::Field(x.clone()))
+        .collect();
+    let batch_set = f.get("batch").is_some();
+    for item in &mut out.items {
+        match item {
+            Item::Pipeline(p) => merge(&mut p.body, &globals),
+            Item::Stage(s) if batch_set => drop_batch(&mut s.body),
+            _ => {}
+        }
+    }
+    for b in &f.blocks {
+        let Some(name) = &b.name else {
+            diags.push(
+                Diagnostic::new(
+                    Code::PROFILE_TARGET,
+                    format!("`{}` in a profile names what it changes", b.keyword.name),
+                )
+                .label(b.keyword.span, "no name")
+                .help(format!("write `{} NAME {{ ... }}`", b.keyword.name)),
+            );
+            continue;
+        };
+        let is_target = |i: &Item| match (i, b.keyword.name.as_str()) {
+            (Item::Model(m), "model") => m.name.name == name.name,
+            (Item::Stage(s), "stage") => s.name.name == name.name,
+            _ => false,
+        };
+        match out.items.iter_mut().find(|i| is_target(i)) {
+            Some(Item::Model(m)) => merge(&mut m.body, &b.body.entries),
+            Some(Item::Stage(s)) => merge(&mut s.body, &b.body.entries),
+            _ => {
+                let names: Vec<&str> = file
+                    .items
+                    .iter()
+                    .filter(|i| i.keyword() == b.keyword.name)
+                    .map(|i| i.name().name.as_str())
+                    .collect();
+                let help = match did_you_mean(&name.name, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("declared {}s: {}", b.keyword.name, names.join(", ")),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        Code::PROFILE_TARGET,
+                        format!(
+                            "profile `{}` changes {} `{}`, which is not declared",
+                            prof.name.name, b.keyword.name, name.name
+                        ),
+                    )
+                    .label(name.span, "not declared")
+                    .help(help),
+                );
+            }
+        }
+    }
+    (out, scaling)
+}
+
+/// Overrides replace the fields of the same name; new ones are added.
+fn merge(body: &mut Body, overrides: &[Entry]) {
+    let keys: Vec<&str> = overrides
+        .iter()
+        .filter_map(|e| {
+            if let Entry::Field(f) = e {
+                Some(f.key.name.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    body.entries
+        .retain(|e| !matches!(e, Entry::Field(f) if keys.contains(&f.key.name.as_str())));
+    body.entries.extend(overrides.iter().cloned());
+}
+
+fn drop_batch(body: &mut Body) {
+    body.entries
+        .retain(|e| !matches!(e, Entry::Field(f) if f.key.name == "batch"));
+    for e in &mut body.entries {
+        if let Entry::Block(b) = e {
+            drop_batch(&mut b.body);
+        }
+    }
+}
+
+/// Applies `scale tokens` and `scale seq_len` to a lowered pipeline. Values written inside the
+/// profile (`own`) are already at the profile's scale and stay as written.
+pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) {
+    let outside = |span: Span| !own.contains(span.start);
+    if let Some(f) = s.tokens {
+        let f = f.value;
+        for st in &mut p.stages {
+            if outside(st.budget.span) {
+                st.budget.value *= f;
+            }
+            for ph in &mut st.phases {
+                if let PhaseBudget::Tokens(t) = &mut ph.budget.value {
+                    if outside(ph.budget.span) {
+                        *t *= f;
+                    }
+                }
+            }
+            if let StageLr::Inline(segs) = &mut st.lr {
+                scale_segments(segs, f, own);
+            }
+        }
+        for sc in &mut p.schedules {
+            scale_segments(&mut sc.segments, f, own);
+        }
+    }
+    if let Some(f) = s.seq_len {
+        let at = f.span;
+        let mut len = |v: &mut Sp<u64>| {
+            if !outside(v.span) {
+                return;
+            }
+            let x = v.value as f64 * f.value;
+            let r = x.round();
+            if (x - r).abs() > 1e-6 || r < 1.0 {
+                diags.push(
+                    Diagnostic::new(Code::PROFILE_VALUE, format!("scaling seq_len {} by {} gives {}, not a whole length", v.value, units::trim(f.value), units::trim(x)))
+                        .label(v.span, format!("{} x {} = {}", v.value, units::trim(f.value), units::trim(x)))
+                        .label(at, "scaled here")
+                        .help("choose a factor that keeps every sequence length a whole number of at least 1"),
+                );
+            }
+            v.value = r.max(1.0) as u64;
+        };
+        len(&mut p.seq_len);
+        let mut tr = |t: &mut Option<Transition<u64>>| {
+            if let Some(t) = t {
+                if let Some(from) = &mut t.from {
+                    len(from);
+                }
+                len(&mut t.to);
+            }
+        };
+        for st in &mut p.stages {
+            tr(&mut st.seq_len);
+            for ph in &mut st.phases {
+                tr(&mut ph.seq_len);
+            }
+        }
+    }
+    if let Some(root) = &s.data_root {
+        p.data_root = Some(root.clone());
+        p.sample_data = s.sample_data;
+    }
+}
+
+fn scale_segments(segs: &mut [Segment], f: f64, own: Span) {
+    let d = |x: &mut Sp<Duration>| {
+        if own.contains(x.span.start) {
+            return;
+        }
+        if let Duration::Tokens(t) = &mut x.value {
+            *t *= f;
+        }
+    };
+    for s in segs {
+        if let Some(o) = &mut s.over {
+            d(o);
+        }
+        match &mut s.kind {
+            SegmentKind::Cosine {
+                warmup: Some(w), ..
+            } => d(w),
+            SegmentKind::Wsd { warmup, decay, .. } => {
+                d(warmup);
+                d(decay);
+            }
+            SegmentKind::Rewarmup { over, .. } => d(over),
+            _ => {}
+        }
+    }
+}

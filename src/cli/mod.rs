@@ -1,0 +1,102 @@
+//! The `pipe` command line. Each subcommand lives in its own file; all of them go through the
+//! same `check()`.
+
+mod check;
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipe",
+    version,
+    about = "Check, plan and run multi-stage pre-training recipes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check pipelines: names, units, ranges, the stage graph and every hand-over.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Check with this profile applied (every profile is always checked too).
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Exit with 1 when there are warnings.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Show the exact schedule: steps, LR, mixture, RoPE and sequence length per stage.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// The state at one point: STAGE[.PHASE]@POINT, POINT a step (1200), tokens (10B), a share (50%) or `end`.
+        #[arg(long)]
+        at: Option<crate::plan::PointQuery>,
+        /// Write the resolved plan as RON.
+        #[arg(long)]
+        emit_ron: Option<PathBuf>,
+        /// Draw LR, mixture, seq_len and RoPE along the run (.svg or .png).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+}
+
+/// Exit codes: 0 success, 1 the input has errors, 2 usage or I/O problems.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            files,
+            profile,
+            format,
+            deny_warnings,
+        } => check::run(&files, profile.as_deref(), format, deny_warnings),
+        Command::Plan {
+            file,
+            profile,
+            format,
+            at,
+            emit_ron,
+            plot,
+        } => plan::run(plan::Args {
+            file: &file,
+            profile: profile.as_deref(),
+            format,
+            at: at.as_ref(),
+            emit_ron: emit_ron.as_ref(),
+            plot: plot.as_ref(),
+        }),
+    }
+}
+
+/// Reads a file or explains why not (exit code 2).
+pub(crate) fn read_source(path: &std::path::Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: cannot read `{}`: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+pub(crate) fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}

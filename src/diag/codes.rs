@@ -1,0 +1,80 @@
+//! The registry of diagnostic codes. A code never changes meaning once released; each has a
+//! page `docs/errors/P0xxx.md` (a test keeps the two in step).
+
+use super::Severity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code(pub &'static str);
+
+#[derive(Debug, Clone, Copy)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub summary: &'static str,
+}
+
+macro_rules! codes {
+    ($($id:ident = $code:literal, $name:literal, $sev:ident, $summary:literal;)*) => {
+        impl Code { $(pub const $id: Code = Code($code);)* }
+        pub const CODES: &[CodeInfo] = &[
+            $(CodeInfo { code: $code, name: $name, severity: Severity::$sev, summary: $summary },)*
+        ];
+    };
+}
+
+codes! {
+    SYNTAX = "P0001", "syntax-error", Error, "the text does not follow the grammar";
+    NO_PIPELINE = "P0002", "pipeline-block", Error, "no `pipeline` block, or more than one";
+    IO = "P0003", "io-error", Error, "a file could not be read";
+    UNDECLARED = "P0101", "undeclared-name", Error, "a name is used but never declared";
+    DUPLICATE = "P0102", "duplicate-declaration", Error, "two items or entries share a name";
+    UNKNOWN_FIELD = "P0103", "unknown-field", Error, "a field or block that this item does not have";
+    MISSING_FIELD = "P0104", "missing-field", Error, "a required field is missing";
+    UNUSED = "P0105", "unused-item", Warning, "a declared model, data source or schedule is never used";
+    UNKNOWN_KIND = "P0106", "unknown-kind", Error, "an unknown model kind, data kind, loss or LR function";
+    WRONG_NAME_KIND = "P0107", "wrong-kind-of-name", Error, "a name of the wrong kind (a data source where a model is due)";
+    TYPE = "P0201", "type-mismatch", Error, "a value of the wrong type or unit for its field";
+    RANGE = "P0202", "out-of-range", Error, "a value outside its allowed range";
+    MIN_ABOVE_PEAK = "P0203", "min-above-peak", Error, "an LR minimum above its peak";
+    TOO_LONG = "P0204", "duration-too-long", Error, "a warmup, decay or re-warm-up not shorter than its span";
+    HEADS = "P0205", "heads-do-not-divide", Error, "attention heads do not divide d_model";
+    EXPERTS = "P0206", "too-many-active-experts", Error, "more active experts than experts";
+    ARGUMENTS = "P0207", "bad-arguments", Error, "missing, unknown or repeated arguments of a function";
+    ROUNDING = "P0208", "budget-rounding", Warning, "whole steps change a token budget by more than 0.1%";
+    CYCLE = "P0301", "stage-cycle", Error, "stages depend on each other in a cycle";
+    TRAINED_AND_FROZEN = "P0302", "trained-and-frozen", Error, "a model is both trained and frozen in one stage";
+    AMBIGUOUS_WEIGHTS = "P0303", "ambiguous-weights", Error, "a model's weights could come from two predecessors";
+    TRAINS_NOTHING = "P0304", "trains-nothing", Error, "a stage trains no model";
+    UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
+    FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
+    MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
+    MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
+    DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";
+    NO_DATA = "P0404", "no-data", Error, "a stage has no data, or both `data` and `mix`";
+    LOSS_MODELS = "P0405", "loss-needs-models", Error, "the loss needs models the stage does not have";
+    RESUME_NONE = "P0501", "resume-without-schedule", Error, "`resume` has no schedule to continue";
+    RESUME_AMBIGUOUS = "P0502", "resume-ambiguous", Error, "`resume` could continue more than one schedule";
+    NOT_REWARMUP = "P0503", "rewarmup-not-above", Warning, "a re-warm-up target not above the hand-over LR";
+    TRANSITION = "P0504", "transition-mismatch", Error, "a transition's left side differs from the inherited value";
+    DISAGREE = "P0505", "predecessors-disagree", Error, "predecessors hand over different values";
+    PHASES = "P0506", "phase-budgets", Error, "phase budgets do not add up to the stage budget";
+    SCHEDULE_RESTART = "P0507", "schedule-restarted", Error, "a named schedule is started by more than one stage";
+    PROFILE_TARGET = "P0601", "profile-unknown-target", Error, "a profile names something the pipeline does not have";
+    PROFILE_UNKNOWN = "P0602", "unknown-profile", Error, "no profile of that name";
+    PROFILE_VALUE = "P0603", "profile-value", Error, "a profile's scaling gives an invalid value";
+    DATA_FILES = "P0701", "data-files", Error, "a data source's files are missing, empty or malformed";
+    RELOAD_REFUSED = "P0801", "reload-refused", Error, "a live edit changes what already ran";
+}
+
+impl Code {
+    pub fn info(self) -> &'static CodeInfo {
+        CODES
+            .iter()
+            .find(|c| c.code == self.0)
+            .expect("every Code constant is in CODES")
+    }
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}

@@ -1,0 +1,157 @@
+//! The plan as a readable table: one row per stage and per phase.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::check::units;
+
+use super::{Plan, Point};
+
+fn shares(m: &BTreeMap<String, f64>) -> String {
+    if m.len() == 1 {
+        return m.keys().next().unwrap().clone();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k} {}%", units::trim(v * 100.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mix_cell(start: &BTreeMap<String, f64>, end: &BTreeMap<String, f64>) -> String {
+    if start == end {
+        shares(start)
+    } else {
+        format!("{} -> {}", shares(start), shares(end))
+    }
+}
+
+fn rope(m: &BTreeMap<String, f64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {}", units::trim(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn render(plan: &Plan) -> String {
+    let mut rows: Vec<[String; 9]> = vec![[
+        "stage / phase".into(),
+        "steps".into(),
+        "tokens".into(),
+        "tok/step".into(),
+        "seq_len".into(),
+        "rope".into(),
+        "schedule".into(),
+        "lr start -> end".into(),
+        "mix start -> end".into(),
+    ]];
+    for st in &plan.stages {
+        let sched = format!(
+            "{}{}",
+            if st.schedule.resumed { "resume " } else { "" },
+            st.schedule.name
+        );
+        rows.push([
+            st.name.clone(),
+            units::grouped(st.steps),
+            units::tokens(st.tokens),
+            if st.phases.len() > 1 {
+                "-".into()
+            } else {
+                units::grouped(st.tokens_per_step)
+            },
+            if st.phases.len() > 1 {
+                "-".into()
+            } else {
+                units::length(st.seq_len)
+            },
+            if st.phases.len() > 1 {
+                "-".into()
+            } else {
+                rope(&st.rope_base)
+            },
+            sched,
+            format!("{} -> {}", units::lr(st.lr.start), units::lr(st.lr.end)),
+            mix_cell(&st.mix.start, &st.mix.end),
+        ]);
+        if st.phases.len() > 1 {
+            for ph in &st.phases {
+                rows.push([
+                    format!("  .{}", ph.name.as_deref().unwrap_or("")),
+                    units::grouped(ph.steps),
+                    units::tokens(ph.tokens),
+                    units::grouped(ph.tokens_per_step),
+                    units::length(ph.seq_len),
+                    rope(&ph.rope_base),
+                    String::new(),
+                    format!("{} -> {}", units::lr(ph.lr.start), units::lr(ph.lr.end)),
+                    mix_cell(&ph.mix.start, &ph.mix.end),
+                ]);
+            }
+        }
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let profile = plan
+        .profile
+        .as_ref()
+        .map_or(String::new(), |p| format!(" (profile {p})"));
+    let _ = writeln!(
+        out,
+        "pipeline {}{profile}: {} stages, {} tokens, {} steps",
+        plan.pipeline,
+        plan.stages.len(),
+        units::tokens(plan.total_tokens),
+        units::grouped(plan.total_steps)
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for c in 0..9 {
+            let right = (1..=4).contains(&c);
+            let cell = if right {
+                format!("{:>w$}", r[c], w = widths[c])
+            } else {
+                format!("{:<w$}", r[c], w = widths[c])
+            };
+            line.push_str(&cell);
+            line.push_str("  ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+        if i == 0 {
+            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 8));
+        }
+    }
+    out
+}
+
+pub fn render_point(p: &Point) -> String {
+    let mut out = String::new();
+    let phase = p
+        .phase
+        .as_ref()
+        .map_or(String::new(), |ph| format!(".{ph}"));
+    let _ = writeln!(
+        out,
+        "{}{phase} step {} (run step {})",
+        p.stage,
+        units::grouped(p.step),
+        units::grouped(p.global_step)
+    );
+    let _ = writeln!(
+        out,
+        "  tokens     {} into the stage",
+        units::tokens(p.tokens)
+    );
+    let _ = writeln!(out, "  lr         {}", units::lr(p.lr));
+    let _ = writeln!(
+        out,
+        "  seq_len    {} ({} tokens/step, batch {})",
+        units::length(p.seq_len),
+        units::grouped(p.tokens_per_step),
+        p.batch
+    );
+    let _ = writeln!(out, "  rope_base  {}", rope(&p.rope_base));
+    let _ = writeln!(out, "  mix        {}", shares(&p.mix));
+    out
+}

@@ -1,0 +1,430 @@
+//! pest pairs -> AST. The grammar guarantees the shape of every pair it produced, so the
+//! `next()` calls below follow the grammar rule by rule.
+
+use pest::Parser;
+use pest::iterators::{Pair, Pairs};
+
+use super::ast::*;
+use super::explain::explain;
+use super::span::Span;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/pipe.pest"]
+pub(crate) struct PipeParser;
+
+pub(crate) fn parse_file(source: &str) -> File {
+    let mut file = File::default();
+    let mut pairs = match PipeParser::parse(Rule::file, source) {
+        Ok(p) => p,
+        // The grammar has catch-all rules at every level, so this is not expected; report it
+        // as one error over the whole file rather than panicking.
+        Err(e) => {
+            let at = match e.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((s, _)) => s,
+            };
+            file.errors.push(SyntaxError {
+                span: Span::new(at, at),
+                found: "this text".into(),
+                expected: vec![],
+                skipped: Span::new(0, source.len()),
+                key: None,
+                note: None,
+            });
+            return file;
+        }
+    };
+    let mut cx = Lower {
+        source,
+        errors: vec![],
+        reparse: vec![],
+    };
+    let top = pairs.next().map(|f| f.into_inner()).into_iter().flatten();
+    for pair in top {
+        let item = match pair.as_rule() {
+            Rule::pipeline_item => cx.pipeline(pair),
+            Rule::model_item => cx.model(pair),
+            Rule::data_item => cx.data(pair),
+            Rule::schedule_item => cx.schedule(pair),
+            Rule::stage_item => cx.stage(pair),
+            Rule::profile_item => cx.profile(pair),
+            Rule::error_item => {
+                cx.error(pair, Rule::strict_item);
+                continue;
+            }
+            _ => continue,
+        };
+        file.items.push(item);
+    }
+    // Items swallowed by a block that was never closed are parsed again on their own: the
+    // text before them is blanked (same length, so every offset stays true).
+    for (from, to) in std::mem::take(&mut cx.reparse) {
+        let blanked: String = " ".repeat(from) + &source[from..to];
+        let sub = parse_file(&blanked);
+        file.items.extend(sub.items);
+        cx.errors.extend(sub.errors);
+    }
+    file.items.sort_by_key(|i| i.span().start);
+    file.errors = cx.errors;
+    file.errors.sort_by_key(|e| e.span.start);
+    file
+}
+
+const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
+
+/// An entry at column 0 that starts like an item: the block around it was not closed.
+fn starts_item(source: &str, p: &Pair<Rule>) -> bool {
+    let start = p.as_span().start();
+    let at_col0 = start == 0 || source.as_bytes()[start - 1] == b'\n';
+    let text = p.as_str();
+    at_col0
+        && ITEM_KEYWORDS.iter().any(|k| {
+            text.strip_prefix(k)
+                .is_some_and(|r| r.starts_with([' ', '\t']))
+        })
+}
+
+struct Lower<'s> {
+    source: &'s str,
+    errors: Vec<SyntaxError>,
+    /// Regions to parse again as items: (start, end) byte offsets.
+    reparse: Vec<(usize, usize)>,
+}
+
+fn span(p: &Pair<Rule>) -> Span {
+    p.as_span().into()
+}
+
+fn ident(p: Pair<Rule>) -> Ident {
+    Ident {
+        name: p.as_str().to_string(),
+        span: span(&p),
+    }
+}
+
+/// Skips keywords and punctuation, which carry no information once the rule matched.
+fn meaningful(pairs: Pairs<Rule>) -> impl Iterator<Item = Pair<Rule>> {
+    pairs.filter(|p| {
+        !matches!(
+            p.as_rule(),
+            Rule::kw_pipeline
+                | Rule::kw_model
+                | Rule::kw_data
+                | Rule::kw_schedule
+                | Rule::kw_stage
+                | Rule::kw_profile
+                | Rule::kw_after
+                | Rule::kw_then
+                | Rule::kw_scale
+                | Rule::kw_by
+                | Rule::eq
+                | Rule::arrow
+                | Rule::comma
+                | Rule::slash
+                | Rule::lbrace
+                | Rule::rbrace
+                | Rule::lparen
+                | Rule::rparen
+                | Rule::lbracket
+                | Rule::rbracket
+        )
+    })
+}
+
+impl<'s> Lower<'s> {
+    fn error(&mut self, pair: Pair<Rule>, strict: Rule) {
+        let skipped = span(&pair);
+        // Explain against the rest of the file, so a missing `}` is found where it is due.
+        let text = if strict == Rule::strict_item {
+            &self.source[skipped.start..]
+        } else {
+            pair.as_str()
+        };
+        self.errors.push(explain(text, skipped, strict));
+    }
+
+    fn pipeline(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let name = ident(it.next().unwrap());
+        let body = self.body(it.next().unwrap());
+        Item::Pipeline(PipelineItem {
+            name,
+            body,
+            span: sp,
+        })
+    }
+
+    fn model(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner()).peekable();
+        let name = ident(it.next().unwrap());
+        let kind = ident(it.next().unwrap());
+        let args = match it.peek().map(|p| p.as_rule()) {
+            Some(Rule::call_args) => Some(self.args(it.next().unwrap())),
+            _ => None,
+        };
+        let body = self.body(it.next().unwrap());
+        Item::Model(ModelItem {
+            name,
+            kind,
+            args,
+            body,
+            span: sp,
+        })
+    }
+
+    fn data(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let name = ident(it.next().unwrap());
+        let kind = ident(it.next().unwrap());
+        let args = self.args(it.next().unwrap());
+        let body = it.next().map(|b| self.body(b));
+        Item::Data(DataItem {
+            name,
+            kind,
+            args,
+            body,
+            span: sp,
+        })
+    }
+
+    fn schedule(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let name = ident(it.next().unwrap());
+        let value = self.value(it.next().unwrap());
+        Item::Schedule(ScheduleItem {
+            name,
+            value,
+            span: sp,
+        })
+    }
+
+    fn stage(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut name = None;
+        let mut after = vec![];
+        let mut body = None;
+        for p in meaningful(pair.into_inner()) {
+            match p.as_rule() {
+                Rule::ident => name = Some(ident(p)),
+                Rule::after_clause => after = meaningful(p.into_inner()).map(ident).collect(),
+                Rule::body => body = Some(self.body(p)),
+                _ => {}
+            }
+        }
+        Item::Stage(StageItem {
+            name: name.unwrap(),
+            after,
+            body: body.unwrap(),
+            span: sp,
+        })
+    }
+
+    fn profile(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let name = ident(it.next().unwrap());
+        let body = self.body(it.next().unwrap());
+        Item::Profile(ProfileItem {
+            name,
+            body,
+            span: sp,
+        })
+    }
+
+    fn body(&mut self, pair: Pair<Rule>) -> Body {
+        let mut sp = span(&pair);
+        let mut entries = vec![];
+        for p in meaningful(pair.into_inner()) {
+            if starts_item(self.source, &p) {
+                let at = p.as_span().start();
+                let word: String = p
+                    .as_str()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                self.errors.push(SyntaxError {
+                    span: Span::new(at, at + word.len()),
+                    found: format!("`{word}`"),
+                    expected: vec!["`}`".into()],
+                    skipped: Span::new(at, at),
+                    key: None,
+                    note: Some((
+                        Span::new(sp.start, sp.start + 1),
+                        "this `{` is never closed".into(),
+                    )),
+                });
+                self.reparse.push((at, sp.end));
+                sp = Span::new(sp.start, at);
+                break;
+            }
+            match p.as_rule() {
+                Rule::field => entries.push(Entry::Field(self.field(p))),
+                Rule::block_entry => {
+                    let bsp = span(&p);
+                    let mut it = meaningful(p.into_inner()).peekable();
+                    let keyword = ident(it.next().unwrap());
+                    let name = match it.peek().map(|p| p.as_rule()) {
+                        Some(Rule::ident) => Some(ident(it.next().unwrap())),
+                        _ => None,
+                    };
+                    let body = self.body(it.next().unwrap());
+                    entries.push(Entry::Block(BlockEntry {
+                        keyword,
+                        name,
+                        body,
+                        span: bsp,
+                    }));
+                }
+                Rule::scale_entry => {
+                    let ssp = span(&p);
+                    let mut it = meaningful(p.into_inner());
+                    let what = ident(it.next().unwrap());
+                    let factor = self.value(it.next().unwrap());
+                    entries.push(Entry::Scale(ScaleEntry {
+                        what,
+                        factor,
+                        span: ssp,
+                    }));
+                }
+                Rule::error_entry => self.error(p, Rule::strict_entry),
+                _ => {}
+            }
+        }
+        Body { entries, span: sp }
+    }
+
+    fn field(&mut self, pair: Pair<Rule>) -> Field {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let key = ident(it.next().unwrap());
+        let value = self.value(it.next().unwrap());
+        let body = it.next().map(|b| self.body(b));
+        Field {
+            key,
+            value,
+            body,
+            span: sp,
+        }
+    }
+
+    fn args(&mut self, pair: Pair<Rule>) -> Args {
+        let sp = span(&pair);
+        let args = meaningful(pair.into_inner())
+            .map(|arg| {
+                let asp = span(&arg);
+                let inner = arg.into_inner().next().unwrap();
+                match inner.as_rule() {
+                    Rule::named_arg => {
+                        let mut it = meaningful(inner.into_inner());
+                        let name = Some(ident(it.next().unwrap()));
+                        let value = self.value(it.next().unwrap());
+                        Arg {
+                            name,
+                            value,
+                            span: asp,
+                        }
+                    }
+                    _ => Arg {
+                        name: None,
+                        value: self.value(inner),
+                        span: asp,
+                    },
+                }
+            })
+            .collect();
+        Args { args, span: sp }
+    }
+
+    /// `value = transition (then transition)*`: a single transition is not wrapped in a chain.
+    fn value(&mut self, pair: Pair<Rule>) -> Expr {
+        let sp = span(&pair);
+        let mut parts: Vec<Expr> = meaningful(pair.into_inner())
+            .map(|t| self.transition(t))
+            .collect();
+        if parts.len() == 1 {
+            parts.pop().unwrap()
+        } else {
+            Expr {
+                kind: ExprKind::Chain(parts),
+                span: sp,
+            }
+        }
+    }
+
+    fn transition(&mut self, pair: Pair<Rule>) -> Expr {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let from = self.term(it.next().unwrap());
+        match it.next() {
+            Some(to) => {
+                let to = self.term(to);
+                Expr {
+                    kind: ExprKind::Transition(Box::new(from), Box::new(to)),
+                    span: sp,
+                }
+            }
+            None => from,
+        }
+    }
+
+    fn term(&mut self, pair: Pair<Rule>) -> Expr {
+        let sp = span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::quantity => ExprKind::Quantity(quantity(pair)),
+            Rule::ratio => {
+                let mut it = meaningful(pair.into_inner());
+                let a = self.term(it.next().unwrap());
+                let b = self.term(it.next().unwrap());
+                ExprKind::Ratio(Box::new(a), Box::new(b))
+            }
+            Rule::string => ExprKind::Str(
+                pair.into_inner()
+                    .next()
+                    .map_or(String::new(), |s| s.as_str().to_string()),
+            ),
+            Rule::list => ExprKind::List(
+                meaningful(pair.into_inner())
+                    .map(|v| self.value(v))
+                    .collect(),
+            ),
+            Rule::call => {
+                let mut it = meaningful(pair.into_inner());
+                let name = ident(it.next().unwrap());
+                let args = self.args(it.next().unwrap());
+                ExprKind::Call { name, args }
+            }
+            Rule::ident => ExprKind::Ident(pair.as_str().to_string()),
+            r => unreachable!("term rule {r:?}"),
+        };
+        Expr { kind, span: sp }
+    }
+}
+
+fn quantity(pair: Pair<Rule>) -> Quantity {
+    let mut q = Quantity {
+        number: 0.0,
+        suffix: Suffix::None,
+        steps: false,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::number => q.number = p.as_str().replace('_', "").parse().unwrap_or(f64::NAN),
+            Rule::unit => {
+                q.suffix = match p.as_str() {
+                    "K" => Suffix::K,
+                    "M" => Suffix::M,
+                    "B" => Suffix::B,
+                    "T" => Suffix::T,
+                    _ => Suffix::Percent,
+                }
+            }
+            Rule::steps => q.steps = true,
+            _ => {}
+        }
+    }
+    q
+}
