@@ -380,6 +380,16 @@ impl<'a> Lower<'a> {
         d.active_experts = f
             .get("active_experts")
             .and_then(|x| values::count(&mut self.diags, &x.value, "active_experts", 1));
+        if let (Some(e), None) = (d.experts, d.active_experts) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::MISSING_FIELD,
+                    format!("`{}` has experts but no `active_experts`", m.name.name),
+                )
+                .label(e.span, format!("{} experts", e.value))
+                .help("add `active_experts = K`: how many experts each token is routed to"),
+            );
+        }
         if d.active_experts.is_some() && f.get("experts").is_none() {
             let a = d.active_experts.unwrap();
             self.diags.push(

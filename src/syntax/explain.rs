@@ -35,8 +35,8 @@ pub(super) fn explain(text: &str, skipped: Span, strict: Rule) -> SyntaxError {
     };
     // The strict parse of an item sees the rest of the file; clamp to the region we skipped,
     // except when the item ran into the end of the file (a missing `}`).
-    let at = if base + at > skipped.end && base + at < base + text.len() {
-        skipped.end
+    let at = if base + at > skipped.end && at < text.len() {
+        skipped.end - base
     } else {
         at
     };
