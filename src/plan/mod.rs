@@ -177,10 +177,9 @@ pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
             .iter()
             .map(|ph| (ph.steps * ph.tokens_per_step) as f64)
             .sum();
-        let vision_branch = st.train.iter().chain(&st.freeze).all(|m| {
-            !matches!(p.models[m.value].kind, ir::ModelKind::Decoder(_))
-                || matches!(st.loss.value, ir::Loss::Coca { .. })
-        });
+        // The ViT branch: stages where no decoder learns next-token prediction.
+        let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
+            || !st.train.iter().any(|m| matches!(p.models[m.value].kind, ir::ModelKind::Decoder(_)));
         stages.push(StagePlan {
             name: st.name.clone(),
             id: s,

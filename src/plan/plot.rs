@@ -128,7 +128,7 @@ where
     // ---- LR
     let max_lr = s.lr.iter().cloned().fold(0.0, f64::max) * 1.1 + 1e-12;
     let mut c = ChartBuilder::on(&panels[0])
-        .margin(8)
+        .margin(8).margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
         .caption("learning rate", ("sans-serif", 18))
@@ -140,7 +140,7 @@ where
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    stage_bands(&mut c, plan, 0.0, max_lr)?;
+    stage_bands(&mut c, plan, 0.0, max_lr, true)?;
     c.draw_series(LineSeries::new(
         s.x.iter().cloned().zip(s.lr.iter().cloned()),
         BLUE.stroke_width(2),
@@ -149,7 +149,7 @@ where
 
     // ---- mixture, stacked
     let mut c = ChartBuilder::on(&panels[1])
-        .margin(8)
+        .margin(8).margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
         .caption("data mixture (stacked shares)", ("sans-serif", 18))
@@ -161,7 +161,7 @@ where
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    stage_bands(&mut c, plan, 0.0, 1.0)?;
+    stage_bands(&mut c, plan, 0.0, 1.0, false)?;
     let nsrc = plan.sources.len();
     let mut cum = vec![vec![0.0; s.x.len()]; nsrc + 1];
     for (k, shares) in s.mix.iter().enumerate() {
@@ -184,7 +184,7 @@ where
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::Coordinate(420, 6))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 12))
@@ -192,21 +192,22 @@ where
         .map_err(err)?;
 
     // ---- sequence length
-    let max_seq = s.seq.iter().cloned().fold(1.0, f64::max) * 1.15;
+    let max_seq = s.seq.iter().cloned().fold(1.0, f64::max) * 2.0;
+    let lo_seq = s.seq.iter().cloned().fold(f64::MAX, f64::min).min(max_seq) / 2.0;
     let mut c = ChartBuilder::on(&panels[2])
-        .margin(8)
+        .margin(8).margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
-        .caption("sequence length", ("sans-serif", 18))
-        .build_cartesian_2d(0.0..total, 0.0..max_seq)
+        .caption("sequence length (log scale)", ("sans-serif", 18))
+        .build_cartesian_2d(0.0..total, (lo_seq..max_seq).log_scale())
         .map_err(err)?;
     c.configure_mesh()
         .x_label_formatter(&xfmt)
-        .y_label_formatter(&|v| units::length(*v as u64))
+        .y_label_formatter(&|v| units::length(v.round() as u64))
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    stage_bands(&mut c, plan, 0.0, max_seq)?;
+    stage_bands(&mut c, plan, lo_seq, max_seq, false)?;
     c.draw_series(LineSeries::new(
         s.x.iter().cloned().zip(s.seq.iter().cloned()),
         RED.stroke_width(2),
@@ -221,7 +222,7 @@ where
         .fold((f64::MAX, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let lo = if lo == f64::MAX { 1.0 } else { lo / 2.0 };
     let mut c = ChartBuilder::on(&panels[3])
-        .margin(8)
+        .margin(8).margin_right(16)
         .x_label_area_size(30)
         .y_label_area_size(70)
         .caption("RoPE base (log scale), per decoder", ("sans-serif", 18))
@@ -234,7 +235,7 @@ where
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    stage_bands(&mut c, plan, lo, hi * 2.0)?;
+    stage_bands(&mut c, plan, lo, hi * 2.0, false)?;
     for (i, (model, pts)) in s.rope.iter().enumerate() {
         let color = palette(i + 3);
         // Points of one decoder, drawn per stage so stages without it leave a gap.
@@ -255,7 +256,7 @@ where
             });
     }
     c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::Coordinate(420, 6))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 12))
@@ -271,6 +272,7 @@ fn stage_bands<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     plan: &Plan,
     lo: f64,
     hi: f64,
+    labels: bool,
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -290,17 +292,13 @@ where
             color.filled(),
         )))
         .map_err(err)?;
-        let label = if st.vision_branch {
-            format!("{} (ViT)", st.name)
-        } else {
-            st.name.clone()
-        };
-        c.draw_series(std::iter::once(Text::new(
-            label,
-            (x0, hi),
-            ("sans-serif", 12).into_font().color(&BLACK),
-        )))
-        .map_err(err)?;
+        if labels {
+            // Narrow neighbours would overlap: stagger the labels over two rows.
+            let label = if st.vision_branch { format!("{} (ViT branch)", st.name) } else { st.name.clone() };
+            let y = if i % 2 == 0 { hi } else { lo + (hi - lo) * 0.93 };
+            let font = ("sans-serif", 12).into_font().color(&BLACK);
+            c.draw_series(std::iter::once(Text::new(label, (x0, y), font))).map_err(err)?;
+        }
     }
     Ok(())
 }
