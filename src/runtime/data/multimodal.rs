@@ -83,6 +83,11 @@ impl MultimodalSource {
         self.kind
     }
 
+    /// The source's files, sorted.
+    pub fn files(&self) -> &[PathBuf] {
+        self.reader.files()
+    }
+
     pub fn epoch(&self) -> u64 {
         self.reader.pos().epoch
     }

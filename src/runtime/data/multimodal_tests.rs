@@ -401,8 +401,8 @@ fn loader_follows_the_joint_ramp_and_resumes_exactly() {
                 assert!(seq.images.is_empty() && seq.loss_tokens() == 32);
             }
         }
-        for i in 0..4 {
-            realised[i] += b.counts[i];
+        for (r, c) in realised.iter_mut().zip(&b.counts) {
+            *r += c;
         }
         batches.push(b);
     }

@@ -66,6 +66,14 @@ impl Source {
         }
     }
 
+    /// The files the source's globs matched, sorted.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        match self {
+            Source::Text(s) => s.files(),
+            Source::Multimodal(s) => s.files(),
+        }
+    }
+
     /// Completed passes over the source's files.
     pub fn epoch(&self) -> u64 {
         match self {

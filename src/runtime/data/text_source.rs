@@ -62,6 +62,11 @@ impl TextSource {
         &self.name
     }
 
+    /// The source's files, sorted.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        self.reader.files()
+    }
+
     /// Completed passes over all files.
     pub fn epoch(&self) -> u64 {
         self.reader.pos().epoch

@@ -236,7 +236,8 @@ fn interleaved(w: &mut Writer, seed: u64) -> Result<()> {
                 &render(&scene, &mut d),
             )?;
             items.push(json!({ "image": rel }));
-            items.push(json!({ "text": format!(" {} {} ", scene.sentence(), text::fact(&mut d)) }));
+            let about = text::fact_about(&mut d, &scene.objs[0].0);
+            items.push(json!({ "text": format!(" {} {about} ", scene.sentence()) }));
         }
         lines.push(json!({ "items": items }));
     }
@@ -313,7 +314,8 @@ fn long_docs(w: &mut Writer, seed: u64) -> Result<()> {
             } else {
                 t.push_str("Then nothing moves. ");
             }
-            t.push_str(&text::fact(&mut d));
+            let k = d.below(scene.objs.len());
+            t.push_str(&text::fact_about(&mut d, &scene.objs[k].0));
             t.push(' ');
             items.push(json!({ "text": t }));
         }

@@ -1,6 +1,6 @@
 //! Text documents about the shape world: noisy web-like pages, clean lessons, long stories.
 
-use super::world::{COLOURS, Dice, Obj, Place, SHAPES, Scene, at};
+use super::world::{Dice, Obj, Place, SHAPES, Scene, at};
 
 /// One true sentence about the world.
 pub fn fact(d: &mut Dice) -> String {
@@ -18,7 +18,7 @@ pub fn fact(d: &mut Dice) -> String {
         4 => {
             let n = d.range(2, 5);
             format!(
-                "There are {} {} {}s in the picture.",
+                "There are {} {} {}s in the box.",
                 number(n),
                 o.colour.word(),
                 o.shape.word()
@@ -38,19 +38,14 @@ pub fn fact(d: &mut Dice) -> String {
             background: 0,
         }
         .sentence(),
-        _ => {
-            let other = d.pick(&COLOURS);
-            format!(
-                "The {} is {}, not {}.",
-                o.shape.word(),
-                o.colour.word(),
-                if other == o.colour {
-                    "grey"
-                } else {
-                    other.word()
-                }
-            )
-        }
+        _ => d
+            .pick(&[
+                "Red and blue make purple.",
+                "Blue and yellow make green.",
+                "A diamond is a square turned on its corner.",
+                "Squares and diamonds both have four corners.",
+            ])
+            .into(),
     }
 }
 
@@ -158,7 +153,8 @@ pub fn long_doc(d: &mut Dice) -> String {
         ));
         scene.objs[i].1 = to;
         if d.chance(20) {
-            s.push(fact(d));
+            let k = d.below(n);
+            s.push(fact_about(d, &scene.objs[k].0));
         }
     }
     for (k, ((o, first), (_, last))) in start.objs.iter().zip(&scene.objs).enumerate() {
@@ -171,6 +167,20 @@ pub fn long_doc(d: &mut Dice) -> String {
         ));
     }
     s.join(" ")
+}
+
+/// A true sentence about one object, for the text next to its picture.
+pub fn fact_about(d: &mut Dice, o: &Obj) -> String {
+    match d.below(3) {
+        0 => format!("A {} has {}.", o.shape.word(), o.shape.corners()),
+        1 => format!("{} is {}.", capitalise(o.colour.word()), o.colour.warmth()),
+        _ => format!(
+            "The {} {} is {}.",
+            o.colour.word(),
+            o.shape.word(),
+            o.size.word()
+        ),
+    }
 }
 
 /// Sentences that introduce and describe one picture inside an interleaved document.
