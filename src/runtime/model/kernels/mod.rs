@@ -4,6 +4,28 @@
 //! fixed size (so sums are taken in the same order on every run: training is deterministic),
 //! and is checked against the differentiable reference in `reference.rs`.
 
+/// Defines `fn $name(args) -> ret` that runs `$body` compiled for AVX2 + FMA when the CPU has
+/// them, and for the baseline target otherwise (same code, so same results up to the
+/// instruction set's rounding, which never changes within one machine).
+macro_rules! simd_fn {
+    ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                imp($($arg),*)
+            }
+            if $crate::runtime::model::kernels::has_avx2() {
+                // SAFETY: the CPU supports the features `avx2` is compiled for.
+                unsafe { avx2($($arg),*) }
+            } else {
+                imp($($arg),*)
+            }
+        }
+    };
+}
+
 pub mod activation;
 pub mod attention;
 pub mod rmsnorm;
