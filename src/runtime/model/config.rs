@@ -81,7 +81,9 @@ impl DecoderConfig {
         if self.vocab == 0 || self.d_model == 0 || self.layers == 0 || self.heads == 0 {
             return bad("vocab, d_model, layers and heads must all be positive".into());
         }
-        if !self.d_model.is_multiple_of(self.heads) || !(self.d_model / self.heads).is_multiple_of(2) {
+        if !self.d_model.is_multiple_of(self.heads)
+            || !(self.d_model / self.heads).is_multiple_of(2)
+        {
             return bad(format!(
                 "d_model {} must split into {} heads of even width (RoPE rotates pairs)",
                 self.d_model, self.heads
@@ -91,12 +93,13 @@ impl DecoderConfig {
             return bad("mlp_hidden must be positive".into());
         }
         if let Some(moe) = &self.moe
-            && (moe.experts == 0 || moe.active == 0 || moe.active > moe.experts) {
-                return bad(format!(
-                    "moe needs 1 <= active ({}) <= experts ({})",
-                    moe.active, moe.experts
-                ));
-            }
+            && (moe.experts == 0 || moe.active == 0 || moe.active > moe.experts)
+        {
+            return bad(format!(
+                "moe needs 1 <= active ({}) <= experts ({})",
+                moe.active, moe.experts
+            ));
+        }
         Ok(())
     }
 }
@@ -134,7 +137,9 @@ impl VitConfig {
         if self.patch == 0 || self.d_model == 0 || self.layers == 0 || self.heads == 0 {
             candle_core::bail!("vit config: patch, d_model, layers and heads must all be positive");
         }
-        if !self.d_model.is_multiple_of(self.heads) || !(self.d_model / self.heads).is_multiple_of(4) {
+        if !self.d_model.is_multiple_of(self.heads)
+            || !(self.d_model / self.heads).is_multiple_of(4)
+        {
             candle_core::bail!(
                 "vit config: d_model {} must split into {} heads of a width divisible by 4 \
                  (2-D RoPE rotates pairs for rows and for columns)",

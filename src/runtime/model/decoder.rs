@@ -101,6 +101,31 @@ impl Decoder {
         })
     }
 
+    /// The same model with its weights cut from the autograd graph: a frozen model runs its
+    /// forward pass for a trainable one without computing (or holding) gradients of its own.
+    pub fn detached(&self) -> Self {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| Block {
+                norm1: b.norm1.detached(),
+                attn: b.attn.detached(),
+                norm2: b.norm2.detached(),
+                ffn: match &b.ffn {
+                    Ffn::Dense(m) => Ffn::Dense(m.detached()),
+                    Ffn::Moe(m) => Ffn::Moe(m.detached()),
+                },
+            })
+            .collect();
+        Self {
+            cfg: self.cfg.clone(),
+            embedding: self.embedding.detach(),
+            blocks,
+            norm: self.norm.detached(),
+            head: self.head.detached(),
+        }
+    }
+
     /// `tokens [B, T]` (u32) -> embeddings `[B, T, D]`.
     pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;

@@ -33,6 +33,13 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            bias: self.bias.as_ref().map(Tensor::detach),
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() == 2 {
             // No reshape nodes: each costs a zeroed gradient buffer and an add in backward.
@@ -70,6 +77,13 @@ impl RmsNorm {
             eps: 1e-5,
             kernels,
         })
+    }
+
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            ..self.clone()
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -113,6 +127,14 @@ impl Mlp {
         })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            up: self.up.detached(),
+            down: self.down.detached(),
+            ..self.clone()
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.up.forward(x)?;
         let a = match (self.kind, self.kernels) {
@@ -151,6 +173,14 @@ impl SelfAttention {
             heads,
             kernels,
         })
+    }
+
+    pub fn detached(&self) -> Self {
+        Self {
+            qkv: self.qkv.detached(),
+            out: self.out.detached(),
+            ..self.clone()
+        }
     }
 
     /// `x [B, T, D]` or `[B*T, D]` (then `spec.seq` gives T); `spec.heads` is this layer's.

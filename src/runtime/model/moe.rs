@@ -42,6 +42,14 @@ impl Moe {
         })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            router: self.router.detached(),
+            experts: self.experts.iter().map(Mlp::detached).collect(),
+            cfg: self.cfg.clone(),
+        }
+    }
+
     /// `x [N, D]` -> (`[N, D]`, weighted balance loss).
     ///
     /// The balance loss is `aux_weight * E * sum_e f_e P_e` with `f_e` the share of routing

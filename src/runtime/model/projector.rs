@@ -74,6 +74,15 @@ impl Projector {
         })
     }
 
+    /// The same projector with its weights cut from the autograd graph (frozen).
+    pub fn detached(&self) -> Self {
+        Self {
+            cfg: self.cfg.clone(),
+            fc1: self.fc1.detached(),
+            fc2: self.fc2.detached(),
+        }
+    }
+
     /// ViT features `[N, in_dim]` of `images` -> LLM tokens `[M, out_dim]` and tokens per image.
     pub fn forward(
         &self,

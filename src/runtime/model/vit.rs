@@ -209,6 +209,26 @@ impl Vit {
         })
     }
 
+    /// The same model with its weights cut from the autograd graph (frozen).
+    pub fn detached(&self) -> Self {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| Block {
+                norm1: b.norm1.detached(),
+                attn: b.attn.detached(),
+                norm2: b.norm2.detached(),
+                mlp: b.mlp.detached(),
+            })
+            .collect();
+        Self {
+            cfg: self.cfg.clone(),
+            patch_embed: self.patch_embed.detached(),
+            blocks,
+            norm: self.norm.detached(),
+        }
+    }
+
     pub fn forward(&self, images: &PackedImages) -> Result<VitOut> {
         let n = images.patches.dim(0)?;
         let pd = images.patches.dim(1)?;

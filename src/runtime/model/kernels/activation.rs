@@ -32,6 +32,22 @@ fn sigmoid(x: f32) -> f32 {
 
 struct Gelu;
 
+simd_fn!(
+    fn gelu_chunk(x: &[f32], y: &mut [f32]) {
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = gelu(*x);
+        }
+    }
+);
+
+simd_fn!(
+    fn gelu_grad_chunk(x: &[f32], g: &[f32], dx: &mut [f32]) {
+        for ((d, x), g) in dx.iter_mut().zip(x).zip(g) {
+            *d = g * gelu_grad(*x);
+        }
+    }
+);
+
 pub fn fused_gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Gelu)
 }
@@ -46,9 +62,7 @@ impl CustomOp1 for Gelu {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(yc, xc)| {
-                yc.iter_mut().zip(xc).for_each(|(y, x)| *y = gelu(*x));
-            });
+            .for_each(|(yc, xc)| gelu_chunk(xc, yc));
         out(y, l.shape().clone())
     }
 
@@ -75,11 +89,7 @@ impl CustomOp2 for GeluBackward {
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(dc, (xc, gc))| {
-                for ((d, x), g) in dc.iter_mut().zip(xc).zip(gc) {
-                    *d = g * gelu_grad(*x);
-                }
-            });
+            .for_each(|(dc, (xc, gc))| gelu_grad_chunk(xc, gc, dc));
         out(dx, l1.shape().clone())
     }
 }

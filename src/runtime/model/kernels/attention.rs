@@ -8,7 +8,7 @@
 //! the `T x T` matrix.
 
 use super::rope::{RopeTable, rotate, rotate_back};
-use super::{axpy, dot, fast_exp, out, slice};
+use super::{axpy, dot, fast_exp, max, out, slice, sum};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -51,9 +51,10 @@ impl AttnSpec {
         let d = d3 / 3;
         let dh = d / h;
         if let Some(s) = &self.segments
-            && s.len() != b * t {
-                bail!("attention: {} segment ids for {b}x{t} tokens", s.len());
-            }
+            && s.len() != b * t
+        {
+            bail!("attention: {} segment ids for {b}x{t} tokens", s.len());
+        }
         if let Some(r) = &self.rope {
             let rows = if r.per_token { b * t } else { t };
             if r.half * 2 != dh || r.rows() < rows {
@@ -67,14 +68,16 @@ impl AttnSpec {
         Ok(Dims { b, t, d, h, dh })
     }
 
-    /// Queries (pre-scaled by `1/sqrt(dh)`), keys and values of head `h` of sequence `b`,
-    /// rotated, each `[T, dh]`.
+    /// Queries (pre-scaled by `1/sqrt(dh)`) `[T, dh]`, and keys and values transposed to
+    /// `[dh, T]`, of head `h` of sequence `b`, rotated. With keys and values transposed, every
+    /// inner loop runs along the keys: long contiguous axpys and dots that vectorise well.
     fn load_head(&self, qkv: &[f32], dims: Dims, b: usize, h: usize) -> [Vec<f32>; 3] {
         let Dims { t, d, dh, .. } = dims;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut q = vec![0f32; t * dh];
-        let mut k = vec![0f32; t * dh];
-        let mut v = vec![0f32; t * dh];
+        let mut kt = vec![0f32; t * dh];
+        let mut vt = vec![0f32; t * dh];
+        let mut k = vec![0f32; dh];
         for i in 0..t {
             let row = &qkv[(b * t + i) * 3 * d..(b * t + i + 1) * 3 * d];
             let (qs, ks, vs) = (
@@ -82,21 +85,24 @@ impl AttnSpec {
                 &row[d + h * dh..d + (h + 1) * dh],
                 &row[2 * d + h * dh..2 * d + (h + 1) * dh],
             );
-            let (qd, kd) = (&mut q[i * dh..(i + 1) * dh], &mut k[i * dh..(i + 1) * dh]);
+            let qd = &mut q[i * dh..(i + 1) * dh];
             match &self.rope {
                 Some(r) => {
                     let (c, s) = r.row(b, i, t);
                     rotate(qs, c, s, scale, qd);
-                    rotate(ks, c, s, 1.0, kd);
+                    rotate(ks, c, s, 1.0, &mut k);
                 }
                 None => {
                     qd.iter_mut().zip(qs).for_each(|(o, x)| *o = x * scale);
-                    kd.copy_from_slice(ks);
+                    k.copy_from_slice(ks);
                 }
             }
-            v[i * dh..(i + 1) * dh].copy_from_slice(vs);
+            for c in 0..dh {
+                kt[c * t + i] = k[c];
+                vt[c * t + i] = vs[c];
+            }
         }
-        [q, k, v]
+        [q, kt, vt]
     }
 
     /// Keys query `i` of sequence `b` may look at: a prefix for causal masks, and a segment
@@ -127,11 +133,37 @@ pub fn fused_attention(qkv: &Tensor, spec: &AttnSpec) -> Result<Tensor> {
     })
 }
 
-fn head_forward(
+/// Scores of query row `qi` against keys `0..end` (from `kt [dh, T]`), masked by segment.
+#[inline(always)]
+fn scores(
+    qi: &[f32],
+    kt: &[f32],
+    t: usize,
+    end: usize,
+    seg: Option<&[u32]>,
+    i: usize,
+    s: &mut [f32],
+) {
+    let s = &mut s[..end];
+    s.fill(0.0);
+    for (c, &qc) in qi.iter().enumerate() {
+        axpy(qc, &kt[c * t..c * t + end], s);
+    }
+    if let Some(sg) = seg {
+        for (j, x) in s.iter_mut().enumerate() {
+            if sg[j] != sg[i] {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn head_forward_impl(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
-    [q, k, v]: &[Vec<f32>; 3],
+    [q, kt, vt]: &[Vec<f32>; 3],
 ) -> (Vec<f32>, Vec<f32>) {
     let Dims { t, dh, .. } = dims;
     let seg = spec.segment_of(b, t);
@@ -140,32 +172,43 @@ fn head_forward(
     let mut s = vec![0f32; t];
     for i in 0..t {
         let end = spec.key_end(i, t);
-        let qi = &q[i * dh..(i + 1) * dh];
-        let mut m = f32::NEG_INFINITY;
-        for j in 0..end {
-            let x = match seg {
-                Some(sg) if sg[j] != sg[i] => f32::NEG_INFINITY,
-                _ => dot(qi, &k[j * dh..(j + 1) * dh]),
-            };
-            s[j] = x;
-            m = m.max(x);
-        }
-        let mut sum = 0f32;
+        scores(&q[i * dh..(i + 1) * dh], kt, t, end, seg, i, &mut s);
+        let m = max(&s[..end]);
         for x in &mut s[..end] {
             *x = fast_exp(*x - m);
-            sum += *x;
         }
-        let oi = &mut o[i * dh..(i + 1) * dh];
-        for j in 0..end {
-            if s[j] != 0.0 {
-                axpy(s[j], &v[j * dh..(j + 1) * dh], oi);
-            }
-        }
+        let sum = sum(&s[..end]);
         let inv = 1.0 / sum;
-        oi.iter_mut().for_each(|x| *x *= inv);
+        for (c, oc) in o[i * dh..(i + 1) * dh].iter_mut().enumerate() {
+            *oc = dot(&s[..end], &vt[c * t..c * t + end]) * inv;
+        }
         lse[i] = m + sum.ln();
     }
     (o, lse)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn head_forward_avx2(
+    spec: &AttnSpec,
+    dims: Dims,
+    b: usize,
+    qkv: &[Vec<f32>; 3],
+) -> (Vec<f32>, Vec<f32>) {
+    head_forward_impl(spec, dims, b, qkv)
+}
+
+fn head_forward(
+    spec: &AttnSpec,
+    dims: Dims,
+    b: usize,
+    qkv: &[Vec<f32>; 3],
+) -> (Vec<f32>, Vec<f32>) {
+    if super::has_avx2() {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { head_forward_avx2(spec, dims, b, qkv) }
+    } else {
+        head_forward_impl(spec, dims, b, qkv)
+    }
 }
 
 impl CustomOp1 for Forward {
@@ -245,15 +288,24 @@ impl CustomOp3 for Backward {
                 let (bi, hi) = (bh / h, bh % h);
                 let loaded = self.spec.load_head(qkv, dims, bi, hi);
                 let lse = &self.lse[bh * t..(bh + 1) * t];
-                self.head_backward(dims, bi, hi, &loaded, o, go, lse)
+                if super::has_avx2() {
+                    // SAFETY: the CPU supports the features the function is compiled for.
+                    unsafe { self.head_backward_avx2(dims, bi, hi, &loaded, o, go, lse) }
+                } else {
+                    self.head_backward(dims, bi, hi, &loaded, o, go, lse)
+                }
             })
             .collect();
         let mut gq = vec![0f32; b * t * 3 * d];
         gq.par_chunks_mut(t * 3 * d)
             .enumerate()
             .for_each(|(bi, gb)| {
-                for (hi, [dq, dk, dv]) in grads[bi * h..(bi + 1) * h].iter().enumerate() {
+                let mut dk = vec![0f32; dh];
+                for (hi, [dq, dkt, dvt]) in grads[bi * h..(bi + 1) * h].iter().enumerate() {
                     for i in 0..t {
+                        for c in 0..dh {
+                            dk[c] = dkt[c * t + i];
+                        }
                         let row = &mut gb[i * 3 * d..(i + 1) * 3 * d];
                         let src = i * dh..(i + 1) * dh;
                         let (qd, rest) = row.split_at_mut(d);
@@ -266,16 +318,18 @@ impl CustomOp3 for Backward {
                             Some(r) => {
                                 let (c, s) = r.row(bi, i, t);
                                 rotate_back(&dq[src.clone()], c, s, scale, qd);
-                                rotate_back(&dk[src.clone()], c, s, 1.0, kd);
+                                rotate_back(&dk, c, s, 1.0, kd);
                             }
                             None => {
                                 qd.iter_mut()
                                     .zip(&dq[src.clone()])
                                     .for_each(|(o, x)| *o = x * scale);
-                                kd.copy_from_slice(&dk[src.clone()]);
+                                kd.copy_from_slice(&dk);
                             }
                         }
-                        vd[hi * dh..(hi + 1) * dh].copy_from_slice(&dv[src]);
+                        for (c, x) in vd[hi * dh..(hi + 1) * dh].iter_mut().enumerate() {
+                            *x = dvt[c * t + i];
+                        }
                     }
                 }
             });
@@ -284,14 +338,31 @@ impl CustomOp3 for Backward {
 }
 
 impl Backward {
-    /// Gradients w.r.t. the scaled, rotated queries, the rotated keys and the values of one head.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn head_backward_avx2(
+        &self,
+        dims: Dims,
+        b: usize,
+        h: usize,
+        loaded: &[Vec<f32>; 3],
+        o: &[f32],
+        go: &[f32],
+        lse: &[f32],
+    ) -> [Vec<f32>; 3] {
+        self.head_backward(dims, b, h, loaded, o, go, lse)
+    }
+
+    /// Gradients w.r.t. the scaled, rotated queries `[T, dh]`, and the rotated keys and the
+    /// values, both transposed `[dh, T]`, of one head.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn head_backward(
         &self,
         dims: Dims,
         b: usize,
         h: usize,
-        [q, k, v]: &[Vec<f32>; 3],
+        [q, kt, vt]: &[Vec<f32>; 3],
         o: &[f32],
         go: &[f32],
         lse: &[f32],
@@ -299,34 +370,35 @@ impl Backward {
         let Dims { t, d, dh, .. } = dims;
         let seg = self.spec.segment_of(b, t);
         let mut dq = vec![0f32; t * dh];
-        let mut dk = vec![0f32; t * dh];
-        let mut dv = vec![0f32; t * dh];
+        let mut dkt = vec![0f32; t * dh];
+        let mut dvt = vec![0f32; t * dh];
         let mut p = vec![0f32; t];
+        let mut ds = vec![0f32; t];
         for i in 0..t {
             let at = (b * t + i) * d + h * dh..(b * t + i) * d + (h + 1) * dh;
             let (oi, gi) = (&o[at.clone()], &go[at]);
             let di = dot(gi, oi);
             let end = self.spec.key_end(i, t);
             let qi = &q[i * dh..(i + 1) * dh];
-            for j in 0..end {
-                p[j] = match seg {
-                    Some(sg) if sg[j] != sg[i] => 0.0,
-                    _ => fast_exp(dot(qi, &k[j * dh..(j + 1) * dh]) - lse[i]),
-                };
+            scores(qi, kt, t, end, seg, i, &mut p);
+            for x in &mut p[..end] {
+                *x = fast_exp(*x - lse[i]);
             }
-            let dqi = &mut dq[i * dh..(i + 1) * dh];
-            for j in 0..end {
-                let pj = p[j];
-                if pj == 0.0 {
-                    continue;
-                }
-                let vj = &v[j * dh..(j + 1) * dh];
-                axpy(pj, gi, &mut dv[j * dh..(j + 1) * dh]);
-                let ds = pj * (dot(gi, vj) - di);
-                axpy(ds, &k[j * dh..(j + 1) * dh], dqi);
-                axpy(ds, qi, &mut dk[j * dh..(j + 1) * dh]);
+            // dP = dO_i . V_j, then dS = P (dP - D_i).
+            let dsr = &mut ds[..end];
+            dsr.fill(0.0);
+            for (c, &gc) in gi.iter().enumerate() {
+                axpy(gc, &vt[c * t..c * t + end], dsr);
+            }
+            for (x, pj) in dsr.iter_mut().zip(&p[..end]) {
+                *x = pj * (*x - di);
+            }
+            for c in 0..dh {
+                dq[i * dh + c] = dot(dsr, &kt[c * t..c * t + end]);
+                axpy(qi[c], dsr, &mut dkt[c * t..c * t + end]);
+                axpy(gi[c], &p[..end], &mut dvt[c * t..c * t + end]);
             }
         }
-        [dq, dk, dv]
+        [dq, dkt, dvt]
     }
 }

@@ -4,6 +4,28 @@
 //! fixed size (so sums are taken in the same order on every run: training is deterministic),
 //! and is checked against the differentiable reference in `reference.rs`.
 
+/// Defines `fn $name(args) -> ret` that runs `$body` compiled for AVX2 + FMA when the CPU has
+/// them, and for the baseline target otherwise (same code, so same results up to the
+/// instruction set's rounding, which never changes within one machine).
+macro_rules! simd_fn {
+    ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                imp($($arg),*)
+            }
+            if $crate::runtime::model::kernels::has_avx2() {
+                // SAFETY: the CPU supports the features `avx2` is compiled for.
+                unsafe { avx2($($arg),*) }
+            } else {
+                imp($($arg),*)
+            }
+        }
+    };
+}
+
 pub mod activation;
 pub mod attention;
 pub mod rmsnorm;
@@ -71,9 +93,12 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 * 2^23 rounds to nearest without a `roundf` call, which
+    // baseline x86-64 lacks and which would stop the loop from vectorising.
+    const ROUND: f32 = 12_582_912.0;
     let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E).round();
+    let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -83,4 +108,53 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     let bits = ((n as i32 + 127) as u32) << 23;
     let v = p * f32::from_bits(bits);
     if underflow { 0.0 } else { v }
+}
+
+/// Whether the hot loops can run their AVX2 + FMA builds (checked once, then cached).
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Maximum with eight lanes (`f32::max` in one running value does not vectorise).
+#[inline(always)]
+pub(crate) fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    let mut m = it
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for a in acc {
+        m = m.max(a);
+    }
+    m
+}
+
+/// Sum with eight lanes, in a fixed order.
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let tail: f32 = it.remainder().iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }

@@ -5,6 +5,7 @@ mod coca;
 mod decoder;
 mod kernels;
 mod optim;
+mod speed;
 mod vision;
 
 use candle_core::{Device, Result, Tensor, Var};

@@ -201,3 +201,52 @@ fn projector_maps_to_the_decoder_width_with_gradients() {
         "some patch gets no gradient: {gf:?}"
     );
 }
+
+/// A joint step as in vit_align: ViT and projector train, the LLM is frozen (detached).
+#[test]
+fn joint_step_reaches_trainable_models_and_not_frozen_ones() {
+    let dev = Device::Cpu;
+    let (mv, v) = vit(Kernels::Fused);
+    let (mp, ml) = (VarMap::new(), VarMap::new());
+    let proj = Projector::new(
+        seeded_var_builder(&mp, 4, &dev),
+        &ProjectorConfig {
+            in_dim: 8,
+            out_dim: 8,
+            pixel_shuffle: 2,
+        },
+    )
+    .unwrap();
+    let cfg = DecoderConfig {
+        mlp_hidden: 16,
+        ..DecoderConfig::dense(11, 8, 1, 2, MlpKind::SwiGlu)
+    };
+    let llm = Decoder::new(seeded_var_builder(&ml, 5, &dev), &cfg)
+        .unwrap()
+        .detached();
+    let x = images(&[(2, 2), (2, 4)], 12, 30);
+    let (img_tokens, counts) = proj.forward(&v.forward(&x).unwrap().features, &x).unwrap();
+    assert_eq!(counts, vec![1, 2]);
+    // Sequence: text, 1 placeholder, text, 2 placeholders, text.
+    let tokens = Tensor::new(&[[1u32, 10, 2, 10, 10, 3, 4]], &dev).unwrap();
+    let mask = Tensor::new(&[[1f32, 0., 1., 0., 0., 1., 1.]], &dev).unwrap();
+    let emb = scatter_rows(&llm.embed(&tokens).unwrap(), &[1, 3, 4], &img_tokens).unwrap();
+    let out = llm.forward_embeds(&emb, 1000.0).unwrap();
+    let loss = next_token_loss(&out.logits, &tokens, Some(&mask), Kernels::Fused).unwrap();
+    let g = loss.backward().unwrap();
+    for (name, var) in named_vars(&mv, "vit")
+        .into_iter()
+        .chain(named_vars(&mp, "projector"))
+    {
+        let gv = g
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        assert!(max_abs(gv) > 0.0, "{name}: zero gradient");
+    }
+    for (name, var) in named_vars(&ml, "llm") {
+        assert!(
+            g.get(var.as_tensor()).is_none(),
+            "{name}: the frozen LLM got a gradient"
+        );
+    }
+}
