@@ -28,7 +28,11 @@ fn generated(lines: usize) -> String {
     s.push_str("schedule main = wsd(peak = 3e-4, warmup = 1%, decay = 10%, min = 3e-5)\n\n");
     let mut i = 0;
     while s.lines().count() < lines {
-        let after = if i == 0 { String::new() } else { format!(" after s{}", i - 1) };
+        let after = if i == 0 {
+            String::new()
+        } else {
+            format!(" after s{}", i - 1)
+        };
         let lr = if i == 0 { "main" } else { "resume" };
         let _ = write!(
             s,
@@ -44,16 +48,33 @@ fn generated(lines: usize) -> String {
 }
 
 fn main() {
-    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/kimi_vl.pipe")).unwrap();
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/kimi_vl.pipe"
+    ))
+    .unwrap();
     let big = generated(100_000);
     let checked = pipelang::check::check(&big);
-    assert!(!checked.has_errors(), "the generated pipeline must be valid");
-    println!("generated pipeline: {} lines, {} stages", big.lines().count(), checked.pipeline.as_ref().unwrap().stages.len());
+    assert!(
+        !checked.has_errors(),
+        "the generated pipeline must be valid"
+    );
+    println!(
+        "generated pipeline: {} lines, {} stages",
+        big.lines().count(),
+        checked.pipeline.as_ref().unwrap().stages.len()
+    );
 
     let t = median(|| drop(pipelang::check::check(&big)), 7);
-    println!("check 100k lines          {:>10.2} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "check 100k lines          {:>10.2} ms",
+        t.as_secs_f64() * 1e3
+    );
     let t = median(|| drop(pipelang::check::check(&reference)), 51);
-    println!("check reference           {:>10.3} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "check reference           {:>10.3} ms",
+        t.as_secs_f64() * 1e3
+    );
     let t = median(
         || {
             let c = pipelang::check::check(&reference);
@@ -62,7 +83,10 @@ fn main() {
         },
         51,
     );
-    println!("check + plan + table ref  {:>10.3} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "check + plan + table ref  {:>10.3} ms",
+        t.as_secs_f64() * 1e3
+    );
     let plan = pipelang::plan::plan(&pipelang::check::check(&reference)).unwrap();
     let q: pipelang::plan::PointQuery = "joint_pretrain@50%".parse().unwrap();
     let n = 100_000;
@@ -70,11 +94,20 @@ fn main() {
     for _ in 0..n {
         std::hint::black_box(plan.query(std::hint::black_box(&q)).unwrap());
     }
-    println!("one --at query            {:>10.3} us", s.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "one --at query            {:>10.3} us",
+        s.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let dir = std::env::temp_dir().join("pipelang-bench-plot.png");
     let t = median(|| pipelang::plan::plot::plot(&plan, &dir).unwrap(), 5);
-    println!("plot (png)                {:>10.2} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "plot (png)                {:>10.2} ms",
+        t.as_secs_f64() * 1e3
+    );
     let svg = std::env::temp_dir().join("pipelang-bench-plot.svg");
     let t = median(|| pipelang::plan::plot::plot(&plan, &svg).unwrap(), 5);
-    println!("plot (svg)                {:>10.2} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "plot (svg)                {:>10.2} ms",
+        t.as_secs_f64() * 1e3
+    );
 }

@@ -8,5 +8,6 @@ pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod plan;
+pub mod reload;
 pub mod runtime;
 pub mod syntax;

@@ -3,8 +3,16 @@
 use std::process::Command;
 
 fn pipe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipe")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -17,12 +25,20 @@ fn check_exit_codes() {
     assert_eq!(pipe(&["check"]).0, 2, "usage errors exit with 2");
     // Warnings pass unless denied.
     assert_eq!(pipe(&["check", "tests/ui/unused_items.pipe"]).0, 0);
-    assert_eq!(pipe(&["check", "tests/ui/unused_items.pipe", "--deny-warnings"]).0, 1);
+    assert_eq!(
+        pipe(&["check", "tests/ui/unused_items.pipe", "--deny-warnings"]).0,
+        1
+    );
 }
 
 #[test]
 fn check_json_has_documented_fields() {
-    let (code, out, _) = pipe(&["check", "tests/ui/rope_transition_mismatch.pipe", "--format", "json"]);
+    let (code, out, _) = pipe(&[
+        "check",
+        "tests/ui/rope_transition_mismatch.pipe",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let d = &v["diagnostics"][0];
@@ -35,7 +51,10 @@ fn check_json_has_documented_fields() {
     assert_eq!(d["end_line"], 10);
     assert_eq!(d["end_column"], 22);
     assert_eq!(d["labels"].as_array().unwrap().len(), 2);
-    assert_eq!(d["labels"][1]["line"], 2, "the related label points at the declared rope_base");
+    assert_eq!(
+        d["labels"][1]["line"], 2,
+        "the related label points at the declared rope_base"
+    );
     assert!(d["help"].as_str().unwrap().contains("50000"));
     assert!(d["message"].as_str().unwrap().contains("100000"));
 }
@@ -51,7 +70,12 @@ fn json_columns_count_characters() {
     .unwrap();
     let (_, out, _) = pipe(&["check", f.to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let d = v["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "P0201").expect("a type error");
+    let d = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "P0201")
+        .expect("a type error");
     assert_eq!(d["line"], 3);
     // `5` is the 33rd character of the line (the emoji is one character, two UTF-16 units).
     assert_eq!(d["column"], 33);
@@ -60,21 +84,55 @@ fn json_columns_count_characters() {
 
 #[test]
 fn plan_json_and_at_queries() {
-    let (code, out, _) = pipe(&["plan", "pipelines/kimi_vl.pipe", "--format", "json", "--profile", "smoke"]);
+    let (code, out, _) = pipe(&[
+        "plan",
+        "pipelines/kimi_vl.pipe",
+        "--format",
+        "json",
+        "--profile",
+        "smoke",
+    ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let st = &v["stages"][3];
     assert_eq!(st["name"], "joint_pretrain");
-    for key in ["phases", "steps", "tokens", "tokens_per_step", "seq_len", "rope_base", "lr", "mix"] {
+    for key in [
+        "phases",
+        "steps",
+        "tokens",
+        "tokens_per_step",
+        "seq_len",
+        "rope_base",
+        "lr",
+        "mix",
+    ] {
         assert!(!st[key].is_null(), "missing {key}");
     }
     assert_eq!(st["lr"]["peak"], 4e-4);
     assert_eq!(st["mix"]["start"]["web_text"], 1.0);
     assert!((st["mix"]["end"]["web_text"].as_f64().unwrap() - 0.6).abs() < 1e-12);
-    let (code, out, _) = pipe(&["plan", "pipelines/kimi_vl.pipe", "--profile", "smoke", "--format", "json", "--at", "joint_long_context.ctx_128k@end"]);
+    let (code, out, _) = pipe(&[
+        "plan",
+        "pipelines/kimi_vl.pipe",
+        "--profile",
+        "smoke",
+        "--format",
+        "json",
+        "--at",
+        "joint_long_context.ctx_128k@end",
+    ]);
     assert_eq!(code, 0);
     let at: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for key in ["stage", "phase", "step", "tokens", "lr", "seq_len", "rope_base", "mix"] {
+    for key in [
+        "stage",
+        "phase",
+        "step",
+        "tokens",
+        "lr",
+        "seq_len",
+        "rope_base",
+        "mix",
+    ] {
         assert!(!at[key].is_null(), "missing {key}");
     }
     assert_eq!(at["seq_len"], 512);
@@ -96,19 +154,52 @@ fn plots_are_written_and_not_trivial() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("plan.png");
     let svg = dir.path().join("plan.svg");
-    assert_eq!(pipe(&["plan", "pipelines/kimi_vl.pipe", "--plot", png.to_str().unwrap()]).0, 0);
-    assert_eq!(pipe(&["plan", "pipelines/kimi_vl.pipe", "--plot", svg.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        pipe(&[
+            "plan",
+            "pipelines/kimi_vl.pipe",
+            "--plot",
+            png.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        pipe(&[
+            "plan",
+            "pipelines/kimi_vl.pipe",
+            "--plot",
+            svg.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (1400, 1000));
     // A blank figure compresses to almost nothing; ours has curves, bands and text.
     assert!(std::fs::metadata(&png).unwrap().len() > 30_000);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"));
-    for needle in ["learning rate", "vit_coca", "joint_long_context", "web_text", "<polyline"] {
+    for needle in [
+        "learning rate",
+        "vit_coca",
+        "joint_long_context",
+        "web_text",
+        "<polyline",
+    ] {
         assert!(text.contains(needle), "svg lacks {needle}");
     }
     let ron_path = dir.path().join("plan.ron");
-    assert_eq!(pipe(&["plan", "pipelines/kimi_vl.pipe", "--emit-ron", ron_path.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        pipe(&[
+            "plan",
+            "pipelines/kimi_vl.pipe",
+            "--emit-ron",
+            ron_path.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
     let ron_text = std::fs::read_to_string(&ron_path).unwrap();
     assert!(ron_text.contains("joint_cooldown"));
 }

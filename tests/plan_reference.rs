@@ -5,7 +5,11 @@ use pipelang::check::check_with;
 use pipelang::plan::{Plan, PointQuery, plan};
 
 fn reference(profile: Option<&str>) -> Plan {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/kimi_vl.pipe")).unwrap();
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/kimi_vl.pipe"
+    ))
+    .unwrap();
     plan(&check_with(&src, profile)).expect("the reference plans")
 }
 
@@ -21,18 +25,40 @@ fn ceil_div(a: f64, b: f64) -> u64 {
 fn execution_order_is_topological_then_written() {
     let p = reference(None);
     let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["vit_coca", "text_pretrain", "vit_align", "joint_pretrain", "joint_cooldown", "joint_long_context"]);
+    assert_eq!(
+        names,
+        [
+            "vit_coca",
+            "text_pretrain",
+            "vit_align",
+            "joint_pretrain",
+            "joint_cooldown",
+            "joint_long_context"
+        ]
+    );
 }
 
 #[test]
 fn steps_per_stage_and_phase_at_full_scale() {
     let p = reference(None);
     let tps8k = 512.0 * 8192.0;
-    assert_eq!(p.stage("vit_coca").unwrap().steps, ceil_div(2.0e12, 512.0 * 4096.0));
-    assert_eq!(p.stage("text_pretrain").unwrap().steps, ceil_div(5.2e12, tps8k));
+    assert_eq!(
+        p.stage("vit_coca").unwrap().steps,
+        ceil_div(2.0e12, 512.0 * 4096.0)
+    );
+    assert_eq!(
+        p.stage("text_pretrain").unwrap().steps,
+        ceil_div(5.2e12, tps8k)
+    );
     assert_eq!(p.stage("vit_align").unwrap().steps, ceil_div(0.1e12, tps8k));
-    assert_eq!(p.stage("joint_pretrain").unwrap().steps, ceil_div(1.4e12, tps8k));
-    assert_eq!(p.stage("joint_cooldown").unwrap().steps, ceil_div(0.6e12, tps8k));
+    assert_eq!(
+        p.stage("joint_pretrain").unwrap().steps,
+        ceil_div(1.4e12, tps8k)
+    );
+    assert_eq!(
+        p.stage("joint_cooldown").unwrap().steps,
+        ceil_div(0.6e12, tps8k)
+    );
     let long = p.stage("joint_long_context").unwrap();
     assert_eq!(long.phases[0].steps, ceil_div(0.15e12, 512.0 * 32768.0));
     assert_eq!(long.phases[1].steps, ceil_div(0.15e12, 512.0 * 131072.0));
@@ -57,7 +83,10 @@ fn lr_at_the_hand_overs_at_full_scale() {
     // Resumed: step k of joint_pretrain sits at 5.2T + k x tps of the span.
     let k = 200_000u64;
     let pos = 5.2e12 + k as f64 * tps;
-    close(p.lr_at(jp, k), 4e-4 + (4e-5 - 4e-4) * (pos - decay_start) / (span - decay_start));
+    close(
+        p.lr_at(jp, k),
+        4e-4 + (4e-5 - 4e-4) * (pos - decay_start) / (span - decay_start),
+    );
     assert!(p.stages[jp].schedule.resumed);
 
     // The cooldown re-warms from the hand-over LR (4e-5) to 2e-4 over 5B, then a cosine to 1e-5
@@ -65,7 +94,10 @@ fn lr_at_the_hand_overs_at_full_scale() {
     let jc = p.stage_index("joint_cooldown").unwrap();
     close(p.stages[jc].lr.start, 4e-5);
     close(p.stages[jc].lr.peak, 2e-4);
-    let cos = |pos: f64| 1e-5 + (2e-4 - 1e-5) * (1.0 + (std::f64::consts::PI * (pos - 5e9) / (0.9e12 - 5e9)).cos()) / 2.0;
+    let cos = |pos: f64| {
+        1e-5 + (2e-4 - 1e-5) * (1.0 + (std::f64::consts::PI * (pos - 5e9) / (0.9e12 - 5e9)).cos())
+            / 2.0
+    };
     close(p.stages[jc].lr.end, cos(0.6e12));
     close(p.lr_at(jc, 100), 4e-5 + (2e-4 - 4e-5) * (100.0 * tps) / 5e9);
     // The long-context stage resumes the cooldown's schedule where it stopped.
@@ -84,7 +116,10 @@ fn rope_and_seq_len_per_phase() {
     assert_eq!(long.phases[1].seq_len, 128 * 1024);
     assert_eq!(long.phases[0].rope_base["llm"], 800_000.0);
     assert_eq!(long.phases[1].rope_base["llm"], 800_000.0);
-    assert_eq!(p.stage("joint_cooldown").unwrap().rope_base["llm"], 50_000.0);
+    assert_eq!(
+        p.stage("joint_cooldown").unwrap().rope_base["llm"],
+        50_000.0
+    );
     assert_eq!(p.stage("vit_coca").unwrap().seq_len, 4096);
 }
 
@@ -107,7 +142,9 @@ fn mixture_in_the_middle_of_the_ramp() {
     let shares = p.mix_at(jp, step);
     close(shares.iter().sum::<f64>(), 1.0);
     // Nested groups multiply: long 25% x long_text 40%.
-    let at = p.query(&"joint_long_context.ctx_128k@end".parse().unwrap()).unwrap();
+    let at = p
+        .query(&"joint_long_context.ctx_128k@end".parse().unwrap())
+        .unwrap();
     close(at.mix["long_text"], 0.25 * 0.4);
     close(at.mix["hq_text"], 0.75 * 0.6);
     assert_eq!(at.seq_len, 131072);
@@ -118,11 +155,26 @@ fn smoke_profile_steps_and_values() {
     let p = reference(Some("smoke"));
     assert_eq!(p.profile.as_deref(), Some("smoke"));
     // seq_len 8K/256 = 32 and 4K/256 = 16, batch 16; tokens x 1e-6.
-    assert_eq!(p.stage("vit_coca").unwrap().steps, ceil_div(2.0e6, 16.0 * 16.0));
-    assert_eq!(p.stage("text_pretrain").unwrap().steps, ceil_div(5.2e6, 16.0 * 32.0));
-    assert_eq!(p.stage("vit_align").unwrap().steps, ceil_div(0.1e6, 16.0 * 32.0));
-    assert_eq!(p.stage("joint_pretrain").unwrap().steps, ceil_div(1.4e6, 16.0 * 32.0));
-    assert_eq!(p.stage("joint_cooldown").unwrap().steps, ceil_div(0.6e6, 16.0 * 32.0));
+    assert_eq!(
+        p.stage("vit_coca").unwrap().steps,
+        ceil_div(2.0e6, 16.0 * 16.0)
+    );
+    assert_eq!(
+        p.stage("text_pretrain").unwrap().steps,
+        ceil_div(5.2e6, 16.0 * 32.0)
+    );
+    assert_eq!(
+        p.stage("vit_align").unwrap().steps,
+        ceil_div(0.1e6, 16.0 * 32.0)
+    );
+    assert_eq!(
+        p.stage("joint_pretrain").unwrap().steps,
+        ceil_div(1.4e6, 16.0 * 32.0)
+    );
+    assert_eq!(
+        p.stage("joint_cooldown").unwrap().steps,
+        ceil_div(0.6e6, 16.0 * 32.0)
+    );
     let long = p.stage("joint_long_context").unwrap();
     assert_eq!(long.phases[0].steps, ceil_div(0.15e6, 16.0 * 128.0));
     assert_eq!(long.phases[1].steps, ceil_div(0.15e6, 16.0 * 512.0));
@@ -146,8 +198,13 @@ fn point_queries_take_steps_tokens_shares_and_end() {
     assert_eq!(b.step, (10_000.0f64 / 512.0).floor() as u64);
     let c = p.query(&"text_pretrain@end".parse().unwrap()).unwrap();
     assert_eq!(c.step, p.stage("text_pretrain").unwrap().steps - 1);
-    let d = p.query(&"joint_long_context.ctx_128k@0".parse().unwrap()).unwrap();
-    assert_eq!(d.step, p.stage("joint_long_context").unwrap().phases[1].first_step);
+    let d = p
+        .query(&"joint_long_context.ctx_128k@0".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        d.step,
+        p.stage("joint_long_context").unwrap().phases[1].first_step
+    );
     assert_eq!(d.phase.as_deref(), Some("ctx_128k"));
     assert!(p.query(&"nope@1".parse().unwrap()).is_err());
     assert!(p.query(&"text_pretrain@99999999".parse().unwrap()).is_err());

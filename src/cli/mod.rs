@@ -3,6 +3,7 @@
 
 mod check;
 mod plan;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,41 @@ pub enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Train the pipeline's stages in plan order, with checkpoints, resume and metrics.
+    Run {
+        file: PathBuf,
+        #[arg(long)]
+        profile: Option<String>,
+        /// The run directory (run.ron, checkpoints/, metrics.jsonl).
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the run in --out from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+        device: String,
+        /// Overrides the pipeline's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Checkpoint every N steps (and at the end of every stage).
+        #[arg(long, default_value_t = 500)]
+        checkpoint_every: u64,
+        /// Re-check the pipeline file on every change and apply safe edits between stages.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Write the generated sample data (shapes, captions, documents, videos) into DIR.
+    SampleData {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+    },
+    /// Plot the loss and LR of a run across its stages.
+    Report {
+        run_dir: PathBuf,
+        #[arg(long)]
+        plot: PathBuf,
+    },
 }
 
 /// Exit codes: 0 success, 1 the input has errors, 2 usage or I/O problems.
@@ -85,6 +121,55 @@ pub fn main() -> ExitCode {
             emit_ron: emit_ron.as_ref(),
             plot: plot.as_ref(),
         }),
+        Command::Run {
+            file,
+            profile,
+            out,
+            resume,
+            device,
+            seed,
+            checkpoint_every,
+            watch,
+        } => run::run(
+            run::options(
+                file,
+                profile,
+                out,
+                resume,
+                &device,
+                seed,
+                checkpoint_every.max(1),
+            ),
+            watch,
+        ),
+        Command::SampleData { dir, seed } => {
+            match crate::runtime::data::generate_sample_data(&dir, seed) {
+                Ok(s) => {
+                    println!(
+                        "wrote {} files ({} images, {} bytes) to {}",
+                        s.files,
+                        s.images,
+                        s.bytes,
+                        s.dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Report { run_dir, plot } => match crate::runtime::report::plot(&run_dir, &plot) {
+            Ok(()) => {
+                eprintln!("plot written to {}", plot.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

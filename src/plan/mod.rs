@@ -179,7 +179,10 @@ pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
             .sum();
         // The ViT branch: stages where no decoder learns next-token prediction.
         let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
-            || !st.train.iter().any(|m| matches!(p.models[m.value].kind, ir::ModelKind::Decoder(_)));
+            || !st
+                .train
+                .iter()
+                .any(|m| matches!(p.models[m.value].kind, ir::ModelKind::Decoder(_)));
         stages.push(StagePlan {
             name: st.name.clone(),
             id: s,

@@ -128,7 +128,8 @@ where
     // ---- LR
     let max_lr = s.lr.iter().cloned().fold(0.0, f64::max) * 1.1 + 1e-12;
     let mut c = ChartBuilder::on(&panels[0])
-        .margin(8).margin_right(16)
+        .margin(8)
+        .margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
         .caption("learning rate", ("sans-serif", 18))
@@ -149,7 +150,8 @@ where
 
     // ---- mixture, stacked
     let mut c = ChartBuilder::on(&panels[1])
-        .margin(8).margin_right(16)
+        .margin(8)
+        .margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
         .caption("data mixture (stacked shares)", ("sans-serif", 18))
@@ -195,7 +197,8 @@ where
     let max_seq = s.seq.iter().cloned().fold(1.0, f64::max) * 2.0;
     let lo_seq = s.seq.iter().cloned().fold(f64::MAX, f64::min).min(max_seq) / 2.0;
     let mut c = ChartBuilder::on(&panels[2])
-        .margin(8).margin_right(16)
+        .margin(8)
+        .margin_right(16)
         .x_label_area_size(24)
         .y_label_area_size(70)
         .caption("sequence length (log scale)", ("sans-serif", 18))
@@ -222,7 +225,8 @@ where
         .fold((f64::MAX, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let lo = if lo == f64::MAX { 1.0 } else { lo / 2.0 };
     let mut c = ChartBuilder::on(&panels[3])
-        .margin(8).margin_right(16)
+        .margin(8)
+        .margin_right(16)
         .x_label_area_size(30)
         .y_label_area_size(70)
         .caption("RoPE base (log scale), per decoder", ("sans-serif", 18))
@@ -294,10 +298,19 @@ where
         .map_err(err)?;
         if labels {
             // Narrow neighbours would overlap: stagger the labels over two rows.
-            let label = if st.vision_branch { format!("{} (ViT branch)", st.name) } else { st.name.clone() };
-            let y = if i % 2 == 0 { hi } else { lo + (hi - lo) * 0.93 };
+            let label = if st.vision_branch {
+                format!("{} (ViT branch)", st.name)
+            } else {
+                st.name.clone()
+            };
+            let y = if i % 2 == 0 {
+                hi
+            } else {
+                lo + (hi - lo) * 0.93
+            };
             let font = ("sans-serif", 12).into_font().color(&BLACK);
-            c.draw_series(std::iter::once(Text::new(label, (x0, y), font))).map_err(err)?;
+            c.draw_series(std::iter::once(Text::new(label, (x0, y), font)))
+                .map_err(err)?;
         }
     }
     Ok(())

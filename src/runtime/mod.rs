@@ -1,5 +1,17 @@
-//! Executes a planned pipeline on candle.
+//! Executes a planned pipeline on candle: models, data, the training loop, checkpoints and
+//! run records. Every per-step value (LR, mixture, sequence length, RoPE base) comes from the
+//! planner.
 
 pub mod atomic;
+pub mod build;
 pub mod data;
 pub mod model;
+pub mod record;
+pub mod report;
+pub mod setup;
+mod step;
+pub mod summary;
+pub mod train;
+
+pub use setup::{Prepared, RunError};
+pub use train::{RunOptions, Runner};

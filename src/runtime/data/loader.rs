@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::cursor::SourceCursor;
 use super::error::{DataError, Result};
 use super::mixture::{MixtureSampler, MixtureState};
-use super::sequence::Sequence;
+use super::sequence::{CaptionPair, Sequence};
 use super::source::Source;
 
 /// One optimizer step's sequences, in batch order.
@@ -68,6 +68,20 @@ impl DataLoader {
             source_of: draw.order,
             counts: draw.counts,
         })
+    }
+
+    /// One CoCa step's image-caption pairs, drawn with the plan's shares like `next_batch`.
+    pub fn next_caption_batch(
+        &mut self,
+        shares: &[f64],
+        batch: usize,
+    ) -> Result<(Vec<CaptionPair>, Vec<usize>)> {
+        let draw = self.mixture.draw(shares, batch)?;
+        let mut pairs = Vec::with_capacity(batch);
+        for &src in &draw.order {
+            pairs.push(self.sources[src].next_caption_pair()?);
+        }
+        Ok((pairs, draw.counts))
     }
 
     /// The cursors of all sources, by name: carry them into the next stage's loader with

@@ -1,0 +1,3 @@
+//! Hot reload: edits to stages not yet run are re-checked and applied between stages.
+
+pub mod watch;

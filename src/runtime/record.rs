@@ -1,0 +1,90 @@
+//! `run.ron`: what a run has done, enough to resume it exactly and to reproduce it. Written
+//! atomically after every checkpoint and at every stage boundary.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{LoaderState, SourceCursor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub status: Status,
+    /// Steps completed (the next step to run).
+    pub step: u64,
+    pub steps: u64,
+    pub tokens: f64,
+    /// The last checkpoint of this stage, relative to the run directory.
+    pub checkpoint: Option<String>,
+    /// Data stream state at that checkpoint (cursors and mixture counts: the data RNG state).
+    pub loader: Option<LoaderState>,
+    /// Mean loss over the first and last tenth of the stage's steps.
+    pub loss_first_tenth: Option<f64>,
+    pub loss_last_tenth: Option<f64>,
+    /// Evaluations run at the end of the stage (name -> value).
+    pub evals: BTreeMap<String, f64>,
+    pub wall_s: f64,
+}
+
+/// An applied version of the pipeline source (the first is the one the run started with).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Version {
+    pub source_hash: String,
+    /// File name of the saved source, in the run directory.
+    pub source_file: String,
+    /// Stage and step before which it took effect.
+    pub from_stage: Option<String>,
+    pub global_step: u64,
+    /// The accepted differences, one line each.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub pipeline: String,
+    pub profile: Option<String>,
+    pub seed: u64,
+    pub source_hash: String,
+    pub plan_hash: String,
+    pub stages: Vec<StageRecord>,
+    /// Cursors of every data source after the last finished stage (sources continue across
+    /// stages instead of restarting).
+    pub cursors: BTreeMap<String, SourceCursor>,
+    pub versions: Vec<Version>,
+}
+
+impl RunRecord {
+    pub fn load(path: &Path) -> Result<RunRecord, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        ron::from_str(&text).map_err(|e| format!("`{}` is not a run record: {e}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .map_err(std::io::Error::other)?;
+        super::atomic::write(path, text.as_bytes())
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
+        self.stages.iter_mut().find(|s| s.name == name)
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
