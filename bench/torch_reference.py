@@ -141,7 +141,7 @@ class DecoderLM(nn.Module):
         cos, sin = rope_tables(SEQ_LEN, D_MODEL // N_HEADS, ROPE_BASE)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        for name, p in self.named_parameters():
+        for p in self.parameters():
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
 
@@ -207,7 +207,7 @@ class Batches:
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()
 
 
-def sgemm_gflops(n: int = 512, reps: int = 50) -> float:
+def sgemm_gflops(n: int = 512, reps: int = 100) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     c = torch.empty(n, n)
     for _ in range(5):
