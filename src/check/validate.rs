@@ -28,7 +28,18 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
                     }
                 }
             }
-            ModelKind::Vit(v) => heads(diags, &m.name, v.d_model, v.heads),
+            ModelKind::Vit(v) => {
+                heads(diags, &m.name, v.d_model, v.heads);
+                let hd = if v.heads.value > 0 { v.d_model.value / v.heads.value } else { 0 };
+                if v.heads.value > 0 && v.d_model.value % v.heads.value == 0 && hd % 2 == 0 && hd % 4 != 0 {
+                    diags.push(
+                        Diagnostic::new(Code::HEADS, format!("vit `{}` has a head dimension of {hd}, not a multiple of 4", m.name))
+                            .label(v.heads.span, format!("d_model / heads = {hd}"))
+                            .label(v.d_model.span, "d_model here")
+                            .help("the ViT's 2-D RoPE rotates channel pairs for rows and for columns: d_model / heads must be a multiple of 4"),
+                    );
+                }
+            }
             ModelKind::Projector(pr) => {
                 let kinds = |id: Sp<ModelId>| {
                     p.models

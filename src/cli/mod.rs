@@ -1,6 +1,7 @@
 //! The `pipe` command line. Each subcommand lives in its own file; all of them go through the
 //! same `check()`.
 
+mod bench;
 mod check;
 mod plan;
 mod run;
@@ -88,6 +89,16 @@ pub enum Command {
         #[arg(long, default_value_t = 2025)]
         seed: u64,
     },
+    /// Training throughput of the runtime on the benchmark model (bench/throughput.pipe).
+    Bench {
+        #[arg(long, default_value_t = 30)]
+        steps: u64,
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Plot the loss and LR of a run across its stages.
     Report {
         run_dir: PathBuf,
@@ -142,6 +153,13 @@ pub fn main() -> ExitCode {
             ),
             watch,
         ),
+        Command::Bench { steps, warmup, threads } => {
+            if let Some(t) = threads {
+                // SAFETY: set before any thread pool starts, on the main thread.
+                unsafe { std::env::set_var("RAYON_NUM_THREADS", t.to_string()) };
+            }
+            bench::run(steps.max(1), warmup)
+        }
         Command::SampleData { dir, seed } => {
             match crate::runtime::data::generate_sample_data(&dir, seed) {
                 Ok(s) => {

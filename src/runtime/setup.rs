@@ -99,8 +99,15 @@ pub fn ensure_sample_data(
         "generating sample data in {} (first use)",
         root.display()
     ));
-    data::generate_sample_data(&root.join("corpus"), seed)
+    // Generated beside its final place and renamed in one step, so a concurrent run never
+    // reads a half-written corpus; if another run got there first, its copy is kept.
+    std::fs::create_dir_all(root)?;
+    let tmp = root.join(format!(".corpus.tmp{}", std::process::id()));
+    data::generate_sample_data(&tmp, seed)
         .map_err(|e| RunError::Other(format!("cannot generate sample data: {e}")))?;
+    if std::fs::rename(&tmp, root.join("corpus")).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     Ok(())
 }
 

@@ -1,0 +1,99 @@
+//! `pipe bench`: training throughput of the runtime on the benchmark model
+//! (`bench/throughput.pipe`), through exactly the code `pipe run` uses: the pipeline is checked,
+//! planned and run, and tokens/s come from its own metrics. Prints a `RESULT` line that
+//! `bench/compare.sh` reads.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use crate::runtime::{RunOptions, Runner};
+
+const PIPELINE: &str = include_str!("../../bench/throughput.pipe");
+const TOKENS_PER_STEP: f64 = 16.0 * 256.0;
+
+/// Median GFLOP/s of a 512^3 fp32 matmul on candle's CPU backend.
+fn sgemm_gflops() -> candle_core::Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (512, 512), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (512, 512), &Device::Cpu)?;
+    let mut t = vec![];
+    for _ in 0..50 {
+        let s = Instant::now();
+        let c = a.matmul(&b)?;
+        std::hint::black_box(c.sum_all()?.to_scalar::<f32>()?);
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(2.0 * 512f64.powi(3) / t[t.len() / 2] / 1e9)
+}
+
+/// Model FLOPs per step, the formula of `bench/torch_reference.py`: 6 N T for the
+/// non-embedding parameters plus causal attention 12 L d S T / 2.
+fn flops_per_step() -> f64 {
+    let (d, l, s, v) = (128.0, 4.0, 256.0, 261.0);
+    let per_layer = 4.0 * d * d + 2.0 * d * 4.0 * d + 2.0 * d;
+    let n = l * per_layer + d + v * d;
+    6.0 * n * TOKENS_PER_STEP + 12.0 * l * d * s * TOKENS_PER_STEP / 2.0
+}
+
+pub fn run(steps: u64, warmup: u64) -> ExitCode {
+    let dir = match tempfile_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let total = steps + warmup;
+    let sample = repo.join("sample_data/kimi_vl");
+    let source = PIPELINE.replace("STEPS", &format!("{}", total * TOKENS_PER_STEP as u64)).replace("../sample_data/kimi_vl", sample.to_str().unwrap_or("."));
+    let file = dir.join("throughput.pipe");
+    if let Err(e) = std::fs::write(&file, source) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let opts = RunOptions { file, profile: None, out: dir.join("run"), resume: false, cuda: false, seed: None, checkpoint_every: u64::MAX, progress: false };
+    let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = runner.run(&mut |_, _| None) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap_or_default();
+    let mut tps: Vec<f64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["step"].as_u64().is_some_and(|s| s >= warmup))
+        .filter_map(|v| v["tokens_per_s"].as_f64())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    if tps.is_empty() {
+        eprintln!("error: no timed steps");
+        return ExitCode::from(2);
+    }
+    tps.sort_by(f64::total_cmp);
+    let median = tps[tps.len() / 2];
+    let gflops = sgemm_gflops().unwrap_or(f64::NAN);
+    let mfu = median / TOKENS_PER_STEP * flops_per_step() / (gflops * 1e9);
+    println!("pipelang runtime: {median:.0} tokens/s (median of {} steps after {warmup} warm-up; min {:.0}, max {:.0})", tps.len(), tps[0], tps[tps.len() - 1]);
+    println!("sgemm 512^3: {gflops:.1} GFLOP/s; model FLOP utilisation {:.1}%", mfu * 100.0);
+    println!(
+        "RESULT framework=pipelang tokens_per_s={median:.1} tokens_per_s_min={:.1} tokens_per_s_max={:.1} mfu={mfu:.4} sgemm_gflops={gflops:.1}",
+        tps[0],
+        tps[tps.len() - 1]
+    );
+    ExitCode::SUCCESS
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("pipe-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
