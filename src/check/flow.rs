@@ -67,8 +67,10 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
     let nm = p.models.len();
     let anc = Ancestors::new(p, order);
     // Last stage that trained (weights) / used (RoPE state) each model, as seen after a stage.
-    let mut trained_out: Vec<Vec<Option<StageId>>> = vec![vec![]; n];
-    let mut used_out: Vec<Vec<Option<StageId>>> = vec![vec![]; n];
+    // Candidate stages (several while unresolved) that last trained / used each model, as seen
+    // after a stage: an ambiguity is reported where the model is used, however far down.
+    let mut trained_out: Vec<Vec<Vec<StageId>>> = vec![vec![]; n];
+    let mut used_out: Vec<Vec<Vec<StageId>>> = vec![vec![]; n];
     let mut rope_out: Vec<Vec<Option<Held<f64>>>> = vec![vec![]; n];
     let mut seq_out: Vec<Held<u64>> = vec![
         Held {
@@ -91,8 +93,11 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
         let mut weights_from = vec![];
         let mut t_in = vec![None; nm];
         let mut u_in = vec![None; nm];
+        let mut t_pass: Vec<Vec<StageId>> = vec![vec![]; nm];
+        let mut u_cands: Vec<Vec<StageId>> = vec![vec![]; nm];
         for m in 0..nm {
-            let cands = distinct(preds.iter().filter_map(|&q| trained_out[q][m]));
+            let cands = distinct(preds.iter().flat_map(|&q| trained_out[q][m].iter().copied()));
+            t_pass[m] = cands.clone();
             let chosen = st.weights.iter().find(|(wm, _)| wm.value == m);
             t_in[m] = match (cands.as_slice(), chosen) {
                 (_, Some((wm, from))) => {
@@ -140,9 +145,8 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
                     Some(many[0])
                 }
             };
-            u_in[m] = distinct(preds.iter().filter_map(|&q| used_out[q][m]))
-                .first()
-                .copied();
+            u_cands[m] = distinct(preds.iter().flat_map(|&q| used_out[q][m].iter().copied()));
+            u_in[m] = u_cands[m].first().copied();
             if st.uses(m) {
                 weights_from.push((m, t_in[m]));
                 if t_in[m].is_none() {
@@ -197,6 +201,14 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
                 (m, held)
             })
             .collect();
+        let sets_rope_plain = st.rope_base.is_some_and(|t| t.from.is_none());
+        for (m, _) in &rope {
+            let incoming: Vec<(StageId, Held<f64>)> =
+                u_cands[*m].iter().filter_map(|&u| rope_out[u].get(*m).copied().flatten().map(|h| (u, h))).collect();
+            if incoming.len() > 1 && agree(&incoming).is_none() && !sets_rope_plain {
+                disagree(p, st, "rope_base", &incoming, units::trim, diags);
+            }
+        }
         if let Some(t) = st.rope_base {
             apply_rope(&mut rope, t, diags);
         }
@@ -284,10 +296,18 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
 
         // ---- what this stage hands over
         trained_out[s] = (0..nm)
-            .map(|m| if st.trains(m) { Some(s) } else { t_in[m] })
+            .map(|m| {
+                if st.trains(m) {
+                    vec![s]
+                } else if st.uses(m) || st.weights.iter().any(|(w, _)| w.value == m) {
+                    t_in[m].into_iter().collect()
+                } else {
+                    t_pass[m].clone()
+                }
+            })
             .collect();
         used_out[s] = (0..nm)
-            .map(|m| if st.uses(m) { Some(s) } else { u_in[m] })
+            .map(|m| if st.uses(m) { vec![s] } else { u_cands[m].clone() })
             .collect();
         let mut r = vec![None; nm];
         for (m, h) in &rope {
@@ -410,7 +430,7 @@ fn apply_rope(rope: &mut [(ModelId, Held<f64>)], t: Transition<f64>, diags: &mut
 /// `after` edge.
 fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: &mut Diagnostics) {
     let st = &p.stages[s];
-    if let Some(f) = st.freeze.iter().find(|f| f.value == m) {
+    if let Some(f) = st.freeze.iter().find(|f| f.value == m && !st.trains(m)) {
         diags.push(
             Diagnostic::new(
                 Code::UNTRAINED_FROZEN,
@@ -469,19 +489,40 @@ fn assign_run(
     diags: &mut Diagnostics,
 ) -> usize {
     let st = &p.stages[s];
-    let fresh = |runs: &mut Vec<ScheduleRun>,
-                 name: String,
-                 schedule: Option<ScheduleId>,
-                 segments: Vec<Segment>| {
-        runs.push(ScheduleRun {
-            name,
-            schedule,
-            segments,
-            stages: vec![],
-            span: 0.0,
-            handover: None,
-            curve: Curve::default(),
-        });
+    let r = assign(p, s, preds, anc, runs, run_of, started, diags);
+    // A schedule is one line of stages: two stages that both continue it must run one after
+    // the other, or the second would start where the first ended without having run after it.
+    if let Some(&last) = runs[r].stages.last() {
+        if !anc.is_ancestor(s, last) && matches!(st.lr, StageLr::Resume { .. }) {
+            let span = match &st.lr {
+                StageLr::Resume { span, .. } => *span,
+                _ => st.lr_span,
+            };
+            diags.push(
+                Diagnostic::new(Code::RESUME_AMBIGUOUS, format!("`{}` and `{}` both continue schedule `{}`", p.stages[last].name, st.name, runs[r].name))
+                    .label(span, format!("`{}` does not run after `{}`", st.name, p.stages[last].name))
+                    .label(p.stages[last].lr_span, "continued here first")
+                    .help(format!("add `after {}`, or start a schedule of its own here", p.stages[last].name)),
+            );
+        }
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assign(
+    p: &Pipeline,
+    s: StageId,
+    preds: &[StageId],
+    anc: &Ancestors,
+    runs: &mut Vec<ScheduleRun>,
+    run_of: &[usize],
+    started: &mut [Option<usize>],
+    diags: &mut Diagnostics,
+) -> usize {
+    let st = &p.stages[s];
+    let fresh = |runs: &mut Vec<ScheduleRun>, name: String, schedule: Option<ScheduleId>, segments: Vec<Segment>| {
+        runs.push(ScheduleRun { name, schedule, segments, stages: vec![], span: 0.0, handover: None, curve: Curve::default() });
         runs.len() - 1
     };
     match &st.lr {

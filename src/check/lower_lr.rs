@@ -168,6 +168,14 @@ impl Lower<'_> {
                 return None;
             }
         };
+        if last && over.is_some() && !matches!(kind, SegmentKind::Rewarmup { .. }) {
+            self.diags.push(
+                Diagnostic::new(Code::ARGUMENTS, format!("the last segment `{}` fills the rest of the span: `over` has no effect", name.name))
+                    .label(over.unwrap().span, "ignored")
+                    .help("remove `over`, or add a segment after this one with `then`"),
+            );
+            return None;
+        }
         if !last && over.is_none() {
             self.diags.push(
                 Diagnostic::new(Code::ARGUMENTS, format!("`{}` is followed by `then` but has no length", name.name))

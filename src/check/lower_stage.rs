@@ -46,7 +46,16 @@ impl Lower<'_> {
             })
             .collect();
         let train = match f.require("train", at, &what, "train = [model]", &mut self.diags) {
-            Some(x) => self.ref_list(&x.value, "train", NameKind::Model),
+            Some(x) => {
+                if matches!(&x.value.kind, ExprKind::List(v) if v.is_empty()) {
+                    self.diags.push(
+                        Diagnostic::new(Code::TRAINS_NOTHING, format!("stage `{}` trains nothing", s.name.name))
+                            .label(x.value.span, "no model learns here")
+                            .help("list the models that learn in `train = [...]`"),
+                    );
+                }
+                self.ref_list(&x.value, "train", NameKind::Model)
+            }
             None => vec![],
         };
         let freeze = f.get("freeze").map_or(vec![], |x| {

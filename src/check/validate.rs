@@ -159,16 +159,6 @@ pub fn stage(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
             );
         }
     }
-    if s.train.is_empty() && !s.span.is_empty() {
-        diags.push(
-            Diagnostic::new(
-                Code::TRAINS_NOTHING,
-                format!("stage `{}` trains nothing", s.name),
-            )
-            .label(s.name_span, "no model learns here")
-            .help("list the models that learn in `train = [...]`"),
-        );
-    }
     if let StageLr::Inline(segs) = &s.lr {
         segments(segs, diags);
     }
