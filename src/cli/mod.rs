@@ -2,6 +2,8 @@
 //! same `check()`.
 
 mod check;
+mod fmt;
+mod lsp;
 mod plan;
 
 use std::path::PathBuf;
@@ -58,6 +60,16 @@ pub enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Rewrite files in the canonical layout (`-`: stdin to stdout); comments are kept.
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write nothing; exit with 1 when a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server on stdin/stdout (for editors).
+    Lsp,
 }
 
 /// Exit codes: 0 success, 1 the input has errors, 2 usage or I/O problems.
@@ -85,6 +97,8 @@ pub fn main() -> ExitCode {
             emit_ron: emit_ron.as_ref(),
             plot: plot.as_ref(),
         }),
+        Command::Fmt { files, check } => fmt::run(&files, check),
+        Command::Lsp => lsp::run(),
     }
 }
 
