@@ -29,6 +29,9 @@ fn editor_tests_pass_against_this_pipe_binary() {
         out.status.success(),
         "scripts/test-editor.sh failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
-    assert!(stdout.contains("e2e PASS"), "the real-server Neovim test did not run:\n{stdout}");
+    assert!(
+        stdout.contains("e2e PASS"),
+        "the real-server Neovim test did not run:\n{stdout}"
+    );
     assert!(stdout.contains(", 0 failed"), "{stdout}");
 }

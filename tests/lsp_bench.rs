@@ -14,7 +14,11 @@ use pipelang::lsp::Server;
 #[test]
 #[ignore = "benchmark: run explicitly"]
 fn diagnostics_after_an_edit() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/kimi_vl.pipe")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/kimi_vl.pipe"
+    ))
+    .unwrap();
     let uri: Uri = "file:///bench/kimi_vl.pipe".parse().unwrap();
     let mut server = Server::default();
     server.did_open(DidOpenTextDocumentParams {
@@ -25,11 +29,19 @@ fn diagnostics_after_an_edit() {
     let mut handler = vec![];
     for v in 0..edits {
         // Alternate a budget, as typing would: every version is a different, valid recipe.
-        let edited = text.replacen("budget = 5.2T", &format!("budget = {}.{}T", 5 + v % 3, v % 10), 1);
+        let edited = text.replacen(
+            "budget = 5.2T",
+            &format!("budget = {}.{}T", 5 + v % 3, v % 10),
+            1,
+        );
         let started = Instant::now();
         let published = server.did_change(DidChangeTextDocumentParams {
             text_document: VersionedTextDocumentIdentifier::new(uri.clone(), v as i32 + 2),
-            content_changes: vec![TextDocumentContentChangeEvent { range: None, range_length: None, text: edited }],
+            content_changes: vec![TextDocumentContentChangeEvent {
+                range: None,
+                range_length: None,
+                text: edited,
+            }],
         });
         handler.push(started.elapsed());
         assert!(published.unwrap().diagnostics.is_empty());
@@ -48,5 +60,8 @@ fn diagnostics_after_an_edit() {
         mh.as_secs_f64() * 1e3,
         p95(&handler).as_secs_f64() * 1e3,
     );
-    assert!(ma < Duration::from_millis(20), "over the 20 ms budget: {ma:?}");
+    assert!(
+        ma < Duration::from_millis(20),
+        "over the 20 ms budget: {ma:?}"
+    );
 }

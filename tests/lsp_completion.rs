@@ -5,7 +5,11 @@
 use pipelang::lsp::*;
 
 fn reference() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/kimi_vl.pipe")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/kimi_vl.pipe"
+    ))
+    .unwrap()
 }
 
 fn unknown_field_reported(text: &str, name: &str) -> bool {
@@ -18,7 +22,10 @@ fn unknown_field_reported(text: &str, name: &str) -> bool {
 /// Writes `entry(name)` after `anchor` and says whether the checker calls `name` unknown.
 fn rejected(anchor: &str, name: &str, entry: impl Fn(&str) -> String) -> bool {
     let text = reference();
-    assert!(text.contains(anchor), "{anchor:?} is not in the reference recipe");
+    assert!(
+        text.contains(anchor),
+        "{anchor:?} is not in the reference recipe"
+    );
     let edited = text.replacen(anchor, &format!("{anchor}{}", entry(name)), 1);
     unknown_field_reported(&edited, name)
 }
@@ -30,19 +37,49 @@ fn offered_names_are_accepted_where_offered() {
         ("pipeline kimi_vl {", PIPELINE_FIELDS, Box::new(field)),
         ("model llm = decoder {", DECODER_FIELDS, Box::new(field)),
         ("model vit = vit {", VIT_FIELDS, Box::new(field)),
-        ("model projector = projector(vit -> llm) {", PROJECTOR_FIELDS, Box::new(field)),
-        ("stage text_pretrain {", pipelang::check::STAGE_FIELDS, Box::new(field)),
-        ("stage text_pretrain {", STAGE_BLOCKS, Box::new(|n: &str| format!("\n  {n} {{ }}\n"))),
-        ("phase ctx_32k  { budget = 50%", pipelang::check::PHASE_FIELDS, Box::new(|n: &str| format!(", {n} = 1"))),
+        (
+            "model projector = projector(vit -> llm) {",
+            PROJECTOR_FIELDS,
+            Box::new(field),
+        ),
+        (
+            "stage text_pretrain {",
+            pipelang::check::STAGE_FIELDS,
+            Box::new(field),
+        ),
+        (
+            "stage text_pretrain {",
+            STAGE_BLOCKS,
+            Box::new(|n: &str| format!("\n  {n} {{ }}\n")),
+        ),
+        (
+            "phase ctx_32k  { budget = 50%",
+            pipelang::check::PHASE_FIELDS,
+            Box::new(|n: &str| format!(", {n} = 1")),
+        ),
         ("profile smoke {", PROFILE_FIELDS, Box::new(field)),
-        ("profile smoke {", &["model", "stage"], Box::new(|n: &str| format!("\n  {n} text_pretrain {{ }}\n"))),
-        ("data ocr           = image_text(\"corpus/ocr/*.jsonl\")", DATA_FIELDS, Box::new(|n: &str| format!(" {{ {n} = \"t.json\" }}"))),
+        (
+            "profile smoke {",
+            &["model", "stage"],
+            Box::new(|n: &str| format!("\n  {n} text_pretrain {{ }}\n")),
+        ),
+        (
+            "data ocr           = image_text(\"corpus/ocr/*.jsonl\")",
+            DATA_FIELDS,
+            Box::new(|n: &str| format!(" {{ {n} = \"t.json\" }}")),
+        ),
     ];
     for (anchor, names, entry) in &cases {
         for name in names.iter() {
-            assert!(!rejected(anchor, name, entry), "`{name}` is offered after {anchor:?} but the checker rejects it");
+            assert!(
+                !rejected(anchor, name, entry),
+                "`{name}` is offered after {anchor:?} but the checker rejects it"
+            );
         }
-        assert!(rejected(anchor, "no_such_field", entry), "the checker accepted an invented name after {anchor:?}");
+        assert!(
+            rejected(anchor, "no_such_field", entry),
+            "the checker accepted an invented name after {anchor:?}"
+        );
     }
     assert!(PROFILE_BLOCKS.contains(&"scale"));
 }

@@ -24,7 +24,11 @@ pub fn run(files: &[PathBuf], check: bool) -> ExitCode {
                 Err(code) => return code,
             }
         };
-        let name = if stdin { "<stdin>".into() } else { path.display().to_string() };
+        let name = if stdin {
+            "<stdin>".into()
+        } else {
+            path.display().to_string()
+        };
         let formatted = match crate::fmt::format(&source) {
             Ok(f) => f,
             Err(e) => {
@@ -36,7 +40,9 @@ pub fn run(files: &[PathBuf], check: bool) -> ExitCode {
         if check {
             if formatted != source {
                 let line = first_difference(&source, &formatted);
-                eprintln!("{name}: not formatted (first difference at line {line}); run `pipe fmt {name}`");
+                eprintln!(
+                    "{name}: not formatted (first difference at line {line}); run `pipe fmt {name}`"
+                );
                 failed = true;
             }
         } else if stdin {
@@ -51,7 +57,11 @@ pub fn run(files: &[PathBuf], check: bool) -> ExitCode {
             eprintln!("formatted {name}");
         }
     }
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn first_difference(a: &str, b: &str) -> usize {

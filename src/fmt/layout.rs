@@ -25,12 +25,14 @@ pub fn render(src: &str, index: &LineIndex, comments: &[Comment], lines: &[Line]
             continue;
         }
         let covers = |l: &Line| {
-            index.line(l.src.start) <= c.line && c.line <= index.line(l.src.end.saturating_sub(1).max(l.src.start))
+            index.line(l.src.start) <= c.line
+                && c.line <= index.line(l.src.end.saturating_sub(1).max(l.src.start))
         };
-        let target = lines
-            .iter()
-            .rposition(covers)
-            .or_else(|| lines.iter().rposition(|l| index.line(l.src.start) <= c.line));
+        let target = lines.iter().rposition(covers).or_else(|| {
+            lines
+                .iter()
+                .rposition(|l| index.line(l.src.start) <= c.line)
+        });
         match target {
             Some(i) => trailing[i].push(c),
             None => before[0].push(c),
@@ -47,8 +49,17 @@ pub fn render(src: &str, index: &LineIndex, comments: &[Comment], lines: &[Line]
 
     let mut out = String::new();
     let mut prev_open = true; // no blank line at the start of the file
-    let mut emit = |out: &mut String, indent: usize, text: &str, start: usize, kind: Kind, comment: Option<&Comment>| {
-        if !prev_open && kind != Kind::Close && starts_line(src, index, start) && blank_before(src, index, start) {
+    let mut emit = |out: &mut String,
+                    indent: usize,
+                    text: &str,
+                    start: usize,
+                    kind: Kind,
+                    comment: Option<&Comment>| {
+        if !prev_open
+            && kind != Kind::Close
+            && starts_line(src, index, start)
+            && blank_before(src, index, start)
+        {
             out.push('\n');
         }
         let mut line = format!("{}{text}", " ".repeat(indent));
@@ -69,10 +80,24 @@ pub fn render(src: &str, index: &LineIndex, comments: &[Comment], lines: &[Line]
             None => 0,
         };
         for c in &before[i] {
-            emit(&mut out, indent, &src[c.span.start..c.span.end], c.span.start, Kind::Plain, None);
+            emit(
+                &mut out,
+                indent,
+                &src[c.span.start..c.span.end],
+                c.span.start,
+                Kind::Plain,
+                None,
+            );
         }
         if let Some(l) = lines.get(i) {
-            emit(&mut out, l.indent, &l.text, l.src.start, l.kind, trailing[i].first().copied());
+            emit(
+                &mut out,
+                l.indent,
+                &l.text,
+                l.src.start,
+                l.kind,
+                trailing[i].first().copied(),
+            );
         }
     }
     out
@@ -80,7 +105,9 @@ pub fn render(src: &str, index: &LineIndex, comments: &[Comment], lines: &[Line]
 
 /// Nothing but whitespace before `offset` on its line.
 fn starts_line(src: &str, index: &LineIndex, offset: usize) -> bool {
-    src[index.line_start(index.line(offset))..offset].trim().is_empty()
+    src[index.line_start(index.line(offset))..offset]
+        .trim()
+        .is_empty()
 }
 
 /// The source line before `offset`'s line is blank.

@@ -16,7 +16,9 @@ pub use layout::COMMENT_COLUMN;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The file does not parse; `line` and `column` are 1-based (column in characters).
-    #[error("line {line}, column {column}: {message}; fix the syntax error first (`pipe check` explains it)")]
+    #[error(
+        "line {line}, column {column}: {message}; fix the syntax error first (`pipe check` explains it)"
+    )]
     Syntax {
         line: usize,
         column: usize,

@@ -107,14 +107,26 @@ impl<'a> Printer<'a> {
     /// optional body.
     fn valued(&mut self, indent: usize, head: String, start: usize, v: &Expr, body: Option<&Body>) {
         match &v.kind {
-            ExprKind::Chain(parts) if self.multi_line(v.span) && parts.len() > 1 => {
+            ExprKind::Chain(parts) if chain_broken(self.src, v) => {
                 let col = indent + head.chars().count();
                 let then_indent = col.saturating_sub("then ".len());
-                self.push(indent, head + &expr(self.src, &parts[0]), start, parts[0].span.end, Kind::Plain);
+                self.push(
+                    indent,
+                    head + &expr(self.src, &parts[0]),
+                    start,
+                    parts[0].span.end,
+                    Kind::Plain,
+                );
                 let (last, middle) = parts[1..].split_last().expect("a chain has 2+ parts");
                 for p in middle {
                     let text = format!("then {}", expr(self.src, p));
-                    self.push(then_indent, text, p.span.start, p.span.end, Kind::Continuation);
+                    self.push(
+                        then_indent,
+                        text,
+                        p.span.start,
+                        p.span.end,
+                        Kind::Continuation,
+                    );
                 }
                 let text = format!("then {}", expr(self.src, last));
                 self.with_body(then_indent, text, last.span.start, last.span.end, body);
@@ -127,7 +139,14 @@ impl<'a> Printer<'a> {
     }
 
     /// `head`, then the body: `{}`, `{ a = 1, b = 2 }` or one entry per line.
-    fn with_body(&mut self, indent: usize, head: String, start: usize, head_end: usize, body: Option<&Body>) {
+    fn with_body(
+        &mut self,
+        indent: usize,
+        head: String,
+        start: usize,
+        head_end: usize,
+        body: Option<&Body>,
+    ) {
         let Some(body) = body else {
             self.push(indent, head, start, head_end, Kind::Plain);
             return;
@@ -216,14 +235,20 @@ impl<'a> Printer<'a> {
         let head_w = heads.iter().map(|h| h.len()).max().unwrap_or(0);
         let cells: Vec<Vec<(String, String)>> = blocks
             .iter()
-            .map(|b| b.body.entries.iter().map(|e| (entry_key(e), self.inline_entry(e))).collect())
+            .map(|b| {
+                b.body
+                    .entries
+                    .iter()
+                    .map(|e| (entry_key(e), self.inline_entry(e)))
+                    .collect()
+            })
             .collect();
         let max_cols = cells.iter().map(Vec::len).max().unwrap_or(0);
         let mut widths = vec![None; max_cols];
         for (col, width) in widths.iter_mut().enumerate() {
-            let agree = cells.iter().all(|r| {
-                r.len() > col && (0..=col).all(|c| r[c].0 == cells[0][c].0)
-            });
+            let agree = cells
+                .iter()
+                .all(|r| r.len() > col && (0..=col).all(|c| r[c].0 == cells[0][c].0));
             if !agree {
                 break;
             }
@@ -287,12 +312,14 @@ impl<'a> Printer<'a> {
     /// A body stays on one line when written on one line with no comment inside.
     fn inline(&self, body: &Body) -> bool {
         (body.entries.is_empty() || !self.multi_line(body.span))
-            && !self.comments.iter().any(|c| body.span.contains(c.span.start))
+            && !self
+                .comments
+                .iter()
+                .any(|c| body.span.contains(c.span.start))
     }
 
     fn field_multi_line(&self, f: &Field) -> bool {
-        f.body.as_ref().is_some_and(|b| !self.inline(b))
-            || matches!(f.value.kind, ExprKind::Chain(_)) && self.multi_line(f.value.span)
+        f.body.as_ref().is_some_and(|b| !self.inline(b)) || chain_broken(self.src, &f.value)
     }
 
     fn multi_line(&self, span: Span) -> bool {
@@ -303,7 +330,10 @@ impl<'a> Printer<'a> {
     pub fn blank_between(&self, a: usize, b: usize) -> bool {
         let text = &self.src[a.min(b)..b];
         let segments: Vec<&str> = text.split('\n').collect();
-        segments.len() > 2 && segments[1..segments.len() - 1].iter().any(|s| s.trim().is_empty())
+        segments.len() > 2
+            && segments[1..segments.len() - 1]
+                .iter()
+                .any(|s| s.trim().is_empty())
     }
 }
 
@@ -311,8 +341,19 @@ impl<'a> Printer<'a> {
 fn one_line_item(src: &str, item: &Item) -> Option<&'static str> {
     match item {
         Item::Data(d) if d.body.is_none() => Some("data"),
-        Item::Schedule(s) if !src[s.span.start..s.span.end].contains('\n') => Some("schedule"),
+        Item::Schedule(s) if !chain_broken(src, &s.value) => Some("schedule"),
         _ => None,
+    }
+}
+
+/// A `then` chain written over several lines (a value's span may run past its last token, so
+/// the parts' starts decide).
+fn chain_broken(src: &str, v: &Expr) -> bool {
+    match &v.kind {
+        ExprKind::Chain(parts) if parts.len() > 1 => {
+            src[parts[0].span.start..parts[parts.len() - 1].span.start].contains('\n')
+        }
+        _ => false,
     }
 }
 

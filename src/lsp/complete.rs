@@ -114,7 +114,9 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
         (_, []) => entry_words(doc, &ctx, &mut out),
         (Ctx::Top, ["model", _, "="]) => out.words(MODEL_KINDS, CompletionItemKind::CLASS),
         (Ctx::Top, ["data", _, "="]) => out.words(DATA_KINDS, CompletionItemKind::CLASS),
-        (Ctx::Top, ["schedule", _, "=", ..]) => out.words(LR_FUNCTIONS, CompletionItemKind::FUNCTION),
+        (Ctx::Top, ["schedule", _, "=", ..]) => {
+            out.words(LR_FUNCTIONS, CompletionItemKind::FUNCTION)
+        }
         (Ctx::Top, ["stage", _]) => out.words(&["after"], CompletionItemKind::KEYWORD),
         (Ctx::Top, ["stage", _, "after", ..]) => out.names(doc, NameKind::Stage),
         (Ctx::Profile, ["scale"]) => out.words(SCALE_TARGETS, CompletionItemKind::PROPERTY),
@@ -258,7 +260,10 @@ fn lex(src: &str) -> Vec<Tok> {
             }
             out.push(Tok::Other);
         } else {
-            if matches!(c, b'{' | b'}' | b'(' | b')' | b'[' | b']' | b'=' | b',' | b'\n') {
+            if matches!(
+                c,
+                b'{' | b'}' | b'(' | b')' | b'[' | b']' | b'=' | b',' | b'\n'
+            ) {
                 out.push(Tok::Punct(c as char));
             } else if !c.is_ascii_whitespace() {
                 out.push(Tok::Other);
@@ -309,7 +314,9 @@ fn context(toks: &[Tok]) -> (Ctx, Vec<Tok>, Vec<(char, Option<String>)>) {
             // until the next item keyword that starts a line (`then` chains span lines).
             Tok::Punct('\n' | ',') if open.is_empty() && ctx != Ctx::Top => stmt.clear(),
             Tok::Punct('\n') => {}
-            Tok::Ident(w) if ctx == Ctx::Top && line_start && ITEM_KEYWORDS.contains(&w.as_str()) => {
+            Tok::Ident(w)
+                if ctx == Ctx::Top && line_start && ITEM_KEYWORDS.contains(&w.as_str()) =>
+            {
                 stmt.clear();
                 open.clear();
                 stmt.push(t.clone());

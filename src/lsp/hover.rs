@@ -49,8 +49,15 @@ fn capitalised(s: &str) -> String {
 fn stage_markdown(doc: &Document, name: &str) -> String {
     let mut md = format!("**stage `{name}`**\n\n");
     let Some(plan) = &doc.plan else {
-        let errors = doc.checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        md += &format!("No plan while the file has {errors} error(s): fix them to see steps, LR and mixture.");
+        let errors = doc
+            .checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        md += &format!(
+            "No plan while the file has {errors} error(s): fix them to see steps, LR and mixture."
+        );
         return md;
     };
     let Some(s) = plan.stage(name) else {
@@ -76,10 +83,19 @@ fn stage_plan(s: &StagePlan) -> String {
         grouped_f(s.trained_tokens)
     );
     let resumed = if s.schedule.resumed { ", resumed" } else { "" };
-    let _ = writeln!(md, "- **LR**: {} (schedule `{}`{resumed})", lr_line(&s.lr), s.schedule.name);
+    let _ = writeln!(
+        md,
+        "- **LR**: {} (schedule `{}`{resumed})",
+        lr_line(&s.lr),
+        s.schedule.name
+    );
     let last = s.phases.last();
     let seq_end = last.map_or(s.seq_len, |p| p.seq_len);
-    let _ = writeln!(md, "- **seq_len**: {}", from_to(length(s.seq_len), length(seq_end)));
+    let _ = writeln!(
+        md,
+        "- **seq_len**: {}",
+        from_to(length(s.seq_len), length(seq_end))
+    );
     let rope_end = last.map_or(&s.rope_base, |p| &p.rope_base);
     for (model, base) in &s.rope_base {
         let end = rope_end.get(model).copied().unwrap_or(*base);
@@ -137,7 +153,12 @@ fn phase_plan(p: &PhasePlan) -> String {
         grouped(p.batch),
         grouped(p.seq_len)
     );
-    let _ = writeln!(md, "- **budget**: {} = {} tokens", tokens(p.tokens), grouped_f(p.tokens));
+    let _ = writeln!(
+        md,
+        "- **budget**: {} = {} tokens",
+        tokens(p.tokens),
+        grouped_f(p.tokens)
+    );
     let _ = writeln!(md, "- **LR**: {}", lr_line(&p.lr));
     let _ = writeln!(md, "- **seq_len**: {}", length(p.seq_len));
     for (model, base) in &p.rope_base {
@@ -203,12 +224,22 @@ fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
             "warmup" | "decay" | "over" => " of the schedule's span",
             _ => "",
         };
-        return format!("`{written}` = {}{of}", crate::check::units::trim(q.number / 100.0));
+        return format!(
+            "`{written}` = {}{of}",
+            crate::check::units::trim(q.number / 100.0)
+        );
     }
     if key == "seq_len" {
         let v = q.number * 1024f64.powi(power);
-        let unit = if power > 0 { " (in a length, K = 1,024)" } else { "" };
-        return format!("`{written}` in a length = {} tokens per sequence{unit}", grouped_f(v));
+        let unit = if power > 0 {
+            " (in a length, K = 1,024)"
+        } else {
+            ""
+        };
+        return format!(
+            "`{written}` in a length = {} tokens per sequence{unit}",
+            grouped_f(v)
+        );
     }
     let v = q.number * 1000f64.powi(power);
     let tokens = matches!(key, "budget" | "warmup" | "decay" | "over");

@@ -43,10 +43,14 @@ pub fn run_stdio() -> Result<(), Error> {
 /// closes the connection).
 pub fn run(connection: &Connection) -> Result<(), Error> {
     let caps = serde_json::to_value(capabilities())?;
-    connection.initialize(serde_json::json!({
-        "capabilities": caps,
-        "serverInfo": { "name": "pipe lsp", "version": env!("CARGO_PKG_VERSION") },
-    }))?;
+    let (id, _params) = connection.initialize_start()?;
+    connection.initialize_finish(
+        id,
+        serde_json::json!({
+            "capabilities": caps,
+            "serverInfo": { "name": "pipe lsp", "version": env!("CARGO_PKG_VERSION") },
+        }),
+    )?;
     let mut server = Server::default();
     for msg in &connection.receiver {
         match msg {
@@ -151,7 +155,10 @@ pub fn handle_notification(server: &mut Server, n: Notification) -> Option<Notif
                 typ: lsp_types::MessageType::ERROR,
                 message: "pipe lsp hit a bug while checking this file; please report it".into(),
             };
-            Some(Notification::new(notif::ShowMessage::METHOD.to_string(), msg))
+            Some(Notification::new(
+                notif::ShowMessage::METHOD.to_string(),
+                msg,
+            ))
         }
     }
 }

@@ -7,10 +7,22 @@ use crate::check::units::{grouped, lr, tokens};
 use crate::syntax::{Entry, Item, Span};
 
 #[allow(deprecated)] // `DocumentSymbol::deprecated` must be set, and is deprecated.
-fn symbol(doc: &Document, name: &str, detail: Option<String>, kind: SymbolKind, range: Span, selection: Span, children: Vec<DocumentSymbol>) -> DocumentSymbol {
+fn symbol(
+    doc: &Document,
+    name: &str,
+    detail: Option<String>,
+    kind: SymbolKind,
+    range: Span,
+    selection: Span,
+    children: Vec<DocumentSymbol>,
+) -> DocumentSymbol {
     let t = doc.text();
     DocumentSymbol {
-        name: if name.is_empty() { "?".into() } else { name.to_string() },
+        name: if name.is_empty() {
+            "?".into()
+        } else {
+            name.to_string()
+        },
         detail,
         kind,
         tags: None,
@@ -31,14 +43,24 @@ pub fn document_symbols(doc: &Document) -> Vec<DocumentSymbol> {
             let name = item.name();
             let (kind, detail, children) = match item {
                 Item::Pipeline(_) => (SymbolKind::MODULE, Some("pipeline".to_string()), vec![]),
-                Item::Model(m) => (SymbolKind::CLASS, Some(format!("model: {}", m.kind.name)), vec![]),
-                Item::Data(d) => (SymbolKind::STRUCT, Some(format!("data: {}", d.kind.name)), vec![]),
+                Item::Model(m) => (
+                    SymbolKind::CLASS,
+                    Some(format!("model: {}", m.kind.name)),
+                    vec![],
+                ),
+                Item::Data(d) => (
+                    SymbolKind::STRUCT,
+                    Some(format!("data: {}", d.kind.name)),
+                    vec![],
+                ),
                 Item::Schedule(_) => (SymbolKind::FUNCTION, Some("schedule".to_string()), vec![]),
                 Item::Profile(_) => (SymbolKind::NAMESPACE, Some("profile".to_string()), vec![]),
                 Item::Stage(s) => {
                     let sp = plan.and_then(|p| p.stage(&s.name.name));
                     let detail = match sp {
-                        Some(sp) => format!("{} tokens, {} steps", tokens(sp.tokens), grouped(sp.steps)),
+                        Some(sp) => {
+                            format!("{} tokens, {} steps", tokens(sp.tokens), grouped(sp.steps))
+                        }
                         None => "stage".to_string(),
                     };
                     let phases = s
@@ -49,9 +71,21 @@ pub fn document_symbols(doc: &Document) -> Vec<DocumentSymbol> {
                             Entry::Block(b) if b.keyword.name == "phase" => {
                                 let n = b.name.as_ref()?;
                                 let steps = sp
-                                    .and_then(|sp| sp.phases.iter().find(|p| p.name.as_deref() == Some(&n.name)))
+                                    .and_then(|sp| {
+                                        sp.phases
+                                            .iter()
+                                            .find(|p| p.name.as_deref() == Some(&n.name))
+                                    })
                                     .map(|p| format!("{} steps", grouped(p.steps)));
-                                Some(symbol(doc, &n.name, steps, SymbolKind::EVENT, b.span, n.span, vec![]))
+                                Some(symbol(
+                                    doc,
+                                    &n.name,
+                                    steps,
+                                    SymbolKind::EVENT,
+                                    b.span,
+                                    n.span,
+                                    vec![],
+                                ))
                             }
                             _ => None,
                         })
@@ -83,7 +117,11 @@ pub fn inlay_hints(doc: &Document, range: lsp_types::Range) -> Vec<InlayHint> {
             let end = t.line_text(line).encode_utf16().count() as u32;
             Some(InlayHint {
                 position: Position::new(line as u32, end),
-                label: InlayHintLabel::String(format!("LR {} → {}", lr(sp.lr.start), lr(sp.lr.end))),
+                label: InlayHintLabel::String(format!(
+                    "LR {} → {}",
+                    lr(sp.lr.start),
+                    lr(sp.lr.end)
+                )),
                 kind: Some(InlayHintKind::PARAMETER),
                 text_edits: None,
                 tooltip: None,

@@ -51,7 +51,13 @@ pub fn capabilities() -> ServerCapabilities {
             work_done_progress_options: Default::default(),
         })),
         completion_provider: Some(CompletionOptions {
-            trigger_characters: Some(vec!["=".into(), "[".into(), "(".into(), ",".into(), " ".into()]),
+            trigger_characters: Some(vec![
+                "=".into(),
+                "[".into(),
+                "(".into(),
+                ",".into(),
+                " ".into(),
+            ]),
             ..Default::default()
         }),
         document_symbol_provider: Some(OneOf::Left(true)),
@@ -70,7 +76,10 @@ impl Server {
     }
 
     /// Full sync: the last change holds the whole text.
-    pub fn did_change(&mut self, p: DidChangeTextDocumentParams) -> Option<PublishDiagnosticsParams> {
+    pub fn did_change(
+        &mut self,
+        p: DidChangeTextDocumentParams,
+    ) -> Option<PublishDiagnosticsParams> {
         let text = p.content_changes.into_iter().last()?.text;
         Some(self.set(p.text_document.uri, p.text_document.version, text))
     }
@@ -83,7 +92,8 @@ impl Server {
 
     fn set(&mut self, uri: Uri, version: i32, text: String) -> PublishDiagnosticsParams {
         let doc = Document::new(uri.clone(), version, text);
-        let params = PublishDiagnosticsParams::new(uri.clone(), doc.diagnostics.clone(), Some(version));
+        let params =
+            PublishDiagnosticsParams::new(uri.clone(), doc.diagnostics.clone(), Some(version));
         if std::env::var_os("PIPE_LSP_TRACE").is_some() {
             eprintln!(
                 "pipe lsp: {} v{version}: {} diagnostics in {:.3} ms",
@@ -158,7 +168,10 @@ impl Server {
             return Ok(None);
         };
         let new = p.new_name.trim();
-        let ident = new.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let ident = new
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && new.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ident || KEYWORDS.contains(&new) {
             return Err(RequestError::invalid(format!(
@@ -188,15 +201,21 @@ impl Server {
 
     pub fn document_symbols(&self, p: DocumentSymbolParams) -> Option<DocumentSymbolResponse> {
         let doc = self.doc(&p.text_document.uri)?;
-        Some(DocumentSymbolResponse::Nested(outline::document_symbols(doc)))
+        Some(DocumentSymbolResponse::Nested(outline::document_symbols(
+            doc,
+        )))
     }
 
     /// One edit replacing the whole text, none when it is already formatted.
-    pub fn formatting(&self, p: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>, RequestError> {
+    pub fn formatting(
+        &self,
+        p: DocumentFormattingParams,
+    ) -> Result<Option<Vec<TextEdit>>, RequestError> {
         let Some(doc) = self.doc(&p.text_document.uri) else {
             return Ok(None);
         };
-        let formatted = crate::fmt::format(&doc.text).map_err(|e| RequestError::failed(format!("cannot format: {e}")))?;
+        let formatted = crate::fmt::format(&doc.text)
+            .map_err(|e| RequestError::failed(format!("cannot format: {e}")))?;
         if formatted == doc.text {
             return Ok(Some(vec![]));
         }

@@ -26,12 +26,20 @@ pub fn uri(name: &str) -> String {
 }
 
 pub fn reference() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/kimi_vl.pipe")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/kimi_vl.pipe"
+    ))
+    .unwrap()
 }
 
 /// 0-based (line, UTF-16 column) of the `nth` occurrence of `needle`, plus `delta` characters.
 pub fn pos(text: &str, needle: &str, nth: usize, delta: usize) -> Value {
-    let at = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("no {needle:?} #{nth}")).0;
+    let at = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no {needle:?} #{nth}"))
+        .0;
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = text[..at].matches('\n').count();
     let col = text[line_start..at].encode_utf16().count() + delta;
@@ -65,7 +73,10 @@ impl Client {
             "documentFormattingProvider",
             "inlayHintProvider",
         ] {
-            assert!(!caps[cap].is_null(), "initialize result lacks {cap}: {init}");
+            assert!(
+                !caps[cap].is_null(),
+                "initialize result lacks {cap}: {init}"
+            );
         }
         assert_eq!(caps["textDocumentSync"], json!(1), "full sync");
         c.notify("initialized", json!({}));
@@ -75,7 +86,10 @@ impl Client {
     pub fn notify(&self, method: &str, params: Value) {
         self.conn
             .sender
-            .send(Message::Notification(Notification::new(method.into(), params)))
+            .send(Message::Notification(Notification::new(
+                method.into(),
+                params,
+            )))
             .unwrap();
     }
 
@@ -93,14 +107,21 @@ impl Client {
         let id = RequestId::from(self.next_id);
         self.conn
             .sender
-            .send(Message::Request(Request::new(id.clone(), method.into(), params)))
+            .send(Message::Request(Request::new(
+                id.clone(),
+                method.into(),
+                params,
+            )))
             .unwrap();
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.conn.receiver.recv_timeout(left) {
                 Ok(Message::Response(r)) => {
-                    assert_eq!(r.id, id, "response to the wrong request while waiting for {method}");
+                    assert_eq!(
+                        r.id, id,
+                        "response to the wrong request while waiting for {method}"
+                    );
                     return match r.error {
                         Some(e) => Err(serde_json::to_value(e).unwrap()),
                         None => Ok(r.result.unwrap_or(Value::Null)),
@@ -147,7 +168,10 @@ impl Client {
     }
 
     pub fn at(&mut self, method: &str, uri: &str, position: Value) -> Value {
-        self.request(method, json!({ "textDocument": { "uri": uri }, "position": position }))
+        self.request(
+            method,
+            json!({ "textDocument": { "uri": uri }, "position": position }),
+        )
     }
 
     /// shutdown + exit; the server thread must end, and nothing may be left unread.
@@ -158,13 +182,18 @@ impl Client {
         let handle = self.server.take().unwrap();
         let deadline = Instant::now() + TIMEOUT;
         while !handle.is_finished() {
-            assert!(Instant::now() < deadline, "server did not exit after shutdown + exit");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after shutdown + exit"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         handle.join().expect("server thread panicked");
         let unexpected: Vec<Message> = self.conn.receiver.try_iter().collect();
         assert!(
-            unexpected.iter().all(|m| matches!(m, Message::Notification(_))),
+            unexpected
+                .iter()
+                .all(|m| matches!(m, Message::Notification(_))),
             "messages left after shutdown: {unexpected:?}"
         );
     }
