@@ -226,3 +226,34 @@ fn cli_fmt_check_and_write() {
     );
     assert_eq!(std::fs::read_to_string(&f).unwrap(), broken);
 }
+
+/// The reference recipe with each line deleted in turn (many variants still parse): formatting
+/// never panics, and whatever it formats stays idempotent with the same diagnostics.
+#[test]
+fn every_line_deletion_of_the_reference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/kimi_vl.pipe");
+    let original = read(&path);
+    let lines: Vec<&str> = original.lines().collect();
+    let mut formatted = 0;
+    for skip in 0..lines.len() {
+        let src: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        match format(&src) {
+            Ok(once) => {
+                formatted += 1;
+                assert_eq!(format(&once).unwrap(), once, "line {} deleted", skip + 1);
+                assert_eq!(codes(&src), codes(&once), "line {} deleted", skip + 1);
+            }
+            Err(FormatError::Syntax { .. }) => {}
+            Err(e) => panic!("line {} deleted: {e}", skip + 1),
+        }
+    }
+    assert!(
+        formatted > lines.len() / 2,
+        "only {formatted} variants formatted"
+    );
+}

@@ -24,10 +24,10 @@ fn diagnostics_after_an_edit() {
     server.did_open(DidOpenTextDocumentParams {
         text_document: TextDocumentItem::new(uri.clone(), "pipe".into(), 1, text.clone()),
     });
-    let edits = 200;
+    let edits = 200usize;
     let mut analysis = vec![];
     let mut handler = vec![];
-    for v in 0..edits {
+    for v in 0..edits as i32 {
         // Alternate a budget, as typing would: every version is a different, valid recipe.
         let edited = text.replacen(
             "budget = 5.2T",
@@ -36,7 +36,7 @@ fn diagnostics_after_an_edit() {
         );
         let started = Instant::now();
         let published = server.did_change(DidChangeTextDocumentParams {
-            text_document: VersionedTextDocumentIdentifier::new(uri.clone(), v as i32 + 2),
+            text_document: VersionedTextDocumentIdentifier::new(uri.clone(), v + 2),
             content_changes: vec![TextDocumentContentChangeEvent {
                 range: None,
                 range_length: None,

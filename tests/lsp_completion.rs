@@ -33,7 +33,8 @@ fn rejected(anchor: &str, name: &str, entry: impl Fn(&str) -> String) -> bool {
 #[test]
 fn offered_names_are_accepted_where_offered() {
     let field = |n: &str| format!("\n  {n} = 1\n");
-    let cases: Vec<(&str, &[&str], Box<dyn Fn(&str) -> String>)> = vec![
+    type Case<'a> = (&'a str, &'a [&'a str], Box<dyn Fn(&str) -> String>);
+    let cases: Vec<Case> = vec![
         ("pipeline kimi_vl {", PIPELINE_FIELDS, Box::new(field)),
         ("model llm = decoder {", DECODER_FIELDS, Box::new(field)),
         ("model vit = vit {", VIT_FIELDS, Box::new(field)),

@@ -169,7 +169,7 @@ impl<'a> Printer<'a> {
             let j = self.group_end(es, i);
             match &es[i] {
                 Entry::Field(_) => {
-                    let w = es[i..j].iter().map(|e| key_len(e)).max().unwrap_or(0);
+                    let w = es[i..j].iter().map(key_len).max().unwrap_or(0);
                     for e in &es[i..j] {
                         if let Entry::Field(f) = e {
                             let head = format!("{:<w$} = ", f.key.name);
@@ -178,7 +178,7 @@ impl<'a> Printer<'a> {
                     }
                 }
                 Entry::Scale(_) => {
-                    let w = es[i..j].iter().map(|e| key_len(e)).max().unwrap_or(0);
+                    let w = es[i..j].iter().map(key_len).max().unwrap_or(0);
                     for e in &es[i..j] {
                         if let Entry::Scale(s) = e {
                             let factor = expr(self.src, &s.factor);

@@ -93,10 +93,9 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
             }
             ('(', Some("projector")) => out.names(doc, NameKind::Model),
             ('(', Some(f)) if after_sep => out.words(arg_names(f), CompletionItemKind::PROPERTY),
-            ('[', _) => match key(&stmt).as_deref() {
-                Some("train" | "freeze") => out.names(doc, NameKind::Model),
-                _ => {}
-            },
+            ('[', _) if matches!(key(&stmt).as_deref(), Some("train" | "freeze")) => {
+                out.names(doc, NameKind::Model)
+            }
             _ => {}
         }
         return out.items;
@@ -279,11 +278,14 @@ fn lex(src: &str) -> Vec<Tok> {
     out
 }
 
+/// A bracket still open, with the function it calls (`resume(`).
+type Open = (char, Option<String>);
+
 /// The enclosing block, the statement typed so far in it, and the brackets still open.
-fn context(toks: &[Tok]) -> (Ctx, Vec<Tok>, Vec<(char, Option<String>)>) {
+fn context(toks: &[Tok]) -> (Ctx, Vec<Tok>, Vec<Open>) {
     let mut stack: Vec<Ctx> = vec![];
     let mut stmt: Vec<Tok> = vec![];
-    let mut open: Vec<(char, Option<String>)> = vec![];
+    let mut open: Vec<Open> = vec![];
     let mut line_start = true;
     for t in toks {
         let ctx = stack.last().cloned().unwrap_or(Ctx::Top);

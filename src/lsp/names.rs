@@ -96,10 +96,8 @@ impl Names {
                     }
                 }
                 Entry::Block(b) => {
-                    if in_profile {
-                        if let Some(name) = &b.name {
-                            self.reference(&name.name, name.span);
-                        }
+                    if let (true, Some(name)) = (in_profile, &b.name) {
+                        self.reference(&name.name, name.span);
                     }
                     let names = matches!(b.keyword.name.as_str(), "mix" | "weights");
                     self.body(&b.body, names, false);
