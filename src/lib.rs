@@ -7,6 +7,8 @@
 pub mod check;
 pub mod cli;
 pub mod diag;
+pub mod fmt;
+pub mod lsp;
 pub mod plan;
 pub mod reload;
 pub mod runtime;

@@ -3,6 +3,8 @@
 
 mod bench;
 mod check;
+mod fmt;
+mod lsp;
 mod plan;
 mod run;
 
@@ -105,6 +107,16 @@ pub enum Command {
         #[arg(long)]
         plot: PathBuf,
     },
+    /// Rewrite files in the canonical layout (`-`: stdin to stdout); comments are kept.
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write nothing; exit with 1 when a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server on stdin/stdout (for editors).
+    Lsp,
 }
 
 /// Exit codes: 0 success, 1 the input has errors, 2 usage or I/O problems.
@@ -188,6 +200,8 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Fmt { files, check } => fmt::run(&files, check),
+        Command::Lsp => lsp::run(),
     }
 }
 
