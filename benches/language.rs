@@ -66,7 +66,10 @@ fn main() {
     );
 
     let t = median(|| drop(pipelang::syntax::parse(&big)), 7);
-    println!("parse 100k lines          {:>10.2} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "parse 100k lines          {:>10.2} ms",
+        t.as_secs_f64() * 1e3
+    );
     let t = median(|| drop(pipelang::check::check(&big)), 7);
     println!(
         "check 100k lines          {:>10.2} ms",

@@ -46,9 +46,15 @@ fn final_hashes(out: &Path) -> Vec<String> {
     ["first", "second"]
         .iter()
         .map(|s| {
-            let bytes = std::fs::read(out.join(format!("checkpoints/{s}/final.safetensors"))).unwrap();
+            let bytes =
+                std::fs::read(out.join(format!("checkpoints/{s}/final.safetensors"))).unwrap();
             let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-            let mut names: Vec<String> = t.names().into_iter().filter(|n| n.starts_with("model/")).map(|n| n.to_string()).collect();
+            let mut names: Vec<String> = t
+                .names()
+                .into_iter()
+                .filter(|n| n.starts_with("model/"))
+                .map(|n| n.to_string())
+                .collect();
             names.sort();
             let mut all = vec![];
             for n in names {
@@ -61,7 +67,9 @@ fn final_hashes(out: &Path) -> Vec<String> {
 }
 
 fn steps_logged(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("metrics.jsonl")).map(|t| t.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -70,13 +78,32 @@ fn sigkill_then_resume_is_bit_identical() {
     let file = write_pipeline(dir.path());
     let f = file.to_str().unwrap();
     let clean = dir.path().join("clean");
-    let st = pipe(&["run", f, "--out", clean.to_str().unwrap(), "--checkpoint-every", "7"]).status().unwrap();
+    let st = pipe(&[
+        "run",
+        f,
+        "--out",
+        clean.to_str().unwrap(),
+        "--checkpoint-every",
+        "7",
+    ])
+    .status()
+    .unwrap();
     assert!(st.success());
 
     // The kill step is drawn from the clock: any step must work.
-    let kill_at = 5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 60;
+    let kill_at =
+        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 60;
     let killed = dir.path().join("killed");
-    let mut child = pipe(&["run", f, "--out", killed.to_str().unwrap(), "--checkpoint-every", "7"]).spawn().unwrap();
+    let mut child = pipe(&[
+        "run",
+        f,
+        "--out",
+        killed.to_str().unwrap(),
+        "--checkpoint-every",
+        "7",
+    ])
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while steps_logged(&killed) < kill_at && Instant::now() < deadline {
         if child.try_wait().unwrap().is_some() {
@@ -87,10 +114,24 @@ fn sigkill_then_resume_is_bit_identical() {
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
 
-    let out = pipe(&["run", f, "--out", killed.to_str().unwrap(), "--resume"]).output().unwrap();
-    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(final_hashes(&clean), final_hashes(&killed), "killed at step {kill_at}");
-    assert_eq!(steps_logged(&clean), steps_logged(&killed), "metrics hold each step once");
+    let out = pipe(&["run", f, "--out", killed.to_str().unwrap(), "--resume"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        final_hashes(&clean),
+        final_hashes(&killed),
+        "killed at step {kill_at}"
+    );
+    assert_eq!(
+        steps_logged(&clean),
+        steps_logged(&killed),
+        "metrics hold each step once"
+    );
 }
 
 #[test]
@@ -98,8 +139,25 @@ fn a_finished_run_is_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_pipeline(dir.path());
     let out = dir.path().join("run");
-    assert!(pipe(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]).status().unwrap().success());
-    let o = pipe(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(
+        pipe(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap()
+        ])
+        .status()
+        .unwrap()
+        .success()
+    );
+    let o = pipe(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
 }

@@ -96,7 +96,11 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
         let mut t_pass: Vec<Vec<StageId>> = vec![vec![]; nm];
         let mut u_cands: Vec<Vec<StageId>> = vec![vec![]; nm];
         for m in 0..nm {
-            let cands = distinct(preds.iter().flat_map(|&q| trained_out[q][m].iter().copied()));
+            let cands = distinct(
+                preds
+                    .iter()
+                    .flat_map(|&q| trained_out[q][m].iter().copied()),
+            );
             t_pass[m] = cands.clone();
             let chosen = st.weights.iter().find(|(wm, _)| wm.value == m);
             t_in[m] = match (cands.as_slice(), chosen) {
@@ -203,8 +207,10 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
             .collect();
         let sets_rope_plain = st.rope_base.is_some_and(|t| t.from.is_none());
         for (m, _) in &rope {
-            let incoming: Vec<(StageId, Held<f64>)> =
-                u_cands[*m].iter().filter_map(|&u| rope_out[u].get(*m).copied().flatten().map(|h| (u, h))).collect();
+            let incoming: Vec<(StageId, Held<f64>)> = u_cands[*m]
+                .iter()
+                .filter_map(|&u| rope_out[u].get(*m).copied().flatten().map(|h| (u, h)))
+                .collect();
             if incoming.len() > 1 && agree(&incoming).is_none() && !sets_rope_plain {
                 disagree(p, st, "rope_base", &incoming, units::trim, diags);
             }
@@ -307,7 +313,13 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
             })
             .collect();
         used_out[s] = (0..nm)
-            .map(|m| if st.uses(m) { vec![s] } else { u_cands[m].clone() })
+            .map(|m| {
+                if st.uses(m) {
+                    vec![s]
+                } else {
+                    u_cands[m].clone()
+                }
+            })
             .collect();
         let mut r = vec![None; nm];
         for (m, h) in &rope {
@@ -499,10 +511,22 @@ fn assign_run(
                 _ => st.lr_span,
             };
             diags.push(
-                Diagnostic::new(Code::RESUME_AMBIGUOUS, format!("`{}` and `{}` both continue schedule `{}`", p.stages[last].name, st.name, runs[r].name))
-                    .label(span, format!("`{}` does not run after `{}`", st.name, p.stages[last].name))
-                    .label(p.stages[last].lr_span, "continued here first")
-                    .help(format!("add `after {}`, or start a schedule of its own here", p.stages[last].name)),
+                Diagnostic::new(
+                    Code::RESUME_AMBIGUOUS,
+                    format!(
+                        "`{}` and `{}` both continue schedule `{}`",
+                        p.stages[last].name, st.name, runs[r].name
+                    ),
+                )
+                .label(
+                    span,
+                    format!("`{}` does not run after `{}`", st.name, p.stages[last].name),
+                )
+                .label(p.stages[last].lr_span, "continued here first")
+                .help(format!(
+                    "add `after {}`, or start a schedule of its own here",
+                    p.stages[last].name
+                )),
             );
         }
     }
@@ -521,8 +545,19 @@ fn assign(
     diags: &mut Diagnostics,
 ) -> usize {
     let st = &p.stages[s];
-    let fresh = |runs: &mut Vec<ScheduleRun>, name: String, schedule: Option<ScheduleId>, segments: Vec<Segment>| {
-        runs.push(ScheduleRun { name, schedule, segments, stages: vec![], span: 0.0, handover: None, curve: Curve::default() });
+    let fresh = |runs: &mut Vec<ScheduleRun>,
+                 name: String,
+                 schedule: Option<ScheduleId>,
+                 segments: Vec<Segment>| {
+        runs.push(ScheduleRun {
+            name,
+            schedule,
+            segments,
+            stages: vec![],
+            span: 0.0,
+            handover: None,
+            curve: Curve::default(),
+        });
         runs.len() - 1
     };
     match &st.lr {

@@ -170,9 +170,15 @@ impl Lower<'_> {
         };
         if last && over.is_some() && !matches!(kind, SegmentKind::Rewarmup { .. }) {
             self.diags.push(
-                Diagnostic::new(Code::ARGUMENTS, format!("the last segment `{}` fills the rest of the span: `over` has no effect", name.name))
-                    .label(over.unwrap().span, "ignored")
-                    .help("remove `over`, or add a segment after this one with `then`"),
+                Diagnostic::new(
+                    Code::ARGUMENTS,
+                    format!(
+                        "the last segment `{}` fills the rest of the span: `over` has no effect",
+                        name.name
+                    ),
+                )
+                .label(over.unwrap().span, "ignored")
+                .help("remove `over`, or add a segment after this one with `then`"),
             );
             return None;
         }

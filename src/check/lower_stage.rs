@@ -49,9 +49,12 @@ impl Lower<'_> {
             Some(x) => {
                 if matches!(&x.value.kind, ExprKind::List(v) if v.is_empty()) {
                     self.diags.push(
-                        Diagnostic::new(Code::TRAINS_NOTHING, format!("stage `{}` trains nothing", s.name.name))
-                            .label(x.value.span, "no model learns here")
-                            .help("list the models that learn in `train = [...]`"),
+                        Diagnostic::new(
+                            Code::TRAINS_NOTHING,
+                            format!("stage `{}` trains nothing", s.name.name),
+                        )
+                        .label(x.value.span, "no model learns here")
+                        .help("list the models that learn in `train = [...]`"),
                     );
                 }
                 self.ref_list(&x.value, "train", NameKind::Model)

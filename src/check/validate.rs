@@ -30,8 +30,16 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
             }
             ModelKind::Vit(v) => {
                 heads(diags, &m.name, v.d_model, v.heads);
-                let hd = if v.heads.value > 0 { v.d_model.value / v.heads.value } else { 0 };
-                if v.heads.value > 0 && v.d_model.value % v.heads.value == 0 && hd % 2 == 0 && hd % 4 != 0 {
+                let hd = if v.heads.value > 0 {
+                    v.d_model.value / v.heads.value
+                } else {
+                    0
+                };
+                if v.heads.value > 0
+                    && v.d_model.value % v.heads.value == 0
+                    && hd % 2 == 0
+                    && hd % 4 != 0
+                {
                     diags.push(
                         Diagnostic::new(Code::HEADS, format!("vit `{}` has a head dimension of {hd}, not a multiple of 4", m.name))
                             .label(v.heads.span, format!("d_model / heads = {hd}"))

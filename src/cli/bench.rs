@@ -48,13 +48,24 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let total = steps + warmup;
     let sample = repo.join("sample_data/kimi_vl");
-    let source = PIPELINE.replace("STEPS", &format!("{}", total * TOKENS_PER_STEP as u64)).replace("../sample_data/kimi_vl", sample.to_str().unwrap_or("."));
+    let source = PIPELINE
+        .replace("STEPS", &format!("{}", total * TOKENS_PER_STEP as u64))
+        .replace("../sample_data/kimi_vl", sample.to_str().unwrap_or("."));
     let file = dir.join("throughput.pipe");
     if let Err(e) = std::fs::write(&file, source) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let opts = RunOptions { file, profile: None, out: dir.join("run"), resume: false, cuda: false, seed: None, checkpoint_every: u64::MAX, progress: false };
+    let opts = RunOptions {
+        file,
+        profile: None,
+        out: dir.join("run"),
+        resume: false,
+        cuda: false,
+        seed: None,
+        checkpoint_every: u64::MAX,
+        progress: false,
+    };
     let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {
         Ok(r) => r,
         Err(e) => {
@@ -82,8 +93,16 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
     let median = tps[tps.len() / 2];
     let gflops = sgemm_gflops().unwrap_or(f64::NAN);
     let mfu = median / TOKENS_PER_STEP * flops_per_step() / (gflops * 1e9);
-    println!("pipelang runtime: {median:.0} tokens/s (median of {} steps after {warmup} warm-up; min {:.0}, max {:.0})", tps.len(), tps[0], tps[tps.len() - 1]);
-    println!("sgemm 512^3: {gflops:.1} GFLOP/s; model FLOP utilisation {:.1}%", mfu * 100.0);
+    println!(
+        "pipelang runtime: {median:.0} tokens/s (median of {} steps after {warmup} warm-up; min {:.0}, max {:.0})",
+        tps.len(),
+        tps[0],
+        tps[tps.len() - 1]
+    );
+    println!(
+        "sgemm 512^3: {gflops:.1} GFLOP/s; model FLOP utilisation {:.1}%",
+        mfu * 100.0
+    );
     println!(
         "RESULT framework=pipelang tokens_per_s={median:.1} tokens_per_s_min={:.1} tokens_per_s_max={:.1} mfu={mfu:.4} sgemm_gflops={gflops:.1}",
         tps[0],

@@ -165,7 +165,11 @@ pub fn main() -> ExitCode {
             ),
             watch,
         ),
-        Command::Bench { steps, warmup, threads } => {
+        Command::Bench {
+            steps,
+            warmup,
+            threads,
+        } => {
             if let Some(t) = threads {
                 // SAFETY: set before any thread pool starts, on the main thread.
                 unsafe { std::env::set_var("RAYON_NUM_THREADS", t.to_string()) };
