@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod build;
 pub mod data;
+mod eval;
 pub mod model;
 pub mod record;
 pub mod report;

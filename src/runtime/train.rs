@@ -390,6 +390,19 @@ impl<'a> Runner<'a> {
             .iter()
             .find(|s| matches!(s.built, build::Built::Decoder(_)))
             .map(|s| s.name.clone());
+        // Held-out evaluations (when the sample data provides held-out pairs).
+        let image_cfg = setup::image_config(&p);
+        let heldout = super::eval::heldout(&self.prep.data_root, &tokenizer, image_cfg);
+        let feeds_images = {
+            let m = step::pick(&slots);
+            coca_weight.is_none() && m.vit.is_some() && m.projector.is_some() && m.decoder.is_some()
+        };
+        let rope_of = |ph: &crate::plan::PhasePlan| decoder_name.as_ref().and_then(|n| ph.rope_base.get(n).copied()).unwrap_or(10_000.0);
+        let mut evals: BTreeMap<String, f64> = BTreeMap::new();
+        if let (Some(pairs), true, 0) = (&heldout, feeds_images, start) {
+            let v = super::eval::caption_loss(&step::pick(&slots), pairs, image_cfg.merge, &tokenizer, rope_of(&st.phases[0]), &self.dev)?;
+            evals.insert("caption_loss_start".into(), v);
+        }
         let mut losses: Vec<f64> = vec![];
         for step in start..st.steps {
             let t0 = Instant::now();
@@ -514,7 +527,20 @@ impl<'a> Runner<'a> {
         let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let wall = started.elapsed().as_secs_f64();
         self.record.cursors = loader.cursors();
+        if let Some(pairs) = &heldout {
+            let rope_end = rope_of(st.phases.last().unwrap());
+            let m = step::pick(&slots);
+            if let Some(head) = &coca_head {
+                evals.insert("retrieval_top1".into(), super::eval::retrieval(&m, head, pairs, rope_end, &self.dev)?);
+                evals.insert("retrieval_chance".into(), 1.0 / pairs.len() as f64);
+            }
+            if feeds_images {
+                let v = super::eval::caption_loss(&m, pairs, image_cfg.merge, &tokenizer, rope_end, &self.dev)?;
+                evals.insert("caption_loss_end".into(), v);
+            }
+        }
         let r = self.record.stage_mut(&st.name).unwrap();
+        r.evals.extend(evals);
         if start == 0 {
             r.loss_first_tenth = mean(&losses[..tenth.min(losses.len())]);
         }
