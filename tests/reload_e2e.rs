@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pipelang::runtime::record::{RunRecord, Status};
 
 // 32 tokens per step (batch 2 x 16): `first` is 800 steps, `second` 400 (then 600),
-// `third` 400. Long enough that each edit is seen while the stage it targets is running.
+// `third` 800. Long enough that each edit is seen while the stage it targets is running.
 const PIPELINE: &str = r#"
 pipeline watched {
   seed    = 3
@@ -48,7 +48,7 @@ stage second after first {
 
 stage third after second {
   train  = [lm]
-  budget = 12_800
+  budget = 25_600
   lr     = cosine(peak = 1e-3, min = 1e-5)
   data   = web
 }
@@ -244,7 +244,7 @@ fn watch_applies_safe_edits_between_stages() {
     };
     assert_eq!(of("first").len(), 800);
     assert_eq!(of("second").len(), 600, "the new budget of `second`");
-    assert_eq!(of("third").len(), 400);
+    assert_eq!(of("third").len(), 800);
     let lr0 = of("second")[0]["lr"].as_f64().unwrap();
     assert!(
         (lr0 - 4e-3).abs() < 1e-9,
@@ -257,7 +257,7 @@ fn watch_applies_safe_edits_between_stages() {
         .collect();
     assert_eq!(
         steps,
-        (0..1800).collect::<Vec<u64>>(),
+        (0..2200).collect::<Vec<u64>>(),
         "global steps run on without gaps"
     );
 

@@ -87,7 +87,8 @@ pub enum Outcome {
     /// Errors from checking (the codes `pipe check` reports) or refusals (`P0801`), located in
     /// the new source. The run keeps its plan.
     Rejected(Vec<Diagnostic>),
-    Accepted(Accepted),
+    /// Boxed: a checked pipeline and its plan are large beside a list of diagnostics.
+    Accepted(Box<Accepted>),
 }
 
 /// A new version that only changes stages not yet started.
@@ -138,11 +139,11 @@ pub fn evaluate(
     if !refusals.is_empty() {
         return Outcome::Rejected(refusals);
     }
-    Outcome::Accepted(Accepted {
+    Outcome::Accepted(Box::new(Accepted {
         changes: diff::changes(running, &new_plan),
         plan: new_plan,
         checked,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -235,7 +235,11 @@ fn handover_refusal(inp: &Inputs, name: &str, k: Started, d: &Difference) -> Dia
     let schedule = &old.schedule.name;
     let cause = match d {
         Difference::Lr { .. } => lr_cause(inp, name),
-        _ => None,
+        // Other values reach a started stage only from the pipeline's defaults or its models.
+        _ => inp
+            .edits
+            .iter()
+            .find(|e| matches!(e.owner, Owner::Pipeline | Owner::Model(_) | Owner::Data(_))),
     }
     .or_else(|| {
         inp.edits
