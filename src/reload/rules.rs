@@ -81,34 +81,33 @@ pub fn refusals(inp: &Inputs) -> Vec<Diagnostic> {
 
 /// The stage itself was edited (or removed).
 fn stage_edit(name: &str, k: Started, e: &Edit) -> Diagnostic {
-    let help = match k {
-        Started::Done => format!(
-            "undo this edit: `{name}` is part of what the run already did. To change what comes \
-             next, edit a stage that has not started, or add one after `{name}`"
-        ),
-        Started::Running => format!(
-            "undo this edit: the running stage keeps its plan. Edit a stage that has not \
-             started, or add one after `{name}`"
-        ),
+    let why = match k {
+        Started::Done => format!("`{name}` is part of what the run already did"),
+        Started::Running => "the running stage keeps its plan".to_string(),
     };
-    let d = if e.kind == Kind::Removed {
-        refusal(
+    let next = format!("edit a stage that has not started, or add one after `{name}`");
+    if e.kind == Kind::Removed {
+        return refusal(
             format!("stage `{name}` {} and cannot be removed", state(k)),
             e.span,
             format!("`{name}` was here"),
         )
-    } else {
-        refusal(
-            format!(
-                "stage `{name}` {}: its `{}` cannot change",
-                state(k),
-                e.field
-            ),
-            e.span,
-            "edited here",
-        )
-    };
-    d.help(help)
+        .help(format!(
+            "put `{name}` back: {why}. To change what comes next, {next}"
+        ));
+    }
+    refusal(
+        format!(
+            "stage `{name}` {}: its `{}` cannot change",
+            state(k),
+            e.field
+        ),
+        e.span,
+        "edited here",
+    )
+    .help(format!(
+        "undo this edit: {why}. To change what comes next, {next}"
+    ))
 }
 
 /// Models, data sources and pipeline settings that a started stage already used.
