@@ -154,38 +154,39 @@ fn mixture_in_the_middle_of_the_ramp() {
 fn smoke_profile_steps_and_values() {
     let p = reference(Some("smoke"));
     assert_eq!(p.profile.as_deref(), Some("smoke"));
-    // seq_len 8K/256 = 32 and 4K/256 = 16, batch 16; tokens x 1e-6.
+    // seq_len 8K/256 = 32 and 4K/256 = 16, batch 16; tokens x 5e-7.
     assert_eq!(
         p.stage("vit_coca").unwrap().steps,
-        ceil_div(2.0e6, 16.0 * 16.0)
+        ceil_div(1.0e6, 16.0 * 16.0)
     );
     assert_eq!(
         p.stage("text_pretrain").unwrap().steps,
-        ceil_div(5.2e6, 16.0 * 32.0)
+        ceil_div(2.6e6, 16.0 * 32.0)
     );
     assert_eq!(
         p.stage("vit_align").unwrap().steps,
-        ceil_div(0.1e6, 16.0 * 32.0)
+        ceil_div(0.05e6, 16.0 * 32.0)
     );
     assert_eq!(
         p.stage("joint_pretrain").unwrap().steps,
-        ceil_div(1.4e6, 16.0 * 32.0)
+        ceil_div(0.7e6, 16.0 * 32.0)
     );
     assert_eq!(
         p.stage("joint_cooldown").unwrap().steps,
-        ceil_div(0.6e6, 16.0 * 32.0)
+        ceil_div(0.3e6, 16.0 * 32.0)
     );
     let long = p.stage("joint_long_context").unwrap();
-    assert_eq!(long.phases[0].steps, ceil_div(0.15e6, 16.0 * 128.0));
-    assert_eq!(long.phases[1].steps, ceil_div(0.15e6, 16.0 * 512.0));
+    assert_eq!(long.phases[0].steps, ceil_div(0.075e6, 16.0 * 128.0));
+    assert_eq!(long.phases[1].steps, ceil_div(0.075e6, 16.0 * 512.0));
     assert_eq!(long.phases[0].seq_len, 128);
     assert_eq!(long.phases[1].seq_len, 512);
-    // Warmup 20B x 1e-6 = 20K tokens: step 10 of text_pretrain is at 5,120 tokens.
+    // Warmup 20B x 5e-7 = 10K tokens: step 10 of text_pretrain is at 5,120 tokens.
     let tp = p.stage_index("text_pretrain").unwrap();
-    close(p.lr_at(tp, 10), 4e-4 * 5120.0 / 20e3);
+    close(p.lr_at(tp, 10), 4e-4 * 5120.0 / 10e3);
     let jc = p.stage_index("joint_cooldown").unwrap();
     close(p.stages[jc].lr.start, 4e-5);
-    close(p.lr_at(jc, 2), 4e-5 + (2e-4 - 4e-5) * 1024.0 / 5e3);
+    // Re-warm-up over 5B x 5e-7 = 2.5K tokens.
+    close(p.lr_at(jc, 2), 4e-5 + (2e-4 - 4e-5) * 1024.0 / 2.5e3);
 }
 
 #[test]

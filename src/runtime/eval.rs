@@ -7,7 +7,9 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::data::{Batch, CaptionPair, ImageConfig, MultimodalSource, Sequence, SourceKind, Tokenizer};
+use super::data::{
+    Batch, CaptionPair, ImageConfig, MultimodalSource, Sequence, SourceKind, Tokenizer,
+};
 use super::model::{CaptionBatch, CocaHead};
 use super::step::{self, Models};
 
@@ -19,7 +21,15 @@ pub fn heldout(root: &Path, tokenizer: &Tokenizer, image: ImageConfig) -> Option
     if !dir.exists() {
         return None;
     }
-    let mut src = MultimodalSource::open("caption_heldout", SourceKind::ImageText, root, &["corpus/caption_heldout/*.jsonl".to_string()], tokenizer.clone(), image).ok()?;
+    let mut src = MultimodalSource::open(
+        "caption_heldout",
+        SourceKind::ImageText,
+        root,
+        &["corpus/caption_heldout/*.jsonl".to_string()],
+        tokenizer.clone(),
+        image,
+    )
+    .ok()?;
     let mut out = vec![];
     for _ in 0..PAIRS {
         let p = src.next_caption_pair().ok()?;
@@ -32,33 +42,64 @@ pub fn heldout(root: &Path, tokenizer: &Tokenizer, image: ImageConfig) -> Option
 }
 
 /// Top-1 image-to-caption retrieval accuracy among the held-out pairs (chance is 1/n).
-pub fn retrieval(m: &Models, head: &CocaHead, pairs: &[CaptionPair], rope: f64, dev: &Device) -> candle_core::Result<f64> {
-    let (Some(vit), Some(dec)) = (m.vit, m.decoder) else { candle_core::bail!("retrieval needs a vit and a decoder") };
+pub fn retrieval(
+    m: &Models,
+    head: &CocaHead,
+    pairs: &[CaptionPair],
+    rope: f64,
+    dev: &Device,
+) -> candle_core::Result<f64> {
+    let (Some(vit), Some(dec)) = (m.vit, m.decoder) else {
+        candle_core::bail!("retrieval needs a vit and a decoder")
+    };
     let images: Vec<_> = pairs.iter().map(|p| &p.image).collect();
     let packed = step::pack_images(&images, dev)?;
     let img = head.image_embeddings(vit, &packed)?;
-    let l = pairs.iter().map(|p| p.caption.len().max(1)).max().unwrap_or(1);
+    let l = pairs
+        .iter()
+        .map(|p| p.caption.len().max(1))
+        .max()
+        .unwrap_or(1);
     let mut ids = vec![0u32; pairs.len() * l];
     let mut lengths = vec![];
     for (i, p) in pairs.iter().enumerate() {
-        let c: Vec<u32> = if p.caption.is_empty() { vec![0] } else { p.caption.clone() };
+        let c: Vec<u32> = if p.caption.is_empty() {
+            vec![0]
+        } else {
+            p.caption.clone()
+        };
         ids[i * l..i * l + c.len()].copy_from_slice(&c);
         lengths.push(c.len());
     }
-    let captions = CaptionBatch { tokens: Tensor::from_vec(ids, (pairs.len(), l), dev)?, lengths };
+    let captions = CaptionBatch {
+        tokens: Tensor::from_vec(ids, (pairs.len(), l), dev)?,
+        lengths,
+    };
     let txt = head.text_embeddings(dec, &captions, rope)?;
     let sim = img.matmul(&txt.t()?)?.to_vec2::<f32>()?;
     let hits = sim
         .iter()
         .enumerate()
-        .filter(|(i, row)| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).is_some_and(|(j, _)| j == *i))
+        .filter(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .is_some_and(|(j, _)| j == *i)
+        })
         .count();
     Ok(hits as f64 / pairs.len() as f64)
 }
 
 /// Mean next-token loss of the captions of held-out images, the image entering the decoder
 /// through the projector: `[image_start, image x n, image_end, caption, end]`.
-pub fn caption_loss(m: &Models, pairs: &[CaptionPair], merge: u32, tokenizer: &Tokenizer, rope: f64, dev: &Device) -> candle_core::Result<f64> {
+pub fn caption_loss(
+    m: &Models,
+    pairs: &[CaptionPair],
+    merge: u32,
+    tokenizer: &Tokenizer,
+    rope: f64,
+    dev: &Device,
+) -> candle_core::Result<f64> {
     let sp = tokenizer.specials();
     let mut seqs: Vec<Sequence> = pairs
         .iter()
@@ -71,7 +112,11 @@ pub fn caption_loss(m: &Models, pairs: &[CaptionPair], merge: u32, tokenizer: &T
             tokens.extend(&p.caption);
             tokens.push(sp.eod);
             let loss_mask = (0..tokens.len()).map(|i| i >= text_from).collect();
-            Sequence { tokens, loss_mask, images: vec![p.image.clone()] }
+            Sequence {
+                tokens,
+                loss_mask,
+                images: vec![p.image.clone()],
+            }
         })
         .collect();
     let len = seqs.iter().map(|s| s.tokens.len()).max().unwrap_or(0);
@@ -81,7 +126,11 @@ pub fn caption_loss(m: &Models, pairs: &[CaptionPair], merge: u32, tokenizer: &T
             s.loss_mask.push(false);
         }
     }
-    let batch = Batch { source_of: vec![0; seqs.len()], counts: vec![seqs.len()], sequences: seqs };
+    let batch = Batch {
+        source_of: vec![0; seqs.len()],
+        counts: vec![seqs.len()],
+        sequences: seqs,
+    };
     let (loss, _) = step::next_token(m, &batch, rope, sp, dev)?;
     step::scalar(&loss)
 }

@@ -397,10 +397,22 @@ impl<'a> Runner<'a> {
             let m = step::pick(&slots);
             coca_weight.is_none() && m.vit.is_some() && m.projector.is_some() && m.decoder.is_some()
         };
-        let rope_of = |ph: &crate::plan::PhasePlan| decoder_name.as_ref().and_then(|n| ph.rope_base.get(n).copied()).unwrap_or(10_000.0);
+        let rope_of = |ph: &crate::plan::PhasePlan| {
+            decoder_name
+                .as_ref()
+                .and_then(|n| ph.rope_base.get(n).copied())
+                .unwrap_or(10_000.0)
+        };
         let mut evals: BTreeMap<String, f64> = BTreeMap::new();
         if let (Some(pairs), true, 0) = (&heldout, feeds_images, start) {
-            let v = super::eval::caption_loss(&step::pick(&slots), pairs, image_cfg.merge, &tokenizer, rope_of(&st.phases[0]), &self.dev)?;
+            let v = super::eval::caption_loss(
+                &step::pick(&slots),
+                pairs,
+                image_cfg.merge,
+                &tokenizer,
+                rope_of(&st.phases[0]),
+                &self.dev,
+            )?;
             evals.insert("caption_loss_start".into(), v);
         }
         let mut losses: Vec<f64> = vec![];
@@ -531,11 +543,21 @@ impl<'a> Runner<'a> {
             let rope_end = rope_of(st.phases.last().unwrap());
             let m = step::pick(&slots);
             if let Some(head) = &coca_head {
-                evals.insert("retrieval_top1".into(), super::eval::retrieval(&m, head, pairs, rope_end, &self.dev)?);
+                evals.insert(
+                    "retrieval_top1".into(),
+                    super::eval::retrieval(&m, head, pairs, rope_end, &self.dev)?,
+                );
                 evals.insert("retrieval_chance".into(), 1.0 / pairs.len() as f64);
             }
             if feeds_images {
-                let v = super::eval::caption_loss(&m, pairs, image_cfg.merge, &tokenizer, rope_end, &self.dev)?;
+                let v = super::eval::caption_loss(
+                    &m,
+                    pairs,
+                    image_cfg.merge,
+                    &tokenizer,
+                    rope_end,
+                    &self.dev,
+                )?;
                 evals.insert("caption_loss_end".into(), v);
             }
         }
