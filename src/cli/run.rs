@@ -9,7 +9,6 @@ use crate::diag;
 use crate::runtime::{RunError, RunOptions, Runner};
 
 pub fn run(opts: RunOptions, watch: bool) -> ExitCode {
-    let progress = opts.progress;
     let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {
         Ok(r) => r,
         Err(e) => return report(e),
@@ -23,7 +22,6 @@ pub fn run(opts: RunOptions, watch: bool) -> ExitCode {
     if let Err(e) = result {
         return report(e);
     }
-    let _ = progress;
     print!(
         "{}",
         crate::runtime::summary::render(

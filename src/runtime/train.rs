@@ -21,7 +21,7 @@ use super::model::{AdamW, AdamWConfig, CocaHead, init::seeded_var_builder, named
 use super::record::{RunRecord, StageRecord, Status, Version, sha256};
 use super::setup::{self, Prepared, RunError};
 use super::step;
-use crate::check::ir::{Loss, ModelKind};
+use crate::check::ir::Loss;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -576,7 +576,6 @@ impl<'a> Runner<'a> {
             r.loss_last_tenth.map_or("-".into(), |v| format!("{v:.3}")),
             wall
         );
-        let _ = (&self.prep.checked, ModelKind::name);
         self.record.save(&self.run_file())?;
         (self.log)(msg);
         Ok(())
