@@ -504,12 +504,9 @@ fn assign_run(
     let r = assign(p, s, preds, anc, runs, run_of, started, diags);
     // A schedule is one line of stages: two stages that both continue it must run one after
     // the other, or the second would start where the first ended without having run after it.
-    if let Some(&last) = runs[r].stages.last() {
-        if !anc.is_ancestor(s, last) && matches!(st.lr, StageLr::Resume { .. }) {
-            let span = match &st.lr {
-                StageLr::Resume { span, .. } => *span,
-                _ => st.lr_span,
-            };
+    if let (Some(&last), StageLr::Resume { span, .. }) = (runs[r].stages.last(), &st.lr) {
+        if !anc.is_ancestor(s, last) {
+            let span = *span;
             diags.push(
                 Diagnostic::new(
                     Code::RESUME_AMBIGUOUS,
