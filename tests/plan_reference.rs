@@ -211,3 +211,23 @@ fn point_queries_take_steps_tokens_shares_and_end() {
     assert!(p.query(&"text_pretrain@99999999".parse().unwrap()).is_err());
     assert!("text_pretrain".parse::<PointQuery>().is_err());
 }
+
+#[test]
+fn smoke_scales_rope_bases_with_the_contexts() {
+    // `scale rope_base by 1/256` next to `scale seq_len by 1/256`: every base, the model's and
+    // both sides of the stage transition, shrinks by the same factor as the contexts.
+    let p = reference(Some("smoke"));
+    let long = p.stage("joint_long_context").unwrap();
+    assert_eq!(long.phases[0].seq_len, 128);
+    assert_eq!(long.phases[1].seq_len, 512);
+    assert_eq!(long.phases[0].rope_base["llm"], 800_000.0 / 256.0);
+    assert_eq!(long.phases[1].rope_base["llm"], 3125.0);
+    assert_eq!(
+        p.stage("joint_cooldown").unwrap().rope_base["llm"],
+        50_000.0 / 256.0
+    );
+    assert_eq!(
+        p.stage("vit_coca").unwrap().rope_base["caption_decoder"],
+        10_000.0 / 256.0
+    );
+}

@@ -112,6 +112,31 @@ impl<'a> Fields<'a> {
         self.fields.iter().find(|f| f.key.name == name).copied()
     }
 
+    /// Where the data is: `data_root = "PATH"` or `sample_data = "PATH"` (the same place,
+    /// generated when missing). Both at once would leave one silently ignored.
+    pub fn data_root(&self, diags: &mut Diagnostics) -> Option<(&'a Field, bool)> {
+        match (self.get("data_root"), self.get("sample_data")) {
+            (Some(root), Some(sample)) => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::DUPLICATE,
+                        "`data_root` and `sample_data` both say where the data is",
+                    )
+                    .label(sample.key.span, "sample data here")
+                    .label(root.key.span, "and a data root here")
+                    .help(
+                        "keep one: `sample_data` is a `data_root` whose sample data `pipe run` \
+                         generates when it is missing",
+                    ),
+                );
+                Some((sample, true))
+            }
+            (Some(root), None) => Some((root, false)),
+            (None, Some(sample)) => Some((sample, true)),
+            (None, None) => None,
+        }
+    }
+
     /// The field, or a missing-field error at `at` with an example in the help.
     pub fn require(
         &self,

@@ -245,11 +245,9 @@ impl<'a> Lower<'a> {
                 p.seed = v;
             }
         }
-        for key in ["data_root", "sample_data"] {
-            if let Some(f) = fields.get(key) {
-                p.data_root = values::string(&mut self.diags, &f.value, key);
-                p.sample_data |= key == "sample_data";
-            }
+        if let Some((f, sample)) = fields.data_root(&mut self.diags) {
+            p.data_root = values::string(&mut self.diags, &f.value, &f.key.name);
+            p.sample_data = sample;
         }
         if let Some(f) = fields.require("batch", at, "the pipeline", "batch = 16", &mut self.diags)
         {

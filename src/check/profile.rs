@@ -14,6 +14,7 @@ use super::{units, values};
 pub struct Scaling {
     pub tokens: Option<Sp<f64>>,
     pub seq_len: Option<Sp<f64>>,
+    pub rope_base: Option<Sp<f64>>,
     pub data_root: Option<Sp<String>>,
     pub sample_data: bool,
 }
@@ -44,21 +45,22 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
         match s.what.name.as_str() {
             "tokens" => scaling.tokens = factor,
             "seq_len" => scaling.seq_len = factor,
+            "rope_base" => scaling.rope_base = factor,
             other => diags.push(
                 Diagnostic::new(
                     Code::PROFILE_TARGET,
                     format!("a profile cannot scale `{other}`"),
                 )
                 .label(s.what.span, "unknown scale target")
-                .help("a profile scales `tokens` (budgets and token durations) or `seq_len`"),
+                .help(
+                    "a profile scales `tokens` (budgets and token durations), `seq_len` or `rope_base`",
+                ),
             ),
         }
     }
-    for key in ["data_root", "sample_data"] {
-        if let Some(x) = f.get(key) {
-            scaling.data_root = values::string(diags, &x.value, key);
-            scaling.sample_data |= key == "sample_data";
-        }
+    if let Some((x, sample)) = f.data_root(diags) {
+        scaling.data_root = values::string(diags, &x.value, &x.key.name);
+        scaling.sample_data = sample;
     }
     // The pipeline block takes `batch` and `seed`; a profile's batch is every stage's batch.
     let globals: Vec<Entry> = ["batch", "seed"]
@@ -122,21 +124,43 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
     (out, scaling)
 }
 
-/// Overrides replace the fields of the same name; new ones are added.
+/// Overrides replace the fields of the same name; new ones are added. A `mix { }` replaces
+/// the stage's mixture as a whole (its shares only make sense together), and so does a `data`
+/// field, which is the other way to give a stage its data. A named block (`phase NAME { }`)
+/// merges into the block of the same keyword and name, field by field.
 fn merge(body: &mut Body, overrides: &[Entry]) {
-    let keys: Vec<&str> = overrides
-        .iter()
-        .filter_map(|e| {
-            if let Entry::Field(f) = e {
-                Some(f.key.name.as_str())
-            } else {
-                None
+    for o in overrides {
+        match o {
+            Entry::Field(f) => {
+                body.entries.retain(|e| match e {
+                    Entry::Field(g) => g.key.name != f.key.name,
+                    Entry::Block(b) => !(f.key.name == "data" && b.keyword.name == "mix"),
+                    Entry::Scale(_) => true,
+                });
+                body.entries.push(o.clone());
             }
-        })
-        .collect();
-    body.entries
-        .retain(|e| !matches!(e, Entry::Field(f) if keys.contains(&f.key.name.as_str())));
-    body.entries.extend(overrides.iter().cloned());
+            Entry::Block(b) => {
+                let same = |e: &Entry| {
+                    matches!(e, Entry::Block(x) if x.keyword.name == b.keyword.name
+                        && x.name.as_ref().map(|n| &n.name) == b.name.as_ref().map(|n| &n.name))
+                };
+                match body.entries.iter_mut().find(|e| same(e)) {
+                    Some(Entry::Block(x)) if b.name.is_some() => {
+                        merge(&mut x.body, &b.body.entries)
+                    }
+                    Some(e) => *e = o.clone(),
+                    None => {
+                        if b.keyword.name == "mix" {
+                            body.entries
+                                .retain(|e| !matches!(e, Entry::Field(g) if g.key.name == "data"));
+                        }
+                        body.entries.push(o.clone());
+                    }
+                }
+            }
+            Entry::Scale(_) => body.entries.push(o.clone()),
+        }
+    }
 }
 
 fn drop_batch(body: &mut Body) {
@@ -149,7 +173,7 @@ fn drop_batch(body: &mut Body) {
     }
 }
 
-/// Applies `scale tokens` and `scale seq_len` to a lowered pipeline. Values written inside the
+/// Applies `scale tokens`, `scale seq_len` and `scale rope_base` to a lowered pipeline. Values written inside the
 /// profile (`own`) are already at the profile's scale and stay as written.
 pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) {
     let outside = |span: Span| !own.contains(span.start);
@@ -205,6 +229,36 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
             tr(&mut st.seq_len);
             for ph in &mut st.phases {
                 tr(&mut ph.seq_len);
+            }
+        }
+    }
+    // Shrinking contexts without shrinking RoPE bases leaves the slow rotary frequencies
+    // untrained at laptop scale, and a context extension then meets angles it never saw.
+    // Scaling the bases by the same factor keeps the longest wavelength's ratio to the context.
+    if let Some(f) = s.rope_base {
+        let f = f.value;
+        let mut base = |v: &mut Sp<f64>| {
+            if outside(v.span) {
+                v.value *= f;
+            }
+        };
+        for m in &mut p.models {
+            if let ModelKind::Decoder(d) = &mut m.kind {
+                base(&mut d.rope_base);
+            }
+        }
+        let mut tr = |t: &mut Option<Transition<f64>>| {
+            if let Some(t) = t {
+                if let Some(from) = &mut t.from {
+                    base(from);
+                }
+                base(&mut t.to);
+            }
+        };
+        for st in &mut p.stages {
+            tr(&mut st.rope_base);
+            for ph in &mut st.phases {
+                tr(&mut ph.rope_base);
             }
         }
     }
