@@ -237,7 +237,7 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
     // Scaling the bases by the same factor keeps the longest wavelength's ratio to the context.
     if let Some(f) = s.rope_base {
         let f = f.value;
-        let mut base = |v: &mut Sp<f64>| {
+        let base = |v: &mut Sp<f64>| {
             if outside(v.span) {
                 v.value *= f;
             }
@@ -247,7 +247,7 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
                 base(&mut d.rope_base);
             }
         }
-        let mut tr = |t: &mut Option<Transition<f64>>| {
+        let tr = |t: &mut Option<Transition<f64>>| {
             if let Some(t) = t {
                 if let Some(from) = &mut t.from {
                     base(from);

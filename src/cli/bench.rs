@@ -62,6 +62,7 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
         out: dir.join("run"),
         resume: false,
         cuda: false,
+        kernels: None,
         seed: None,
         checkpoint_every: u64::MAX,
         progress: false,

@@ -75,6 +75,10 @@ pub enum Command {
         resume: bool,
         #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
         device: String,
+        /// The models' kernels: `fused` (CPU custom ops, the CPU default) or `reference`
+        /// (plain differentiable candle ops, the default on other devices).
+        #[arg(long, value_parser = ["fused", "reference"])]
+        kernels: Option<String>,
         /// Overrides the pipeline's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -150,6 +154,7 @@ pub fn main() -> ExitCode {
             out,
             resume,
             device,
+            kernels,
             seed,
             checkpoint_every,
             watch,
@@ -160,6 +165,7 @@ pub fn main() -> ExitCode {
                 out,
                 resume,
                 &device,
+                kernels.as_deref(),
                 seed,
                 checkpoint_every.max(1),
             ),

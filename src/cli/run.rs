@@ -1,4 +1,5 @@
-//! `pipe run FILE [--profile NAME] --out RUN_DIR [--resume] [--device cpu|cuda] [--seed N]`
+//! `pipe run FILE [--profile NAME] --out RUN_DIR [--resume] [--device cpu|cuda]
+//! [--kernels fused|reference] [--seed N]`
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 
 use super::use_color;
 use crate::diag;
+use crate::runtime::model::Kernels;
 use crate::runtime::{RunError, RunOptions, Runner};
 
 pub fn run(opts: RunOptions, watch: bool) -> ExitCode {
@@ -66,6 +68,7 @@ pub fn options(
     out: PathBuf,
     resume: bool,
     device: &str,
+    kernels: Option<&str>,
     seed: Option<u64>,
     checkpoint_every: u64,
 ) -> RunOptions {
@@ -75,6 +78,10 @@ pub fn options(
         out,
         resume,
         cuda: device == "cuda",
+        kernels: kernels.map(|k| match k {
+            "reference" => Kernels::Reference,
+            _ => Kernels::Fused,
+        }),
         seed,
         checkpoint_every,
         progress: std::io::stderr().is_terminal(),

@@ -7,8 +7,8 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 use super::model::{
-    Decoder, DecoderConfig, MlpKind, MoeConfig, Projector, ProjectorConfig, Vit, VitConfig,
-    config::default_mlp_hidden, init::seeded_var_builder,
+    Decoder, DecoderConfig, Kernels, MlpKind, MoeConfig, Projector, ProjectorConfig, Vit,
+    VitConfig, config::default_mlp_hidden, init::seeded_var_builder,
 };
 use crate::check::ir::{self, ModelKind, Pipeline};
 
@@ -73,6 +73,7 @@ pub fn build(
     seed: u64,
     weights: Option<&BTreeMap<String, Tensor>>,
     frozen: bool,
+    kernels: Kernels,
     dev: &Device,
 ) -> candle_core::Result<ModelSlot> {
     let model = &p.models[m];
@@ -101,8 +102,20 @@ pub fn build(
         )
     };
     let built = match &model.kind {
-        ModelKind::Decoder(d) => Built::Decoder(Decoder::new(vb, &decoder_config(d))?),
-        ModelKind::Vit(v) => Built::Vit(Vit::new(vb, &vit_config(v))?),
+        ModelKind::Decoder(d) => {
+            let cfg = DecoderConfig {
+                kernels,
+                ..decoder_config(d)
+            };
+            Built::Decoder(Decoder::new(vb, &cfg)?)
+        }
+        ModelKind::Vit(v) => {
+            let cfg = VitConfig {
+                kernels,
+                ..vit_config(v)
+            };
+            Built::Vit(Vit::new(vb, &cfg)?)
+        }
         ModelKind::Projector(pr) => {
             let in_dim = match &p.models[pr.from.value].kind {
                 ModelKind::Vit(v) => v.d_model.value as usize,

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::build::{self, ModelSlot, load_safetensors, save_safetensors, tensors};
 use super::data::{DataLoader, Tokenizer};
-use super::model::{AdamW, AdamWConfig, CocaHead, init::seeded_var_builder, named_vars};
+use super::model::{AdamW, AdamWConfig, CocaHead, Kernels, init::seeded_var_builder, named_vars};
 use super::record::{RunRecord, StageRecord, Status, Version, sha256};
 use super::setup::{self, Prepared, RunError};
 use super::step;
@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub resume: bool,
     pub cuda: bool,
+    /// Which kernels the models use; `None`: the fused ones on CPU, the reference ones on
+    /// any other device (the fused ones are CPU code).
+    pub kernels: Option<Kernels>,
     pub seed: Option<u64>,
     /// Checkpoint every N steps (and always at the end of a stage).
     pub checkpoint_every: u64,
@@ -64,11 +67,24 @@ fn device(cuda: bool) -> Result<Device, RunError> {
 }
 
 impl<'a> Runner<'a> {
+    fn kernels(&self) -> Kernels {
+        self.opts
+            .kernels
+            .unwrap_or_else(|| Kernels::for_device(&self.dev))
+    }
+
     /// Checks, plans and opens everything; creates (or, with `resume`, reopens) the run
     /// directory. Nothing is written when the pipeline or its data has problems.
     pub fn new(opts: RunOptions, log: Box<dyn FnMut(String) + 'a>) -> Result<Runner<'a>, RunError> {
         let mut log = log;
         let dev = device(opts.cuda)?;
+        if opts.kernels == Some(Kernels::Fused) && !dev.is_cpu() {
+            return Err(RunError::Other(
+                "the fused kernels run on the CPU only: drop `--kernels fused` to use the \
+                 reference kernels on this device"
+                    .into(),
+            ));
+        }
         let run_file = opts.out.join("run.ron");
         let (source, record) = if opts.resume {
             let record = RunRecord::load(&run_file).map_err(|e| {
@@ -259,6 +275,7 @@ impl<'a> Runner<'a> {
                 seed,
                 weights.as_ref(),
                 frozen,
+                self.kernels(),
                 &self.dev,
             )?);
             trained.push(!frozen);

@@ -15,6 +15,18 @@ pub enum Kernels {
     Fused,
 }
 
+impl Kernels {
+    /// The fused kernels are candle custom ops with CPU kernels only; any other device gets
+    /// the differentiable reference ops, which candle runs on every backend.
+    pub fn for_device(dev: &candle_core::Device) -> Self {
+        if dev.is_cpu() {
+            Kernels::Fused
+        } else {
+            Kernels::Reference
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MlpKind {
     /// `W2 (silu(W_gate x) * W_up x)`.
