@@ -94,7 +94,7 @@ impl<'a> Fields<'a> {
                         diags.push(
                             Diagnostic::new(
                                 Code::UNKNOWN_FIELD,
-                                format!("`scale` is only valid in a profile"),
+                                "`scale` is only valid in a profile".to_string(),
                             )
                             .label(s.span, format!("not valid in {}", shape.what))
                             .help("move it into a `profile NAME { ... }` block"),

@@ -171,14 +171,14 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
             (_, None) => {
                 let sets_plain = st.seq_len.is_some_and(|t| t.from.is_none());
                 if !sets_plain {
-                    disagree(p, st, "seq_len", &incoming, |v| units::length(v), diags);
+                    disagree(p, st, "seq_len", &incoming, units::length, diags);
                 }
                 incoming[0].1
             }
         };
         if let Some(t) = st.seq_len {
             if agreed.is_some() || incoming.is_empty() {
-                check_from(t.from, seq, "seq_len", |v| units::length(v), diags);
+                check_from(t.from, seq, "seq_len", units::length, diags);
             }
             seq = Held {
                 value: t.to.value,
@@ -234,7 +234,7 @@ pub fn flow(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Flow {
                 None => (st.budget.value, stage_batch, st.budget.span),
                 Some(ph) => {
                     if let Some(t) = ph.seq_len {
-                        check_from(t.from, seq, "seq_len", |v| units::length(v), diags);
+                        check_from(t.from, seq, "seq_len", units::length, diags);
                         seq = Held {
                             value: t.to.value,
                             from: t.to.span,
@@ -430,7 +430,7 @@ fn check_from<T: PartialEq + Copy>(
 
 fn apply_rope(rope: &mut [(ModelId, Held<f64>)], t: Transition<f64>, diags: &mut Diagnostics) {
     for (_, h) in rope.iter_mut() {
-        check_from(t.from, *h, "rope_base", |v| units::trim(v), diags);
+        check_from(t.from, *h, "rope_base", units::trim, diags);
         *h = Held {
             value: t.to.value,
             from: t.to.span,
@@ -504,28 +504,28 @@ fn assign_run(
     let r = assign(p, s, preds, anc, runs, run_of, started, diags);
     // A schedule is one line of stages: two stages that both continue it must run one after
     // the other, or the second would start where the first ended without having run after it.
-    if let (Some(&last), StageLr::Resume { span, .. }) = (runs[r].stages.last(), &st.lr) {
-        if !anc.is_ancestor(s, last) {
-            let span = *span;
-            diags.push(
-                Diagnostic::new(
-                    Code::RESUME_AMBIGUOUS,
-                    format!(
-                        "`{}` and `{}` both continue schedule `{}`",
-                        p.stages[last].name, st.name, runs[r].name
-                    ),
-                )
-                .label(
-                    span,
-                    format!("`{}` does not run after `{}`", st.name, p.stages[last].name),
-                )
-                .label(p.stages[last].lr_span, "continued here first")
-                .help(format!(
-                    "add `after {}`, or start a schedule of its own here",
-                    p.stages[last].name
-                )),
-            );
-        }
+    if let (Some(&last), StageLr::Resume { span, .. }) = (runs[r].stages.last(), &st.lr)
+        && !anc.is_ancestor(s, last)
+    {
+        let span = *span;
+        diags.push(
+            Diagnostic::new(
+                Code::RESUME_AMBIGUOUS,
+                format!(
+                    "`{}` and `{}` both continue schedule `{}`",
+                    p.stages[last].name, st.name, runs[r].name
+                ),
+            )
+            .label(
+                span,
+                format!("`{}` does not run after `{}`", st.name, p.stages[last].name),
+            )
+            .label(p.stages[last].lr_span, "continued here first")
+            .help(format!(
+                "add `after {}`, or start a schedule of its own here",
+                p.stages[last].name
+            )),
+        );
     }
     r
 }

@@ -240,20 +240,19 @@ impl<'a> Lower<'a> {
         p.name = pi.name.name.clone();
         p.name_span = pi.name.span;
         let at = pi.name.span;
-        if let Some(f) = fields.get("seed") {
-            if let Some(v) = values::count(&mut self.diags, &f.value, "seed", 0) {
-                p.seed = v;
-            }
+        if let Some(f) = fields.get("seed")
+            && let Some(v) = values::count(&mut self.diags, &f.value, "seed", 0)
+        {
+            p.seed = v;
         }
         if let Some((f, sample)) = fields.data_root(&mut self.diags) {
             p.data_root = values::string(&mut self.diags, &f.value, &f.key.name);
             p.sample_data = sample;
         }
         if let Some(f) = fields.require("batch", at, "the pipeline", "batch = 16", &mut self.diags)
+            && let Some(v) = values::count(&mut self.diags, &f.value, "batch", 1)
         {
-            if let Some(v) = values::count(&mut self.diags, &f.value, "batch", 1) {
-                p.batch = v;
-            }
+            p.batch = v;
         }
         if let Some(f) = fields.require(
             "seq_len",
@@ -261,10 +260,9 @@ impl<'a> Lower<'a> {
             "the pipeline",
             "seq_len = 8K",
             &mut self.diags,
-        ) {
-            if let Some(v) = values::length(&mut self.diags, &f.value, "seq_len") {
-                p.seq_len = v;
-            }
+        ) && let Some(v) = values::length(&mut self.diags, &f.value, "seq_len")
+        {
+            p.seq_len = v;
         }
     }
 
@@ -279,17 +277,17 @@ impl<'a> Lower<'a> {
                 ModelKind::Decoder(self.decoder_defaults(m.name.span))
             }
         };
-        if m.kind.name != "projector" {
-            if let Some(a) = &m.args {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ARGUMENTS,
-                        format!("a {} model takes no arguments", m.kind.name),
-                    )
-                    .label(a.span, "unexpected arguments")
-                    .help("only `projector(FROM -> TO)` takes arguments"),
-                );
-            }
+        if m.kind.name != "projector"
+            && let Some(a) = &m.args
+        {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ARGUMENTS,
+                    format!("a {} model takes no arguments", m.kind.name),
+                )
+                .label(a.span, "unexpected arguments")
+                .help("only `projector(FROM -> TO)` takes arguments"),
+            );
         }
         Model {
             name: m.name.name.clone(),
@@ -388,25 +386,26 @@ impl<'a> Lower<'a> {
                 .help("add `active_experts = K`: how many experts each token is routed to"),
             );
         }
-        if d.active_experts.is_some() && f.get("experts").is_none() {
-            let a = d.active_experts.unwrap();
+        if let Some(a) = d.active_experts
+            && f.get("experts").is_none()
+        {
             self.diags.push(
                 Diagnostic::new(Code::MISSING_FIELD, "`active_experts` without `experts`")
                     .label(a.span, "active experts of a dense model")
                     .help("add `experts = N` for a mixture of experts, or remove `active_experts`"),
             );
         }
-        if let Some(x) = f.get("rope_base") {
-            if let Some(v) = values::number(&mut self.diags, &x.value, "rope_base") {
-                if v.value <= 0.0 {
-                    self.diags.push(
-                        Diagnostic::new(Code::RANGE, "`rope_base` must be above 0")
-                            .label(v.span, "not positive")
-                            .help("RoPE bases are large positive numbers such as `10_000`"),
-                    );
-                } else {
-                    d.rope_base = v;
-                }
+        if let Some(x) = f.get("rope_base")
+            && let Some(v) = values::number(&mut self.diags, &x.value, "rope_base")
+        {
+            if v.value <= 0.0 {
+                self.diags.push(
+                    Diagnostic::new(Code::RANGE, "`rope_base` must be above 0")
+                        .label(v.span, "not positive")
+                        .help("RoPE bases are large positive numbers such as `10_000`"),
+                );
+            } else {
+                d.rope_base = v;
             }
         }
         if let Some(x) = f.get("mlp") {
@@ -491,10 +490,10 @@ impl<'a> Lower<'a> {
                 );
             }
         }
-        if let Some(x) = f.get("pixel_shuffle") {
-            if let Some(v) = values::count(&mut self.diags, &x.value, "pixel_shuffle", 1) {
-                spec.pixel_shuffle = v;
-            }
+        if let Some(x) = f.get("pixel_shuffle")
+            && let Some(v) = values::count(&mut self.diags, &x.value, "pixel_shuffle", 1)
+        {
+            spec.pixel_shuffle = v;
         }
         spec
     }

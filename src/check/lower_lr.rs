@@ -168,7 +168,7 @@ impl Lower<'_> {
                 return None;
             }
         };
-        if last && over.is_some() && !matches!(kind, SegmentKind::Rewarmup { .. }) {
+        if let Some(o) = over.filter(|_| last && !matches!(kind, SegmentKind::Rewarmup { .. })) {
             self.diags.push(
                 Diagnostic::new(
                     Code::ARGUMENTS,
@@ -177,7 +177,7 @@ impl Lower<'_> {
                         name.name
                     ),
                 )
-                .label(over.unwrap().span, "ignored")
+                .label(o.span, "ignored")
                 .help("remove `over`, or add a segment after this one with `then`"),
             );
             return None;

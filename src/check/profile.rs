@@ -184,10 +184,10 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
                 st.budget.value *= f;
             }
             for ph in &mut st.phases {
-                if let PhaseBudget::Tokens(t) = &mut ph.budget.value {
-                    if outside(ph.budget.span) {
-                        *t *= f;
-                    }
+                if let PhaseBudget::Tokens(t) = &mut ph.budget.value
+                    && outside(ph.budget.span)
+                {
+                    *t *= f;
                 }
             }
             if let StageLr::Inline(segs) = &mut st.lr {

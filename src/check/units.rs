@@ -13,7 +13,7 @@ pub fn tokens(v: f64) -> String {
 
 /// A sequence length: `8K` when a multiple of 1,024, else the plain count.
 pub fn length(v: u64) -> String {
-    if v >= 1024 && v % 1024 == 0 {
+    if v >= 1024 && v.is_multiple_of(1024) {
         format!("{}K", v / 1024)
     } else {
         v.to_string()
@@ -50,7 +50,7 @@ pub fn grouped(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -11,30 +11,26 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
         match &m.kind {
             ModelKind::Decoder(d) => {
                 heads(diags, &m.name, d.d_model, d.heads);
-                if let (Some(e), Some(a)) = (d.experts, d.active_experts) {
-                    if a.value > e.value {
-                        diags.push(
-                            Diagnostic::new(
-                                Code::EXPERTS,
-                                format!(
-                                    "`{}` routes each token to {} of {} experts",
-                                    m.name, a.value, e.value
-                                ),
-                            )
-                            .label(a.span, format!("{} active experts", a.value))
-                            .label(e.span, format!("but only {} experts", e.value))
-                            .help("`active_experts` must be at most `experts`"),
-                        );
-                    }
+                if let (Some(e), Some(a)) = (d.experts, d.active_experts)
+                    && a.value > e.value
+                {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::EXPERTS,
+                            format!(
+                                "`{}` routes each token to {} of {} experts",
+                                m.name, a.value, e.value
+                            ),
+                        )
+                        .label(a.span, format!("{} active experts", a.value))
+                        .label(e.span, format!("but only {} experts", e.value))
+                        .help("`active_experts` must be at most `experts`"),
+                    );
                 }
             }
             ModelKind::Vit(v) => {
                 heads(diags, &m.name, v.d_model, v.heads);
-                let hd = if v.heads.value > 0 {
-                    v.d_model.value / v.heads.value
-                } else {
-                    0
-                };
+                let hd = v.d_model.value.checked_div(v.heads.value).unwrap_or(0);
                 if v.heads.value > 0
                     && v.d_model.value % v.heads.value == 0
                     && hd % 2 == 0
@@ -54,29 +50,29 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
                         .get(id.value)
                         .map(|m| (m.kind.name(), m.name.as_str()))
                 };
-                if let Some((k, n)) = kinds(pr.from) {
-                    if k != "vit" {
-                        diags.push(
-                            Diagnostic::new(
-                                Code::WRONG_NAME_KIND,
-                                format!("a projector starts at a vit, but `{n}` is a {k}"),
-                            )
-                            .label(pr.from.span, "expected a vit model here")
-                            .help("write `projector(VIT -> DECODER)`"),
-                        );
-                    }
+                if let Some((k, n)) = kinds(pr.from)
+                    && k != "vit"
+                {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::WRONG_NAME_KIND,
+                            format!("a projector starts at a vit, but `{n}` is a {k}"),
+                        )
+                        .label(pr.from.span, "expected a vit model here")
+                        .help("write `projector(VIT -> DECODER)`"),
+                    );
                 }
-                if let Some((k, n)) = kinds(pr.to) {
-                    if k != "decoder" {
-                        diags.push(
-                            Diagnostic::new(
-                                Code::WRONG_NAME_KIND,
-                                format!("a projector ends at a decoder, but `{n}` is a {k}"),
-                            )
-                            .label(pr.to.span, "expected a decoder model here")
-                            .help("write `projector(VIT -> DECODER)`"),
-                        );
-                    }
+                if let Some((k, n)) = kinds(pr.to)
+                    && k != "decoder"
+                {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::WRONG_NAME_KIND,
+                            format!("a projector ends at a decoder, but `{n}` is a {k}"),
+                        )
+                        .label(pr.to.span, "expected a decoder model here")
+                        .help("write `projector(VIT -> DECODER)`"),
+                    );
                 }
             }
         }
@@ -87,7 +83,7 @@ fn heads(diags: &mut Diagnostics, name: &str, d_model: Sp<u64>, heads: Sp<u64>) 
     if heads.value == 0 {
         return;
     }
-    if d_model.value % heads.value != 0 {
+    if !d_model.value.is_multiple_of(heads.value) {
         diags.push(
             Diagnostic::new(
                 Code::HEADS,
@@ -106,7 +102,7 @@ fn heads(diags: &mut Diagnostics, name: &str, d_model: Sp<u64>, heads: Sp<u64>) 
             )
             .help("choose heads that divide d_model, e.g. a power of two"),
         );
-    } else if (d_model.value / heads.value) % 2 != 0 {
+    } else if !(d_model.value / heads.value).is_multiple_of(2) {
         diags.push(
             Diagnostic::new(
                 Code::HEADS,

@@ -62,6 +62,7 @@ fn report(e: RunError) -> ExitCode {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one per `pipe run` flag, named at the single call site
 pub fn options(
     file: PathBuf,
     profile: Option<String>,

@@ -158,10 +158,10 @@ pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> std:
     let f = std::fs::File::open(&tmp)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

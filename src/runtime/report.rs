@@ -76,16 +76,10 @@ where
             _ => bands.push((r.stage.clone(), r.step, r.step + 1.0)),
         }
     }
-    let series: [(&str, Box<dyn Fn(&Row) -> f64>); 2] = [
-        ("loss", Box::new(|r: &Row| r.loss)),
-        ("learning rate", Box::new(|r: &Row| r.lr)),
-    ];
+    type Series = (&'static str, fn(&Row) -> f64);
+    let series: [Series; 2] = [("loss", |r| r.loss), ("learning rate", |r| r.lr)];
     for (panel, (title, get)) in panels.iter().zip(series.iter()) {
-        let vals: Vec<f64> = rows
-            .iter()
-            .map(|r| get(r))
-            .filter(|v| v.is_finite())
-            .collect();
+        let vals: Vec<f64> = rows.iter().map(get).filter(|v| v.is_finite()).collect();
         let hi = vals.iter().cloned().fold(f64::MIN, f64::max).max(1e-12) * 1.05;
         let lo = vals.iter().cloned().fold(f64::MAX, f64::min).min(0.0);
         let mut c = ChartBuilder::on(panel)

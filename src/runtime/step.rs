@@ -165,5 +165,5 @@ pub fn coca(
 }
 
 pub fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    t.to_dtype(DType::F64)?.to_scalar::<f64>()
 }

@@ -137,7 +137,8 @@ impl<'a> Runner<'a> {
                 std::fs::create_dir_all(opts.out.join("checkpoints"))?;
                 let source_file = "pipeline.v1.pipe".to_string();
                 super::atomic::write(&opts.out.join(&source_file), prep.source.as_bytes())?;
-                let r = RunRecord {
+
+                RunRecord {
                     pipeline: prep.plan.pipeline.clone(),
                     profile: prep.plan.profile.clone(),
                     seed,
@@ -152,8 +153,7 @@ impl<'a> Runner<'a> {
                         global_step: 0,
                         changes: vec![],
                     }],
-                };
-                r
+                }
             }
         };
         let mut runner = Runner {
@@ -185,11 +185,11 @@ impl<'a> Runner<'a> {
                     evals: BTreeMap::new(),
                     wall_s: 0.0,
                 });
-            } else if let Some(r) = self.record.stage_mut(&st.name) {
-                if r.status != Status::Done {
-                    r.steps = st.steps;
-                    r.tokens = st.tokens;
-                }
+            } else if let Some(r) = self.record.stage_mut(&st.name)
+                && r.status != Status::Done
+            {
+                r.steps = st.steps;
+                r.tokens = st.tokens;
             }
         }
         // Stages removed from the plan before they started are dropped.
