@@ -176,8 +176,11 @@ fn smoke_profile_steps_and_values() {
         ceil_div(0.3e6, 16.0 * 32.0)
     );
     let long = p.stage("joint_long_context").unwrap();
-    assert_eq!(long.phases[0].steps, ceil_div(0.075e6, 16.0 * 128.0));
-    assert_eq!(long.phases[1].steps, ceil_div(0.075e6, 16.0 * 512.0));
+    // The profile gives the long phases batches of 4 and 1: 512 tokens per step throughout.
+    assert_eq!(long.phases[0].batch, 4);
+    assert_eq!(long.phases[1].batch, 1);
+    assert_eq!(long.phases[0].steps, ceil_div(0.075e6, 4.0 * 128.0));
+    assert_eq!(long.phases[1].steps, ceil_div(0.075e6, 1.0 * 512.0));
     assert_eq!(long.phases[0].seq_len, 128);
     assert_eq!(long.phases[1].seq_len, 512);
     // Warmup 20B x 5e-7 = 10K tokens: step 10 of text_pretrain is at 5,120 tokens.

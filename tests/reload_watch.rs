@@ -68,6 +68,7 @@ fn record(done: &[&str]) -> RunRecord {
         loss_last_tenth: None,
         evals: Default::default(),
         wall_s: 0.0,
+        phases: vec![],
     };
     RunRecord {
         pipeline: "t".into(),

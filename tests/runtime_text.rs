@@ -116,6 +116,37 @@ fn tiny_text_trains_as_planned() {
             .all(|r| r["rope_base"]["lm"] == 10_000.0)
     );
 
+    // The context-extension stage records its loss per phase (the context differs between
+    // them): the means of each phase's first and last tenth of steps, and it falls in both.
+    let rec = pipelang::runtime::record::RunRecord::load(&out.path().join("run.ron")).unwrap();
+    let lc = rec.stage("long_context").unwrap();
+    let planned = &plan.stage("long_context").unwrap().phases;
+    assert_eq!(lc.phases.len(), planned.len());
+    for (ph, pp) in lc.phases.iter().zip(planned) {
+        let steps = &long[pp.first_step as usize..(pp.first_step + pp.steps) as usize];
+        let tenth = (steps.len() / 10).max(1);
+        let mean = |v: &[&Value]| {
+            v.iter().map(|r| r["loss"].as_f64().unwrap()).sum::<f64>() / v.len() as f64
+        };
+        let (first, last) = (mean(&steps[..tenth]), mean(&steps[steps.len() - tenth..]));
+        assert_eq!(ph.seq_len, pp.seq_len);
+        assert!(
+            (ph.loss_first_tenth.unwrap() - first).abs() < 1e-9,
+            "{}",
+            ph.name
+        );
+        assert!(
+            (ph.loss_last_tenth.unwrap() - last).abs() < 1e-9,
+            "{}",
+            ph.name
+        );
+        assert!(
+            last < first,
+            "{}: loss did not fall ({first} -> {last})",
+            ph.name
+        );
+    }
+
     let record = std::fs::read_to_string(out.path().join("run.ron")).unwrap();
     assert!(record.contains("status: Done"));
     for st in ["pretrain", "cooldown", "long_context"] {

@@ -365,6 +365,7 @@ fn progress_follows_the_run_record() {
         loss_last_tenth: None,
         evals: Default::default(),
         wall_s: 0.0,
+        phases: vec![],
     };
     let record = RunRecord {
         pipeline: "t".into(),

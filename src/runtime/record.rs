@@ -33,6 +33,20 @@ pub struct StageRecord {
     /// Evaluations run at the end of the stage (name -> value).
     pub evals: BTreeMap<String, f64>,
     pub wall_s: f64,
+    /// The same loss figures per phase, for stages with more than one phase.
+    #[serde(default)]
+    pub phases: Vec<PhaseLoss>,
+}
+
+/// Mean loss over the first and last tenth of one phase's steps. Within a phase the sequence
+/// length is fixed, so these are comparable where the stage's first and last tenth may not be
+/// (a context extension sees new positions: its loss steps up when the context grows).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseLoss {
+    pub name: String,
+    pub seq_len: u64,
+    pub loss_first_tenth: Option<f64>,
+    pub loss_last_tenth: Option<f64>,
 }
 
 /// An applied version of the pipeline source (the first is the one the run started with).

@@ -37,17 +37,37 @@ pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> Strin
             " (not done)"
         };
         let evals: Vec<String> = r.evals.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+        // Losses at different sequence lengths do not compare: a stage whose phases change
+        // the context gives its figures per phase.
+        let by_phase = r.phases.windows(2).any(|w| w[0].seq_len != w[1].seq_len);
+        let (first, last) = if by_phase {
+            ("by phase".to_string(), "by phase".to_string())
+        } else {
+            (f(r.loss_first_tenth), f(r.loss_last_tenth))
+        };
         let _ = writeln!(
             s,
             "{:<20} {:>8} {:>9} {:>12} {:>12} {:>7.1}s  {}{status}",
             st.name,
             units::grouped(r.step),
             units::tokens(st.tokens),
-            f(r.loss_first_tenth),
-            f(r.loss_last_tenth),
+            first,
+            last,
             r.wall_s,
             evals.join(", ")
         );
+        for (ph, pr) in st.phases.iter().zip(&r.phases) {
+            let _ = writeln!(
+                s,
+                "{:<20} {:>8} {:>9} {:>12} {:>12}           seq_len {}",
+                format!("  .{}", pr.name),
+                units::grouped(ph.steps),
+                units::tokens(ph.tokens),
+                f(pr.loss_first_tenth),
+                f(pr.loss_last_tenth),
+                pr.seq_len
+            );
+        }
     }
     let _ = writeln!(
         s,

@@ -184,6 +184,7 @@ impl<'a> Runner<'a> {
                     loss_last_tenth: None,
                     evals: BTreeMap::new(),
                     wall_s: 0.0,
+                    phases: vec![],
                 });
             } else if let Some(r) = self.record.stage_mut(&st.name)
                 && r.status != Status::Done
@@ -585,14 +586,27 @@ impl<'a> Runner<'a> {
         }
         r.loss_last_tenth = mean(&losses[losses.len().saturating_sub(tenth)..]);
         r.wall_s += wall;
-        let msg = format!(
+        if st.phases.len() > 1 {
+            r.phases = phase_losses(st, start, &losses, &r.phases);
+        }
+        let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+        let mut msg = format!(
             "{:>20}  {} steps  loss {} -> {}  {:.1}s",
             st.name,
             st.steps,
-            r.loss_first_tenth.map_or("-".into(), |v| format!("{v:.3}")),
-            r.loss_last_tenth.map_or("-".into(), |v| format!("{v:.3}")),
+            f(r.loss_first_tenth),
+            f(r.loss_last_tenth),
             wall
         );
+        for ph in &r.phases {
+            msg += &format!(
+                "\n{:>20}  seq_len {}  loss {} -> {}",
+                format!(".{}", ph.name),
+                ph.seq_len,
+                f(ph.loss_first_tenth),
+                f(ph.loss_last_tenth)
+            );
+        }
         self.record.save(&self.run_file())?;
         (self.log)(msg);
         Ok(())
@@ -646,4 +660,41 @@ fn truncate_metrics(path: &Path, global_step: u64) -> std::io::Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     super::atomic::write(path, kept.as_bytes())
+}
+
+/// Per-phase first and last tenth from the losses of steps `start..`; a figure whose steps ran
+/// before a resume keeps the value recorded then.
+fn phase_losses(
+    st: &crate::plan::StagePlan,
+    start: u64,
+    losses: &[f64],
+    before: &[super::record::PhaseLoss],
+) -> Vec<super::record::PhaseLoss> {
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    st.phases
+        .iter()
+        .enumerate()
+        .map(|(i, ph)| {
+            let name = ph.name.clone().unwrap_or_else(|| format!("phase{}", i + 1));
+            let old = before.iter().find(|p| p.name == name);
+            let tenth = (ph.steps / 10).max(1).min(ph.steps);
+            let (a, b) = (ph.first_step, ph.first_step + ph.steps);
+            // Losses of steps a..b that this process ran, as a slice of `losses`.
+            let slice = |from: u64, to: u64| -> Option<&[f64]> {
+                (from >= start && to > from)
+                    .then(|| losses.get((from - start) as usize..(to - start) as usize))
+                    .flatten()
+            };
+            super::record::PhaseLoss {
+                name,
+                seq_len: ph.seq_len,
+                loss_first_tenth: slice(a, a + tenth)
+                    .and_then(mean)
+                    .or(old.and_then(|o| o.loss_first_tenth)),
+                loss_last_tenth: slice(b - tenth, b)
+                    .and_then(mean)
+                    .or(old.and_then(|o| o.loss_last_tenth)),
+            }
+        })
+        .collect()
 }
