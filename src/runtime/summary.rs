@@ -85,5 +85,6 @@ pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> Strin
         "plot:        pipe report {} --plot loss.png",
         out.display()
     );
-    s
+    // Rows without evaluations would end in padding.
+    s.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
