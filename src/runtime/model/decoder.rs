@@ -91,7 +91,8 @@ impl Decoder {
             })
             .collect::<Result<_>>()?;
         let norm = RmsNorm::new(vb.pp("norm"), d, cfg.kernels)?;
-        let head = Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?;
+        let head = Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?
+            .with_kernels(cfg.kernels);
         Ok(Self {
             cfg: cfg.clone(),
             embedding,

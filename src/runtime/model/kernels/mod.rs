@@ -28,6 +28,8 @@ macro_rules! simd_fn {
 
 pub mod activation;
 pub mod attention;
+pub(crate) mod gemm;
+pub mod linear;
 pub mod rmsnorm;
 pub mod rope;
 pub mod xent;
@@ -69,14 +71,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         tail += x * y;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-/// `y += a * x`.
-#[inline(always)]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
 }
 
 /// Rows per rayon task for row-wise kernels: enough work to amortise scheduling, and fixed so
@@ -143,18 +137,4 @@ pub(crate) fn max(x: &[f32]) -> f32 {
         m = m.max(a);
     }
     m
-}
-
-/// Sum with eight lanes, in a fixed order.
-#[inline(always)]
-pub(crate) fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut it = x.chunks_exact(8);
-    for c in &mut it {
-        for l in 0..8 {
-            acc[l] += c[l];
-        }
-    }
-    let tail: f32 = it.remainder().iter().sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
