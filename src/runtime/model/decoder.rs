@@ -50,6 +50,7 @@ impl Decoder {
     /// `norm`, `head` under `vb`.
     pub fn new(vb: VarBuilder, cfg: &DecoderConfig) -> Result<Self> {
         cfg.validate()?;
+        super::kernels::keep_freed_memory();
         let d = cfg.d_model;
         // Residual-branch outputs start smaller with depth (GPT-2), so the stream stays O(1).
         let out_std = (d as f64).powf(-0.5) / (2.0 * cfg.layers as f64).sqrt();

@@ -36,6 +36,44 @@ pub mod xent;
 
 use candle_core::{CpuStorage, Layout, Result, Shape, bail};
 
+/// Runs candle's own elementwise ops (adds of gradients, residual adds) on the calling thread
+/// unless `CANDLE_NUM_THREADS` says otherwise. candle splits them over a second pool of
+/// spinning workers, one fewer than the cores, beside rayon's pool that the fused ops and the
+/// matmuls use: on a 2-core machine its caller spun waiting for a worker that rayon's threads
+/// kept off the cores, about a sixth of the training step. The ops are memory-bound and gain
+/// little from a second thread.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread exists (first thing in
+/// `main`), as for [`std::env::set_var`].
+pub unsafe fn candle_elementwise_on_one_thread() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees that no other thread reads the environment now.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
+/// Makes glibc keep freed memory for reuse instead of unmapping it. A training step allocates
+/// and frees the same few hundred megabytes of activations and gradients (candle builds every
+/// gradient as zeros plus an add); with glibc's defaults each buffer above the dynamic mmap
+/// threshold is a fresh mapping, and every page of it a page fault, about a tenth of a step.
+/// Called by the model constructors; idempotent.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // 32 MiB is the largest mmap threshold glibc accepts on 64-bit; larger buffers are
+            // rare here. The trim threshold stops the heap top from being handed back.
+            // SAFETY: mallopt only changes allocator parameters; it takes the arena locks.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}
+
 /// The contiguous f32 data behind a custom op's argument.
 pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match s {
