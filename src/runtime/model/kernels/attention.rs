@@ -9,7 +9,7 @@
 
 use super::gemm::{Mat, sgemm};
 use super::rope::{RopeTable, rotate, rotate_back};
-use super::{dot, fast_exp, max, out, slice};
+use super::{dot, fast_exp, max, out, slice, sum};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -179,9 +179,10 @@ fn probabilities(
     row[end..].fill(0.0);
 }
 
-/// Log-sum-exp of the unmasked scores of query `i`.
+/// Turns the score row of query `i` (keys `0..kn`) into softmax probabilities in place, zero
+/// where masked, and returns its log-sum-exp.
 #[inline(always)]
-fn row_lse(spec: &AttnSpec, seg: Option<&[u32]>, i: usize, t: usize, row: &mut [f32]) -> f32 {
+fn softmax_row(spec: &AttnSpec, seg: Option<&[u32]>, i: usize, t: usize, row: &mut [f32]) -> f32 {
     let end = spec.key_end(i, t).min(row.len());
     if let Some(sg) = seg {
         for (j, x) in row[..end].iter_mut().enumerate() {
@@ -191,16 +192,15 @@ fn row_lse(spec: &AttnSpec, seg: Option<&[u32]>, i: usize, t: usize, row: &mut [
         }
     }
     let m = max(&row[..end]);
-    let mut acc = [0f32; 8];
-    let mut it = row[..end].chunks_exact(8);
-    for c in &mut it {
-        for l in 0..8 {
-            acc[l] += fast_exp(c[l] - m);
-        }
+    for x in &mut row[..end] {
+        *x = fast_exp(*x - m);
     }
-    let tail: f32 = it.remainder().iter().map(|x| fast_exp(x - m)).sum();
-    let total =
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+    let total = sum(&row[..end]);
+    let inv = 1.0 / total;
+    for x in &mut row[..end] {
+        *x *= inv;
+    }
+    row[end..].fill(0.0);
     m + total.ln()
 }
 
@@ -223,8 +223,7 @@ fn head_forward_impl(
         block_scores(q, k, dh, q0, qn, kn, s);
         for (r, row) in s.chunks_exact_mut(kn).enumerate() {
             let i = q0 + r;
-            lse[i] = row_lse(spec, seg, i, t, row);
-            probabilities(spec, seg, i, t, row, lse[i]);
+            lse[i] = softmax_row(spec, seg, i, t, row);
         }
         sgemm(
             qn,

@@ -130,14 +130,18 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // `t` holds `n` in its low mantissa bits: reading it there keeps the loop vectorised,
+    // where `n as i32` (a saturating cast) is done lane by lane.
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let bits = (ni.wrapping_add(127) as u32) << 23;
     let v = p * f32::from_bits(bits);
     if underflow { 0.0 } else { v }
 }
@@ -175,4 +179,18 @@ pub(crate) fn max(x: &[f32]) -> f32 {
         m = m.max(a);
     }
     m
+}
+
+/// Sum with eight lanes, in a fixed order.
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let tail: f32 = it.remainder().iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
