@@ -213,6 +213,15 @@ struct APanel<'a> {
     row_major: bool,
 }
 
+/// Where a micro-tile's results go: `m_eff` rows of `n_eff` columns, `ldc` apart.
+#[derive(Clone, Copy)]
+struct Tile {
+    ldc: usize,
+    m_eff: usize,
+    n_eff: usize,
+    overwrite: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn micro(
@@ -251,33 +260,28 @@ fn micro(
         return;
     }
     let _ = avx512;
-    micro_portable(
-        kc,
-        a.data,
-        a.ld,
-        a.row_major,
-        bp,
-        c,
+    let tile = Tile {
         ldc,
         m_eff,
         n_eff,
         overwrite,
-    );
+    };
+    micro_portable(kc, a, bp, c, tile);
 }
 
 simd_fn!(
-    fn micro_portable(
-        kc: usize,
-        ap: &[f32],
-        ld: usize,
-        row_major: bool,
-        bp: &[f32],
-        c: &mut [f32],
-        ldc: usize,
-        m_eff: usize,
-        n_eff: usize,
-        overwrite: bool,
-    ) {
+    fn micro_portable(kc: usize, a: APanel, bp: &[f32], c: &mut [f32], tile: Tile) {
+        let Tile {
+            ldc,
+            m_eff,
+            n_eff,
+            overwrite,
+        } = tile;
+        let APanel {
+            data: ap,
+            ld,
+            row_major,
+        } = a;
         let mut acc = [[0f32; NR]; MR];
         for p in 0..kc {
             let bv = &bp[p * NR..(p + 1) * NR];
