@@ -116,7 +116,8 @@ pub(crate) fn sgemm_with(
             let task = |(ip, cc): (usize, &mut [f32])| {
                 let i0 = ip * MR;
                 let m_eff = MR.min(m - i0);
-                let mut ap = [0f32; MR * KC];
+                // Assigned only where A is packed: zeroing 12 KiB per tile cost ~9% of a step.
+                let mut ap;
                 // Full row panels of a row- or column-major A are read in place: packing them
                 // costs as much as the multiply when B is a single narrow panel (attention).
                 let direct = avx512 && m_eff == MR && (a.cs == 1 || a.rs == 1);
@@ -126,6 +127,7 @@ pub(crate) fn sgemm_with(
                     let ld = if a.cs == 1 { a.rs } else { a.cs };
                     (&a.data[start..start + span], ld, a.cs == 1)
                 } else {
+                    ap = [0f32; MR * KC];
                     pack_a(a, i0, m_eff, p0, kc, &mut ap);
                     (&ap[..kc * MR], MR, false)
                 };
