@@ -13,7 +13,7 @@ Run:
 Model (must stay identical to the Rust side; parameter counts are printed to check):
     decoder LM, byte vocabulary 256, d_model 128, 4 layers, 4 heads (head_dim 32),
     pre-norm RMSNorm (eps 1e-5, weight only), RoPE base 10,000 in rotate-half form on q and k,
-    causal attention via F.scaled_dot_product_attention, MLP 128 -> 512 -> 128 with exact GELU,
+    causal attention via F.scaled_dot_product_attention, MLP 128 -> 512 -> 128 with GELU in tanh form (as the Rust side),
     final RMSNorm, untied output head, no biases anywhere. q, k, v come from one fused
     128 -> 384 projection: the same parameters and FLOPs as three separate ones, and the form
     a tuned PyTorch model uses, so the baseline is not handicapped.
@@ -122,7 +122,7 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(D_MODEL)
         self.mlp = nn.Sequential(
             nn.Linear(D_MODEL, MLP_HIDDEN, bias=False),
-            nn.GELU(),
+            nn.GELU(approximate="tanh"),
             nn.Linear(MLP_HIDDEN, D_MODEL, bias=False),
         )
 

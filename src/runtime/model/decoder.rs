@@ -50,6 +50,7 @@ impl Decoder {
     /// `norm`, `head` under `vb`.
     pub fn new(vb: VarBuilder, cfg: &DecoderConfig) -> Result<Self> {
         cfg.validate()?;
+        super::kernels::keep_freed_memory();
         let d = cfg.d_model;
         // Residual-branch outputs start smaller with depth (GPT-2), so the stream stays O(1).
         let out_std = (d as f64).powf(-0.5) / (2.0 * cfg.layers as f64).sqrt();
@@ -91,7 +92,8 @@ impl Decoder {
             })
             .collect::<Result<_>>()?;
         let norm = RmsNorm::new(vb.pp("norm"), d, cfg.kernels)?;
-        let head = Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?;
+        let head = Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?
+            .with_kernels(cfg.kernels);
         Ok(Self {
             cfg: cfg.clone(),
             embedding,

@@ -1,6 +1,7 @@
 //! Building blocks shared by the decoder and the ViT, each dispatching on [`Kernels`].
 
 use super::config::{Kernels, MlpKind};
+use super::kernels::linear::{fused_linear, fused_linear_gelu};
 use super::kernels::{activation, attention::AttnSpec, attention::fused_attention, rmsnorm};
 use super::reference;
 use candle_core::{D, Result, Tensor};
@@ -12,6 +13,8 @@ use candle_nn::{Init, VarBuilder};
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// Fused: one op with its own backward pass; reference: candle's matmul.
+    kernels: Kernels,
 }
 
 impl Linear {
@@ -30,17 +33,35 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            kernels: Kernels::Reference,
+        })
+    }
+
+    /// The same layer multiplying with `kernels`.
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Self { kernels, ..self }
     }
 
     pub fn detached(&self) -> Self {
         Self {
             weight: self.weight.detach(),
             bias: self.bias.as_ref().map(Tensor::detach),
+            kernels: self.kernels,
         }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.kernels == Kernels::Fused {
+            // Any rank: the op multiplies all leading dims as rows, with no reshape nodes.
+            let y = fused_linear(x, &self.weight)?;
+            return match &self.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            };
+        }
         if x.rank() == 2 {
             // No reshape nodes: each costs a zeroed gradient buffer and an add in backward.
             let y = x.matmul(&self.weight.t()?)?;
@@ -117,8 +138,9 @@ impl Mlp {
             MlpKind::Gelu => hidden,
             MlpKind::SwiGlu => 2 * hidden,
         };
-        let up = Linear::new(vb.pp("up"), d, width, false, (d as f64).powf(-0.5))?;
-        let down = Linear::new(vb.pp("down"), hidden, d, false, out_std)?;
+        let up =
+            Linear::new(vb.pp("up"), d, width, false, (d as f64).powf(-0.5))?.with_kernels(kernels);
+        let down = Linear::new(vb.pp("down"), hidden, d, false, out_std)?.with_kernels(kernels);
         Ok(Self {
             up,
             down,
@@ -136,6 +158,9 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (MlpKind::Gelu, Kernels::Fused, None) = (self.kind, self.kernels, &self.up.bias) {
+            return self.down.forward(&fused_linear_gelu(x, &self.up.weight)?);
+        }
         let h = self.up.forward(x)?;
         let a = match (self.kind, self.kernels) {
             (MlpKind::Gelu, Kernels::Fused) => activation::fused_gelu(&h)?,
@@ -165,8 +190,9 @@ impl SelfAttention {
         kernels: Kernels,
         out_std: f64,
     ) -> Result<Self> {
-        let qkv = Linear::new(vb.pp("qkv"), d, 3 * d, bias, (d as f64).powf(-0.5))?;
-        let out = Linear::new(vb.pp("out"), d, d, bias, out_std)?;
+        let qkv =
+            Linear::new(vb.pp("qkv"), d, 3 * d, bias, (d as f64).powf(-0.5))?.with_kernels(kernels);
+        let out = Linear::new(vb.pp("out"), d, d, bias, out_std)?.with_kernels(kernels);
         Ok(Self {
             qkv,
             out,

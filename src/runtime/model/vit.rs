@@ -172,6 +172,7 @@ impl Vit {
     /// Pre-norm blocks (RMSNorm, bidirectional attention with 2-D RoPE, GELU MLP 4x), biases
     /// on the patch embedding and attention, final RMSNorm.
     pub fn new(vb: VarBuilder, cfg: &VitConfig) -> Result<Self> {
+        super::kernels::keep_freed_memory();
         cfg.validate()?;
         let d = cfg.d_model;
         let out_std = (d as f64).powf(-0.5) / (2.0 * cfg.layers as f64).sqrt();

@@ -4,7 +4,7 @@ use super::{out, slice};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-const CHUNK: usize = 16384;
+pub(crate) const CHUNK: usize = 16384;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 #[inline(always)]
@@ -33,7 +33,7 @@ fn sigmoid(x: f32) -> f32 {
 struct Gelu;
 
 simd_fn!(
-    fn gelu_chunk(x: &[f32], y: &mut [f32]) {
+    pub(crate) fn gelu_chunk(x: &[f32], y: &mut [f32]) {
         for (y, x) in y.iter_mut().zip(x) {
             *y = gelu(*x);
         }
@@ -41,7 +41,7 @@ simd_fn!(
 );
 
 simd_fn!(
-    fn gelu_grad_chunk(x: &[f32], g: &[f32], dx: &mut [f32]) {
+    pub(crate) fn gelu_grad_chunk(x: &[f32], g: &[f32], dx: &mut [f32]) {
         for ((d, x), g) in dx.iter_mut().zip(x).zip(g) {
             *d = g * gelu_grad(*x);
         }

@@ -7,8 +7,9 @@
 //! recomputes the probabilities one row at a time, as flash attention does, instead of storing
 //! the `T x T` matrix.
 
+use super::gemm::{Mat, sgemm};
 use super::rope::{RopeTable, rotate, rotate_back};
-use super::{axpy, dot, fast_exp, max, out, slice, sum};
+use super::{dot, fast_exp, max, out, slice, sum};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -68,16 +69,14 @@ impl AttnSpec {
         Ok(Dims { b, t, d, h, dh })
     }
 
-    /// Queries (pre-scaled by `1/sqrt(dh)`) `[T, dh]`, and keys and values transposed to
-    /// `[dh, T]`, of head `h` of sequence `b`, rotated. With keys and values transposed, every
-    /// inner loop runs along the keys: long contiguous axpys and dots that vectorise well.
+    /// Queries (pre-scaled by `1/sqrt(dh)`), keys and values of head `h` of sequence `b`,
+    /// each row-major `[T, dh]`, queries and keys rotated: the operands of the block matmuls.
     fn load_head(&self, qkv: &[f32], dims: Dims, b: usize, h: usize) -> [Vec<f32>; 3] {
         let Dims { t, d, dh, .. } = dims;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut q = vec![0f32; t * dh];
-        let mut kt = vec![0f32; t * dh];
-        let mut vt = vec![0f32; t * dh];
-        let mut k = vec![0f32; dh];
+        let mut k = vec![0f32; t * dh];
+        let mut v = vec![0f32; t * dh];
         for i in 0..t {
             let row = &qkv[(b * t + i) * 3 * d..(b * t + i + 1) * 3 * d];
             let (qs, ks, vs) = (
@@ -85,24 +84,24 @@ impl AttnSpec {
                 &row[d + h * dh..d + (h + 1) * dh],
                 &row[2 * d + h * dh..2 * d + (h + 1) * dh],
             );
-            let qd = &mut q[i * dh..(i + 1) * dh];
+            let at = i * dh..(i + 1) * dh;
             match &self.rope {
                 Some(r) => {
                     let (c, s) = r.row(b, i, t);
-                    rotate(qs, c, s, scale, qd);
-                    rotate(ks, c, s, 1.0, &mut k);
+                    rotate(qs, c, s, scale, &mut q[at.clone()]);
+                    rotate(ks, c, s, 1.0, &mut k[at.clone()]);
                 }
                 None => {
-                    qd.iter_mut().zip(qs).for_each(|(o, x)| *o = x * scale);
-                    k.copy_from_slice(ks);
+                    q[at.clone()]
+                        .iter_mut()
+                        .zip(qs)
+                        .for_each(|(o, x)| *o = x * scale);
+                    k[at.clone()].copy_from_slice(ks);
                 }
             }
-            for c in 0..dh {
-                kt[c * t + i] = k[c];
-                vt[c * t + i] = vs[c];
-            }
+            v[at].copy_from_slice(vs);
         }
-        [q, kt, vt]
+        [q, k, v]
     }
 
     /// Keys query `i` of sequence `b` may look at: a prefix for causal masks, and a segment
@@ -133,29 +132,76 @@ pub fn fused_attention(qkv: &Tensor, spec: &AttnSpec) -> Result<Tensor> {
     })
 }
 
-/// Scores of query row `qi` against keys `0..end` (from `kt [dh, T]`), masked by segment.
+/// Queries per block: a block's scores `[QB, T]` stay in L2, and causal blocks stop at their
+/// last query, which skips most of the masked upper triangle.
+const QB: usize = 64;
+
+/// Scores of queries `q0..q0+qn` against keys `0..kn` into `s [qn, kn]`.
+fn block_scores(q: &[f32], k: &[f32], dh: usize, q0: usize, qn: usize, kn: usize, s: &mut [f32]) {
+    sgemm(
+        qn,
+        kn,
+        dh,
+        Mat::rows(&q[q0 * dh..], dh),
+        Mat::cols(k, dh),
+        s,
+        kn,
+        false,
+        false,
+    );
+}
+
+/// Masks score row of query `i` (keys `0..kn`) and turns it into probabilities
+/// `exp(s - lse)`, zero where masked.
 #[inline(always)]
-fn scores(
-    qi: &[f32],
-    kt: &[f32],
-    t: usize,
-    end: usize,
+fn probabilities(
+    spec: &AttnSpec,
     seg: Option<&[u32]>,
     i: usize,
-    s: &mut [f32],
+    t: usize,
+    row: &mut [f32],
+    lse: f32,
 ) {
-    let s = &mut s[..end];
-    s.fill(0.0);
-    for (c, &qc) in qi.iter().enumerate() {
-        axpy(qc, &kt[c * t..c * t + end], s);
-    }
+    let end = spec.key_end(i, t).min(row.len());
     if let Some(sg) = seg {
-        for (j, x) in s.iter_mut().enumerate() {
+        for (j, x) in row[..end].iter_mut().enumerate() {
+            *x = if sg[j] == sg[i] {
+                fast_exp(*x - lse)
+            } else {
+                0.0
+            };
+        }
+    } else {
+        for x in &mut row[..end] {
+            *x = fast_exp(*x - lse);
+        }
+    }
+    row[end..].fill(0.0);
+}
+
+/// Turns the score row of query `i` (keys `0..kn`) into softmax probabilities in place, zero
+/// where masked, and returns its log-sum-exp.
+#[inline(always)]
+fn softmax_row(spec: &AttnSpec, seg: Option<&[u32]>, i: usize, t: usize, row: &mut [f32]) -> f32 {
+    let end = spec.key_end(i, t).min(row.len());
+    if let Some(sg) = seg {
+        for (j, x) in row[..end].iter_mut().enumerate() {
             if sg[j] != sg[i] {
                 *x = f32::NEG_INFINITY;
             }
         }
     }
+    let m = max(&row[..end]);
+    for x in &mut row[..end] {
+        *x = fast_exp(*x - m);
+    }
+    let total = sum(&row[..end]);
+    let inv = 1.0 / total;
+    for x in &mut row[..end] {
+        *x *= inv;
+    }
+    row[end..].fill(0.0);
+    m + total.ln()
 }
 
 #[inline(always)]
@@ -163,26 +209,33 @@ fn head_forward_impl(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
-    [q, kt, vt]: &[Vec<f32>; 3],
+    [q, k, v]: &[Vec<f32>; 3],
 ) -> (Vec<f32>, Vec<f32>) {
     let Dims { t, dh, .. } = dims;
     let seg = spec.segment_of(b, t);
     let mut o = vec![0f32; t * dh];
     let mut lse = vec![0f32; t];
-    let mut s = vec![0f32; t];
-    for i in 0..t {
-        let end = spec.key_end(i, t);
-        scores(&q[i * dh..(i + 1) * dh], kt, t, end, seg, i, &mut s);
-        let m = max(&s[..end]);
-        for x in &mut s[..end] {
-            *x = fast_exp(*x - m);
+    let mut s = vec![0f32; QB.min(t) * t];
+    for q0 in (0..t).step_by(QB) {
+        let qn = QB.min(t - q0);
+        let kn = if spec.causal { q0 + qn } else { t };
+        let s = &mut s[..qn * kn];
+        block_scores(q, k, dh, q0, qn, kn, s);
+        for (r, row) in s.chunks_exact_mut(kn).enumerate() {
+            let i = q0 + r;
+            lse[i] = softmax_row(spec, seg, i, t, row);
         }
-        let sum = sum(&s[..end]);
-        let inv = 1.0 / sum;
-        for (c, oc) in o[i * dh..(i + 1) * dh].iter_mut().enumerate() {
-            *oc = dot(&s[..end], &vt[c * t..c * t + end]) * inv;
-        }
-        lse[i] = m + sum.ln();
+        sgemm(
+            qn,
+            dh,
+            kn,
+            Mat::rows(s, kn),
+            Mat::rows(v, dh),
+            &mut o[q0 * dh..],
+            dh,
+            false,
+            false,
+        );
     }
     (o, lse)
 }
@@ -300,36 +353,28 @@ impl CustomOp3 for Backward {
         gq.par_chunks_mut(t * 3 * d)
             .enumerate()
             .for_each(|(bi, gb)| {
-                let mut dk = vec![0f32; dh];
-                for (hi, [dq, dkt, dvt]) in grads[bi * h..(bi + 1) * h].iter().enumerate() {
+                for (hi, [dq, dk, dv]) in grads[bi * h..(bi + 1) * h].iter().enumerate() {
                     for i in 0..t {
-                        for c in 0..dh {
-                            dk[c] = dkt[c * t + i];
-                        }
                         let row = &mut gb[i * 3 * d..(i + 1) * 3 * d];
                         let src = i * dh..(i + 1) * dh;
                         let (qd, rest) = row.split_at_mut(d);
                         let (kd, vd) = rest.split_at_mut(d);
-                        let (qd, kd) = (
-                            &mut qd[hi * dh..(hi + 1) * dh],
-                            &mut kd[hi * dh..(hi + 1) * dh],
-                        );
+                        let cols = hi * dh..(hi + 1) * dh;
+                        let (qd, kd) = (&mut qd[cols.clone()], &mut kd[cols.clone()]);
                         match &self.spec.rope {
                             Some(r) => {
                                 let (c, s) = r.row(bi, i, t);
                                 rotate_back(&dq[src.clone()], c, s, scale, qd);
-                                rotate_back(&dk, c, s, 1.0, kd);
+                                rotate_back(&dk[src.clone()], c, s, 1.0, kd);
                             }
                             None => {
                                 qd.iter_mut()
                                     .zip(&dq[src.clone()])
                                     .for_each(|(o, x)| *o = x * scale);
-                                kd.copy_from_slice(&dk);
+                                kd.copy_from_slice(&dk[src.clone()]);
                             }
                         }
-                        for (c, x) in vd[hi * dh..(hi + 1) * dh].iter_mut().enumerate() {
-                            *x = dvt[c * t + i];
-                        }
+                        vd[cols].copy_from_slice(&dv[src]);
                     }
                 }
             });
@@ -353,8 +398,9 @@ impl Backward {
         self.head_backward(dims, b, h, loaded, o, go, lse)
     }
 
-    /// Gradients w.r.t. the scaled, rotated queries `[T, dh]`, and the rotated keys and the
-    /// values, both transposed `[dh, T]`, of one head.
+    /// Gradients w.r.t. the scaled, rotated queries, the rotated keys and the values of one
+    /// head, each `[T, dh]`. Per block of queries: recompute P from the saved log-sum-exp, then
+    /// dP = dO V^T, dS = P (dP - rowsum(dO O)), dQ = dS K, dK += dS^T Q, dV += P^T dO.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn head_backward(
@@ -362,43 +408,88 @@ impl Backward {
         dims: Dims,
         b: usize,
         h: usize,
-        [q, kt, vt]: &[Vec<f32>; 3],
+        [q, k, v]: &[Vec<f32>; 3],
         o: &[f32],
         go: &[f32],
         lse: &[f32],
     ) -> [Vec<f32>; 3] {
         let Dims { t, d, dh, .. } = dims;
         let seg = self.spec.segment_of(b, t);
-        let mut dq = vec![0f32; t * dh];
-        let mut dkt = vec![0f32; t * dh];
-        let mut dvt = vec![0f32; t * dh];
-        let mut p = vec![0f32; t];
-        let mut ds = vec![0f32; t];
+        let mut gh = vec![0f32; t * dh];
+        let mut di = vec![0f32; t];
         for i in 0..t {
             let at = (b * t + i) * d + h * dh..(b * t + i) * d + (h + 1) * dh;
-            let (oi, gi) = (&o[at.clone()], &go[at]);
-            let di = dot(gi, oi);
-            let end = self.spec.key_end(i, t);
-            let qi = &q[i * dh..(i + 1) * dh];
-            scores(qi, kt, t, end, seg, i, &mut p);
-            for x in &mut p[..end] {
-                *x = fast_exp(*x - lse[i]);
-            }
-            // dP = dO_i . V_j, then dS = P (dP - D_i).
-            let dsr = &mut ds[..end];
-            dsr.fill(0.0);
-            for (c, &gc) in gi.iter().enumerate() {
-                axpy(gc, &vt[c * t..c * t + end], dsr);
-            }
-            for (x, pj) in dsr.iter_mut().zip(&p[..end]) {
-                *x = pj * (*x - di);
-            }
-            for c in 0..dh {
-                dq[i * dh + c] = dot(dsr, &kt[c * t..c * t + end]);
-                axpy(qi[c], dsr, &mut dkt[c * t..c * t + end]);
-                axpy(gi[c], &p[..end], &mut dvt[c * t..c * t + end]);
-            }
+            gh[i * dh..(i + 1) * dh].copy_from_slice(&go[at.clone()]);
+            di[i] = dot(&go[at.clone()], &o[at]);
         }
-        [dq, dkt, dvt]
+        let mut dq = vec![0f32; t * dh];
+        let mut dk = vec![0f32; t * dh];
+        let mut dv = vec![0f32; t * dh];
+        let mut p = vec![0f32; QB.min(t) * t];
+        let mut ds = vec![0f32; QB.min(t) * t];
+        for q0 in (0..t).step_by(QB) {
+            let qn = QB.min(t - q0);
+            let kn = if self.spec.causal { q0 + qn } else { t };
+            let (p, ds) = (&mut p[..qn * kn], &mut ds[..qn * kn]);
+            block_scores(q, k, dh, q0, qn, kn, p);
+            for (r, row) in p.chunks_exact_mut(kn).enumerate() {
+                probabilities(&self.spec, seg, q0 + r, t, row, lse[q0 + r]);
+            }
+            let g_blk = &gh[q0 * dh..(q0 + qn) * dh];
+            sgemm(
+                qn,
+                kn,
+                dh,
+                Mat::rows(g_blk, dh),
+                Mat::cols(v, dh),
+                ds,
+                kn,
+                false,
+                false,
+            );
+            for (r, (dr, pr)) in ds.chunks_exact_mut(kn).zip(p.chunks_exact(kn)).enumerate() {
+                let dd = di[q0 + r];
+                for (x, pj) in dr.iter_mut().zip(pr) {
+                    *x = pj * (*x - dd);
+                }
+            }
+            let q_blk = &q[q0 * dh..(q0 + qn) * dh];
+            let ds = &*ds;
+            let p = &*p;
+            sgemm(
+                qn,
+                dh,
+                kn,
+                Mat::rows(ds, kn),
+                Mat::rows(k, dh),
+                &mut dq[q0 * dh..],
+                dh,
+                false,
+                false,
+            );
+            sgemm(
+                kn,
+                dh,
+                qn,
+                Mat::cols(ds, kn),
+                Mat::rows(q_blk, dh),
+                &mut dk,
+                dh,
+                true,
+                false,
+            );
+            sgemm(
+                kn,
+                dh,
+                qn,
+                Mat::cols(p, kn),
+                Mat::rows(g_blk, dh),
+                &mut dv,
+                dh,
+                true,
+                false,
+            );
+        }
+        [dq, dk, dv]
     }
 }

@@ -28,11 +28,51 @@ macro_rules! simd_fn {
 
 pub mod activation;
 pub mod attention;
+pub(crate) mod gemm;
+pub mod linear;
 pub mod rmsnorm;
 pub mod rope;
 pub mod xent;
 
 use candle_core::{CpuStorage, Layout, Result, Shape, bail};
+
+/// Runs candle's own elementwise ops (adds of gradients, residual adds) on the calling thread
+/// unless `CANDLE_NUM_THREADS` says otherwise. candle splits them over a second pool of
+/// spinning workers, one fewer than the cores, beside rayon's pool that the fused ops and the
+/// matmuls use: on a 2-core machine its caller spun waiting for a worker that rayon's threads
+/// kept off the cores, about a sixth of the training step. The ops are memory-bound and gain
+/// little from a second thread.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread exists (first thing in
+/// `main`), as for [`std::env::set_var`].
+pub unsafe fn candle_elementwise_on_one_thread() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees that no other thread reads the environment now.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
+/// Makes glibc keep freed memory for reuse instead of unmapping it. A training step allocates
+/// and frees the same few hundred megabytes of activations and gradients (candle builds every
+/// gradient as zeros plus an add); with glibc's defaults each buffer above the dynamic mmap
+/// threshold is a fresh mapping, and every page of it a page fault, about a tenth of a step.
+/// Called by the model constructors; idempotent.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // 32 MiB is the largest mmap threshold glibc accepts on 64-bit; larger buffers are
+            // rare here. The trim threshold stops the heap top from being handed back.
+            // SAFETY: mallopt only changes allocator parameters; it takes the arena locks.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}
 
 /// The contiguous f32 data behind a custom op's argument.
 pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -71,14 +111,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `y += a * x`.
-#[inline(always)]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
 /// Rows per rayon task for row-wise kernels: enough work to amortise scheduling, and fixed so
 /// reductions over chunks are reproducible.
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
@@ -98,14 +130,18 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // `t` holds `n` in its low mantissa bits: reading it there keeps the loop vectorised,
+    // where `n as i32` (a saturating cast) is done lane by lane.
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let bits = (ni.wrapping_add(127) as u32) << 23;
     let v = p * f32::from_bits(bits);
     if underflow { 0.0 } else { v }
 }

@@ -199,19 +199,16 @@ fn loss_mask_excludes_positions() {
     );
 }
 
-#[test]
-fn fused_and_reference_training_runs_match_for_50_steps() {
-    let cfg = |k| DecoderConfig {
-        kernels: k,
-        ..DecoderConfig::dense(20, 16, 2, 2, MlpKind::Gelu)
-    };
+/// Trains the same seeded model for 50 steps with both kernel sets and compares the losses.
+fn fused_and_reference_runs_match(cfg: &dyn Fn(Kernels) -> DecoderConfig, b: usize, t: usize) {
     let mut runs = Vec::new();
     for k in [Kernels::Fused, Kernels::Reference] {
-        let (map, dec) = build(&cfg(k), 9);
+        let c = cfg(k);
+        let (map, dec) = build(&c, 9);
         let mut opt = AdamW::new(named_vars(&map, ""), AdamWConfig::default()).unwrap();
         let mut losses = Vec::new();
         for step in 0..50 {
-            let x = tokens(2, 16, 20, step % 5);
+            let x = tokens(b, t, c.vocab, step % 5);
             let l = loss(&dec, &x);
             opt.step(&l.backward().unwrap(), 3e-3).unwrap();
             losses.push(l.to_scalar::<f32>().unwrap());
@@ -229,4 +226,24 @@ fn fused_and_reference_training_runs_match_for_50_steps() {
         "the loss did not fall: {:?}",
         runs[0]
     );
+}
+
+#[test]
+fn fused_and_reference_training_runs_match_for_50_steps() {
+    let cfg = |k| DecoderConfig {
+        kernels: k,
+        ..DecoderConfig::dense(20, 16, 2, 2, MlpKind::Gelu)
+    };
+    fused_and_reference_runs_match(&cfg, 2, 16);
+}
+
+/// Wide enough for full 12 x 32 matmul tiles read in place, and 150 tokens for three attention
+/// query blocks, the last one partial: the paths the benchmark model takes.
+#[test]
+fn fused_and_reference_training_runs_match_at_benchmark_like_shapes() {
+    let cfg = |k| DecoderConfig {
+        kernels: k,
+        ..DecoderConfig::dense(40, 64, 2, 2, MlpKind::Gelu)
+    };
+    fused_and_reference_runs_match(&cfg, 2, 150);
 }

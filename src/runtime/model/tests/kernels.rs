@@ -3,6 +3,7 @@
 
 use super::{check_fd, max_abs, max_abs_diff, randn};
 use crate::runtime::model::kernels::attention::{AttnSpec, fused_attention};
+use crate::runtime::model::kernels::linear::{fused_linear, fused_linear_gelu};
 use crate::runtime::model::kernels::rope::RopeTable;
 use crate::runtime::model::kernels::{activation, rmsnorm, xent};
 use crate::runtime::model::reference;
@@ -85,7 +86,14 @@ fn specs(b: usize, t: usize, dh: usize, heads: usize) -> Vec<AttnSpec> {
 
 #[test]
 fn attention_matches_reference() {
-    for (b, t, heads, dh) in [(1, 1, 1, 2), (2, 7, 2, 4), (1, 13, 3, 8), (2, 33, 2, 16)] {
+    // 150 tokens span three query blocks, the last one partial.
+    for (b, t, heads, dh) in [
+        (1, 1, 1, 2),
+        (2, 7, 2, 4),
+        (1, 13, 3, 8),
+        (2, 33, 2, 16),
+        (1, 150, 2, 32),
+    ] {
         let x = randn(&[b, t, 3 * heads * dh], (b * t * heads) as u64, 1.5);
         for spec in specs(b, t, dh, heads) {
             compare(
@@ -221,4 +229,86 @@ fn cross_entropy_rejects_targets_outside_the_vocabulary() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("outside the vocabulary"), "{err}");
+}
+
+#[test]
+fn linear_matches_matmul_in_values_and_both_gradients() {
+    // Shapes around the 12 x 32 micro-tile and the 256-deep packing block, and a 3-D input.
+    for (dims, out) in [
+        (vec![1usize, 1], 1usize),
+        (vec![5, 7], 3),
+        (vec![13, 33], 40),
+        (vec![2, 50, 300], 70),
+        (vec![600, 20], 33),
+    ] {
+        let d_in = *dims.last().unwrap();
+        let x = Var::from_tensor(&randn(&dims, dims.iter().sum::<usize>() as u64, 1.0)).unwrap();
+        let w = Var::from_tensor(&randn(&[out, d_in], out as u64, 1.0)).unwrap();
+        let yf = fused_linear(x.as_tensor(), w.as_tensor()).unwrap();
+        let yr = x
+            .as_tensor()
+            .broadcast_matmul(&w.as_tensor().t().unwrap())
+            .unwrap();
+        let tol = 1e-5 * (d_in as f32).sqrt();
+        assert!(max_abs_diff(&yf, &yr) <= tol * (1.0 + max_abs(&yr)));
+        let r = randn(yr.dims(), 3, 1.0);
+        let gf = (yf * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w] {
+            let (a, b) = (
+                gf.get(v.as_tensor()).unwrap(),
+                gr.get(v.as_tensor()).unwrap(),
+            );
+            let rows = dims.iter().product::<usize>() / d_in;
+            let tol = 1e-5 * ((rows + out) as f32).sqrt();
+            assert!(
+                max_abs_diff(a, b) <= tol * (1.0 + max_abs(b)),
+                "{dims:?} x {out}: gradients differ by {}",
+                max_abs_diff(a, b)
+            );
+            assert!(max_abs(a) > 0.0);
+        }
+    }
+}
+
+#[test]
+fn linear_rejects_mismatched_widths() {
+    let x = randn(&[4, 5], 1, 1.0);
+    let w = randn(&[3, 6], 2, 1.0);
+    let err = fused_linear(&x, &w).unwrap_err().to_string();
+    assert!(err.contains("does not end in 6"), "{err}");
+}
+
+#[test]
+fn linear_gelu_matches_reference_in_values_and_both_gradients() {
+    for (rows, d_in, out) in [
+        (1usize, 1usize, 1usize),
+        (7, 5, 13),
+        (40, 33, 70),
+        (300, 16, 40),
+    ] {
+        let x = Var::from_tensor(&randn(&[rows, d_in], rows as u64, 2.0)).unwrap();
+        let w = Var::from_tensor(&randn(&[out, d_in], out as u64, 1.0)).unwrap();
+        let yf = fused_linear_gelu(x.as_tensor(), w.as_tensor()).unwrap();
+        let h = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
+        let yr = reference::gelu(&h).unwrap();
+        let tol = 2e-5 * (d_in as f32).sqrt();
+        assert!(max_abs_diff(&yf, &yr) <= tol * (1.0 + max_abs(&yr)));
+        let r = randn(yr.dims(), 5, 1.0);
+        let gf = (yf * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w] {
+            let (a, b) = (
+                gf.get(v.as_tensor()).unwrap(),
+                gr.get(v.as_tensor()).unwrap(),
+            );
+            let tol = 2e-5 * ((rows + out) as f32).sqrt();
+            assert!(
+                max_abs_diff(a, b) <= tol * (1.0 + max_abs(b)),
+                "{rows}x{d_in}x{out}: gradients differ by {}",
+                max_abs_diff(a, b)
+            );
+            assert!(max_abs(a) > 0.0);
+        }
+    }
 }
