@@ -147,6 +147,12 @@ fn tiny_text_trains_as_planned() {
         );
     }
 
+    // Held-out long stories at the final context (128): the stage that grows the context
+    // lowers the loss on them, one measure taken before and after.
+    let (before, after) = (lc.evals["long_loss_start"], lc.evals["long_loss_end"]);
+    assert!(after < before, "held-out long loss {before} -> {after}");
+    assert!(rec.stage("pretrain").unwrap().evals.is_empty());
+
     let record = std::fs::read_to_string(out.path().join("run.ron")).unwrap();
     assert!(record.contains("status: Done"));
     for st in ["pretrain", "cooldown", "long_context"] {

@@ -1,14 +1,15 @@
-//! Evaluations on held-out generated pairs (`corpus/caption_heldout/` of the sample data):
-//! image-to-caption retrieval after a CoCa stage, and the decoder's caption loss on held-out
-//! images at the start and end of stages that feed images to it. They show learning, not just
-//! running, and go into the run summary.
+//! Evaluations on held-out generated data of the sample corpus: image-to-caption retrieval after
+//! a CoCa stage, the decoder's caption loss on held-out images (`corpus/caption_heldout/`) at
+//! the start and end of stages that feed images to it, and its loss on held-out long stories
+//! (`corpus/long_text_heldout/`) at the final context of a stage that grows the context. They
+//! show learning, not just running, and go into the run summary.
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
 use super::data::{
-    Batch, CaptionPair, ImageConfig, MultimodalSource, Sequence, SourceKind, Tokenizer,
+    Batch, CaptionPair, ImageConfig, MultimodalSource, Sequence, SourceKind, TextSource, Tokenizer,
 };
 use super::model::{CaptionBatch, CocaHead};
 use super::step::{self, Models};
@@ -132,5 +133,47 @@ pub fn caption_loss(
         sequences: seqs,
     };
     let (loss, _) = step::next_token(m, &batch, rope, sp, dev)?;
+    step::scalar(&loss)
+}
+
+/// Sequences of `seq_len + 1` tokens from the held-out long stories, at most `LONG` and only
+/// from the first pass over them; `None` when the sample data has none.
+pub fn heldout_long(root: &Path, tokenizer: &Tokenizer, seq_len: usize) -> Option<Vec<Sequence>> {
+    const LONG: usize = 16;
+    if !root.join("corpus/long_text_heldout").exists() {
+        return None;
+    }
+    let mut src = TextSource::open(
+        "long_text_heldout",
+        root,
+        &["corpus/long_text_heldout/*.jsonl".to_string()],
+        tokenizer.clone(),
+    )
+    .ok()?;
+    let mut out = vec![];
+    while out.len() < LONG {
+        let s = src.next_sequence(seq_len).ok()?;
+        if src.epoch() > 0 {
+            break;
+        }
+        out.push(s);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Mean next-token loss of the decoder on text sequences of one length.
+pub fn text_loss(
+    m: &Models,
+    seqs: &[Sequence],
+    tokenizer: &Tokenizer,
+    rope: f64,
+    dev: &Device,
+) -> candle_core::Result<f64> {
+    let batch = Batch {
+        source_of: vec![0; seqs.len()],
+        counts: vec![seqs.len()],
+        sequences: seqs.to_vec(),
+    };
+    let (loss, _) = step::next_token(m, &batch, rope, tokenizer.specials(), dev)?;
     step::scalar(&loss)
 }

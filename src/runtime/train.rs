@@ -433,6 +433,26 @@ impl<'a> Runner<'a> {
             )?;
             evals.insert("caption_loss_start".into(), v);
         }
+        // A stage that grows the context: the decoder's loss on held-out long stories at the
+        // final context, before and after. Unlike the training loss, whose steps at different
+        // lengths do not compare, this is one measure taken twice.
+        let last = st.phases.last().unwrap();
+        let grows = st.phases.first().is_some_and(|f| f.seq_len < last.seq_len);
+        let long_heldout = (grows && decoder_name.is_some() && coca_weight.is_none())
+            .then(|| {
+                super::eval::heldout_long(&self.prep.data_root, &tokenizer, last.seq_len as usize)
+            })
+            .flatten();
+        if let (Some(seqs), 0) = (&long_heldout, start) {
+            let v = super::eval::text_loss(
+                &step::pick(&slots),
+                seqs,
+                &tokenizer,
+                rope_of(last),
+                &self.dev,
+            )?;
+            evals.insert("long_loss_start".into(), v);
+        }
         let mut losses: Vec<f64> = vec![];
         for step in start..st.steps {
             let t0 = Instant::now();
@@ -578,6 +598,16 @@ impl<'a> Runner<'a> {
                 )?;
                 evals.insert("caption_loss_end".into(), v);
             }
+        }
+        if let Some(seqs) = &long_heldout {
+            let v = super::eval::text_loss(
+                &step::pick(&slots),
+                seqs,
+                &tokenizer,
+                rope_of(last),
+                &self.dev,
+            )?;
+            evals.insert("long_loss_end".into(), v);
         }
         let r = self.record.stage_mut(&st.name).unwrap();
         r.evals.extend(evals);

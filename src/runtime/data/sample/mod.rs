@@ -9,6 +9,7 @@
 //! | text_hq/         | text          | clean, regular lessons                              |
 //! | long_text/       | text          | long stories of moving shapes with questions at the end |
 //! | caption/         | image_text    | 32x32 shape pictures, captions "small red circle, top left" |
+//! | long_text_heldout/ | text        | 8 held-out long stories for the long-context evaluation |
 //! | caption_heldout/ | image_text    | 64 distinct held-out pairs for retrieval evaluation |
 //! | ocr/             | image_text    | 48x16 pictures of a rendered word or number, text = the word |
 //! | interleaved/     | interleaved   | pages mixing sentences and 1-3 pictures             |
@@ -155,7 +156,14 @@ fn text_folders(w: &mut Writer, seed: u64) -> Result<()> {
     let docs: Vec<Value> = (0..30)
         .map(|_| json!({ "text": text::long_doc(&mut d) }))
         .collect();
-    w.jsonl("long_text", "long.jsonl", &docs)
+    w.jsonl("long_text", "long.jsonl", &docs)?;
+    // Stories of their own stream, never trained on: the loss at a grown context before and
+    // after a context extension.
+    let mut d = dice(seed, 11);
+    let docs: Vec<Value> = (0..8)
+        .map(|_| json!({ "text": text::long_doc(&mut d) }))
+        .collect();
+    w.jsonl("long_text_heldout", "heldout.jsonl", &docs)
 }
 
 fn captions(w: &mut Writer, seed: u64) -> Result<()> {
