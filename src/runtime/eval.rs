@@ -31,13 +31,23 @@ pub fn heldout(root: &Path, tokenizer: &Tokenizer, image: ImageConfig) -> Option
         image,
     )
     .ok()?;
-    let mut out = vec![];
-    for _ in 0..PAIRS {
+    first_pass(PAIRS, || {
         let p = src.next_caption_pair().ok()?;
-        if src.epoch() > 0 {
+        Some((p, src.epoch()))
+    })
+}
+
+/// Up to `n` items from `next` (an item and the source's epoch after reading it), stopping
+/// where the source starts over: held-out data is never repeated. `None` when there is none
+/// or the source fails.
+fn first_pass<T>(n: usize, mut next: impl FnMut() -> Option<(T, u64)>) -> Option<Vec<T>> {
+    let mut out = vec![];
+    while out.len() < n {
+        let (x, epoch) = next()?;
+        if epoch > 0 {
             break;
         }
-        out.push(p);
+        out.push(x);
     }
     (!out.is_empty()).then_some(out)
 }
@@ -150,15 +160,10 @@ pub fn heldout_long(root: &Path, tokenizer: &Tokenizer, seq_len: usize) -> Optio
         tokenizer.clone(),
     )
     .ok()?;
-    let mut out = vec![];
-    while out.len() < LONG {
+    first_pass(LONG, || {
         let s = src.next_sequence(seq_len).ok()?;
-        if src.epoch() > 0 {
-            break;
-        }
-        out.push(s);
-    }
-    (!out.is_empty()).then_some(out)
+        Some((s, src.epoch()))
+    })
 }
 
 /// Mean next-token loss of the decoder on text sequences of one length.

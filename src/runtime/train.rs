@@ -443,14 +443,24 @@ impl<'a> Runner<'a> {
                 super::eval::heldout_long(&self.prep.data_root, &tokenizer, last.seq_len as usize)
             })
             .flatten();
-        if let (Some(seqs), 0) = (&long_heldout, start) {
-            let v = super::eval::text_loss(
-                &step::pick(&slots),
-                seqs,
-                &tokenizer,
-                rope_of(last),
-                &self.dev,
-            )?;
+        let dev = self.dev.clone();
+        let long_loss = |slots: &[build::ModelSlot]| {
+            long_heldout
+                .as_ref()
+                .map(|seqs| {
+                    super::eval::text_loss(
+                        &step::pick(slots),
+                        seqs,
+                        &tokenizer,
+                        rope_of(last),
+                        &dev,
+                    )
+                })
+                .transpose()
+        };
+        if start == 0
+            && let Some(v) = long_loss(&slots)?
+        {
             evals.insert("long_loss_start".into(), v);
         }
         let mut losses: Vec<f64> = vec![];
@@ -599,14 +609,7 @@ impl<'a> Runner<'a> {
                 evals.insert("caption_loss_end".into(), v);
             }
         }
-        if let Some(seqs) = &long_heldout {
-            let v = super::eval::text_loss(
-                &step::pick(&slots),
-                seqs,
-                &tokenizer,
-                rope_of(last),
-                &self.dev,
-            )?;
+        if let Some(v) = long_loss(&slots)? {
             evals.insert("long_loss_end".into(), v);
         }
         let r = self.record.stage_mut(&st.name).unwrap();

@@ -94,7 +94,7 @@ impl<'s> P<'s> {
         }
         Some(Ident {
             name: self.text[start..self.pos].to_string(),
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -120,90 +120,98 @@ impl<'s> P<'s> {
 
     // ------------------------------------------------------------------ items
 
+    /// Every item starts `keyword ~ ident`; what follows depends on the keyword.
     fn item(&mut self) -> Option<Item> {
         let start = self.pos;
-        if self.keyword("pipeline").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            let body = self.body()?;
-            let span = Span::new(start, self.pos);
-            return Some(Item::Pipeline(PipelineItem { name, body, span }));
-        }
-        if self.keyword("model").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            self.punct(b'=')?;
-            self.skip();
-            let kind = self.ident()?;
-            self.skip();
-            let args = self.attempt(|p| p.call_args());
-            self.skip();
-            let body = self.body()?;
-            let span = Span::new(start, self.pos);
-            return Some(Item::Model(ModelItem {
-                name,
-                kind,
-                args,
-                body,
-                span,
-            }));
-        }
-        if self.keyword("data").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            self.punct(b'=')?;
-            self.skip();
-            let kind = self.ident()?;
-            self.skip();
-            let args = self.call_args()?;
-            self.skip();
-            let body = self.attempt(|p| p.body());
-            let span = Span::new(start, self.pos);
-            return Some(Item::Data(DataItem {
-                name,
-                kind,
-                args,
-                body,
-                span,
-            }));
-        }
-        if self.keyword("schedule").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            self.punct(b'=')?;
-            self.skip();
-            let value = self.value()?;
-            let span = Span::new(start, self.pos);
-            return Some(Item::Schedule(ScheduleItem { name, value, span }));
-        }
-        if self.keyword("stage").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            let after = self.attempt(|p| p.after_clause()).unwrap_or_default();
-            self.skip();
-            let body = self.body()?;
-            let span = Span::new(start, self.pos);
-            return Some(Item::Stage(StageItem {
-                name,
-                after,
-                body,
-                span,
-            }));
-        }
-        if self.keyword("profile").is_some() {
-            self.skip();
-            let name = self.ident()?;
-            self.skip();
-            let body = self.body()?;
-            let span = Span::new(start, self.pos);
-            return Some(Item::Profile(ProfileItem { name, body, span }));
-        }
-        None
+        let kw = ITEM_KEYWORDS.iter().copied().find(|k| self.at_keyword(k))?;
+        self.pos += kw.len();
+        self.skip();
+        let name = self.ident()?;
+        self.skip();
+        Some(match kw {
+            "pipeline" => {
+                let body = self.body()?;
+                Item::Pipeline(PipelineItem {
+                    name,
+                    body,
+                    span: self.from(start),
+                })
+            }
+            "model" => {
+                let kind = self.assigned_ident()?;
+                let args = self.attempt(|p| p.call_args());
+                self.skip();
+                let body = self.body()?;
+                Item::Model(ModelItem {
+                    name,
+                    kind,
+                    args,
+                    body,
+                    span: self.from(start),
+                })
+            }
+            "data" => {
+                let kind = self.assigned_ident()?;
+                let args = self.call_args()?;
+                self.skip();
+                let body = self.attempt(|p| p.body());
+                Item::Data(DataItem {
+                    name,
+                    kind,
+                    args,
+                    body,
+                    span: self.from(start),
+                })
+            }
+            "schedule" => {
+                self.eq()?;
+                let value = self.value()?;
+                Item::Schedule(ScheduleItem {
+                    name,
+                    value,
+                    span: self.from(start),
+                })
+            }
+            "stage" => {
+                let after = self.attempt(|p| p.after_clause()).unwrap_or_default();
+                self.skip();
+                let body = self.body()?;
+                Item::Stage(StageItem {
+                    name,
+                    after,
+                    body,
+                    span: self.from(start),
+                })
+            }
+            _ => {
+                let body = self.body()?;
+                Item::Profile(ProfileItem {
+                    name,
+                    body,
+                    span: self.from(start),
+                })
+            }
+        })
+    }
+
+    /// The span from `start` to here.
+    fn from(&self, start: usize) -> Span {
+        Span::new(start, self.pos)
+    }
+
+    /// `eq`, and the skip after it.
+    fn eq(&mut self) -> Option<()> {
+        self.punct(b'=')?;
+        self.skip();
+        Some(())
+    }
+
+    /// `eq ~ ident` of `model NAME = decoder` and `data NAME = text`, and the skip after it.
+    fn assigned_ident(&mut self) -> Option<Ident> {
+        self.eq()?;
+        let kind = self.ident()?;
+        self.skip();
+        Some(kind)
     }
 
     /// `kw_after ~ ident ~ (comma ~ ident)*`
@@ -256,7 +264,7 @@ impl<'s> P<'s> {
             p.punct(b'}')?;
             Some(Body {
                 entries,
-                span: Span::new(start, p.pos),
+                span: p.from(start),
             })
         })
     }
@@ -294,7 +302,7 @@ impl<'s> P<'s> {
         Some(ScaleEntry {
             what,
             factor,
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -303,8 +311,7 @@ impl<'s> P<'s> {
         let start = self.pos;
         let key = self.ident()?;
         self.skip();
-        self.punct(b'=')?;
-        self.skip();
+        self.eq()?;
         let value = self.value()?;
         self.skip();
         let body = self.attempt(|p| p.body());
@@ -312,7 +319,7 @@ impl<'s> P<'s> {
             key,
             value,
             body,
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -328,7 +335,7 @@ impl<'s> P<'s> {
             keyword,
             name,
             body,
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -345,7 +352,7 @@ impl<'s> P<'s> {
             p.punct(b')')?;
             Some(Args {
                 args,
-                span: Span::new(start, p.pos),
+                span: p.from(start),
             })
         })
     }
@@ -371,21 +378,20 @@ impl<'s> P<'s> {
         if let Some((name, value)) = self.attempt(|p| {
             let name = p.ident()?;
             p.skip();
-            p.punct(b'=')?;
-            p.skip();
+            p.eq()?;
             Some((name, p.value()?))
         }) {
             return Some(Arg {
                 name: Some(name),
                 value,
-                span: Span::new(start, self.pos),
+                span: self.from(start),
             });
         }
         let value = self.value()?;
         Some(Arg {
             name: None,
             value,
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -404,7 +410,7 @@ impl<'s> P<'s> {
         }
         Some(Expr {
             kind: ExprKind::Chain(parts),
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         })
     }
 
@@ -422,7 +428,7 @@ impl<'s> P<'s> {
         Some(match to {
             Some(to) => Expr {
                 kind: ExprKind::Transition(Box::new(from), Box::new(to)),
-                span: Span::new(start, self.pos),
+                span: self.from(start),
             },
             None => from,
         })
@@ -482,7 +488,7 @@ impl<'s> P<'s> {
     fn expr(&self, kind: ExprKind, start: usize) -> Expr {
         Expr {
             kind,
-            span: Span::new(start, self.pos),
+            span: self.from(start),
         }
     }
 

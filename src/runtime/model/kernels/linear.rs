@@ -30,6 +30,44 @@ fn dims(op: &str, x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {
     Ok((x.shape().elem_count() / in_f.max(1), in_f, out_f))
 }
 
+/// `x W^T` on the packed kernel, and the output shape `[.., out]`.
+fn project(
+    op: &str,
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let (x, w) = (slice(s1, l1, op)?, slice(s2, l2, op)?);
+    let (n, i, o) = dims(op, l1, l2)?;
+    let mut y = vec![0f32; n * o];
+    sgemm(
+        n,
+        o,
+        i,
+        Mat::rows(x, i),
+        Mat::cols(w, i),
+        &mut y,
+        o,
+        false,
+        true,
+    );
+    let mut shape = l1.shape().dims().to_vec();
+    *shape.last_mut().expect("checked rank") = o;
+    Ok((y, shape))
+}
+
+/// Gradients of `x` and `W` from the gradient `g` of `x W^T`.
+fn input_and_weight_grads(
+    g: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dx = g.apply_op2_no_bwd(w, &InputGrad)?;
+    let dw = g.apply_op2_no_bwd(x, &WeightGrad)?;
+    Ok((Some(dx), Some(dw)))
+}
+
 struct Linear;
 
 impl CustomOp2 for Linear {
@@ -44,22 +82,7 @@ impl CustomOp2 for Linear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let (n, i, o) = dims(self.name(), l1, l2)?;
-        let mut y = vec![0f32; n * o];
-        sgemm(
-            n,
-            o,
-            i,
-            Mat::rows(x, i),
-            Mat::cols(w, i),
-            &mut y,
-            o,
-            false,
-            true,
-        );
-        let mut shape = l1.shape().dims().to_vec();
-        *shape.last_mut().expect("checked rank") = o;
+        let (y, shape) = project(self.name(), s1, l1, s2, l2)?;
         out(y, shape)
     }
 
@@ -70,10 +93,7 @@ impl CustomOp2 for Linear {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let dx = g.apply_op2_no_bwd(w, &InputGrad)?;
-        let dw = g.apply_op2_no_bwd(x, &WeightGrad)?;
-        Ok((Some(dx), Some(dw)))
+        input_and_weight_grads(&g.contiguous()?, x, w)
     }
 }
 
@@ -180,27 +200,12 @@ impl CustomOp2 for LinearGelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let (n, i, o) = dims(self.name(), l1, l2)?;
-        let mut h = vec![0f32; n * o];
-        sgemm(
-            n,
-            o,
-            i,
-            Mat::rows(x, i),
-            Mat::cols(w, i),
-            &mut h,
-            o,
-            false,
-            true,
-        );
-        let mut y = vec![0f32; n * o];
+        let (h, shape) = project(self.name(), s1, l1, s2, l2)?;
+        let mut y = vec![0f32; h.len()];
         y.par_chunks_mut(CHUNK)
             .zip(h.par_chunks(CHUNK))
             .for_each(|(yc, hc)| gelu_chunk(hc, yc));
         *self.pre.lock().expect("linear-gelu lock") = Some(Arc::new(h));
-        let mut shape = l1.shape().dims().to_vec();
-        *shape.last_mut().expect("checked rank") = o;
         out(y, shape)
     }
 
@@ -216,9 +221,7 @@ impl CustomOp2 for LinearGelu {
             bail!("fused-linear-gelu: backward without a forward pass")
         };
         let dh = g.contiguous()?.apply_op1_no_bwd(&GeluGradSaved { pre })?;
-        let dx = dh.apply_op2_no_bwd(w, &InputGrad)?;
-        let dw = dh.apply_op2_no_bwd(x, &WeightGrad)?;
-        Ok((Some(dx), Some(dw)))
+        input_and_weight_grads(&dh, x, w)
     }
 }
 
