@@ -13,19 +13,32 @@ use crate::runtime::{RunOptions, Runner};
 const PIPELINE: &str = include_str!("../../bench/throughput.pipe");
 const TOKENS_PER_STEP: f64 = 16.0 * 256.0;
 
-/// Median GFLOP/s of a 512^3 fp32 matmul on candle's CPU backend.
-fn sgemm_gflops() -> candle_core::Result<f64> {
-    let a = Tensor::randn(0f32, 1.0, (512, 512), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (512, 512), &Device::Cpu)?;
+/// Median GFLOP/s of a 512^3 fp32 matmul: on the CPU through the packed kernel the fused ops
+/// use (the fastest this build has, as torch_reference.py measures torch's own), on a GPU
+/// through candle (cuBLAS).
+fn sgemm_gflops(dev: &Device) -> candle_core::Result<f64> {
+    const N: usize = 512;
     let mut t = vec![];
-    for _ in 0..50 {
-        let s = Instant::now();
-        let c = a.matmul(&b)?;
-        std::hint::black_box(c.sum_all()?.to_scalar::<f32>()?);
-        t.push(s.elapsed().as_secs_f64());
+    if dev.is_cpu() {
+        let a: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut c = vec![0f32; N * N];
+        for _ in 0..50 {
+            let s = Instant::now();
+            crate::runtime::model::kernels::matmul_f32(N, N, N, &a, &a, &mut c);
+            std::hint::black_box(&c);
+            t.push(s.elapsed().as_secs_f64());
+        }
+    } else {
+        let a = Tensor::randn(0f32, 1.0, (N, N), dev)?;
+        for _ in 0..50 {
+            let s = Instant::now();
+            let c = a.matmul(&a)?;
+            std::hint::black_box(c.sum_all()?.to_scalar::<f32>()?);
+            t.push(s.elapsed().as_secs_f64());
+        }
     }
     t.sort_by(f64::total_cmp);
-    Ok(2.0 * 512f64.powi(3) / t[t.len() / 2] / 1e9)
+    Ok(2.0 * (N as f64).powi(3) / t[t.len() / 2] / 1e9)
 }
 
 /// Model FLOPs per step, the formula of `bench/torch_reference.py`: 6 N T for the
@@ -37,7 +50,7 @@ fn flops_per_step() -> f64 {
     6.0 * n * TOKENS_PER_STEP + 12.0 * l * d * s * TOKENS_PER_STEP / 2.0
 }
 
-pub fn run(steps: u64, warmup: u64) -> ExitCode {
+pub fn run(steps: u64, warmup: u64, cuda: bool, ops: bool) -> ExitCode {
     let dir = match tempfile_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -61,7 +74,7 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
         profile: None,
         out: dir.join("run"),
         resume: false,
-        cuda: false,
+        cuda,
         kernels: None,
         seed: None,
         checkpoint_every: u64::MAX,
@@ -74,17 +87,33 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if ops {
+        crate::runtime::model::kernels::prof::enable();
+    }
     if let Err(e) = runner.run(&mut |_, _| None) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap_or_default();
-    let mut tps: Vec<f64> = text
+    let timed: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["step"].as_u64().is_some_and(|s| s >= warmup))
+        .collect();
+    let mut tps: Vec<f64> = timed
+        .iter()
         .filter_map(|v| v["tokens_per_s"].as_f64())
         .collect();
+    let part = |name: &str| {
+        let mut t: Vec<f64> = timed
+            .iter()
+            .filter_map(|v| v["time_ms"][name].as_f64())
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (data, fwd) = (part("data"), part("forward"));
+    let (bwd, opt) = (part("backward"), part("optimizer"));
     let _ = std::fs::remove_dir_all(&dir);
     if tps.is_empty() {
         eprintln!("error: no timed steps");
@@ -92,7 +121,12 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
     }
     tps.sort_by(f64::total_cmp);
     let median = tps[tps.len() / 2];
-    let gflops = sgemm_gflops().unwrap_or(f64::NAN);
+    let dev = if cuda {
+        Device::new_cuda(0).unwrap_or(Device::Cpu)
+    } else {
+        Device::Cpu
+    };
+    let gflops = sgemm_gflops(&dev).unwrap_or(f64::NAN);
     let mfu = median / TOKENS_PER_STEP * flops_per_step() / (gflops * 1e9);
     println!(
         "pipelang runtime: {median:.0} tokens/s (median of {} steps after {warmup} warm-up; min {:.0}, max {:.0})",
@@ -100,6 +134,12 @@ pub fn run(steps: u64, warmup: u64) -> ExitCode {
         tps[0],
         tps[tps.len() - 1]
     );
+    println!(
+        "step (median ms): data {data:.1}, forward {fwd:.1}, backward {bwd:.1}, optimizer {opt:.1}"
+    );
+    if ops {
+        print_op_times(total);
+    }
     println!(
         "sgemm 512^3: {gflops:.1} GFLOP/s; model FLOP utilisation {:.1}%",
         mfu * 100.0
@@ -116,4 +156,21 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("pipe-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+/// Milliseconds per step of each fused op, over all `steps` (warm-up included).
+fn print_op_times(steps: u64) {
+    let totals = crate::runtime::model::kernels::prof::totals();
+    if totals.is_empty() {
+        println!("fused ops: none ran (they are the CPU kernels)");
+        return;
+    }
+    println!("fused ops (ms per step, over all {steps} steps):");
+    let mut sum = 0.0;
+    for (name, d, calls) in totals {
+        let ms = d.as_secs_f64() * 1e3 / steps as f64;
+        sum += ms;
+        println!("  {name:<26} {ms:>8.1}  ({} calls per step)", calls / steps);
+    }
+    println!("  {:<26} {sum:>8.1}", "all fused ops");
 }

@@ -104,6 +104,12 @@ pub enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Where to train: `cpu`, or `cuda` (a build with `--features cuda`).
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+        device: String,
+        /// Also print the wall time per step of each fused op (CPU kernels).
+        #[arg(long)]
+        ops: bool,
     },
     /// Plot the loss and LR of a run across its stages.
     Report {
@@ -175,12 +181,14 @@ pub fn main() -> ExitCode {
             steps,
             warmup,
             threads,
+            device,
+            ops,
         } => {
             if let Some(t) = threads {
                 // SAFETY: set before any thread pool starts, on the main thread.
                 unsafe { std::env::set_var("RAYON_NUM_THREADS", t.to_string()) };
             }
-            bench::run(steps.max(1), warmup)
+            bench::run(steps.max(1), warmup, device == "cuda", ops)
         }
         Command::SampleData { dir, seed } => {
             match crate::runtime::data::generate_sample_data(&dir, seed) {

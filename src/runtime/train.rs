@@ -475,11 +475,13 @@ impl<'a> Runner<'a> {
                 .and_then(|n| ph.rope_base.get(n).copied())
                 .unwrap_or(10_000.0);
             let models = step::pick(&slots);
+            let t_data;
             let (loss, counts, extra) = match (&coca_head, coca_weight) {
                 (Some(head), Some(w)) => {
                     let (pairs, counts) = loader
                         .next_caption_batch(&shares, ph.batch as usize)
                         .map_err(|e| RunError::Other(e.to_string()))?;
+                    t_data = t0.elapsed();
                     let (l, c, cap) = step::coca(
                         &models,
                         head,
@@ -499,15 +501,19 @@ impl<'a> Runner<'a> {
                     let batch = loader
                         .next_batch(&shares, ph.batch as usize, ph.seq_len as usize)
                         .map_err(|e| RunError::Other(e.to_string()))?;
+                    t_data = t0.elapsed();
                     let (l, aux) = step::next_token(&models, &batch, rope, specials, &self.dev)?;
                     let total = (&l + &aux)?;
                     let aux_v = step::scalar(&aux)?;
                     (total, batch.counts.clone(), json!({"aux": aux_v}))
                 }
             };
+            let t_fwd = t0.elapsed();
             let grads = loss.backward()?;
+            let t_bwd = t0.elapsed();
             let stats = opt.step(&grads, lr)?;
             let loss_v = step::scalar(&loss)?;
+            let t_opt = t0.elapsed();
             if !loss_v.is_finite() {
                 return Err(RunError::Other(format!(
                     "stage `{}` step {step}: the loss is {loss_v}; lower the LR or check the data",
@@ -527,6 +533,9 @@ impl<'a> Runner<'a> {
                 "tokens": st.tokens_at(step) + ph.tokens_per_step as f64, "loss": loss_v, "lr": lr,
                 "seq_len": ph.seq_len, "batch": ph.batch, "rope_base": ph.rope_base, "sources": per_source,
                 "grad_norm": stats.grad_norm, "tokens_per_s": tps, "extra": extra,
+                "time_ms": {
+                    "data": ms(t_data), "forward": ms(t_fwd - t_data), "backward": ms(t_bwd - t_fwd), "optimizer": ms(t_opt - t_bwd),
+                },
             });
             writeln!(metrics, "{line}")?;
             bar.set_position(step + 1);
@@ -730,4 +739,9 @@ fn phase_losses(
             }
         })
         .collect()
+}
+
+/// A duration in milliseconds, rounded to microseconds for the metrics file.
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }

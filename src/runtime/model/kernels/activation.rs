@@ -1,6 +1,6 @@
 //! Fused MLP activations: GELU (tanh form) and SwiGLU, elementwise over all cores.
 
-use super::{out, slice};
+use super::{out, slice, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
@@ -58,8 +58,10 @@ impl CustomOp1 for Gelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let x = slice(s, l, self.name())?;
-        let mut y = vec![0f32; x.len()];
+        // Every chunk is written by gelu_chunk.
+        let mut y = uninit(x.len());
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(yc, xc)| gelu_chunk(xc, yc));
@@ -85,8 +87,10 @@ impl CustomOp2 for GeluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let mut dx = vec![0f32; x.len()];
+        // Every chunk is written by gelu_grad_chunk.
+        let mut dx = uninit(x.len());
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
             .for_each(|(dc, (xc, gc))| gelu_grad_chunk(xc, gc, dc));
@@ -120,6 +124,7 @@ impl CustomOp1 for SwiGlu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let x = slice(s, l, self.name())?;
         let (h, shape) = halves(l, self.name())?;
         let rows = (CHUNK / (2 * h)).max(1);
@@ -156,6 +161,7 @@ impl CustomOp2 for SwiGluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let (h, _) = halves(l1, self.name())?;
         let rows = (CHUNK / (2 * h)).max(1);

@@ -9,7 +9,7 @@
 
 use super::gemm::{Mat, sgemm};
 use super::rope::{RopeTable, rotate, rotate_back};
-use super::{dot, fast_exp, max, out, slice, sum};
+use super::{dot, fast_exp, max, out, slice, sum, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -70,13 +70,12 @@ impl AttnSpec {
     }
 
     /// Queries (pre-scaled by `1/sqrt(dh)`), keys and values of head `h` of sequence `b`,
-    /// each row-major `[T, dh]`, queries and keys rotated: the operands of the block matmuls.
-    fn load_head(&self, qkv: &[f32], dims: Dims, b: usize, h: usize) -> [Vec<f32>; 3] {
+    /// queries and keys rotated: the operands of the block matmuls.
+    fn load_head(&self, qkv: &[f32], dims: Dims, b: usize, h: usize) -> Head {
         let Dims { t, d, dh, .. } = dims;
         let scale = 1.0 / (dh as f32).sqrt();
-        let mut q = vec![0f32; t * dh];
-        let mut k = vec![0f32; t * dh];
-        let mut v = vec![0f32; t * dh];
+        // Every row of the three is written in the loop below.
+        let (mut q, mut k, mut v) = (uninit(t * dh), uninit(t * dh), uninit(t * dh));
         for i in 0..t {
             let row = &qkv[(b * t + i) * 3 * d..(b * t + i + 1) * 3 * d];
             let (qs, ks, vs) = (
@@ -101,7 +100,8 @@ impl AttnSpec {
             }
             v[at].copy_from_slice(vs);
         }
-        [q, k, v]
+        let (kt, vt) = (transpose(&k, t, dh), transpose(&v, t, dh));
+        Head { q, k, v, kt, vt }
     }
 
     /// Keys query `i` of sequence `b` may look at: a prefix for causal masks, and a segment
@@ -115,6 +115,29 @@ impl AttnSpec {
     fn segment_of(&self, b: usize, t: usize) -> Option<&[u32]> {
         self.segments.as_ref().map(|s| &s[b * t..(b + 1) * t])
     }
+}
+
+/// One head's operands: `q`, `k`, `v` row-major `[T, dh]`, and `kt`, `vt` their `[dh, T]`
+/// transposes, so that every block product reads rows in place instead of packing a
+/// transposed copy per block.
+struct Head {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+}
+
+/// `x [rows, cols]` row-major -> `[cols, rows]`.
+fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    // Written whole: every (i, j) once.
+    let mut y = uninit(rows * cols);
+    for (i, row) in x.chunks_exact(cols).take(rows).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            y[j * rows + i] = *v;
+        }
+    }
+    y
 }
 
 struct Forward {
@@ -136,14 +159,15 @@ pub fn fused_attention(qkv: &Tensor, spec: &AttnSpec) -> Result<Tensor> {
 /// last query, which skips most of the masked upper triangle.
 const QB: usize = 64;
 
-/// Scores of queries `q0..q0+qn` against keys `0..kn` into `s [qn, kn]`.
-fn block_scores(q: &[f32], k: &[f32], dh: usize, q0: usize, qn: usize, kn: usize, s: &mut [f32]) {
+/// Scores of queries `q0..q0+qn` against keys `0..kn` into `s [qn, kn]` (`kt` is `[dh, T]`).
+fn block_scores(head: &Head, dh: usize, q0: usize, qn: usize, kn: usize, s: &mut [f32]) {
+    let t = head.kt.len() / dh.max(1);
     sgemm(
         qn,
         kn,
         dh,
-        Mat::rows(&q[q0 * dh..], dh),
-        Mat::cols(k, dh),
+        Mat::rows(&head.q[q0 * dh..], dh),
+        Mat::rows(&head.kt, t),
         s,
         kn,
         false,
@@ -209,18 +233,19 @@ fn head_forward_impl(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
-    [q, k, v]: &[Vec<f32>; 3],
+    head: &Head,
 ) -> (Vec<f32>, Vec<f32>) {
     let Dims { t, dh, .. } = dims;
+    let v = &head.v;
     let seg = spec.segment_of(b, t);
-    let mut o = vec![0f32; t * dh];
-    let mut lse = vec![0f32; t];
-    let mut s = vec![0f32; QB.min(t) * t];
+    // Each query block's rows of o and lse are written by its product and softmax; s is
+    // written by block_scores before each use.
+    let (mut o, mut lse, mut s) = (uninit(t * dh), uninit(t), uninit(QB.min(t) * t));
     for q0 in (0..t).step_by(QB) {
         let qn = QB.min(t - q0);
         let kn = if spec.causal { q0 + qn } else { t };
         let s = &mut s[..qn * kn];
-        block_scores(q, k, dh, q0, qn, kn, s);
+        block_scores(head, dh, q0, qn, kn, s);
         for (r, row) in s.chunks_exact_mut(kn).enumerate() {
             let i = q0 + r;
             lse[i] = softmax_row(spec, seg, i, t, row);
@@ -245,22 +270,22 @@ fn head_forward_avx2(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
-    qkv: &[Vec<f32>; 3],
+    head: &Head,
 ) -> (Vec<f32>, Vec<f32>) {
-    head_forward_impl(spec, dims, b, qkv)
+    head_forward_impl(spec, dims, b, head)
 }
 
 fn head_forward(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
-    qkv: &[Vec<f32>; 3],
+    head: &Head,
 ) -> (Vec<f32>, Vec<f32>) {
     if super::has_avx2() {
         // SAFETY: the CPU supports the features the function is compiled for.
-        unsafe { head_forward_avx2(spec, dims, b, qkv) }
+        unsafe { head_forward_avx2(spec, dims, b, head) }
     } else {
-        head_forward_impl(spec, dims, b, qkv)
+        head_forward_impl(spec, dims, b, head)
     }
 }
 
@@ -270,6 +295,7 @@ impl CustomOp1 for Forward {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let qkv = slice(s, l, self.name())?;
         let dims = self.spec.dims(l.shape())?;
         let Dims { b, t, d, h, dh } = dims;
@@ -280,7 +306,8 @@ impl CustomOp1 for Forward {
                 head_forward(&self.spec, dims, bh / h, &loaded)
             })
             .collect();
-        let mut o = vec![0f32; b * t * d];
+        // Every head's columns of every row are copied in.
+        let mut o = uninit(b * t * d);
         o.par_chunks_mut(t * d).enumerate().for_each(|(bi, ob)| {
             for (hi, (oh, _)) in heads[bi * h..(bi + 1) * h].iter().enumerate() {
                 for i in 0..t {
@@ -329,6 +356,7 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let qkv = slice(s1, l1, self.name())?;
         let o = slice(s2, l2, self.name())?;
         let go = slice(s3, l3, self.name())?;
@@ -349,7 +377,8 @@ impl CustomOp3 for Backward {
                 }
             })
             .collect();
-        let mut gq = vec![0f32; b * t * 3 * d];
+        // Every head's q, k and v columns of every row are written.
+        let mut gq = uninit(b * t * 3 * d);
         gq.par_chunks_mut(t * 3 * d)
             .enumerate()
             .for_each(|(bi, gb)| {
@@ -390,7 +419,7 @@ impl Backward {
         dims: Dims,
         b: usize,
         h: usize,
-        loaded: &[Vec<f32>; 3],
+        loaded: &Head,
         o: &[f32],
         go: &[f32],
         lse: &[f32],
@@ -408,30 +437,32 @@ impl Backward {
         dims: Dims,
         b: usize,
         h: usize,
-        [q, k, v]: &[Vec<f32>; 3],
+        head: &Head,
         o: &[f32],
         go: &[f32],
         lse: &[f32],
     ) -> [Vec<f32>; 3] {
         let Dims { t, d, dh, .. } = dims;
+        let (q, k) = (&head.q, &head.k);
         let seg = self.spec.segment_of(b, t);
-        let mut gh = vec![0f32; t * dh];
-        let mut di = vec![0f32; t];
+        // Every row is written in the loop below.
+        let (mut gh, mut di) = (uninit(t * dh), uninit(t));
         for i in 0..t {
             let at = (b * t + i) * d + h * dh..(b * t + i) * d + (h + 1) * dh;
             gh[i * dh..(i + 1) * dh].copy_from_slice(&go[at.clone()]);
             di[i] = dot(&go[at.clone()], &o[at]);
         }
-        let mut dq = vec![0f32; t * dh];
+        // Each query block's rows are overwritten by its product; dk and dv accumulate.
+        let mut dq = uninit(t * dh);
         let mut dk = vec![0f32; t * dh];
         let mut dv = vec![0f32; t * dh];
-        let mut p = vec![0f32; QB.min(t) * t];
-        let mut ds = vec![0f32; QB.min(t) * t];
+        // Written by block_scores and the dP product before each use.
+        let (mut p, mut ds) = (uninit(QB.min(t) * t), uninit(QB.min(t) * t));
         for q0 in (0..t).step_by(QB) {
             let qn = QB.min(t - q0);
             let kn = if self.spec.causal { q0 + qn } else { t };
             let (p, ds) = (&mut p[..qn * kn], &mut ds[..qn * kn]);
-            block_scores(q, k, dh, q0, qn, kn, p);
+            block_scores(head, dh, q0, qn, kn, p);
             for (r, row) in p.chunks_exact_mut(kn).enumerate() {
                 probabilities(&self.spec, seg, q0 + r, t, row, lse[q0 + r]);
             }
@@ -441,7 +472,7 @@ impl Backward {
                 kn,
                 dh,
                 Mat::rows(g_blk, dh),
-                Mat::cols(v, dh),
+                Mat::rows(&head.vt, t),
                 ds,
                 kn,
                 false,

@@ -36,6 +36,14 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// The view starting at element `(i, j)`.
+    fn from(self, i: usize, j: usize) -> Self {
+        Self {
+            data: &self.data[i * self.rs + j * self.cs..],
+            ..self
+        }
+    }
+
     #[inline(always)]
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.rs + j * self.cs]
@@ -47,6 +55,8 @@ const MR: usize = 12;
 const NR: usize = 32;
 /// Depth of one packed block: an A micro-panel (12 KiB) stays in L1, a B block in L2.
 const KC: usize = 256;
+/// Depth of one chunk of a split product (see [`sgemm_split_k`]).
+const KSPLIT: usize = 2048;
 
 thread_local! {
     /// Packed B, kept per thread between calls: fresh large buffers cost page faults.
@@ -99,10 +109,17 @@ pub(crate) fn sgemm_with(
         }
         return;
     }
+    if parallel && k >= 2 * KSPLIT {
+        return sgemm_split_k(m, n, k, a, b, c, ldc, accumulate, avx512);
+    }
     let panels = n.div_ceil(NR);
+    // Whole panels of a row-major B are read in place when packing would not pay: few row
+    // panels reuse it (a weight gradient's `x`), or its rows are already a panel's (`n == NR`,
+    // the attention's per-head operands).
+    let direct_b = avx512 && b.cs == 1 && n.is_multiple_of(NR) && (m <= 512 || b.rs == NR);
     PACKED_B.with(|cell| {
         let mut bp = cell.borrow_mut();
-        let need = panels * KC.min(k) * NR;
+        let need = if direct_b { 0 } else { panels * KC.min(k) * NR };
         if bp.len() < need {
             bp.resize(need, 0.0);
         }
@@ -110,8 +127,10 @@ pub(crate) fn sgemm_with(
         let mut overwrite = !accumulate;
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            let bp = &mut bp[..panels * kc * NR];
-            pack_b(b, p0, kc, n, bp, parallel && n * kc >= 1 << 15);
+            let bp = &mut bp[..if direct_b { 0 } else { panels * kc * NR }];
+            if !direct_b {
+                pack_b(b, p0, kc, n, bp, parallel && n * kc >= 1 << 15);
+            }
             let bp = &*bp;
             let task = |(ip, cc): (usize, &mut [f32])| {
                 let i0 = ip * MR;
@@ -120,7 +139,7 @@ pub(crate) fn sgemm_with(
                 let mut ap;
                 // Full row panels of a row- or column-major A are read in place: packing them
                 // costs as much as the multiply when B is a single narrow panel (attention).
-                let direct = avx512 && m_eff == MR && (a.cs == 1 || a.rs == 1);
+                let direct = avx512 && m_eff == MR && (a.cs == 1 || (a.rs == 1 && panels <= 2));
                 let (a_blk, a_ld, row_major) = if direct {
                     let start = i0 * a.rs + p0 * a.cs;
                     let span = (MR - 1) * a.rs + (kc - 1) * a.cs + 1;
@@ -135,13 +154,24 @@ pub(crate) fn sgemm_with(
                     let j0 = jp * NR;
                     let n_eff = NR.min(n - j0);
                     let tile = &mut cc[j0..];
-                    let panel = &bp[jp * kc * NR..(jp + 1) * kc * NR];
+                    let b_op = if direct_b {
+                        let start = p0 * b.rs + j0;
+                        BPanel {
+                            data: &b.data[start..start + (kc - 1) * b.rs + NR],
+                            ld: b.rs,
+                        }
+                    } else {
+                        BPanel {
+                            data: &bp[jp * kc * NR..(jp + 1) * kc * NR],
+                            ld: NR,
+                        }
+                    };
                     let a_op = APanel {
                         data: a_blk,
                         ld: a_ld,
                         row_major,
                     };
-                    micro(kc, a_op, panel, tile, ldc, m_eff, n_eff, overwrite, avx512);
+                    micro(kc, a_op, b_op, tile, ldc, m_eff, n_eff, overwrite, avx512);
                 }
             };
             if parallel && m > MR {
@@ -157,6 +187,52 @@ pub(crate) fn sgemm_with(
     });
 }
 
+/// A deep product with few rows (a weight gradient `g^T x`, `k` = tokens) split over `k`
+/// instead of rows: row panels are too few to feed every thread, and each `KC` block would
+/// end in a join. Each chunk of `KSPLIT` is one thread's serial product; the partial sums are
+/// added in chunk order, so the result does not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+fn sgemm_split_k(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    avx512: bool,
+) {
+    let parts: Vec<Vec<f32>> = (0..k.div_ceil(KSPLIT))
+        .into_par_iter()
+        .map(|chunk| {
+            let p0 = chunk * KSPLIT;
+            // Overwritten whole by the chunk's product.
+            let mut part = super::uninit(m * n);
+            let (a, b) = (a.from(0, p0), b.from(p0, 0));
+            let kc = KSPLIT.min(k - p0);
+            sgemm_with(m, n, kc, a, b, &mut part, n, false, false, avx512);
+            part
+        })
+        .collect();
+    c[..(m - 1) * ldc + n]
+        .par_chunks_mut(ldc)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let row = &mut row[..n];
+            let first = &parts[0][i * n..(i + 1) * n];
+            if accumulate {
+                row.iter_mut().zip(first).for_each(|(c, p)| *c += p);
+            } else {
+                row.copy_from_slice(first);
+            }
+            for part in &parts[1..] {
+                let part = &part[i * n..(i + 1) * n];
+                row.iter_mut().zip(part).for_each(|(c, p)| *c += p);
+            }
+        });
+}
+
 /// Packs rows `p0..p0+kc` of B into `[panel][p][NR]`, zero-padded past column `n`.
 fn pack_b(b: Mat, p0: usize, kc: usize, n: usize, bp: &mut [f32], parallel: bool) {
     let one = |(jp, dst): (usize, &mut [f32])| {
@@ -164,10 +240,15 @@ fn pack_b(b: Mat, p0: usize, kc: usize, n: usize, bp: &mut [f32], parallel: bool
         let n_eff = NR.min(n - j0);
         if b.cs == 1 {
             for p in 0..kc {
-                let src = &b.data[(p0 + p) * b.rs + j0..(p0 + p) * b.rs + j0 + n_eff];
-                let row = &mut dst[p * NR..(p + 1) * NR];
-                row[..n_eff].copy_from_slice(src);
-                row[n_eff..].fill(0.0);
+                let src = &b.data[(p0 + p) * b.rs + j0..];
+                let row: &mut [f32; NR] = (&mut dst[p * NR..(p + 1) * NR]).try_into().expect("NR");
+                if n_eff == NR {
+                    // A fixed-size copy is a few vector moves; a slice copy is a memcpy call.
+                    *row = src[..NR].try_into().expect("NR");
+                } else {
+                    row[..n_eff].copy_from_slice(&src[..n_eff]);
+                    row[n_eff..].fill(0.0);
+                }
             }
         } else {
             if n_eff < NR {
@@ -194,8 +275,14 @@ fn pack_a(a: Mat, i0: usize, m_eff: usize, p0: usize, kc: usize, ap: &mut [f32; 
     }
     if a.rs == 1 {
         for p in 0..kc {
-            let src = &a.data[(p0 + p) * a.cs + i0..(p0 + p) * a.cs + i0 + m_eff];
-            ap[p * MR..p * MR + m_eff].copy_from_slice(src);
+            let src = &a.data[(p0 + p) * a.cs + i0..];
+            let dst = &mut ap[p * MR..(p + 1) * MR];
+            if m_eff == MR {
+                let dst: &mut [f32; MR] = dst.try_into().expect("MR");
+                *dst = src[..MR].try_into().expect("MR");
+            } else {
+                dst[..m_eff].copy_from_slice(&src[..m_eff]);
+            }
         }
     } else {
         for ii in 0..m_eff {
@@ -215,6 +302,14 @@ struct APanel<'a> {
     row_major: bool,
 }
 
+/// The B operand of one micro-tile: `kc` rows of `NR` columns, row `p` at `p * ld` (packed:
+/// `ld = NR`).
+#[derive(Clone, Copy)]
+struct BPanel<'a> {
+    data: &'a [f32],
+    ld: usize,
+}
+
 /// Where a micro-tile's results go: `m_eff` rows of `n_eff` columns, `ldc` apart.
 #[derive(Clone, Copy)]
 struct Tile {
@@ -229,7 +324,7 @@ struct Tile {
 fn micro(
     kc: usize,
     a: APanel,
-    bp: &[f32],
+    b: BPanel,
     c: &mut [f32],
     ldc: usize,
     m_eff: usize,
@@ -243,7 +338,7 @@ fn micro(
         (kc - 1) * a.ld + MR
     };
     assert!(
-        a.data.len() >= need && bp.len() >= kc * NR,
+        a.data.len() >= need && b.ld >= NR && b.data.len() >= (kc - 1) * b.ld + NR,
         "sgemm: short panel"
     );
     assert!(c.len() >= (m_eff - 1) * ldc + n_eff, "sgemm: short C tile");
@@ -252,11 +347,11 @@ fn micro(
         // SAFETY: the CPU has AVX-512F (checked by the caller); the asserts above bound every
         // read of A and B, and the kernel writes only `m_eff` rows of `n_eff` columns of `c`.
         unsafe {
-            let (ap, bp, cp) = (a.data.as_ptr(), bp.as_ptr(), c.as_mut_ptr());
+            let (ap, bp, cp) = (a.data.as_ptr(), b.data.as_ptr(), c.as_mut_ptr());
             if a.row_major {
-                micro_avx512::<true>(kc, ap, a.ld, bp, cp, ldc, m_eff, n_eff, overwrite)
+                micro_avx512::<true>(kc, ap, a.ld, bp, b.ld, cp, ldc, m_eff, n_eff, overwrite)
             } else {
-                micro_avx512::<false>(kc, ap, a.ld, bp, cp, ldc, m_eff, n_eff, overwrite)
+                micro_avx512::<false>(kc, ap, a.ld, bp, b.ld, cp, ldc, m_eff, n_eff, overwrite)
             }
         };
         return;
@@ -268,11 +363,11 @@ fn micro(
         n_eff,
         overwrite,
     };
-    micro_portable(kc, a, bp, c, tile);
+    micro_portable(kc, a, b, c, tile);
 }
 
 simd_fn!(
-    fn micro_portable(kc: usize, a: APanel, bp: &[f32], c: &mut [f32], tile: Tile) {
+    fn micro_portable(kc: usize, a: APanel, b: BPanel, c: &mut [f32], tile: Tile) {
         let Tile {
             ldc,
             m_eff,
@@ -286,7 +381,7 @@ simd_fn!(
         } = a;
         let mut acc = [[0f32; NR]; MR];
         for p in 0..kc {
-            let bv = &bp[p * NR..(p + 1) * NR];
+            let bv = &b.data[p * b.ld..p * b.ld + NR];
             for i in 0..MR {
                 let av = if row_major {
                     ap[i * ld + p]
@@ -317,6 +412,7 @@ unsafe fn micro_avx512<const ROW_MAJOR: bool>(
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     m_eff: usize,
@@ -328,8 +424,8 @@ unsafe fn micro_avx512<const ROW_MAJOR: bool>(
     // SAFETY (whole body): pointer ranges are those `micro` checked.
     unsafe {
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * NR));
-            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+            let b0 = _mm512_loadu_ps(b.add(p * ldb));
+            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
             for (i, acc) in acc.iter_mut().enumerate() {
                 let at = if ROW_MAJOR { i * lda + p } else { p * lda + i };
                 let av = _mm512_set1_ps(*a.add(at));
@@ -406,6 +502,9 @@ mod tests {
             (13, 33, 40),
             (30, 70, 300),
             (100, 64, 513),
+            (20, 40, 2 * KSPLIT + 7),
+            (30, 64, 300),
+            (40, 32, 77),
         ] {
             let a = data(m * k, 1);
             let b = data(k * n, 2);
@@ -450,3 +549,4 @@ mod tests {
         }
     }
 }
+

@@ -7,7 +7,7 @@
 
 use super::activation::{CHUNK, gelu_chunk, gelu_grad_chunk};
 use super::gemm::{Mat, sgemm};
-use super::{out, slice};
+use super::{out, slice, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,8 @@ fn project(
 ) -> Result<(Vec<f32>, Vec<usize>)> {
     let (x, w) = (slice(s1, l1, op)?, slice(s2, l2, op)?);
     let (n, i, o) = dims(op, l1, l2)?;
-    let mut y = vec![0f32; n * o];
+    // Written whole by the product (C is overwritten, never read).
+    let mut y = uninit(n * o);
     sgemm(
         n,
         o,
@@ -82,6 +83,7 @@ impl CustomOp2 for Linear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (y, shape) = project(self.name(), s1, l1, s2, l2)?;
         out(y, shape)
     }
@@ -112,12 +114,14 @@ impl CustomOp2 for InputGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (g, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let [o, i] = *l2.shape().dims() else {
             bail!("{}: weight {:?} is not [out, in]", self.name(), l2.shape())
         };
         let n = g.len() / o.max(1);
-        let mut dx = vec![0f32; n * i];
+        // Written whole by the product.
+        let mut dx = uninit(n * i);
         sgemm(
             n,
             i,
@@ -150,12 +154,14 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (g, x) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let (Some(&o), Some(&i)) = (l1.shape().dims().last(), l2.shape().dims().last()) else {
             bail!("{}: scalar arguments", self.name())
         };
         let n = g.len() / o.max(1);
-        let mut dw = vec![0f32; o * i];
+        // Written whole by the product.
+        let mut dw = uninit(o * i);
         sgemm(
             o,
             i,
@@ -200,8 +206,10 @@ impl CustomOp2 for LinearGelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (h, shape) = project(self.name(), s1, l1, s2, l2)?;
-        let mut y = vec![0f32; h.len()];
+        // Every chunk is written by gelu_chunk.
+        let mut y = uninit(h.len());
         y.par_chunks_mut(CHUNK)
             .zip(h.par_chunks(CHUNK))
             .for_each(|(yc, hc)| gelu_chunk(hc, yc));
@@ -236,6 +244,7 @@ impl CustomOp1 for GeluGradSaved {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let g = slice(s, l, self.name())?;
         if g.len() != self.pre.len() {
             bail!(
@@ -245,7 +254,8 @@ impl CustomOp1 for GeluGradSaved {
                 self.pre.len()
             );
         }
-        let mut dh = vec![0f32; g.len()];
+        // Every chunk is written by gelu_grad_chunk.
+        let mut dh = uninit(g.len());
         dh.par_chunks_mut(CHUNK)
             .zip(self.pre.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
             .for_each(|(dc, (hc, gc))| gelu_grad_chunk(hc, gc, dc));

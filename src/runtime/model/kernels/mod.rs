@@ -30,6 +30,7 @@ pub mod activation;
 pub mod attention;
 pub(crate) mod gemm;
 pub mod linear;
+pub mod prof;
 pub mod rmsnorm;
 pub mod rope;
 pub mod xent;
@@ -84,6 +85,27 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{op}: expects contiguous tensors (call .contiguous() first)"),
     }
+}
+
+/// `C = A B` for row-major `A [m, k]`, `B [k, n]`, `C [m, n]` on the packed kernel the fused
+/// ops use, over all of rayon's threads (for measuring the machine, as `pipe bench` does).
+pub fn matmul_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use gemm::{Mat, sgemm};
+    assert!(a.len() >= m * k && b.len() >= k * n, "matmul_f32: short operands");
+    sgemm(m, n, k, Mat::rows(a, k), Mat::rows(b, n), c, n, false, true);
+}
+
+/// A buffer of `len` floats for a kernel that writes every element before anything reads it.
+/// Zeroing it first (`vec![0.0; len]`) cost about a tenth of the forward pass in memset: glibc
+/// hands back reused heap memory, which `calloc` must clear.
+/// candle's CPU backend allocates its own op outputs the same way.
+#[allow(clippy::uninit_vec)]
+pub(crate) fn uninit(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: the capacity is `len`, and every bit pattern is an f32; every caller writes each
+    // element before reading it (each call site says why), so no stale value is observed.
+    unsafe { v.set_len(len) };
+    v
 }
 
 pub(crate) fn out(data: Vec<f32>, shape: impl Into<Shape>) -> Result<(CpuStorage, Shape)> {

@@ -1,6 +1,6 @@
 //! Fused RMSNorm: `y = x / sqrt(mean(x^2) + eps) * w` over the last dimension.
 
-use super::{dot, out, rows_per_task, slice};
+use super::{dot, out, rows_per_task, slice, uninit};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
@@ -42,9 +42,11 @@ impl CustomOp2 for Forward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (x, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let d = width(l1, l2, self.name())?;
-        let mut y = vec![0f32; x.len()];
+        // Every row is written below.
+        let mut y = uninit(x.len());
         let chunk = rows_per_task(d) * d;
         y.par_chunks_mut(chunk)
             .zip(x.par_chunks(chunk))
@@ -94,6 +96,7 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(self.name());
         let (x, w, g) = (
             slice(s1, l1, self.name())?,
             slice(s2, l2, self.name())?,

@@ -55,6 +55,7 @@ impl CustomOp1 for Rows {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(CustomOp1::name(self));
         let z = slice(s, l, "fused-cross-entropy")?;
         let (_, v) = l.shape().dims2()?;
         let rows = rows_per_task(v);
@@ -94,6 +95,7 @@ impl CustomOp2 for Rows {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _time = super::prof::span(CustomOp2::name(self));
         let z = slice(s1, l1, "fused-cross-entropy-bwd")?;
         let g = slice(s2, l2, "fused-cross-entropy-bwd")?[0];
         let (_, v) = l1.shape().dims2()?;
