@@ -14,12 +14,14 @@
 #     --warmup W   warm-up steps, both sides (default: each side's own default, 5)
 #     --threads T  threads, both sides (default: each side's own default, all cores)
 #     --compile    compare against torch.compile instead of PyTorch eager
+#     --device D   cpu (default) or cuda, both sides (pipelang needs a `--features cuda` build)
 # Env: PIPE (pipelang binary; default target/release/pipe, built with
-#      `cargo build --release` when missing), PIPE_ARGS / TORCH_ARGS (extra arguments for one side).
+#      `cargo build --release` when missing), TORCH_PYTHON (a python with torch; default the
+#      venv of bench/setup_torch.sh), PIPE_ARGS / TORCH_ARGS (extra arguments for one side).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv_python="$repo_root/.tools/torch-venv/bin/python"
+venv_python="${TORCH_PYTHON:-$repo_root/.tools/torch-venv/bin/python}"
 default_pipe="$repo_root/target/release/pipe"
 pipe="${PIPE:-$default_pipe}"
 
@@ -33,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) rounds="${2:?--rounds needs a value}"; shift 2 ;;
         --steps) steps="${2:?--steps needs a value}"; shift 2 ;;
-        --warmup | --threads) shared_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+        --warmup | --threads | --device) shared_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
         --compile) torch_only+=(--compile); shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;

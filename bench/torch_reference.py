@@ -207,17 +207,24 @@ class Batches:
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()
 
 
-def sgemm_gflops(n: int = 512, reps: int = 100) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
+def sgemm_gflops(device: torch.device, n: int = 512, reps: int = 100) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    c = torch.empty(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(5):
         torch.matmul(a, b, out=c)
+    sync()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         torch.matmul(a, b, out=c)
+        sync()
         times.append(time.perf_counter() - t0)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def count_params(model: DecoderLM) -> tuple[int, int]:
@@ -238,6 +245,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     p.add_argument("--data", help="text file used as byte data (default: pseudo-text)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -252,8 +260,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     framework = "torch-compile" if args.compile else "torch-eager"
 
-    peak = sgemm_gflops()
-    model = DecoderLM()
+    device = torch.device(args.device)
+    peak = sgemm_gflops(device)
+    model = DecoderLM().to(device)
     n_total, n_non_embed = count_params(model)
     flops_per_step = model_flops_per_step(n_non_embed)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
@@ -261,7 +270,8 @@ def main() -> None:
     batches = Batches(load_data(args.data, args.seed))
 
     print(
-        f"torch {torch.__version__}, {framework}, threads {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, {framework}, device {device_name(device)}, "
+        f"threads {torch.get_num_threads()}, "
         f"params {n_total} ({n_non_embed} non-embedding), "
         f"{flops_per_step / 1e9:.2f} GFLOP/step, sgemm 512^3 {peak:.1f} GFLOP/s"
     )
@@ -270,6 +280,7 @@ def main() -> None:
     for step in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         x, y = batches.next()
+        x, y = x.to(device), y.to(device)
         loss = step_fn(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -275,13 +275,26 @@ fn head_forward_avx2(
     head_forward_impl(spec, dims, b, head)
 }
 
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn head_forward_avx512(
+    spec: &AttnSpec,
+    dims: Dims,
+    b: usize,
+    head: &Head,
+) -> (Vec<f32>, Vec<f32>) {
+    head_forward_impl(spec, dims, b, head)
+}
+
 fn head_forward(
     spec: &AttnSpec,
     dims: Dims,
     b: usize,
     head: &Head,
 ) -> (Vec<f32>, Vec<f32>) {
-    if super::has_avx2() {
+    if super::gemm::has_avx512() {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { head_forward_avx512(spec, dims, b, head) }
+    } else if super::has_avx2() {
         // SAFETY: the CPU supports the features the function is compiled for.
         unsafe { head_forward_avx2(spec, dims, b, head) }
     } else {
@@ -369,7 +382,10 @@ impl CustomOp3 for Backward {
                 let (bi, hi) = (bh / h, bh % h);
                 let loaded = self.spec.load_head(qkv, dims, bi, hi);
                 let lse = &self.lse[bh * t..(bh + 1) * t];
-                if super::has_avx2() {
+                if super::gemm::has_avx512() {
+                    // SAFETY: the CPU supports the features the function is compiled for.
+                    unsafe { self.head_backward_avx512(dims, bi, hi, &loaded, o, go, lse) }
+                } else if super::has_avx2() {
                     // SAFETY: the CPU supports the features the function is compiled for.
                     unsafe { self.head_backward_avx2(dims, bi, hi, &loaded, o, go, lse) }
                 } else {
@@ -412,6 +428,21 @@ impl CustomOp3 for Backward {
 }
 
 impl Backward {
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn head_backward_avx512(
+        &self,
+        dims: Dims,
+        b: usize,
+        h: usize,
+        loaded: &Head,
+        o: &[f32],
+        go: &[f32],
+        lse: &[f32],
+    ) -> [Vec<f32>; 3] {
+        self.head_backward(dims, b, h, loaded, o, go, lse)
+    }
+
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     fn head_backward_avx2(

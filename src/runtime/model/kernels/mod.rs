@@ -4,8 +4,8 @@
 //! fixed size (so sums are taken in the same order on every run: training is deterministic),
 //! and is checked against the differentiable reference in `reference.rs`.
 
-/// Defines `fn $name(args) -> ret` that runs `$body` compiled for AVX2 + FMA when the CPU has
-/// them, and for the baseline target otherwise (same code, so same results up to the
+/// Defines `fn $name(args) -> ret` that runs `$body` compiled for AVX-512 or AVX2 + FMA when
+/// the CPU has them, and for the baseline target otherwise (same code, so same results up to the
 /// instruction set's rounding, which never changes within one machine).
 macro_rules! simd_fn {
     ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
@@ -16,7 +16,14 @@ macro_rules! simd_fn {
             fn avx2($($arg: $ty),*) $(-> $ret)? {
                 imp($($arg),*)
             }
-            if $crate::runtime::model::kernels::has_avx2() {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512($($arg: $ty),*) $(-> $ret)? {
+                imp($($arg),*)
+            }
+            if $crate::runtime::model::kernels::gemm::has_avx512() {
+                // SAFETY: the CPU supports the features `avx512` is compiled for.
+                unsafe { avx512($($arg),*) }
+            } else if $crate::runtime::model::kernels::has_avx2() {
                 // SAFETY: the CPU supports the features `avx2` is compiled for.
                 unsafe { avx2($($arg),*) }
             } else {
