@@ -22,6 +22,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_python="${TORCH_PYTHON:-$repo_root/.tools/torch-venv/bin/python}"
+# TORCH_PYTHON may be a command name (python3) as well as a path.
+venv_python="$(command -v "$venv_python" || echo "$venv_python")"
 default_pipe="$repo_root/target/release/pipe"
 pipe="${PIPE:-$default_pipe}"
 
