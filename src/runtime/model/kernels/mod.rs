@@ -8,7 +8,8 @@
 /// the CPU has them, and for the baseline target otherwise (same code, so same results up to the
 /// instruction set's rounding, which never changes within one machine).
 macro_rules! simd_fn {
-    ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn imp($($arg: $ty),*) $(-> $ret)? $body
@@ -136,6 +137,25 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut tail = 0f32;
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `sum(a * b * c)` with eight independent accumulators, like [`dot`].
+#[inline(always)]
+pub(crate) fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut acc = [0f32; 8];
+    let body = n - n % 8;
+    for i in (0..body).step_by(8) {
+        for l in 0..8 {
+            acc[l] += a[i + l] * b[i + l] * c[i + l];
+        }
+    }
+    let mut tail = 0f32;
+    for i in body..n {
+        tail += a[i] * b[i] * c[i];
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }

@@ -1,6 +1,6 @@
 //! Fused RMSNorm: `y = x / sqrt(mean(x^2) + eps) * w` over the last dimension.
 
-use super::{dot, out, rows_per_task, slice, uninit};
+use super::{dot, dot3, out, rows_per_task, slice, uninit};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
@@ -114,22 +114,7 @@ impl CustomOp3 for Backward {
             .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
             .map(|(dxc, (xc, gc))| {
                 let mut dw = vec![0f32; d];
-                for ((dxr, xr), gr) in dxc
-                    .chunks_exact_mut(d)
-                    .zip(xc.chunks_exact(d))
-                    .zip(gc.chunks_exact(d))
-                {
-                    let r = inv_rms(xr, self.eps);
-                    let mut wgx = 0f32;
-                    for i in 0..d {
-                        wgx += w[i] * gr[i] * xr[i];
-                        dw[i] += gr[i] * xr[i] * r;
-                    }
-                    let c = r * r * r * wgx / d as f32;
-                    for i in 0..d {
-                        dxr[i] = r * w[i] * gr[i] - c * xr[i];
-                    }
-                }
+                backward_rows(xc, gc, w, self.eps, dxc, &mut dw);
                 dw
             })
             .collect();
@@ -139,3 +124,22 @@ impl CustomOp3 for Backward {
         out(res, n + d)
     }
 }
+
+simd_fn!(
+    /// The rows of one task: `dx` written, `x g r` added into `dw` (both `d` wide).
+    fn backward_rows(xc: &[f32], gc: &[f32], w: &[f32], eps: f32, dxc: &mut [f32], dw: &mut [f32]) {
+        let d = w.len();
+        for ((dxr, xr), gr) in dxc
+            .chunks_exact_mut(d)
+            .zip(xc.chunks_exact(d))
+            .zip(gc.chunks_exact(d))
+        {
+            let r = inv_rms(xr, eps);
+            let c = r * r * r * dot3(w, gr, xr) / d as f32;
+            for i in 0..d {
+                dw[i] += gr[i] * xr[i] * r;
+                dxr[i] = r * w[i] * gr[i] - c * xr[i];
+            }
+        }
+    }
+);

@@ -42,12 +42,31 @@ pub fn fused_cross_entropy(logits: &Tensor, targets: &[u32], weights: &[f32]) ->
     logits.contiguous()?.apply_op1(rows)
 }
 
-#[inline(always)]
-fn lse(row: &[f32]) -> f32 {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let s: f32 = row.iter().map(|x| super::fast_exp(x - m)).sum();
-    m + s.ln()
-}
+simd_fn!(
+    /// `log(sum(exp(row)))`, with independent accumulators so the exps vectorise (a single
+    /// running sum is a sequential dependency the compiler may not reorder).
+    fn lse(row: &[f32]) -> f32 {
+        let m = super::max(row);
+        let mut acc = [0f32; 16];
+        let mut chunks = row.chunks_exact(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                acc[l] += super::fast_exp(c[l] - m);
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|x| super::fast_exp(x - m)).sum();
+        m + (super::sum(&acc) + tail).ln()
+    }
+);
+
+simd_fn!(
+    /// `dr = w * softmax(zr)` given the row's log-sum-exp `m`.
+    fn softmax_row(zr: &[f32], m: f32, w: f32, dr: &mut [f32]) {
+        for (d, x) in dr.iter_mut().zip(zr) {
+            *d = w * super::fast_exp(x - m);
+        }
+    }
+);
 
 impl CustomOp1 for Rows {
     fn name(&self) -> &'static str {
@@ -111,10 +130,7 @@ impl CustomOp2 for Rows {
                     if w == 0.0 {
                         continue;
                     }
-                    let m = lse(zr);
-                    for (d, x) in dr.iter_mut().zip(zr) {
-                        *d = w * super::fast_exp(x - m);
-                    }
+                    softmax_row(zr, lse(zr), w, dr);
                     dr[self.targets[i] as usize] -= w;
                 }
             });
