@@ -229,12 +229,7 @@ fn softmax_row(spec: &AttnSpec, seg: Option<&[u32]>, i: usize, t: usize, row: &m
 }
 
 #[inline(always)]
-fn head_forward_impl(
-    spec: &AttnSpec,
-    dims: Dims,
-    b: usize,
-    head: &Head,
-) -> (Vec<f32>, Vec<f32>) {
+fn head_forward_impl(spec: &AttnSpec, dims: Dims, b: usize, head: &Head) -> (Vec<f32>, Vec<f32>) {
     let Dims { t, dh, .. } = dims;
     let v = &head.v;
     let seg = spec.segment_of(b, t);
@@ -266,31 +261,16 @@ fn head_forward_impl(
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn head_forward_avx2(
-    spec: &AttnSpec,
-    dims: Dims,
-    b: usize,
-    head: &Head,
-) -> (Vec<f32>, Vec<f32>) {
+fn head_forward_avx2(spec: &AttnSpec, dims: Dims, b: usize, head: &Head) -> (Vec<f32>, Vec<f32>) {
     head_forward_impl(spec, dims, b, head)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn head_forward_avx512(
-    spec: &AttnSpec,
-    dims: Dims,
-    b: usize,
-    head: &Head,
-) -> (Vec<f32>, Vec<f32>) {
+fn head_forward_avx512(spec: &AttnSpec, dims: Dims, b: usize, head: &Head) -> (Vec<f32>, Vec<f32>) {
     head_forward_impl(spec, dims, b, head)
 }
 
-fn head_forward(
-    spec: &AttnSpec,
-    dims: Dims,
-    b: usize,
-    head: &Head,
-) -> (Vec<f32>, Vec<f32>) {
+fn head_forward(spec: &AttnSpec, dims: Dims, b: usize, head: &Head) -> (Vec<f32>, Vec<f32>) {
     if super::gemm::has_avx512() {
         // SAFETY: the CPU supports the features the function is compiled for.
         unsafe { head_forward_avx512(spec, dims, b, head) }

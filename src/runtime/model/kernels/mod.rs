@@ -99,7 +99,10 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [
 /// ops use, over all of rayon's threads (for measuring the machine, as `pipe bench` does).
 pub fn matmul_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     use gemm::{Mat, sgemm};
-    assert!(a.len() >= m * k && b.len() >= k * n, "matmul_f32: short operands");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n,
+        "matmul_f32: short operands"
+    );
     sgemm(m, n, k, Mat::rows(a, k), Mat::rows(b, n), c, n, false, true);
 }
 

@@ -54,7 +54,11 @@ simd_fn!(
                 acc[l] += super::fast_exp(c[l] - m);
             }
         }
-        let tail: f32 = chunks.remainder().iter().map(|x| super::fast_exp(x - m)).sum();
+        let tail: f32 = chunks
+            .remainder()
+            .iter()
+            .map(|x| super::fast_exp(x - m))
+            .sum();
         m + (super::sum(&acc) + tail).ln()
     }
 );
