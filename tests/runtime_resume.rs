@@ -72,38 +72,28 @@ fn steps_logged(out: &Path) -> usize {
         .unwrap_or(0)
 }
 
-#[test]
-fn sigkill_then_resume_is_bit_identical() {
+/// Runs the pipeline clean, then again killed (SIGKILL) once `kill_at` steps are logged, then
+/// resumes the killed run; both must end with the same weights and one metrics line per step.
+fn kill_and_resume(kill_at: usize, checkpoint_every: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = write_pipeline(dir.path());
     let f = file.to_str().unwrap();
     let clean = dir.path().join("clean");
-    let st = pipe(&[
-        "run",
-        f,
-        "--out",
-        clean.to_str().unwrap(),
-        "--checkpoint-every",
-        "7",
-    ])
-    .status()
-    .unwrap();
-    assert!(st.success());
+    let run = |out: &Path| {
+        let out = out.to_str().unwrap().to_string();
+        pipe(&[
+            "run",
+            f,
+            "--out",
+            &out,
+            "--checkpoint-every",
+            checkpoint_every,
+        ])
+    };
+    assert!(run(&clean).status().unwrap().success());
 
-    // The kill step is drawn from the clock: any step must work.
-    let kill_at =
-        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 60;
     let killed = dir.path().join("killed");
-    let mut child = pipe(&[
-        "run",
-        f,
-        "--out",
-        killed.to_str().unwrap(),
-        "--checkpoint-every",
-        "7",
-    ])
-    .spawn()
-    .unwrap();
+    let mut child = run(&killed).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while steps_logged(&killed) < kill_at && Instant::now() < deadline {
         if child.try_wait().unwrap().is_some() {
@@ -130,8 +120,23 @@ fn sigkill_then_resume_is_bit_identical() {
     assert_eq!(
         steps_logged(&clean),
         steps_logged(&killed),
-        "metrics hold each step once"
+        "metrics hold each step once (killed at step {kill_at})"
     );
+}
+
+#[test]
+fn sigkill_then_resume_is_bit_identical() {
+    // The kill step is drawn from the clock: any step must work.
+    let kill_at =
+        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 60;
+    kill_and_resume(kill_at, "7");
+}
+
+#[test]
+fn a_stage_killed_before_its_first_checkpoint_logs_each_step_once() {
+    // With checkpoints only at stage ends, a kill anywhere in the second stage (steps 41-80)
+    // resumes that stage from its start: the lines it had logged must not stay twice.
+    kill_and_resume(45, "1000");
 }
 
 #[test]

@@ -382,7 +382,9 @@ impl<'a> Runner<'a> {
         // ---- loop
         let start = if resume_ckpt.is_some() { rec.step } else { 0 };
         let global0: u64 = plan.stages[..si].iter().map(|s| s.steps).sum();
-        if resume_ckpt.is_some() {
+        // On a resume, drop the lines of steps this stage will run again: those after its last
+        // checkpoint, or all of its lines when it was killed before its first checkpoint.
+        if self.opts.resume {
             truncate_metrics(&self.opts.out.join("metrics.jsonl"), global0 + start)?;
         }
         let mut metrics = std::fs::OpenOptions::new()
