@@ -37,7 +37,7 @@ fn sgemm_gflops(dev: &Device) -> candle_core::Result<f64> {
             t.push(s.elapsed().as_secs_f64());
         }
     }
-    t.sort_by(f64::total_cmp);
+    let t = sorted(t);
     Ok(2.0 * (N as f64).powi(3) / t[t.len() / 2] / 1e9)
 }
 
@@ -100,16 +100,19 @@ pub fn run(steps: u64, warmup: u64, cuda: bool, ops: bool) -> ExitCode {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["step"].as_u64().is_some_and(|s| s >= warmup))
         .collect();
-    let mut tps: Vec<f64> = timed
-        .iter()
-        .filter_map(|v| v["tokens_per_s"].as_f64())
-        .collect();
-    let part = |name: &str| {
-        let mut t: Vec<f64> = timed
+    let tps = sorted(
+        timed
             .iter()
-            .filter_map(|v| v["time_ms"][name].as_f64())
-            .collect();
-        t.sort_by(f64::total_cmp);
+            .filter_map(|v| v["tokens_per_s"].as_f64())
+            .collect(),
+    );
+    let part = |name: &str| {
+        let t = sorted(
+            timed
+                .iter()
+                .filter_map(|v| v["time_ms"][name].as_f64())
+                .collect(),
+        );
         t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
     };
     let (data, fwd) = (part("data"), part("forward"));
@@ -119,7 +122,6 @@ pub fn run(steps: u64, warmup: u64, cuda: bool, ops: bool) -> ExitCode {
         eprintln!("error: no timed steps");
         return ExitCode::from(2);
     }
-    tps.sort_by(f64::total_cmp);
     let median = tps[tps.len() / 2];
     let dev = if cuda {
         Device::new_cuda(0).unwrap_or(Device::Cpu)
@@ -173,4 +175,9 @@ fn print_op_times(steps: u64) {
         println!("  {name:<26} {ms:>8.1}  ({} calls per step)", calls / steps);
     }
     println!("  {:<26} {sum:>8.1}", "all fused ops");
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
 }

@@ -221,14 +221,11 @@ fn sgemm_split_k(
         .enumerate()
         .for_each(|(i, row)| {
             let row = &mut row[..n];
-            let first = &parts[0][i * n..(i + 1) * n];
-            if accumulate {
-                row.iter_mut().zip(first).for_each(|(c, p)| *c += p);
-            } else {
-                row.copy_from_slice(first);
+            let mut parts = parts.iter().map(|p| &p[i * n..(i + 1) * n]);
+            if !accumulate {
+                row.copy_from_slice(parts.next().expect("k > 0: at least one chunk"));
             }
-            for part in &parts[1..] {
-                let part = &part[i * n..(i + 1) * n];
+            for part in parts {
                 row.iter_mut().zip(part).for_each(|(c, p)| *c += p);
             }
         });
