@@ -1,0 +1,321 @@
+//! Hover: a stage or phase shows its resolved plan, a number its exact value where it stands,
+//! a name its declaration.
+
+use std::fmt::Write;
+
+use pipelang::check::names::NameKind;
+use pipelang::check::units::{grouped, length, lr, tokens};
+use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan};
+use pipelang::syntax::{Body, Entry, Expr, ExprKind, File, Item, Quantity, Span, Suffix};
+
+use super::document::Document;
+
+/// Markdown for the thing under `offset`, and the span it describes.
+pub fn hover(doc: &Document, offset: usize) -> Option<(String, Span)> {
+    if let Some(o) = doc.names.at(offset) {
+        let decl = doc.names.decls.get(&o.name)?;
+        let mut md = String::new();
+        if decl.kind == NameKind::Stage {
+            md += &stage_markdown(doc, &o.name);
+        } else {
+            let _ = writeln!(md, "{} `{}`\n", capitalised(decl.kind.article()), o.name);
+        }
+        if !o.is_decl || decl.kind != NameKind::Stage {
+            let line = doc.index.line(decl.name_span.start);
+            let _ = write!(
+                md,
+                "\n```pipe\n{}\n```\ndeclared on line {}",
+                doc.text().line_text(line).trim(),
+                line + 1
+            );
+        }
+        return Some((md, o.span));
+    }
+    if let Some((stage, phase, span)) = phase_at(&doc.checked.file, offset) {
+        return Some((phase_markdown(doc, &stage, &phase), span));
+    }
+    let (e, q, key) = quantity_at(&doc.checked.file, offset)?;
+    let written = doc.text.get(e.span.start..e.span.end)?.trim();
+    Some((quantity_markdown(written, q, &key), e.span))
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn stage_markdown(doc: &Document, name: &str) -> String {
+    let mut md = format!("**stage `{name}`**\n\n");
+    let Some(plan) = &doc.plan else {
+        let errors = doc
+            .checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        md += &format!(
+            "No plan while the file has {errors} error(s): fix them to see steps, LR and mixture."
+        );
+        return md;
+    };
+    let Some(s) = plan.stage(name) else {
+        return md + "This stage is not in the plan.";
+    };
+    md += &stage_plan(s);
+    md
+}
+
+fn stage_plan(s: &StagePlan) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "- **steps**: {} × {} tokens per step",
+        grouped(s.steps),
+        grouped(s.tokens_per_step)
+    );
+    let _ = writeln!(
+        md,
+        "- **budget**: {} = {} tokens (trained in whole steps: {})",
+        tokens(s.tokens),
+        grouped_f(s.tokens),
+        grouped_f(s.trained_tokens)
+    );
+    let resumed = if s.schedule.resumed { ", resumed" } else { "" };
+    let _ = writeln!(
+        md,
+        "- **LR**: {} (schedule `{}`{resumed})",
+        lr_line(&s.lr),
+        s.schedule.name
+    );
+    let last = s.phases.last();
+    let seq_end = last.map_or(s.seq_len, |p| p.seq_len);
+    let _ = writeln!(
+        md,
+        "- **seq_len**: {}",
+        from_to(length(s.seq_len), length(seq_end))
+    );
+    let rope_end = last.map_or(&s.rope_base, |p| &p.rope_base);
+    for (model, base) in &s.rope_base {
+        let end = rope_end.get(model).copied().unwrap_or(*base);
+        let _ = writeln!(
+            md,
+            "- **RoPE base** ({model}): {}",
+            from_to(grouped_f(*base), grouped_f(end))
+        );
+    }
+    md += &mix_lines(&s.mix);
+    if !s.train.is_empty() {
+        let _ = writeln!(md, "- **trains**: {}", s.train.join(", "));
+    }
+    if s.phases.len() > 1 || s.phases.iter().any(|p| p.name.is_some()) {
+        md += "\n| phase | steps | seq_len | RoPE base | LR |\n|---|---|---|---|---|\n";
+        for p in &s.phases {
+            let rope: Vec<String> = p.rope_base.values().map(|b| grouped_f(*b)).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                p.name.as_deref().unwrap_or("-"),
+                grouped(p.steps),
+                length(p.seq_len),
+                rope.join(", "),
+                lr_line(&p.lr)
+            );
+        }
+    }
+    md
+}
+
+fn phase_markdown(doc: &Document, stage: &str, phase: &str) -> String {
+    let mut md = format!("**phase `{phase}`** of stage `{stage}`\n\n");
+    let found = doc
+        .plan
+        .as_ref()
+        .and_then(|p| p.stage(stage))
+        .and_then(|s| s.phases.iter().find(|p| p.name.as_deref() == Some(phase)));
+    let Some(p) = found else {
+        return md + "No plan while the file has errors.";
+    };
+    md += &phase_plan(p);
+    md
+}
+
+fn phase_plan(p: &PhasePlan) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "- **steps**: {} (steps {}..{} of the stage) × {} tokens per step ({} × {})",
+        grouped(p.steps),
+        grouped(p.first_step + 1),
+        grouped(p.first_step + p.steps),
+        grouped(p.tokens_per_step),
+        grouped(p.batch),
+        grouped(p.seq_len)
+    );
+    let _ = writeln!(
+        md,
+        "- **budget**: {} = {} tokens",
+        tokens(p.tokens),
+        grouped_f(p.tokens)
+    );
+    let _ = writeln!(md, "- **LR**: {}", lr_line(&p.lr));
+    let _ = writeln!(md, "- **seq_len**: {}", length(p.seq_len));
+    for (model, base) in &p.rope_base {
+        let _ = writeln!(md, "- **RoPE base** ({model}): {}", grouped_f(*base));
+    }
+    md + &mix_lines(&p.mix)
+}
+
+fn lr_line(l: &Lr) -> String {
+    let mut s = from_to(lr(l.start), lr(l.end));
+    if l.peak > l.start.max(l.end) {
+        s += &format!(" (peak {})", lr(l.peak));
+    }
+    s
+}
+
+fn from_to(a: String, b: String) -> String {
+    if a == b { a } else { format!("{a} → {b}") }
+}
+
+fn mix_lines(m: &MixSummary) -> String {
+    let show = |mix: &std::collections::BTreeMap<String, f64>| {
+        let mut parts: Vec<(&String, &f64)> = mix.iter().filter(|(_, v)| **v > 0.0).collect();
+        parts.sort_by(|a, b| b.1.total_cmp(a.1));
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(k, v)| format!("{k} {}%", pipelang::check::units::trim2(**v * 100.0)))
+            .collect();
+        parts.join(", ")
+    };
+    let (a, b) = (show(&m.start), show(&m.end));
+    if a == b {
+        format!("- **mixture**: {a}\n")
+    } else {
+        format!("- **mixture at start**: {a}\n- **mixture at end**: {b}\n")
+    }
+}
+
+fn grouped_f(v: f64) -> String {
+    if v.is_finite() && v >= 0.0 && (v - v.round()).abs() <= 1e-6 * v.abs().max(1.0) {
+        grouped(v.round() as u64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A number's exact value where it stands: in a length `K` is 1,024, elsewhere 1,000.
+fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
+    let power = match q.suffix {
+        Suffix::K => 1,
+        Suffix::M => 2,
+        Suffix::B => 3,
+        Suffix::T => 4,
+        Suffix::None | Suffix::Percent => 0,
+    };
+    if q.steps {
+        let v = q.number * 1000f64.powi(power);
+        return format!("`{written}` = {} optimizer steps", grouped_f(v));
+    }
+    if q.suffix == Suffix::Percent {
+        let of = match key {
+            "budget" => " of the stage's budget",
+            "warmup" | "decay" | "over" => " of the schedule's span",
+            _ => "",
+        };
+        return format!(
+            "`{written}` = {}{of}",
+            pipelang::check::units::trim(q.number / 100.0)
+        );
+    }
+    if key == "seq_len" {
+        let v = q.number * 1024f64.powi(power);
+        let unit = if power > 0 {
+            " (in a length, K = 1,024)"
+        } else {
+            ""
+        };
+        return format!(
+            "`{written}` in a length = {} tokens per sequence{unit}",
+            grouped_f(v)
+        );
+    }
+    let v = q.number * 1000f64.powi(power);
+    let tokens = matches!(key, "budget" | "warmup" | "decay" | "over");
+    let what = if tokens { " tokens" } else { "" };
+    format!("`{written}` = {}{what}", grouped_f(v))
+}
+
+/// The named phase under `offset`: (stage, phase, span of the phase name).
+fn phase_at(file: &File, offset: usize) -> Option<(String, String, Span)> {
+    file.items.iter().find_map(|item| {
+        let Item::Stage(s) = item else { return None };
+        s.body.entries.iter().find_map(|e| match e {
+            Entry::Block(b) if b.keyword.name == "phase" => {
+                let n = b.name.as_ref()?;
+                n.span
+                    .contains(offset)
+                    .then(|| (s.name.name.clone(), n.name.clone(), n.span))
+            }
+            _ => None,
+        })
+    })
+}
+
+/// The number under `offset`, with the field or argument it is the value of.
+fn quantity_at(file: &File, offset: usize) -> Option<(&Expr, &Quantity, String)> {
+    for item in &file.items {
+        if !item.span().contains(offset) {
+            continue;
+        }
+        let found = match item {
+            Item::Pipeline(p) => in_body(&p.body, offset),
+            Item::Profile(p) => in_body(&p.body, offset),
+            Item::Stage(s) => in_body(&s.body, offset),
+            Item::Model(m) => m
+                .args
+                .iter()
+                .flat_map(|a| &a.args)
+                .find_map(|a| in_expr(&a.value, offset, a.name.as_ref().map_or("", |n| &n.name)))
+                .or_else(|| in_body(&m.body, offset)),
+            Item::Data(d) => d.body.as_ref().and_then(|b| in_body(b, offset)),
+            Item::Schedule(s) => in_expr(&s.value, offset, ""),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn in_body(body: &Body, offset: usize) -> Option<(&Expr, &Quantity, String)> {
+    body.entries.iter().find_map(|e| {
+        if !e.span().contains(offset) {
+            return None;
+        }
+        match e {
+            Entry::Field(f) => in_expr(&f.value, offset, &f.key.name)
+                .or_else(|| f.body.as_ref().and_then(|b| in_body(b, offset))),
+            Entry::Block(b) => in_body(&b.body, offset),
+            Entry::Scale(s) => in_expr(&s.factor, offset, "scale"),
+        }
+    })
+}
+
+fn in_expr<'a>(e: &'a Expr, offset: usize, key: &str) -> Option<(&'a Expr, &'a Quantity, String)> {
+    if !e.span.contains(offset) {
+        return None;
+    }
+    match &e.kind {
+        ExprKind::Quantity(q) => Some((e, q, key.to_string())),
+        ExprKind::Call { args, .. } => args.args.iter().find_map(|a| {
+            let key = a.name.as_ref().map_or(key, |n| n.name.as_str());
+            in_expr(&a.value, offset, key)
+        }),
+        ExprKind::List(xs) | ExprKind::Chain(xs) => xs.iter().find_map(|x| in_expr(x, offset, key)),
+        ExprKind::Transition(a, b) => in_expr(a, offset, key).or_else(|| in_expr(b, offset, key)),
+        // `1/256` is a ratio: its parts are not amounts of their own.
+        ExprKind::Ratio(..) | ExprKind::Str(_) | ExprKind::Ident(_) => None,
+    }
+}

@@ -1,0 +1,176 @@
+//! The models of a pipeline, built on candle from their checked declarations.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+
+use super::model::{
+    Decoder, DecoderConfig, Kernels, MlpKind, MoeConfig, Projector, ProjectorConfig, Vit,
+    VitConfig, config::default_mlp_hidden, init::seeded_var_builder,
+};
+use pipelang::check::ir::{self, ModelKind, Pipeline};
+
+/// Weight of the Switch load-balancing loss per MoE layer (the Switch Transformer's 1e-2).
+const MOE_AUX_WEIGHT: f64 = 0.01;
+
+pub fn decoder_config(d: &ir::DecoderSpec) -> DecoderConfig {
+    let mlp = match d.mlp.value {
+        ir::Mlp::SwiGlu => MlpKind::SwiGlu,
+        ir::Mlp::Gelu => MlpKind::Gelu,
+    };
+    let d_model = d.d_model.value as usize;
+    DecoderConfig {
+        vocab: d.vocab.value as usize,
+        d_model,
+        layers: d.layers.value as usize,
+        heads: d.heads.value as usize,
+        mlp,
+        mlp_hidden: default_mlp_hidden(mlp, d_model),
+        moe: match (d.experts, d.active_experts) {
+            (Some(e), Some(a)) => Some(MoeConfig {
+                experts: e.value as usize,
+                active: a.value as usize,
+                aux_weight: MOE_AUX_WEIGHT,
+            }),
+            _ => None,
+        },
+        kernels: Default::default(),
+    }
+}
+
+pub fn vit_config(v: &ir::VitSpec) -> VitConfig {
+    VitConfig::new(
+        v.patch.value as usize,
+        v.d_model.value as usize,
+        v.layers.value as usize,
+        v.heads.value as usize,
+    )
+}
+
+/// One model of the recipe with its variables.
+pub enum Built {
+    Decoder(Decoder),
+    Vit(Vit),
+    Projector(Projector),
+}
+
+pub struct ModelSlot {
+    pub name: String,
+    pub vars: VarMap,
+    pub built: Built,
+}
+
+/// Builds model `m`: seeded initial weights, replaced by `weights` where given (tensors named
+/// as in the model, without the model prefix).
+///
+/// A frozen model is built from plain tensors, not variables: it takes part in the forward
+/// pass, and backpropagation never computes a gradient for it.
+pub fn build(
+    p: &Pipeline,
+    m: usize,
+    seed: u64,
+    weights: Option<&BTreeMap<String, Tensor>>,
+    frozen: bool,
+    kernels: Kernels,
+    dev: &Device,
+) -> candle_core::Result<ModelSlot> {
+    let model = &p.models[m];
+    let vars = VarMap::new();
+    let vb = if frozen {
+        let w = weights.ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "frozen model `{}` has no trained weights",
+                model.name
+            ))
+        })?;
+        let map: std::collections::HashMap<String, Tensor> =
+            w.iter().map(|(k, t)| (k.clone(), t.detach())).collect();
+        candle_nn::VarBuilder::from_tensors(map, candle_core::DType::F32, dev)
+    } else {
+        if let Some(w) = weights {
+            let mut data = vars.data().lock().expect("var map lock");
+            for (k, t) in w {
+                data.insert(k.clone(), candle_core::Var::from_tensor(t)?);
+            }
+        }
+        seeded_var_builder(
+            &vars,
+            seed ^ (m as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            dev,
+        )
+    };
+    let built = match &model.kind {
+        ModelKind::Decoder(d) => {
+            let cfg = DecoderConfig {
+                kernels,
+                ..decoder_config(d)
+            };
+            Built::Decoder(Decoder::new(vb, &cfg)?)
+        }
+        ModelKind::Vit(v) => {
+            let cfg = VitConfig {
+                kernels,
+                ..vit_config(v)
+            };
+            Built::Vit(Vit::new(vb, &cfg)?)
+        }
+        ModelKind::Projector(pr) => {
+            let in_dim = match &p.models[pr.from.value].kind {
+                ModelKind::Vit(v) => v.d_model.value as usize,
+                _ => candle_core::bail!("projector `{}` must start at a vit", model.name),
+            };
+            let out_dim = match &p.models[pr.to.value].kind {
+                ModelKind::Decoder(d) => d.d_model.value as usize,
+                _ => candle_core::bail!("projector `{}` must end at a decoder", model.name),
+            };
+            Built::Projector(Projector::new(
+                vb,
+                &ProjectorConfig {
+                    in_dim,
+                    out_dim,
+                    pixel_shuffle: pr.pixel_shuffle.value as usize,
+                },
+            )?)
+        }
+    };
+    Ok(ModelSlot {
+        name: model.name.clone(),
+        vars,
+        built,
+    })
+}
+
+/// All variables of a var map by name (sorted).
+pub fn tensors(vars: &VarMap) -> BTreeMap<String, Tensor> {
+    let data = vars.data().lock().expect("var map lock");
+    data.iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+/// Writes named tensors as one safetensors file, atomically.
+pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> std::io::Result<()> {
+    let tmp = path.with_extension("safetensors.part");
+    let map: std::collections::HashMap<String, Tensor> = tensors.clone().into_iter().collect();
+    candle_core::safetensors::save(&map, &tmp).map_err(std::io::Error::other)?;
+    let f = std::fs::File::open(&tmp)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub fn load_safetensors(
+    path: &Path,
+    dev: &Device,
+) -> candle_core::Result<BTreeMap<String, Tensor>> {
+    Ok(candle_core::safetensors::load(path, dev)?
+        .into_iter()
+        .collect())
+}

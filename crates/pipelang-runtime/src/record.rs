@@ -1,0 +1,205 @@
+//! `run.ron`: what a run has done, enough to resume it exactly and to reproduce it. Written
+//! atomically after every checkpoint and at every stage boundary.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use pipelang::plan::Plan;
+use pipelang::reload::Progress;
+
+use super::data::{LoaderState, SourceCursor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub status: Status,
+    /// Steps completed (the next step to run).
+    pub step: u64,
+    pub steps: u64,
+    pub tokens: f64,
+    /// The last checkpoint of this stage, relative to the run directory.
+    pub checkpoint: Option<String>,
+    /// Data stream state at that checkpoint (cursors and mixture counts: the data RNG state).
+    pub loader: Option<LoaderState>,
+    /// Mean loss over the first and last tenth of the stage's steps.
+    pub loss_first_tenth: Option<f64>,
+    pub loss_last_tenth: Option<f64>,
+    /// Evaluations run at the end of the stage (name -> value).
+    pub evals: BTreeMap<String, f64>,
+    pub wall_s: f64,
+    /// The same loss figures per phase, for stages with more than one phase.
+    #[serde(default)]
+    pub phases: Vec<PhaseLoss>,
+}
+
+/// Mean loss over the first and last tenth of one phase's steps. Within a phase the sequence
+/// length is fixed, so these are comparable where the stage's first and last tenth may not be
+/// (a context extension sees new positions: its loss steps up when the context grows).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseLoss {
+    pub name: String,
+    pub seq_len: u64,
+    pub loss_first_tenth: Option<f64>,
+    pub loss_last_tenth: Option<f64>,
+}
+
+/// An applied version of the pipeline source (the first is the one the run started with).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Version {
+    pub source_hash: String,
+    /// File name of the saved source, in the run directory.
+    pub source_file: String,
+    /// Stage and step before which it took effect.
+    pub from_stage: Option<String>,
+    pub global_step: u64,
+    /// The accepted differences, one line each.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub pipeline: String,
+    pub profile: Option<String>,
+    pub seed: u64,
+    pub source_hash: String,
+    pub plan_hash: String,
+    pub stages: Vec<StageRecord>,
+    /// Cursors of every data source after the last finished stage (sources continue across
+    /// stages instead of restarting).
+    pub cursors: BTreeMap<String, SourceCursor>,
+    pub versions: Vec<Version>,
+}
+
+impl RunRecord {
+    pub fn load(path: &Path) -> Result<RunRecord, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        ron::from_str(&text).map_err(|e| format!("`{}` is not a run record: {e}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .map_err(std::io::Error::other)?;
+        super::atomic::write(path, text.as_bytes())
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
+        self.stages.iter_mut().find(|s| s.name == name)
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// How far a run has got, in the terms of the reload rules.
+impl RunRecord {
+    fn done_stages(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|s| s.status == Status::Done)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// While a stage trains: the finished stages, and the first stage of the plan not finished
+    /// (the one the runner is on).
+    pub fn progress_during(&self, plan: &Plan) -> Progress {
+        let done = self.done_stages();
+        let running = plan
+            .stages
+            .iter()
+            .find(|s| !done.contains(&s.name))
+            .map(|s| s.name.clone());
+        Progress { done, running }
+    }
+
+    /// At a stage boundary: the finished stages; a stage counts as running only when it stopped
+    /// part-way (a resumed run), since the next stage has not taken a step yet.
+    pub fn progress_between(&self) -> Progress {
+        let running = self
+            .stages
+            .iter()
+            .find(|s| s.status == Status::Running && s.step > 0)
+            .map(|s| s.name.clone());
+        Progress {
+            done: self.done_stages(),
+            running,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(done: &[&str], running: Option<&str>) -> Progress {
+        Progress {
+            done: done.iter().map(|s| s.to_string()).collect(),
+            running: running.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn progress_follows_the_run_record() {
+        let src = "pipeline t { seed = 1\n batch = 2\n seq_len = 16 }\n\
+            model lm = decoder { vocab = 64\n d_model = 16\n layers = 1\n heads = 2 }\n\
+            data web = text(\"web/*.jsonl\")\n\
+            stage one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
+            stage two after one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
+            stage three after two { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n";
+        let plan =
+            pipelang::plan::plan(&pipelang::check::check(src)).expect("the test pipeline plans");
+        let rec = |name: &str, status, step| StageRecord {
+            name: name.into(),
+            status,
+            step,
+            steps: 100,
+            tokens: 0.0,
+            checkpoint: None,
+            loader: None,
+            loss_first_tenth: None,
+            loss_last_tenth: None,
+            evals: Default::default(),
+            wall_s: 0.0,
+            phases: vec![],
+        };
+        let record = RunRecord {
+            pipeline: "t".into(),
+            profile: None,
+            seed: 1,
+            source_hash: String::new(),
+            plan_hash: String::new(),
+            stages: vec![
+                rec("one", Status::Done, 100),
+                rec("two", Status::Running, 20),
+                rec("three", Status::Pending, 0),
+            ],
+            cursors: Default::default(),
+            versions: vec![],
+        };
+        assert_eq!(
+            record.progress_during(&plan),
+            progress(&["one"], Some("two"))
+        );
+        assert_eq!(record.progress_between(), progress(&["one"], Some("two")));
+        let mut fresh = record.clone();
+        fresh.stages[1].step = 0;
+        fresh.stages[1].status = Status::Pending;
+        assert_eq!(fresh.progress_between(), progress(&["one"], None));
+    }
+}

@@ -1,0 +1,267 @@
+//! The planner: a checked pipeline resolved into its exact schedule. Everything the runtime
+//! does per step (LR, mixture, sequence length, RoPE base) comes from here, so that plan and
+//! run cannot disagree. Queries are O(log n) in the number of phases and LR pieces: nothing
+//! is tabulated per step (full scale is millions of steps).
+
+pub mod lr;
+mod mix;
+pub mod query;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::check::flow::Flow;
+use crate::check::ir::{ModelId, Pipeline, StageId};
+use crate::check::{Checked, ir};
+
+pub use mix::MixTree;
+pub use query::{At, Point, PointQuery};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub pipeline: String,
+    pub profile: Option<String>,
+    pub seed: u64,
+    /// In execution order.
+    pub stages: Vec<StagePlan>,
+    pub schedules: Vec<SchedulePlan>,
+    pub total_tokens: f64,
+    pub total_steps: u64,
+    /// Names of the data sources, in declaration order (indices of `mix_at`).
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulePlan {
+    pub name: String,
+    pub span: f64,
+    pub stages: Vec<String>,
+    #[serde(skip)]
+    pub curve: lr::Curve,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lr {
+    pub start: f64,
+    pub peak: f64,
+    pub end: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MixSummary {
+    pub start: BTreeMap<String, f64>,
+    pub end: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleRef {
+    pub name: String,
+    pub span: f64,
+    /// Tokens of the span already run when this stage starts.
+    pub offset: f64,
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightsFrom {
+    pub model: String,
+    /// `None`: freshly initialised.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhasePlan {
+    pub name: Option<String>,
+    /// First step of the phase, counted within the stage.
+    pub first_step: u64,
+    pub steps: u64,
+    /// Declared budget of the phase.
+    pub tokens: f64,
+    /// Token position inside the stage where the phase starts.
+    pub start_tokens: f64,
+    pub batch: u64,
+    pub seq_len: u64,
+    pub tokens_per_step: u64,
+    pub rope_base: BTreeMap<String, f64>,
+    pub lr: Lr,
+    pub mix: MixSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StagePlan {
+    pub name: String,
+    #[serde(skip)]
+    pub id: StageId,
+    pub phases: Vec<PhasePlan>,
+    pub steps: u64,
+    pub tokens: f64,
+    /// Tokens actually trained: whole steps.
+    pub trained_tokens: f64,
+    /// Of the first phase (phases may differ).
+    pub tokens_per_step: u64,
+    pub seq_len: u64,
+    pub rope_base: BTreeMap<String, f64>,
+    pub train: Vec<String>,
+    pub freeze: Vec<String>,
+    pub weights_from: Vec<WeightsFrom>,
+    pub loss: String,
+    pub schedule: ScheduleRef,
+    pub lr: Lr,
+    pub mix: MixSummary,
+    /// Position of the stage's first token along the execution order (for plots).
+    pub global_start: f64,
+    /// Runs only vision models (the ViT branch).
+    pub vision_branch: bool,
+    #[serde(skip)]
+    pub mix_tree: MixTree,
+    #[serde(skip)]
+    pub run: usize,
+    #[serde(skip)]
+    pub trained_ids: Vec<ModelId>,
+}
+
+/// Plans a checked pipeline; `None` when it has errors (plans are made of sound pipelines).
+pub fn plan(checked: &Checked) -> Option<Plan> {
+    if checked.has_errors() {
+        return None;
+    }
+    Some(resolve(checked.pipeline.as_ref()?, checked.flow.as_ref()?))
+}
+
+pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
+    let sources: Vec<String> = p.data.iter().map(|d| d.name.clone()).collect();
+    let name_of = |m: ModelId| p.models[m].name.clone();
+    let mut stages = vec![];
+    let mut global = 0.0;
+    for &s in &flow.order {
+        let st = &p.stages[s];
+        let sf = &flow.stages[s];
+        let run = &flow.runs[sf.run];
+        let tree = MixTree::new(&st.mix, p.data.len());
+        let mut phases = vec![];
+        let mut first_step = 0;
+        for ph in &sf.phases {
+            let a = sf.offset + ph.start;
+            let b = a + ph.tokens;
+            let fa = ph.start / st.budget.value;
+            let fb = (ph.start + ph.tokens) / st.budget.value;
+            phases.push(PhasePlan {
+                name: ph.name.clone(),
+                first_step,
+                steps: ph.steps,
+                tokens: ph.tokens,
+                start_tokens: ph.start,
+                batch: ph.batch,
+                seq_len: ph.seq_len,
+                tokens_per_step: ph.tokens_per_step,
+                rope_base: ph.rope.iter().map(|(m, b)| (name_of(*m), *b)).collect(),
+                lr: Lr {
+                    start: run.curve.at(a),
+                    peak: run.curve.peak_between(a, b),
+                    end: run.curve.at(b),
+                },
+                mix: MixSummary {
+                    start: tree.named(fa, &sources),
+                    end: tree.named(fb, &sources),
+                },
+            });
+            first_step += ph.steps;
+        }
+        let a = sf.offset;
+        let b = a + st.budget.value;
+        let trained: f64 = sf
+            .phases
+            .iter()
+            .map(|ph| (ph.steps * ph.tokens_per_step) as f64)
+            .sum();
+        // The ViT branch: stages where no decoder learns next-token prediction.
+        let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
+            || !st
+                .train
+                .iter()
+                .any(|m| matches!(p.models[m.value].kind, ir::ModelKind::Decoder(_)));
+        stages.push(StagePlan {
+            name: st.name.clone(),
+            id: s,
+            steps: first_step,
+            tokens: st.budget.value,
+            trained_tokens: trained,
+            tokens_per_step: sf.phases[0].tokens_per_step,
+            seq_len: sf.phases[0].seq_len,
+            rope_base: phases[0].rope_base.clone(),
+            train: st.train.iter().map(|m| name_of(m.value)).collect(),
+            freeze: st.freeze.iter().map(|m| name_of(m.value)).collect(),
+            weights_from: sf
+                .weights_from
+                .iter()
+                .map(|(m, from)| WeightsFrom {
+                    model: name_of(*m),
+                    from: from.map(|f| p.stages[f].name.clone()),
+                })
+                .collect(),
+            loss: match st.loss.value {
+                ir::Loss::NextToken => "next_token".into(),
+                ir::Loss::Coca { caption_weight } => {
+                    format!("coca(caption_weight = {caption_weight})")
+                }
+            },
+            schedule: ScheduleRef {
+                name: run.name.clone(),
+                span: run.span,
+                offset: sf.offset,
+                resumed: run.stages[0] != s,
+            },
+            lr: Lr {
+                start: run.curve.at(a),
+                peak: run.curve.peak_between(a, b),
+                end: run.curve.at(b),
+            },
+            mix: MixSummary {
+                start: tree.named(0.0, &sources),
+                end: tree.named(1.0, &sources),
+            },
+            global_start: global,
+            vision_branch,
+            mix_tree: tree,
+            run: sf.run,
+            trained_ids: st.train.iter().map(|m| m.value).collect(),
+            phases,
+        });
+        global += st.budget.value;
+    }
+    let schedules = flow
+        .runs
+        .iter()
+        .map(|r| SchedulePlan {
+            name: r.name.clone(),
+            span: r.span,
+            stages: r.stages.iter().map(|&s| p.stages[s].name.clone()).collect(),
+            curve: r.curve.clone(),
+        })
+        .collect();
+    Plan {
+        pipeline: p.name.clone(),
+        profile: p.profile.clone(),
+        seed: p.seed.value,
+        total_tokens: global,
+        total_steps: stages.iter().map(|s| s.steps).sum(),
+        stages,
+        schedules,
+        sources,
+    }
+}
+
+impl Plan {
+    pub fn stage(&self, name: &str) -> Option<&StagePlan> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// A stable hash of the plan's JSON (recorded by runs to detect a changed plan).
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_string(self).unwrap_or_default();
+        format!("{:x}", Sha256::digest(json.as_bytes()))
+    }
+}
