@@ -32,7 +32,7 @@ fn tiny_text_trains_as_planned() {
     assert!(status.success());
     let rows = metrics(out.path());
     let src = std::fs::read_to_string(repo().join("pipelines/tiny_text.pipe")).unwrap();
-    let plan = pipelang::plan::plan(&pipelang::check::check(&src)).unwrap();
+    let plan = pipelang::check::check(&src).plan.unwrap();
     assert_eq!(
         rows.len() as u64,
         plan.total_steps,
@@ -67,7 +67,7 @@ fn tiny_text_trains_as_planned() {
                 "{} step {step}",
                 st.name
             );
-            let point = plan.point(si, step);
+            let point = plan.step(si, step);
             assert_eq!(
                 r["seq_len"].as_u64().unwrap(),
                 point.seq_len,

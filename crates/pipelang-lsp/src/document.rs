@@ -8,7 +8,7 @@ use lsp_types as lsp;
 use super::convert::{self, Text};
 use super::names::Names;
 use pipelang::check::{self, Checked};
-use pipelang::plan::{self, Plan};
+use pipelang::plan::Plan;
 use pipelang::syntax::LineIndex;
 
 pub struct Document {
@@ -30,7 +30,7 @@ impl Document {
         let started = Instant::now();
         let index = LineIndex::new(&text);
         let checked = check::check(&text);
-        let plan = plan::plan(&checked);
+        let plan = checked.plan.clone();
         let names = Names::new(&checked.file);
         let t = Text {
             src: &text,

@@ -162,8 +162,9 @@ mod tests {
             stage one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
             stage two after one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
             stage three after two { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n";
-        let plan =
-            pipelang::plan::plan(&pipelang::check::check(src)).expect("the test pipeline plans");
+        let plan = pipelang::check::check(src)
+            .plan
+            .expect("the test pipeline plans");
         let rec = |name: &str, status, step| StageRecord {
             name: name.into(),
             status,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pipelang::check::ir::{DataKind, ModelKind, Pipeline};
 use pipelang::check::{self, Checked};
 use pipelang::diag::{Code, Diagnostic};
-use pipelang::plan::{self, Plan};
+use pipelang::plan::Plan;
 
 use super::data::{self, ImageConfig, Source, SourceKind, SourceSpec, Tokenizer};
 
@@ -70,7 +70,9 @@ pub fn prepare(file: &Path, profile: Option<&str>, source: String) -> Result<Pre
             diagnostics,
         });
     }
-    let plan = plan::plan(&checked)
+    let plan = checked
+        .plan
+        .clone()
         .ok_or_else(|| RunError::Other("the pipeline could not be planned".into()))?;
     let p = checked.pipeline.as_ref().unwrap();
     let base = file.parent().map_or(PathBuf::from("."), Path::to_path_buf);

@@ -83,7 +83,7 @@ fn main() {
     let t = median(
         || {
             let c = pipelang::check::check(&reference);
-            let p = pipelang::plan::plan(&c).unwrap();
+            let p = c.plan.clone().unwrap();
             let _ = pipelang::plan::table::render(&p);
         },
         51,
@@ -92,7 +92,7 @@ fn main() {
         "check + plan + table ref  {:>10.3} ms",
         t.as_secs_f64() * 1e3
     );
-    let plan = pipelang::plan::plan(&pipelang::check::check(&reference)).unwrap();
+    let plan = pipelang::check::check(&reference).plan.unwrap();
     let q: pipelang::plan::PointQuery = "joint_pretrain@50%".parse().unwrap();
     let n = 100_000;
     let s = Instant::now();

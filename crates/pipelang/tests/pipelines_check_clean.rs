@@ -28,7 +28,7 @@ fn every_shipped_pipeline_checks_clean() {
             "{} has diagnostics:\n{rendered}",
             path.display()
         );
-        assert!(base.flow.is_some(), "{} has no flow", path.display());
+        assert!(base.plan.is_some(), "{} has no plan", path.display());
         for prof in &base.pipeline.as_ref().unwrap().profiles {
             let c = check_with(&source, Some(&prof.name));
             assert!(

@@ -2,7 +2,7 @@
 //! expected value is computed here by hand from the recipe's numbers, not by the code.
 
 use pipelang::check::check_with;
-use pipelang::plan::{Plan, PointQuery, plan};
+use pipelang::plan::{Plan, PointQuery};
 
 fn reference(profile: Option<&str>) -> Plan {
     let src = std::fs::read_to_string(concat!(
@@ -10,7 +10,7 @@ fn reference(profile: Option<&str>) -> Plan {
         "/pipelines/kimi_vl.pipe"
     ))
     .unwrap();
-    plan(&check_with(&src, profile)).expect("the reference plans")
+    check_with(&src, profile).plan.expect("the reference plans")
 }
 
 fn close(a: f64, b: f64) {

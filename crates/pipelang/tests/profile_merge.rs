@@ -3,7 +3,7 @@
 //! a `phase NAME { ... }` merges into the phase of that name, field by field.
 
 use pipelang::check::check_with;
-use pipelang::plan::{Plan, plan};
+use pipelang::plan::Plan;
 
 const BASE: &str = r#"pipeline t { seed = 1, batch = 4, seq_len = 1K }
 model lm = decoder { vocab = 256, d_model = 64, layers = 2, heads = 4 }
@@ -28,7 +28,7 @@ fn planned(profile: &str) -> Plan {
         "{:#?}\n---\n{src}",
         checked.diagnostics
     );
-    plan(&checked).unwrap()
+    checked.plan.unwrap()
 }
 
 fn sources(p: &Plan) -> Vec<(String, f64)> {

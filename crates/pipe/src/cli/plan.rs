@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{EXIT_ERRORS, EXIT_USAGE, Format, read_source, use_color};
 use pipelang::diag;
-use pipelang::plan::{self, PointQuery, table};
+use pipelang::plan::{PointQuery, table};
 
 /// Show the exact schedule: steps, LR, mixture, RoPE and sequence length per stage.
 #[derive(clap::Args, Debug)]
@@ -42,7 +42,7 @@ pub fn run(a: Args) -> ExitCode {
         eprintln!("{name}: the pipeline has errors; fix them to get a plan (`pipe check {name}`)");
         return ExitCode::from(EXIT_ERRORS);
     }
-    let Some(plan) = plan::plan(&checked) else {
+    let Some(plan) = checked.plan.clone() else {
         eprintln!("{name}: no plan could be made");
         return ExitCode::from(EXIT_ERRORS);
     };

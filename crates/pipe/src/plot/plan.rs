@@ -64,10 +64,10 @@ fn sample(plan: &Plan) -> Samples {
         steps.sort();
         steps.dedup();
         for step in steps {
-            let p = plan.point(i, step);
+            let p = plan.step(i, step);
             s.x.push(st.global_start + p.tokens);
             s.lr.push(p.lr);
-            s.mix.push(plan.mix_at(i, step));
+            s.mix.push(p.shares.clone());
             s.seq.push(p.seq_len as f64);
             for (model, base) in &p.rope_base {
                 let at = s

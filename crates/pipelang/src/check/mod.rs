@@ -3,8 +3,7 @@
 //! every hand-over between stages, and collects all diagnostics instead of stopping at one.
 
 mod fields;
-pub mod flow;
-mod graph;
+pub(crate) mod graph;
 pub mod ir;
 mod lower;
 mod lower_lr;
@@ -16,21 +15,21 @@ mod validate;
 pub mod values;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::plan::{self, Plan, Walk};
 use crate::syntax::{self, File, Item, Span};
 
-pub use flow::Flow;
 pub use ir::Pipeline;
 pub use lower::{DATA_KINDS, MODEL_KINDS};
 pub use lower_lr::LR_FUNCTIONS;
 pub use lower_stage::{PHASE_FIELDS, STAGE_FIELDS};
 
 /// A checked source: its syntax tree, its typed pipeline (with the requested profile applied),
-/// the hand-over flow when the stage graph is sound, and every diagnostic.
+/// its plan when the whole file (base and every profile) has no errors, and every diagnostic.
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub file: File,
     pub pipeline: Option<Pipeline>,
-    pub flow: Option<Flow>,
+    pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -91,7 +90,7 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
             chosen = Some((r.0, r.1));
         }
     }
-    let (pipeline, flow) = match (profile, chosen) {
+    let (pipeline, walk) = match (profile, chosen) {
         (None, _) => (base.0, base.1),
         (Some(_), Some(c)) => c,
         (Some(name), None) => {
@@ -110,11 +109,18 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
             (None, None)
         }
     };
+    let diagnostics = diags.finish();
+    let plan = match (&pipeline, &walk) {
+        (Some(p), Some(w)) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            Some(plan::resolve(p, w))
+        }
+        _ => None,
+    };
     Checked {
         file,
         pipeline,
-        flow,
-        diagnostics: diags.finish(),
+        plan,
+        diagnostics,
     }
 }
 
@@ -142,7 +148,7 @@ fn syntax_error(e: &syntax::SyntaxError) -> Diagnostic {
 fn analyse(
     file: &File,
     profile: Option<&syntax::ProfileItem>,
-) -> (Option<Pipeline>, Option<Flow>, Diagnostics) {
+) -> (Option<Pipeline>, Option<Walk>, Diagnostics) {
     let mut pre = Diagnostics::default();
     let applied;
     let (file, scaling) = match profile {
@@ -174,8 +180,9 @@ fn analyse(
     if profile.is_none() {
         unused(file, &used, &mut diags);
     }
-    let flow = graph::order(&p, &mut diags).map(|order| flow::flow(&p, &order, &mut diags));
-    (Some(p), flow, diags)
+    // The planner's walk checks every hand-over between stages (weights, seq_len, RoPE, LR).
+    let walk = graph::order(&p, &mut diags).map(|order| plan::walk(&p, &order, &mut diags));
+    (Some(p), walk, diags)
 }
 
 fn unused(file: &File, used: &std::collections::HashSet<String>, diags: &mut Diagnostics) {

@@ -6,18 +6,19 @@
 pub mod lr;
 mod mix;
 pub mod query;
+mod step;
 pub mod table;
+mod walk;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::check::flow::Flow;
-use crate::check::ir::{ModelId, Pipeline, StageId};
-use crate::check::{Checked, ir};
+use crate::check::ir::{self, ModelId, Pipeline, StageId};
 
 pub use mix::MixTree;
-pub use query::{At, Point, PointQuery};
+pub use query::{At, PointQuery};
+pub use step::StepState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -122,15 +123,11 @@ pub struct StagePlan {
     pub trained_ids: Vec<ModelId>,
 }
 
-/// Plans a checked pipeline; `None` when it has errors (plans are made of sound pipelines).
-pub fn plan(checked: &Checked) -> Option<Plan> {
-    if checked.has_errors() {
-        return None;
-    }
-    Some(resolve(checked.pipeline.as_ref()?, checked.flow.as_ref()?))
-}
+pub(crate) use walk::{Walk, walk};
 
-pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
+/// The plan of a walked pipeline. The checker makes it only when the whole file has no errors
+/// (`Checked::plan`): plans are made of sound pipelines.
+pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
     let sources: Vec<String> = p.data.iter().map(|d| d.name.clone()).collect();
     let name_of = |m: ModelId| p.models[m].name.clone();
     let mut stages = vec![];
@@ -138,7 +135,7 @@ pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
     for &s in &flow.order {
         let st = &p.stages[s];
         let sf = &flow.stages[s];
-        let run = &flow.runs[sf.run];
+        let run = &flow.runs[sf.run.0];
         let tree = MixTree::new(&st.mix, p.data.len());
         let mut phases = vec![];
         let mut first_step = 0;
@@ -225,7 +222,7 @@ pub fn resolve(p: &Pipeline, flow: &Flow) -> Plan {
             global_start: global,
             vision_branch,
             mix_tree: tree,
-            run: sf.run,
+            run: sf.run.0,
             trained_ids: st.train.iter().map(|m| m.value).collect(),
             phases,
         });

@@ -1,12 +1,8 @@
-//! Point queries: the state of the run at any step of any stage, in O(log n).
+//! Point queries (`pipe plan --at`): a point of a stage or phase, answered with its step state.
 //! `STAGE[.PHASE]@POINT` where POINT is a step (`1200`), tokens into the stage or phase
 //! (`10B`), a share of it (`50%`) or `end` (its last step).
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-use super::{PhasePlan, Plan, StagePlan};
+use super::{Plan, StagePlan, StepState};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum At {
@@ -66,88 +62,9 @@ fn parse_point(p: &str) -> Option<At> {
     (v >= 0.0).then_some(At::Tokens(v * mult))
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Point {
-    pub stage: String,
-    pub phase: Option<String>,
-    /// Step within the stage (0-based).
-    pub step: u64,
-    /// Step counted from the start of the whole run.
-    pub global_step: u64,
-    /// Tokens into the stage where the step starts.
-    pub tokens: f64,
-    pub lr: f64,
-    pub batch: u64,
-    pub seq_len: u64,
-    pub tokens_per_step: u64,
-    pub rope_base: BTreeMap<String, f64>,
-    pub mix: BTreeMap<String, f64>,
-}
-
-impl StagePlan {
-    /// The phase a step of this stage falls in (steps past the end fall in the last phase).
-    pub fn phase_of(&self, step: u64) -> &PhasePlan {
-        let i = self
-            .phases
-            .partition_point(|p| p.first_step + p.steps <= step)
-            .min(self.phases.len() - 1);
-        &self.phases[i]
-    }
-
-    /// Tokens into the stage where `step` starts.
-    pub fn tokens_at(&self, step: u64) -> f64 {
-        let ph = self.phase_of(step);
-        ph.start_tokens + (step - ph.first_step.min(step)) as f64 * ph.tokens_per_step as f64
-    }
-}
-
 impl Plan {
-    pub fn stage_index(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
-    }
-
-    /// LR of a step: the schedule evaluated at the token position where the step starts.
-    pub fn lr_at(&self, stage: usize, step: u64) -> f64 {
-        let st = &self.stages[stage];
-        self.schedules[st.run]
-            .curve
-            .at(st.schedule.offset + st.tokens_at(step))
-    }
-
-    /// Share of every data source (indexed like `sources`) at a step.
-    pub fn mix_at(&self, stage: usize, step: u64) -> Vec<f64> {
-        let st = &self.stages[stage];
-        st.mix_tree.at(st.tokens_at(step) / st.tokens)
-    }
-
-    pub fn point(&self, stage: usize, step: u64) -> Point {
-        let st = &self.stages[stage];
-        let step = step.min(st.steps.saturating_sub(1));
-        let ph = st.phase_of(step);
-        let global_step = self.stages[..stage].iter().map(|s| s.steps).sum::<u64>() + step;
-        let shares = self.mix_at(stage, step);
-        Point {
-            stage: st.name.clone(),
-            phase: ph.name.clone(),
-            step,
-            global_step,
-            tokens: st.tokens_at(step),
-            lr: self.lr_at(stage, step),
-            batch: ph.batch,
-            seq_len: ph.seq_len,
-            tokens_per_step: ph.tokens_per_step,
-            rope_base: ph.rope_base.clone(),
-            mix: shares
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| **v > 0.0)
-                .map(|(i, v)| (self.sources[i].clone(), *v))
-                .collect(),
-        }
-    }
-
     /// Answers `STAGE[.PHASE]@POINT`.
-    pub fn query(&self, q: &PointQuery) -> Result<Point, String> {
+    pub fn query(&self, q: &PointQuery) -> Result<StepState, String> {
         let si = self.stage_index(&q.stage).ok_or_else(|| {
             let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
             format!("no stage `{}`; stages: {}", q.stage, names.join(", "))
@@ -214,7 +131,7 @@ impl Plan {
                 }
             }
         };
-        Ok(self.point(si, first + rel))
+        Ok(self.step(si, first + rel))
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::check::units;
 
-use super::{Plan, Point};
+use super::{Plan, StepState};
 
 fn shares(m: &BTreeMap<String, f64>) -> String {
     if m.len() == 1 {
@@ -125,7 +125,7 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
-pub fn render_point(p: &Point) -> String {
+pub fn render_point(p: &StepState) -> String {
     let mut out = String::new();
     let phase = p
         .phase

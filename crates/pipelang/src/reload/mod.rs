@@ -13,7 +13,7 @@ mod rules;
 
 use crate::check::{self, Checked, ir};
 use crate::diag::{Code, Diagnostic};
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
 use crate::syntax::Span;
 
 pub use diff::changes;
@@ -81,7 +81,7 @@ pub fn evaluate(
             .collect();
         return Outcome::Rejected(errors);
     }
-    let (Some(new_plan), Some(new_p)) = (plan::plan(&checked), checked.pipeline.as_ref()) else {
+    let (Some(new_plan), Some(new_p)) = (checked.plan.clone(), checked.pipeline.as_ref()) else {
         return Outcome::Rejected(vec![
             Diagnostic::new(
                 Code::RELOAD_REFUSED,

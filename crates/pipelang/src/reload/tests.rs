@@ -59,7 +59,7 @@ fn running(src: &str) -> (Plan, ir::Pipeline) {
         "test pipeline has errors: {:?}",
         checked.diagnostics
     );
-    let plan = plan::plan(&checked).unwrap();
+    let plan = checked.plan.clone().unwrap();
     (plan, checked.pipeline.unwrap())
 }
 

@@ -1,0 +1,97 @@
+//! The state of one step: LR, phase, batch, sequence length, RoPE base per model and source
+//! shares, in O(log n) (a binary search over phases and LR pieces; nothing is tabulated).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{PhasePlan, Plan, StagePlan};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepState {
+    pub stage: String,
+    pub phase: Option<String>,
+    /// Step within the stage (0-based).
+    pub step: u64,
+    /// Step counted from the start of the whole run.
+    pub global_step: u64,
+    /// Tokens into the stage where the step starts.
+    pub tokens: f64,
+    pub lr: f64,
+    pub batch: u64,
+    pub seq_len: u64,
+    pub tokens_per_step: u64,
+    /// RoPE base of each decoder the stage uses, by model name.
+    pub rope_base: BTreeMap<String, f64>,
+    /// Shares of the sources in use, by name.
+    pub mix: BTreeMap<String, f64>,
+    /// Share of every data source, indexed like `Plan::sources` (zeros included).
+    #[serde(skip)]
+    pub shares: Vec<f64>,
+}
+
+impl StagePlan {
+    /// The phase a step of this stage falls in (steps past the end fall in the last phase).
+    pub fn phase_of(&self, step: u64) -> &PhasePlan {
+        let i = self
+            .phases
+            .partition_point(|p| p.first_step + p.steps <= step)
+            .min(self.phases.len() - 1);
+        &self.phases[i]
+    }
+
+    /// Tokens into the stage where `step` starts.
+    pub fn tokens_at(&self, step: u64) -> f64 {
+        let ph = self.phase_of(step);
+        ph.start_tokens + (step - ph.first_step.min(step)) as f64 * ph.tokens_per_step as f64
+    }
+}
+
+impl Plan {
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// LR of a step: the schedule evaluated at the token position where the step starts.
+    pub fn lr_at(&self, stage: usize, step: u64) -> f64 {
+        let st = &self.stages[stage];
+        self.schedules[st.run]
+            .curve
+            .at(st.schedule.offset + st.tokens_at(step))
+    }
+
+    /// Share of every data source (indexed like `sources`) at a step.
+    pub fn mix_at(&self, stage: usize, step: u64) -> Vec<f64> {
+        let st = &self.stages[stage];
+        st.mix_tree.at(st.tokens_at(step) / st.tokens)
+    }
+
+    /// Everything a step of a stage runs with: the one source of per-step values for the
+    /// training loop, `pipe plan --at` and the editor. Steps past the end give the last step.
+    pub fn step(&self, stage: usize, step: u64) -> StepState {
+        let st = &self.stages[stage];
+        let step = step.min(st.steps.saturating_sub(1));
+        let ph = st.phase_of(step);
+        let global_step = self.stages[..stage].iter().map(|s| s.steps).sum::<u64>() + step;
+        let shares = self.mix_at(stage, step);
+        StepState {
+            stage: st.name.clone(),
+            phase: ph.name.clone(),
+            step,
+            global_step,
+            tokens: st.tokens_at(step),
+            lr: self.lr_at(stage, step),
+            batch: ph.batch,
+            seq_len: ph.seq_len,
+            tokens_per_step: ph.tokens_per_step,
+            rope_base: ph.rope_base.clone(),
+            mix: shares
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(i, v)| (self.sources[i].clone(), *v))
+                .collect(),
+            shares,
+        }
+    }
+}

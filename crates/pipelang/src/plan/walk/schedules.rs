@@ -1,0 +1,287 @@
+//! LR schedule runs: which run each stage's `lr` starts or continues, the span of every run
+//! (the budgets of its stages), and its curve with the LR handed over into it. A hand-over is
+//! checked against the value it hands over (a re-warm-up must climb above it).
+
+use crate::check::graph::Ancestors;
+use crate::check::ir::*;
+use crate::check::units;
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::plan::lr::{self, Curve};
+
+use super::{Handed, StageWalk};
+
+/// One run of a schedule: a named schedule started once, or a stage's inline `lr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RunId(pub usize);
+
+#[derive(Debug, Clone)]
+pub(crate) struct ScheduleRun {
+    pub name: String,
+    pub segments: Vec<Segment>,
+    pub stages: Vec<StageId>,
+    pub span: f64,
+    pub curve: Curve,
+}
+
+#[derive(Default)]
+pub(crate) struct Runs {
+    pub list: Vec<ScheduleRun>,
+    /// Per named schedule: the run that started it.
+    started: Vec<Option<RunId>>,
+}
+
+impl std::ops::Index<RunId> for Runs {
+    type Output = ScheduleRun;
+    fn index(&self, r: RunId) -> &ScheduleRun {
+        &self.list[r.0]
+    }
+}
+
+impl std::ops::IndexMut<RunId> for Runs {
+    fn index_mut(&mut self, r: RunId) -> &mut ScheduleRun {
+        &mut self.list[r.0]
+    }
+}
+
+impl Runs {
+    pub fn new(p: &Pipeline) -> Runs {
+        Runs {
+            list: vec![],
+            started: vec![None; p.schedules.len()],
+        }
+    }
+
+    fn fresh(&mut self, name: String, segments: Vec<Segment>) -> RunId {
+        self.list.push(ScheduleRun {
+            name,
+            segments,
+            stages: vec![],
+            span: 0.0,
+            curve: Curve::default(),
+        });
+        RunId(self.list.len() - 1)
+    }
+
+    /// Joins stage `s` to the run its `lr` names; returns the run and where the stage starts
+    /// in its span.
+    pub fn join(
+        &mut self,
+        p: &Pipeline,
+        s: StageId,
+        anc: &Ancestors,
+        handed: &[Option<Handed>],
+        diags: &mut Diagnostics,
+    ) -> (RunId, f64) {
+        let st = &p.stages[s];
+        let r = self.assign(p, s, anc, handed, diags);
+        // A schedule is one line of stages: two stages that both continue it must run one
+        // after the other, or the second would start where the first ended without having run
+        // after it.
+        if let (Some(&last), StageLr::Resume { span, .. }) = (self[r].stages.last(), &st.lr)
+            && !anc.is_ancestor(s, last)
+        {
+            diags.push(
+                Diagnostic::new(
+                    Code::RESUME_AMBIGUOUS,
+                    format!(
+                        "`{}` and `{}` both continue schedule `{}`",
+                        p.stages[last].name, st.name, self[r].name
+                    ),
+                )
+                .label(
+                    *span,
+                    format!("`{}` does not run after `{}`", st.name, p.stages[last].name),
+                )
+                .label(p.stages[last].lr_span, "continued here first")
+                .help(format!(
+                    "add `after {}`, or start a schedule of its own here",
+                    p.stages[last].name
+                )),
+            );
+        }
+        let offset = self[r].span;
+        self[r].stages.push(s);
+        if st.budget.value.is_finite() {
+            self[r].span += st.budget.value;
+        }
+        (r, offset)
+    }
+
+    fn assign(
+        &mut self,
+        p: &Pipeline,
+        s: StageId,
+        anc: &Ancestors,
+        handed: &[Option<Handed>],
+        diags: &mut Diagnostics,
+    ) -> RunId {
+        let st = &p.stages[s];
+        let run_of = |q: StageId| handed[q].as_ref().map(|h| h.run);
+        match &st.lr {
+            StageLr::Inline(segs) => self.fresh(st.name.clone(), segs.clone()),
+            StageLr::Start(id) => {
+                let sched = &p.schedules[id.value];
+                if let Some(r) = self.started[id.value] {
+                    let first = self[r].stages[0];
+                    diags.push(
+                        Diagnostic::new(
+                            Code::SCHEDULE_RESTART,
+                            format!(
+                                "schedule `{}` is started again in `{}`",
+                                sched.name, st.name
+                            ),
+                        )
+                        .label(id.span, "starts it again from the beginning")
+                        .label(
+                            p.stages[first].lr_span,
+                            format!("`{}` already starts it", p.stages[first].name),
+                        )
+                        .help(format!(
+                            "continue it with `lr = resume({})`, or declare a second schedule",
+                            sched.name
+                        )),
+                    );
+                }
+                let r = self.fresh(sched.name.clone(), sched.segments.clone());
+                self.started[id.value] = Some(r);
+                r
+            }
+            StageLr::Resume { target: None, span } => {
+                let cands: Vec<RunId> = {
+                    let mut v = vec![];
+                    for r in st.after.iter().filter_map(|a| run_of(a.value)) {
+                        if !v.contains(&r) {
+                            v.push(r);
+                        }
+                    }
+                    v
+                };
+                match cands.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        diags.push(
+                            Diagnostic::new(Code::RESUME_NONE, format!("`{}` resumes a schedule but has no predecessor", st.name))
+                                .label(*span, "nothing to resume")
+                                .help("start a schedule here (`lr = cosine(...)` or a named schedule), or add `after STAGE`"),
+                        );
+                        self.fresh(st.name.clone(), vec![])
+                    }
+                    many => {
+                        let mut d = Diagnostic::new(
+                            Code::RESUME_AMBIGUOUS,
+                            format!(
+                                "`resume` in `{}` could continue {} schedules",
+                                st.name,
+                                many.len()
+                            ),
+                        )
+                        .label(*span, "which one?");
+                        for a in &st.after {
+                            if let Some(r) = run_of(a.value) {
+                                d = d.label(a.span, format!("runs `{}`", self[r].name));
+                            }
+                        }
+                        diags.push(
+                            d.help(format!("name it: `lr = resume({})`", self[many[0]].name)),
+                        );
+                        many[0]
+                    }
+                }
+            }
+            StageLr::Resume {
+                target: Some(t),
+                span,
+            } => {
+                let (run, owner) = match t.value {
+                    ResumeTarget::Schedule(id) => (self.started[id], p.schedules[id].name.as_str()),
+                    ResumeTarget::Stage(q) => (run_of(q), p.stages[q].name.as_str()),
+                };
+                let reachable =
+                    run.filter(|&r| self[r].stages.iter().any(|&q| anc.is_ancestor(s, q)));
+                match reachable {
+                    Some(r) => r,
+                    None => {
+                        let why = if run.is_none() {
+                            format!("no stage before `{}` runs `{owner}`", st.name)
+                        } else {
+                            format!("`{owner}` does not run before `{}`", st.name)
+                        };
+                        diags.push(
+                            Diagnostic::new(
+                                Code::RESUME_NONE,
+                                format!("`{}` cannot resume `{owner}`: {why}", st.name),
+                            )
+                            .label(t.span, "nothing to continue")
+                            .label(*span, "resumed here")
+                            .help(format!(
+                                "start `{owner}` in an earlier stage and list that stage in `after`"
+                            )),
+                        );
+                        self.fresh(st.name.clone(), vec![])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every run's curve, in run order (a run's hand-over LR comes from an earlier run's curve).
+    pub fn build_curves(&mut self, p: &Pipeline, stages: &[StageWalk], diags: &mut Diagnostics) {
+        for r in (0..self.list.len()).map(RunId) {
+            if self[r].segments.is_empty() || self[r].stages.is_empty() {
+                continue;
+            }
+            let first = self[r].stages[0];
+            let st = &p.stages[first];
+            // The hand-over LR comes from the predecessor that trains what this stage trains.
+            let pred = st
+                .after
+                .iter()
+                .map(|a| a.value)
+                .find(|&q| st.train.iter().any(|m| p.stages[q].trains(m.value)))
+                .or_else(|| st.after.first().map(|a| a.value));
+            let handover = pred.and_then(|q| {
+                let qr = stages[q].run;
+                (qr < r && !self[qr].curve.pieces.is_empty()).then(|| {
+                    self[qr]
+                        .curve
+                        .at(stages[q].offset + p.stages[q].budget.value)
+                })
+            });
+            let tps = stages[first].phases[0].tokens_per_step as f64;
+            let (curve, problems) = lr::build(&self[r].segments, self[r].span, tps, handover);
+            for pr in problems {
+                diags.push(
+                    Diagnostic::new(
+                        Code::TOO_LONG,
+                        format!("`{}` of {} tokens does not fit in {} tokens", pr.what, units::tokens(pr.tokens), units::tokens(pr.room)),
+                    )
+                    .label(pr.span, format!("{} tokens", units::tokens(pr.tokens)))
+                    .label(st.lr_span, format!("schedule `{}` spans {} tokens", self[r].name, units::tokens(self[r].span)))
+                    .help(format!("the span is the sum of the budgets of the stages that run the schedule: make `{}` shorter", pr.what)),
+                );
+            }
+            if let Some(SegmentKind::Rewarmup { to, .. }) =
+                self[r].segments.first().map(|s| &s.kind)
+            {
+                match (handover, pred) {
+                    (Some(h), Some(q)) if to.value <= h => diags.push(
+                        Diagnostic::new(
+                            Code::NOT_REWARMUP,
+                            format!("`rewarmup` to {} is not above the LR at the hand-over ({})", units::lr(to.value), units::lr(h)),
+                        )
+                        .label(to.span, format!("{} is not above {}", units::lr(to.value), units::lr(h)))
+                        .label(p.stages[q].name_span, format!("`{}` ends at LR {}", p.stages[q].name, units::lr(h)))
+                        .help(format!("a re-warm-up climbs above the hand-over LR {}: raise `to`, or use `linear` to go down", units::lr(h))),
+                    ),
+                    (None, None) => diags.push(
+                        Diagnostic::new(Code::NOT_REWARMUP, format!("`rewarmup` in `{}` has no LR to climb from", st.name))
+                            .label(to.span, "no predecessor hands over an LR")
+                            .help("a stage without predecessors starts from 0: write a warmup (`cosine(peak = ..., warmup = ...)`)"),
+                    ),
+                    _ => {}
+                }
+            }
+            self[r].curve = curve;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Values that pass along `after` edges with the weights and may change in a stage or phase:
+//! the sequence length and each decoder's RoPE base. A stated `from -> to` must start from the
+//! value handed over; predecessors that hand over different values must be reconciled.
+
+use crate::check::ir::*;
+use crate::check::units;
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::syntax::Span;
+
+use super::Handed;
+use super::weights::WeightsIn;
+
+/// A value flowing along edges, with the place that set it (for related labels).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held<T> {
+    pub value: T,
+    pub from: Span,
+}
+
+impl<T: Copy> Held<T> {
+    pub fn of(sp: Sp<T>) -> Held<T> {
+        Held {
+            value: sp.value,
+            from: sp.span,
+        }
+    }
+}
+
+/// The sequence length a stage starts with, after its own `seq_len` if it sets one.
+pub(super) fn seq_len(
+    p: &Pipeline,
+    st: &Stage,
+    handed: &[Option<Handed>],
+    diags: &mut Diagnostics,
+) -> Held<u64> {
+    let incoming: Vec<(StageId, Held<u64>)> = st
+        .after
+        .iter()
+        .filter_map(|a| handed[a.value].as_ref().map(|h| (a.value, h.seq_len)))
+        .collect();
+    let agreed = agree(&incoming);
+    let held = match (&incoming[..], agreed) {
+        ([], _) => Held::of(p.seq_len),
+        (_, Some(v)) => v,
+        (_, None) => {
+            let sets_plain = st.seq_len.is_some_and(|t| t.from.is_none());
+            if !sets_plain {
+                disagree(p, st, "seq_len", &incoming, units::length, diags);
+            }
+            incoming[0].1
+        }
+    };
+    match st.seq_len {
+        Some(t) => {
+            if agreed.is_some() || incoming.is_empty() {
+                check_from(t.from, held, "seq_len", units::length, diags);
+            }
+            Held::of(t.to)
+        }
+        None => held,
+    }
+}
+
+/// The RoPE base of each decoder the stage uses, after its own `rope_base` if it sets one.
+pub(super) fn rope(
+    p: &Pipeline,
+    st: &Stage,
+    weights: &WeightsIn,
+    handed: &[Option<Handed>],
+    diags: &mut Diagnostics,
+) -> Vec<(ModelId, Held<f64>)> {
+    let rope_of = |u: StageId, m: ModelId| {
+        handed[u]
+            .as_ref()
+            .and_then(|h| h.rope.get(m).copied().flatten())
+    };
+    let mut rope: Vec<(ModelId, Held<f64>)> = (0..p.models.len())
+        .filter(|&m| st.uses(m))
+        .filter_map(|m| match &p.models[m].kind {
+            ModelKind::Decoder(d) => {
+                let held = weights.used_in[m]
+                    .and_then(|u| rope_of(u, m))
+                    .unwrap_or(Held::of(d.rope_base));
+                Some((m, held))
+            }
+            _ => None,
+        })
+        .collect();
+    let sets_plain = st.rope_base.is_some_and(|t| t.from.is_none());
+    for (m, _) in &rope {
+        let incoming: Vec<(StageId, Held<f64>)> = weights.used_by[*m]
+            .iter()
+            .filter_map(|&u| rope_of(u, *m).map(|h| (u, h)))
+            .collect();
+        if incoming.len() > 1 && agree(&incoming).is_none() && !sets_plain {
+            disagree(p, st, "rope_base", &incoming, units::trim, diags);
+        }
+    }
+    if let Some(t) = st.rope_base {
+        apply_rope(&mut rope, t, diags);
+    }
+    rope
+}
+
+pub(super) fn apply_seq_len(seq: &mut Held<u64>, t: Transition<u64>, diags: &mut Diagnostics) {
+    check_from(t.from, *seq, "seq_len", units::length, diags);
+    *seq = Held::of(t.to);
+}
+
+pub(super) fn apply_rope(
+    rope: &mut [(ModelId, Held<f64>)],
+    t: Transition<f64>,
+    diags: &mut Diagnostics,
+) {
+    for (_, h) in rope.iter_mut() {
+        check_from(t.from, *h, "rope_base", units::trim, diags);
+        *h = Held::of(t.to);
+    }
+}
+
+fn agree<T: PartialEq + Copy>(incoming: &[(StageId, Held<T>)]) -> Option<Held<T>> {
+    let first = incoming.first()?.1;
+    incoming
+        .iter()
+        .all(|(_, h)| h.value == first.value)
+        .then_some(first)
+}
+
+fn disagree<T: Copy>(
+    p: &Pipeline,
+    st: &Stage,
+    what: &str,
+    incoming: &[(StageId, Held<T>)],
+    show: impl Fn(T) -> String,
+    diags: &mut Diagnostics,
+) {
+    let mut d = Diagnostic::new(
+        Code::DISAGREE,
+        format!(
+            "the predecessors of `{}` hand over different {what}s",
+            st.name
+        ),
+    )
+    .label(
+        st.name_span,
+        format!("which {what} does this stage start with?"),
+    );
+    for (q, h) in incoming {
+        d = d.label(
+            h.from,
+            format!("`{}` ends with {what} {}", p.stages[*q].name, show(h.value)),
+        );
+    }
+    diags.push(d.help(format!(
+        "set `{what} = VALUE` in this stage, or make the predecessors agree"
+    )));
+}
+
+fn check_from<T: PartialEq + Copy>(
+    from: Option<Sp<T>>,
+    held: Held<T>,
+    what: &str,
+    show: impl Fn(T) -> String,
+    diags: &mut Diagnostics,
+) {
+    let Some(from) = from else { return };
+    if from.value != held.value {
+        diags.push(
+            Diagnostic::new(
+                Code::TRANSITION,
+                format!(
+                    "this transition starts from {what} {}, but the stage inherits {}",
+                    show(from.value),
+                    show(held.value)
+                ),
+            )
+            .label(from.span, format!("states {}", show(from.value)))
+            .label(held.from, format!("{} is set here", show(held.value)))
+            .help(format!(
+                "the left side of `->` is the value handed over: write `{} -> ...`",
+                show(held.value)
+            )),
+        );
+    }
+}
