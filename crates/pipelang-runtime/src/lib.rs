@@ -6,6 +6,7 @@ pub use pipelang::atomic;
 pub mod build;
 pub mod data;
 mod eval;
+pub mod lock;
 pub mod model;
 pub mod record;
 pub mod setup;

@@ -92,6 +92,28 @@ impl RunRecord {
         super::atomic::write(path, text.as_bytes())
     }
 
+    /// Saves an applied version of the source as `pipeline.vN.pipe` in the run directory and
+    /// records it; the first version (the one the run starts with) and every live edit alike.
+    pub fn add_version(
+        &mut self,
+        dir: &Path,
+        source: &str,
+        from_stage: Option<String>,
+        global_step: u64,
+        changes: Vec<String>,
+    ) -> std::io::Result<String> {
+        let source_file = format!("pipeline.v{}.pipe", self.versions.len() + 1);
+        super::atomic::write(&dir.join(&source_file), source.as_bytes())?;
+        self.versions.push(Version {
+            source_hash: sha256(source.as_bytes()),
+            source_file: source_file.clone(),
+            from_stage,
+            global_step,
+            changes,
+        });
+        Ok(source_file)
+    }
+
     pub fn stage(&self, name: &str) -> Option<&StageRecord> {
         self.stages.iter().find(|s| s.name == name)
     }

@@ -55,9 +55,14 @@ pub struct Prepared {
     pub data_root: PathBuf,
 }
 
-/// Reads, checks and plans a pipeline.
+/// Checks and plans a pipeline.
 pub fn prepare(file: &Path, profile: Option<&str>, source: String) -> Result<Prepared, RunError> {
     let checked = check::check_with(&source, profile);
+    from_checked(file, source, checked)
+}
+
+/// A pipeline already checked (an edit the reload rules accepted): planned, with its data root.
+pub fn from_checked(file: &Path, source: String, checked: Checked) -> Result<Prepared, RunError> {
     if checked.has_errors() {
         let diagnostics = checked
             .diagnostics

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
-use crate::record::{RunRecord, Version, sha256};
-use crate::{Prepared, RunError, Runner, atomic, setup};
+use crate::record::RunRecord;
+use crate::{Prepared, RunError, Runner, setup};
+use pipelang::check::Checked;
 use pipelang::check::ir::Pipeline;
 use pipelang::diag::{self, Diagnostic};
 use pipelang::plan::Plan;
-use pipelang::reload::{Outcome, Progress, evaluate};
+use pipelang::reload::{Outcome, Progress, evaluate, judge};
 
 /// Quiet time before a change is read: long enough to merge an editor's truncate-and-write
 /// into one change, short enough to keep the verdict well under 100 ms.
@@ -31,6 +32,8 @@ pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct Queued {
     pub source: String,
+    /// The check of `source`, made once when it was saved.
+    pub checked: Checked,
     pub changes: Vec<String>,
     /// When it was checked and queued.
     pub at: Instant,
@@ -170,14 +173,8 @@ impl Watch {
         let t = &self.target;
         let pipeline = prep.checked.pipeline.as_ref()?;
         let progress = record.progress_between();
-        let changes = match evaluate(
-            &prep.plan,
-            pipeline,
-            &progress,
-            &q.source,
-            t.profile.as_deref(),
-        ) {
-            Outcome::Accepted(a) => a.changes,
+        let accepted = match judge(&prep.plan, pipeline, &progress, q.checked) {
+            Outcome::Accepted(a) => a,
             Outcome::Rejected(diags) => {
                 self.show(&q.source, &diags);
                 (self.log)(
@@ -188,7 +185,7 @@ impl Watch {
                 return None;
             }
         };
-        if changes.is_empty() {
+        if accepted.changes.is_empty() {
             return None;
         }
         let fail = |what: String| {
@@ -197,7 +194,7 @@ impl Watch {
             ));
             None
         };
-        let new = match setup::prepare(&t.file, t.profile.as_deref(), q.source.clone()) {
+        let new = match setup::from_checked(&t.file, q.source.clone(), accepted.checked) {
             Ok(p) => p,
             Err(RunError::Diagnostics {
                 source,
@@ -236,11 +233,6 @@ impl Watch {
                 }
             }
         }
-        let n = record.versions.len() + 1;
-        let source_file = format!("pipeline.v{n}.pipe");
-        if let Err(e) = atomic::write(&t.out.join(&source_file), q.source.as_bytes()) {
-            return fail(format!("cannot save {source_file}: {e}"));
-        }
         let from_stage = new
             .plan
             .stages
@@ -253,20 +245,24 @@ impl Watch {
             .filter(|s| done.contains(&s.name))
             .map(|s| s.steps)
             .sum();
-        (self.log)(format!(
-            "pipe run --watch: applied version {n} ({source_file}) from {} at global step \
-             {global_step}",
-            from_stage
-                .as_ref()
-                .map_or("the end".to_string(), |s| format!("stage `{s}`"))
-        ));
-        record.versions.push(Version {
-            source_hash: sha256(q.source.as_bytes()),
-            source_file,
+        let from = from_stage
+            .as_ref()
+            .map_or("the end".to_string(), |s| format!("stage `{s}`"));
+        let source_file = match record.add_version(
+            &t.out,
+            &q.source,
             from_stage,
             global_step,
-            changes,
-        });
+            accepted.changes,
+        ) {
+            Ok(f) => f,
+            Err(e) => return fail(format!("cannot save the new version: {e}")),
+        };
+        (self.log)(format!(
+            "pipe run --watch: applied version {} ({source_file}) from {from} at global step \
+             {global_step}",
+            record.versions.len()
+        ));
         Some(new)
     }
 
@@ -354,8 +350,10 @@ fn changed(t: &Target, shared: &Mutex<Shared>, log: &Log) {
                 msg.push_str("\n  ");
                 msg.push_str(c);
             }
+            let a = *a;
             sh.queued = Some(Queued {
                 source: text,
+                checked: a.checked,
                 changes: a.changes,
                 at: Instant::now(),
             });

@@ -72,7 +72,22 @@ pub fn evaluate(
     new_source: &str,
     profile: Option<&str>,
 ) -> Outcome {
-    let checked = check::check_with(new_source, profile);
+    judge(
+        running,
+        running_pipeline,
+        progress,
+        check::check_with(new_source, profile),
+    )
+}
+
+/// The rules alone, for a source already checked: the watcher checks an edit once, when it is
+/// saved, and judges it again at the stage boundary, where the progress has moved on.
+pub fn judge(
+    running: &Plan,
+    running_pipeline: &ir::Pipeline,
+    progress: &Progress,
+    checked: Checked,
+) -> Outcome {
     if checked.has_errors() {
         let errors = checked
             .diagnostics
