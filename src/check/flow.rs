@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::plan::lr::{self, Curve};
 use crate::syntax::Span;
 
@@ -423,6 +423,11 @@ fn check_from<T: PartialEq + Copy>(
             .help(format!(
                 "the left side of `->` is the value handed over: write `{} -> ...`",
                 show(held.value)
+            ))
+            .fix(Fix::replace(
+                format!("start from the inherited {}", show(held.value)),
+                from.span,
+                show(held.value),
             )),
         );
     }
@@ -484,7 +489,8 @@ fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: 
             .help(format!(
                 "add `{}` (or a stage after it) to `after` to continue its weights",
                 p.stages[t].name
-            )),
+            ))
+            .fix(super::fixes::add_after(st, &p.stages[t].name)),
         );
     }
 }
@@ -524,7 +530,12 @@ fn assign_run(
             .help(format!(
                 "add `after {}`, or start a schedule of its own here",
                 p.stages[last].name
-            )),
+            ))
+            // Not where `last` runs after this stage: the edge would close a cycle.
+            .fix(
+                (!anc.is_ancestor(last, s))
+                    .then(|| super::fixes::add_after(st, &p.stages[last].name)),
+            ),
         );
     }
     r

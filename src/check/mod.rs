@@ -3,6 +3,7 @@
 //! every hand-over between stages, and collects all diagnostics instead of stopping at one.
 
 mod fields;
+mod fixes;
 pub mod flow;
 mod graph;
 pub mod ir;
@@ -110,6 +111,9 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
             (None, None)
         }
     };
+    for d in &mut diags.list {
+        crate::diag::lay_out_fixes(source, &mut d.fixes);
+    }
     Checked {
         file,
         pipeline,

@@ -1,4 +1,4 @@
-//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings]`
+//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings] [--fix]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,14 +11,26 @@ pub fn run(
     profile: Option<&str>,
     format: Format,
     deny_warnings: bool,
+    fix: bool,
 ) -> ExitCode {
     let mut all_json = vec![];
     let mut failed = false;
     for path in files {
-        let source = match read_source(path) {
+        let mut source = match read_source(path) {
             Ok(s) => s,
             Err(code) => return code,
         };
+        if fix {
+            let (fixed, applied) = super::fix::fix_source(&source, profile);
+            if applied > 0 {
+                if let Err(e) = std::fs::write(path, &fixed) {
+                    eprintln!("error: cannot write `{}`: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+                eprintln!("{}: applied {applied} fix(es)", path.display());
+                source = fixed;
+            }
+        }
         let checked = crate::check::check_with(&source, profile);
         let name = path.display().to_string();
         let errors = checked

@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod fix;
 mod fmt;
 mod lsp;
 mod plan;
@@ -44,6 +45,10 @@ pub enum Command {
         /// Exit with 1 when there are warnings.
         #[arg(long)]
         deny_warnings: bool,
+        /// Apply every fix the diagnostics know (the editors' quick fixes) to the files, then
+        /// report what is left.
+        #[arg(long)]
+        fix: bool,
     },
     /// Show the exact schedule: steps, LR, mixture, RoPE and sequence length per stage.
     Plan {
@@ -126,7 +131,12 @@ pub enum Command {
         check: bool,
     },
     /// Run the language server on stdin/stdout (for editors).
-    Lsp,
+    Lsp {
+        /// Serve over stdin/stdout (the only transport, and the default). Accepted because LSP
+        /// clients such as vscode-languageclient pass it when they start a server over stdio.
+        #[arg(long)]
+        stdio: bool,
+    },
 }
 
 /// Exit codes: 0 success, 1 the input has errors, 2 usage or I/O problems.
@@ -138,7 +148,8 @@ pub fn main() -> ExitCode {
             profile,
             format,
             deny_warnings,
-        } => check::run(&files, profile.as_deref(), format, deny_warnings),
+            fix,
+        } => check::run(&files, profile.as_deref(), format, deny_warnings, fix),
         Command::Plan {
             file,
             profile,
@@ -219,7 +230,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Fmt { files, check } => fmt::run(&files, check),
-        Command::Lsp => lsp::run(),
+        Command::Lsp { stdio: _ } => lsp::run(),
     }
 }
 
