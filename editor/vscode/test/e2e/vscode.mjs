@@ -65,7 +65,8 @@ const good = path.join(ws, "kimi_vl.pipe");
 const broken = path.join(ws, "broken.pipe");
 fs.writeFileSync(good, goodText);
 // A model name misspelt in one stage: an undeclared name with a did-you-mean fix.
-const brokenText = goodText.replace("stage text_pretrain {\n  train  = [llm]", "stage text_pretrain {\n  train  = [lmm]");
+// (`llmm`: close enough to `llm` for the checker to know the fix.)
+const brokenText = goodText.replace("stage text_pretrain {\n  train  = [llm]", "stage text_pretrain {\n  train  = [llmm]");
 if (brokenText === goodText) {
   throw new Error(`cannot break ${recipe}: no 'stage text_pretrain {\\n  train  = [llm]' left to mutate`);
 }
@@ -183,6 +184,7 @@ async function palette(label) {
 }
 
 async function open(file) {
+  await page.keyboard.press("Escape");
   await page.keyboard.press("Control+P");
   const input = page.locator(".quick-input-widget input");
   await input.waitFor({ state: "visible", timeout: timeoutMs });
@@ -200,6 +202,7 @@ async function cursor() {
 }
 
 async function goTo(line, col) {
+  await page.keyboard.press("Escape");
   await page.keyboard.press("Control+G");
   const input = page.locator(".quick-input-widget input");
   await input.waitFor({ state: "visible", timeout: timeoutMs });
@@ -295,7 +298,7 @@ async function main() {
     await page.keyboard.press("Control+Shift+M");
     await until("the P0101 entry in Problems", async () => {
       const texts = await problems().allTextContents();
-      return texts.some((t) => t.includes("P0101") && t.includes("lmm"));
+      return texts.some((t) => t.includes("P0101") && t.includes("llmm"));
     });
   });
 
