@@ -167,7 +167,7 @@ fn the_plan_request_draws_the_plan_and_highlights_the_stage_under_the_cursor() {
         "interleaved",
         "ocr",
         "hq_text",
-        "long",
+        "long_text",
     ] {
         assert!(
             svg.contains(&format!(r#"data-series="{source}""#)),

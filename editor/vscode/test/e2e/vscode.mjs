@@ -185,12 +185,11 @@ async function palette(label) {
 
 async function open(file) {
   await page.keyboard.press("Escape");
-  await page.keyboard.press("Control+P");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: timeoutMs });
-  await input.fill(path.basename(file));
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(file) }).first().waitFor();
-  await page.keyboard.press("Enter");
+  // The Explorer, not Quick Open: Quick Open ranks recently opened files first.
+  await page
+    .locator(".explorer-folders-view .monaco-list-row", { hasText: path.basename(file) })
+    .first()
+    .click();
   await until(`${path.basename(file)} to be the active editor`, async () =>
     (await page.locator(".tab.active").first().textContent())?.includes(path.basename(file)),
   );
@@ -309,7 +308,11 @@ async function main() {
     await page.keyboard.press("Control+.");
     const fix = page.locator(".action-widget .action-item, .action-widget .monaco-list-row", { hasText: "change to `llm`" }).first();
     await fix.waitFor({ state: "visible" });
-    await fix.click();
+    // The menu takes keys, not clicks (a pointer block covers it): move to the fix, apply it.
+    for (let i = 0; i < 6 && !((await fix.getAttribute("class")) ?? "").includes("focused"); i++) {
+      await page.keyboard.press("ArrowDown");
+    }
+    await page.keyboard.press("Enter");
     await until("the squiggle to clear", async () => (await squiggles()) === 0);
     await save();
     const text = fs.readFileSync(broken, "utf8");
