@@ -268,18 +268,15 @@ async function main() {
     await open(good);
     const stagePos = where("stage text_pretrain {");
     await goTo(stagePos.line, 1);
-    const classes = await until("tokens of several colours", async () => {
+    // Tokenization runs after the text shows: wait until `stage` and its name are told apart.
+    await until("`stage` and the stage name in different colours", async () => {
       const spans = await page.locator(".editor-instance .view-line span span").evaluateAll((els) =>
         els.map((e) => ({ text: e.textContent, cls: e.className })),
       );
-      const distinct = new Set(spans.map((s) => s.cls));
-      return distinct.size >= 5 ? spans : false;
+      const keyword = spans.find((x) => x.text === "stage");
+      const name = spans.find((x) => x.text === "text_pretrain");
+      return new Set(spans.map((x) => x.cls)).size >= 5 && keyword && name && keyword.cls !== name.cls;
     });
-    const keyword = classes.find((s) => s.text === "stage");
-    const name = classes.find((s) => s.text.includes("text_pretrain"));
-    if (!keyword || !name || keyword.cls === name.cls) {
-      throw new Error(`'stage' and the stage name are not told apart: ${JSON.stringify([keyword, name])}`);
-    }
   });
 
   await step("the status bar says the server runs", async () => {
@@ -327,11 +324,12 @@ async function main() {
     await goTo(at.line, at.col + 2);
     await page.keyboard.press("Control+K");
     await page.keyboard.press("Control+I");
-    const hover = page.locator(".monaco-hover-content").first();
-    await until("the stage hover", async () => {
-      const t = (await hover.textContent()) ?? "";
-      return t.includes("joint_pretrain") && t.includes("steps") && t.includes("tokens per step");
-    });
+    // Several hover widgets live in the DOM (most hidden): any one showing the plan will do.
+    await until("the stage hover", async () =>
+      (await page.locator(".monaco-hover-content").allTextContents()).some(
+        (t) => t.includes("joint_pretrain") && t.includes("steps") && t.includes("tokens per step"),
+      ),
+    );
     await page.keyboard.press("Escape");
   });
 
@@ -387,7 +385,8 @@ async function main() {
     await palette("Format Document");
     // The format edit lands asynchronously: save until the file on disk is the reference again.
     await until("the saved file to be the reference again", async () => {
-      await save();
+      await page.keyboard.press("Control+S");
+      await new Promise((r) => setTimeout(r, 300));
       return fs.readFileSync(good, "utf8") === goodText;
     });
   });
