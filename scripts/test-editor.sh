@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Editor tests: the VS Code extension compiles, its grammar passes its assertions, it packages into
-# a .vsix offline, and Neovim drives a language server end to end.
+# a .vsix offline, Neovim drives a language server end to end, and real VS Code (code-server in
+# headless Chromium, the .vsix installed) is driven through the reference recipe.
 #
 #   scripts/install-test-tools.sh           # once per machine (fresh clone: always)
 #   PIPE_BIN=target/debug/pipe scripts/test-editor.sh
 #
-# Without PIPE_BIN the real-server end-to-end test is not run (said so in the output); everything
-# else always runs. A missing tool fails its step, it is never skipped. Ends with
+# Without PIPE_BIN the real-server end-to-end tests are not run (said so in the output); everything
+# else always runs. Screenshots and logs of the VS Code test go to $VSCODE_E2E_ARTIFACTS
+# (default target/vscode-e2e), the plan panel's screenshot among them. A missing tool fails its step, it is never skipped. Ends with
 # "editor: N passed, N failed" and exits 1 if any step failed.
 set -uo pipefail
 
@@ -15,6 +17,8 @@ VSCODE="$ROOT/editor/vscode"
 E2E="$ROOT/editor/nvim/test/e2e.lua"
 FAKE="$ROOT/editor/nvim/test/fake_pipe_lsp.py"
 NVIM="${NVIM:-$ROOT/.tools/bin/nvim}"
+CODE_SERVER="$ROOT/.tools/code-server/node_modules/code-server"
+ARTIFACTS="${VSCODE_E2E_ARTIFACTS:-$ROOT/target/vscode-e2e}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -39,8 +43,8 @@ step() {
 
 need_npm_tools() {
   local tool
-  for tool in tsc vsce vscode-tmgrammar-test; do
-    if [ ! -x "$VSCODE/node_modules/.bin/$tool" ]; then
+  for tool in tsc vsce vscode-tmgrammar-test playwright-core; do
+    if [ ! -x "$VSCODE/node_modules/.bin/$tool" ] && [ ! -f "$VSCODE/node_modules/$tool/package.json" ]; then
       echo "$tool is not installed in $VSCODE/node_modules: run scripts/install-test-tools.sh" >&2
       return 1
     fi
@@ -70,10 +74,12 @@ package_vsix() {
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = ["extension/package.json", "extension/out/extension.js", "extension/out/resolve.js",
+        "extension/out/plan.js",
         "extension/syntaxes/pipe.tmLanguage.json", "extension/language-configuration.json",
         "extension/node_modules/vscode-languageclient/package.json"]
 missing = [n for n in need if n not in names]
-stray = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/test/")))
+stray = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/test/",
+                                                  "extension/node_modules/playwright-core/")))
 if missing or stray:
     sys.exit(f"{sys.argv[1]}: missing {missing}, should not contain {stray[:5]}")
 print(f"{sys.argv[1]}: {len(names)} files")
@@ -113,6 +119,23 @@ e2e_harness() {
   done
 }
 
+vscode_e2e() {
+  if [ ! -x "$PIPE_BIN" ]; then
+    echo "PIPE_BIN=$PIPE_BIN is not an executable file" >&2
+    return 1
+  fi
+  if [ ! -f "$CODE_SERVER/out/node/entry.js" ]; then
+    echo "code-server is not installed at $CODE_SERVER: run scripts/install-test-tools.sh" >&2
+    return 1
+  fi
+  local vsix
+  vsix="$(ls "$VSCODE"/pipelang-*.vsix 2>/dev/null | head -n1)"
+  [ -n "$vsix" ] || { echo "no .vsix in $VSCODE: the packaging step failed" >&2; return 1; }
+  rm -rf "$ARTIFACTS"
+  (cd "$VSCODE" && node test/e2e/vscode.mjs --pipe "$PIPE_BIN" --vsix "$vsix" --code-server "$CODE_SERVER" \
+    --recipe "$ROOT/pipelines/kimi_vl.pipe" --artifacts "$ARTIFACTS")
+}
+
 e2e_pipe() {
   need_nvim || return 1
   if [ ! -x "$PIPE_BIN" ]; then
@@ -130,8 +153,9 @@ step "vsce package produces the .vsix" package_vsix
 step "Neovim e2e harness against a stand-in server" e2e_harness
 if [ -n "${PIPE_BIN:-}" ]; then
   step "Neovim e2e against $PIPE_BIN lsp" e2e_pipe
+  step "VS Code e2e (code-server $(node -p "require('$CODE_SERVER/package.json').version" 2>/dev/null), Chromium) against $PIPE_BIN lsp" vscode_e2e
 else
-  echo "=== PIPE_BIN not set: the Neovim e2e test against the real \`pipe lsp\` was not run"
+  echo "=== PIPE_BIN not set: the Neovim and VS Code e2e tests against the real \`pipe lsp\` were not run"
 fi
 
 for f in "${failures[@]}"; do

@@ -1,5 +1,5 @@
-//! The editor tests, with Neovim driving the real `pipe lsp`: runs scripts/test-editor.sh with
-//! PIPE_BIN set to this build's binary. Missing tools fail the test (they are installed by
+//! The editor tests, with Neovim and real VS Code (code-server in headless Chromium) driving the
+//! real `pipe lsp`: runs scripts/test-editor.sh with PIPE_BIN set to this build's binary. Missing tools fail the test (they are installed by
 //! scripts/install-test-tools.sh); they never skip it.
 
 use std::path::Path;
@@ -10,7 +10,9 @@ fn editor_tests_pass_against_this_pipe_binary() {
     let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let nvim = std::env::var_os("NVIM").map_or(root.join(".tools/bin/nvim"), Into::into);
     let tsc = root.join("editor/vscode/node_modules/.bin/tsc");
-    for tool in [&nvim, &tsc] {
+    let code_server = root.join(".tools/code-server/node_modules/code-server/out/node/entry.js");
+    let chromium = Path::new("/usr/bin/chromium").to_path_buf();
+    for tool in [&nvim, &tsc, &code_server, &chromium] {
         assert!(
             tool.exists(),
             "{} is missing: run `bash scripts/install-test-tools.sh` once, then run the tests again",
@@ -32,6 +34,10 @@ fn editor_tests_pass_against_this_pipe_binary() {
     assert!(
         stdout.contains("e2e PASS"),
         "the real-server Neovim test did not run:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("vscode e2e: ") && stdout.contains("--- ok: VS Code e2e"),
+        "the real-VS-Code test did not run or did not pass:\n{stdout}"
     );
     assert!(stdout.contains(", 0 failed"), "{stdout}");
 }

@@ -5,12 +5,14 @@
 //! loop around it. The loop is single-threaded: a recipe checks in well under a millisecond,
 //! so there is nothing to cancel, and every request gets its response in order.
 
+mod actions;
 mod complete;
 mod convert;
 mod document;
 mod hover;
 mod names;
 mod outline;
+mod plan_view;
 mod server;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,6 +28,7 @@ pub use complete::{
     PROJECTOR_FIELDS, STAGE_BLOCKS, VIT_FIELDS,
 };
 pub use document::Document;
+pub use plan_view::{PlanParams, PlanRequest, PlanResult};
 pub use server::{RequestError, Server, capabilities};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -110,6 +113,10 @@ fn dispatch(s: &mut Server, r: Request) -> Result<serde_json::Value, RequestErro
         }
         req::Formatting::METHOD => call::<req::Formatting>(r, |p| s.formatting(p)),
         req::InlayHintRequest::METHOD => call::<req::InlayHintRequest>(r, |p| Ok(s.inlay_hints(p))),
+        req::CodeActionRequest::METHOD => {
+            call::<req::CodeActionRequest>(r, |p| Ok(s.code_actions(p)))
+        }
+        plan_view::PlanRequest::METHOD => call::<plan_view::PlanRequest>(r, |p| s.plan_view(p)),
         other => Err(RequestError {
             code: ErrorCode::MethodNotFound,
             message: format!("pipe lsp does not implement {other}"),

@@ -4,6 +4,7 @@ use lsp_types::{DocumentSymbol, InlayHint, InlayHintKind, InlayHintLabel, Positi
 
 use super::document::Document;
 use pipelang::check::units::{grouped, lr, tokens};
+use pipelang::plan::Plan;
 use pipelang::syntax::{Entry, Item, Span};
 
 #[allow(deprecated)] // `DocumentSymbol::deprecated` must be set, and is deprecated.
@@ -100,8 +101,8 @@ pub fn document_symbols(doc: &Document) -> Vec<DocumentSymbol> {
 }
 
 /// `LR 0 → 4e-4` at the end of each stage's header line (the line of its `{`).
-pub fn inlay_hints(doc: &Document, range: lsp_types::Range) -> Vec<InlayHint> {
-    let Some(plan) = &doc.plan else { return vec![] };
+/// `plan` may be an earlier version's: hints sit on this version's stages that it knows.
+pub fn inlay_hints(doc: &Document, plan: &Plan, range: lsp_types::Range) -> Vec<InlayHint> {
     let t = doc.text();
     doc.checked
         .file

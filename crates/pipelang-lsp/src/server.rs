@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use lsp_types::*;
 
 use super::document::Document;
-use super::{complete, hover, outline};
+use super::{actions, complete, hover, outline, plan_view};
 
 /// A request that cannot be served as asked (e.g. a rename to a name already taken).
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ const KEYWORDS: &[&str] = &[
 #[derive(Default)]
 pub struct Server {
     pub documents: HashMap<Uri, Document>,
+    /// The plan of each file's last version without errors: inlay hints and the plan view keep
+    /// showing it while an edit is half-typed.
+    pub last_plans: HashMap<Uri, std::rc::Rc<pipelang::plan::Plan>>,
 }
 
 pub fn capabilities() -> ServerCapabilities {
@@ -63,6 +66,13 @@ pub fn capabilities() -> ServerCapabilities {
         document_symbol_provider: Some(OneOf::Left(true)),
         document_formatting_provider: Some(OneOf::Left(true)),
         inlay_hint_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+            ..Default::default()
+        })),
+        experimental: Some(serde_json::json!({
+            "planProvider": <plan_view::PlanRequest as request::Request>::METHOD
+        })),
         ..Default::default()
     }
 }
@@ -87,6 +97,7 @@ impl Server {
     /// Clears the closed file's diagnostics.
     pub fn did_close(&mut self, p: DidCloseTextDocumentParams) -> PublishDiagnosticsParams {
         self.documents.remove(&p.text_document.uri);
+        self.last_plans.remove(&p.text_document.uri);
         PublishDiagnosticsParams::new(p.text_document.uri, vec![], None)
     }
 
@@ -101,6 +112,10 @@ impl Server {
                 doc.diagnostics.len(),
                 doc.analysis_time.as_secs_f64() * 1e3
             );
+        }
+        if let Some(plan) = &doc.plan {
+            self.last_plans
+                .insert(uri.clone(), std::rc::Rc::new(plan.clone()));
         }
         self.documents.insert(uri, doc);
         params
@@ -225,6 +240,31 @@ impl Server {
 
     pub fn inlay_hints(&self, p: InlayHintParams) -> Option<Vec<InlayHint>> {
         let doc = self.doc(&p.text_document.uri)?;
-        Some(outline::inlay_hints(doc, p.range))
+        let plan = doc
+            .plan
+            .as_ref()
+            .or_else(|| self.last_plans.get(&p.text_document.uri).map(|p| &**p))?;
+        Some(outline::inlay_hints(doc, plan, p.range))
+    }
+
+    pub fn code_actions(&self, p: CodeActionParams) -> Option<CodeActionResponse> {
+        let doc = self.doc(&p.text_document.uri)?;
+        Some(actions::code_actions(doc, &p))
+    }
+
+    /// `pipelang/plan`: the plan's picture, from the last version without errors when this
+    /// one has some.
+    pub fn plan_view(
+        &self,
+        p: plan_view::PlanParams,
+    ) -> Result<plan_view::PlanResult, RequestError> {
+        let Some(doc) = self.doc(&p.text_document.uri) else {
+            return Err(RequestError::invalid(format!(
+                "{} is not open: the plan is drawn for open documents",
+                p.text_document.uri.as_str()
+            )));
+        };
+        let last = self.last_plans.get(&p.text_document.uri).map(|p| &**p);
+        Ok(plan_view::plan_view(doc, last, p.position))
     }
 }

@@ -1,4 +1,4 @@
-//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings]`
+//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings] [--fix]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,10 @@ pub struct Args {
     /// Exit with 1 when there are warnings.
     #[arg(long)]
     deny_warnings: bool,
+    /// Apply every fix the diagnostics know (the editors' quick fixes) to the files, then
+    /// report what is left.
+    #[arg(long)]
+    fix: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -27,6 +31,7 @@ pub fn run(a: Args) -> ExitCode {
         profile,
         format,
         deny_warnings,
+        fix,
     } = a;
     let profile = profile.as_deref();
     let mut all_json = vec![];
@@ -34,7 +39,7 @@ pub fn run(a: Args) -> ExitCode {
     let mut unreadable = false;
     for path in &files {
         let name = path.display().to_string();
-        let source = match std::fs::read_to_string(path) {
+        let mut source = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) => {
                 // A file that cannot be read is reported in the format asked for, and the
@@ -54,6 +59,17 @@ pub fn run(a: Args) -> ExitCode {
                 continue;
             }
         };
+        if fix {
+            let (fixed, applied) = super::fix::fix_source(&source, profile);
+            if applied > 0 {
+                if let Err(e) = pipelang::atomic::write(path, fixed.as_bytes()) {
+                    eprintln!("error: cannot write `{name}`: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                eprintln!("{name}: applied {applied} fix(es)");
+                source = fixed;
+            }
+        }
         let checked = pipelang::check::check_with(&source, profile);
         let errors = checked
             .diagnostics

@@ -4,6 +4,7 @@
 #[cfg(feature = "train")]
 mod bench;
 mod check;
+mod fix;
 mod fmt;
 mod lsp;
 mod plan;

@@ -72,6 +72,7 @@ impl Client {
             "documentSymbolProvider",
             "documentFormattingProvider",
             "inlayHintProvider",
+            "codeActionProvider",
         ] {
             assert!(
                 !caps[cap].is_null(),

@@ -1,6 +1,6 @@
 //! The fields of a block: duplicates, unknown fields (with suggestions) and missing ones.
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{BlockEntry, Body, Entry, Field, ScaleEntry, Span, SyntaxError};
 
 use super::names::did_you_mean;
@@ -11,6 +11,8 @@ pub struct Fields<'a> {
     broken: Vec<String>,
     pub blocks: Vec<&'a BlockEntry>,
     pub scales: Vec<&'a ScaleEntry>,
+    /// The block's braces: where a missing field's fix adds it.
+    body: Span,
 }
 
 /// What a block may contain.
@@ -39,6 +41,7 @@ impl<'a> Fields<'a> {
             broken,
             blocks: vec![],
             scales: vec![],
+            body: body.span,
         };
         for entry in &body.entries {
             match entry {
@@ -151,7 +154,8 @@ impl<'a> Fields<'a> {
             diags.push(
                 Diagnostic::new(Code::MISSING_FIELD, format!("{what} has no `{name}`"))
                     .label(at, format!("`{name}` is required here"))
-                    .help(format!("add `{example}`")),
+                    .help(format!("add `{example}`"))
+                    .fix(Fix::add_field(self.body, example)),
             );
         }
         f
@@ -176,7 +180,8 @@ fn unknown(diags: &mut Diagnostics, name: &str, span: Span, shape: &Shape, allow
             format!("{} has no field `{name}`", capital(shape.what)),
         )
         .label(span, "unknown field")
-        .help(help),
+        .help(help)
+        .fix(did_you_mean(name, allowed.iter().copied()).map(|to| Fix::rename(span, to))),
     );
 }
 

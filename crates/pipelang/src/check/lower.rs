@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Args, Expr, ExprKind, File, Ident, Item, Span};
 
 use super::fields::{Fields, Shape};
 use super::ir::*;
-use super::names::{NameKind, Symbols, suggestion};
+use super::names::{NameKind, Symbols, did_you_mean, suggestion};
 use super::values;
 
 pub struct Lower<'a> {
@@ -41,6 +41,8 @@ impl<'a> Lower<'a> {
             Some(s) if s.kind == want => Some(s.id),
             Some(s) => {
                 let s = *s;
+                let fix =
+                    did_you_mean(name, self.symbols.names_of(want)).map(|to| Fix::rename(span, to));
                 self.diags.push(
                     Diagnostic::new(
                         Code::WRONG_NAME_KIND,
@@ -55,11 +57,14 @@ impl<'a> Lower<'a> {
                         name,
                         self.symbols.names_of(want).collect::<Vec<_>>(),
                         kind_word(want),
-                    )),
+                    ))
+                    .fix(fix),
                 );
                 None
             }
             None => {
+                let fix =
+                    did_you_mean(name, self.symbols.names_of(want)).map(|to| Fix::rename(span, to));
                 let help = suggestion(
                     name,
                     self.symbols.names_of(want).collect::<Vec<_>>(),
@@ -71,7 +76,8 @@ impl<'a> Lower<'a> {
                         format!("{} `{name}` is not declared", capital(want.article())),
                     )
                     .label(span, "not declared")
-                    .help(help),
+                    .help(help)
+                    .fix(fix),
                 );
                 None
             }
@@ -308,7 +314,11 @@ impl<'a> Lower<'a> {
                 format!("unknown {what} `{}`", kind.name),
             )
             .label(kind.span, format!("not a {what}"))
-            .help(help),
+            .help(help)
+            .fix(
+                super::names::did_you_mean(&kind.name, known.iter().copied())
+                    .map(|to| Fix::rename(kind.span, to)),
+            ),
         );
     }
 
@@ -586,7 +596,11 @@ impl<'a> Lower<'a> {
                                 format!("`{}` has no argument `{}`", fname.name, n.name),
                             )
                             .label(n.span, "unknown argument")
-                            .help(help),
+                            .help(help)
+                            .fix(
+                                super::names::did_you_mean(&n.name, params.iter().copied())
+                                    .map(|to| Fix::rename(n.span, to)),
+                            ),
                         );
                         continue;
                     }

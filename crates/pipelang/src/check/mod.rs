@@ -3,6 +3,7 @@
 //! every hand-over between stages, and collects all diagnostics instead of stopping at one.
 
 mod fields;
+pub(crate) mod fixes;
 pub(crate) mod graph;
 pub mod ir;
 mod lower;
@@ -109,6 +110,9 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
             (None, None)
         }
     };
+    for d in &mut diags.list {
+        crate::diag::lay_out_fixes(source, &mut d.fixes);
+    }
     let diagnostics = diags.finish();
     let plan = match (&pipeline, &walk) {
         (Some(p), Some(w)) if !diagnostics.iter().any(Diagnostic::is_error) => {

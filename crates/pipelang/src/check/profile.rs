@@ -2,7 +2,7 @@
 //! data). A profile is applied to the syntax tree (overridden fields keep the profile's spans)
 //! and then to token amounts and lengths of the typed pipeline; the result is checked again.
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Body, Entry, File, Item, ProfileItem, Span};
 
 use super::fields::{Fields, Shape};
@@ -116,7 +116,11 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
                         ),
                     )
                     .label(name.span, "not declared")
-                    .help(help),
+                    .help(help)
+                    .fix(
+                        did_you_mean(&name.name, names.iter().copied())
+                            .map(|to| Fix::rename(name.span, to)),
+                    ),
                 );
             }
         }

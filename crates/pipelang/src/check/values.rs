@@ -1,7 +1,7 @@
 //! Typed readings of expressions: units and types per field. A value of the wrong type is a
 //! diagnostic naming both the type due and the type found.
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Expr, ExprKind, Quantity, Suffix};
 
 use super::ir::{Duration, Sp, Transition};
@@ -61,8 +61,26 @@ pub fn mismatch(diags: &mut Diagnostics, e: &Expr, ty: Ty, field: &str) {
             format!("`{field}` expects {}, found {}", short(ty), found(e)),
         )
         .label(e.span, format!("this is {}", found(e)))
-        .help(format!("write {}", ty.describe())),
+        .help(format!("write {}", ty.describe()))
+        .fix(unit_fix(e, ty)),
     );
+}
+
+/// Where the number is right and only its unit is not: a share written without `%`, or a
+/// `steps` on a count or length (never on tokens: `2000 steps` there means steps, not tokens).
+fn unit_fix(e: &Expr, ty: Ty) -> Option<Fix> {
+    let ExprKind::Quantity(q) = &e.kind else {
+        return None;
+    };
+    let n = super::units::trim(q.number);
+    let text = match (ty, q.suffix, q.steps) {
+        (Ty::Share, Suffix::None, false) | (Ty::Duration, Suffix::Percent, true) => format!("{n}%"),
+        (Ty::Count | Ty::Number | Ty::Length, s, true) if s != Suffix::Percent => {
+            format!("{n}{}", s.as_str())
+        }
+        _ => return None,
+    };
+    Some(Fix::replace(format!("write `{text}`"), e.span, text))
 }
 
 fn short(ty: Ty) -> &'static str {

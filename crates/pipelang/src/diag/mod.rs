@@ -2,10 +2,12 @@
 //! layer report. Spans are byte offsets; lines and columns appear only when rendering.
 
 mod codes;
+mod fix;
 mod json;
 mod render;
 
 pub use codes::{CODES, Code, CodeInfo};
+pub use fix::{Edit, Fix, apply as apply_fixes, insert_field, lay_out as lay_out_fixes};
 pub use json::to_json;
 pub use render::{render_human, render_human_plain};
 
@@ -42,6 +44,8 @@ pub struct Diagnostic {
     /// The first label is the primary one: the place to fix.
     pub labels: Vec<Label>,
     pub help: Option<String>,
+    /// Exact repairs, best first; empty where the checker cannot know the intent.
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -52,6 +56,7 @@ impl Diagnostic {
             message: message.into(),
             labels: vec![],
             help: None,
+            fixes: vec![],
         }
     }
     pub fn label(mut self, span: Span, message: impl Into<String>) -> Self {
@@ -63,6 +68,10 @@ impl Diagnostic {
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+    pub fn fix(mut self, fix: impl Into<Option<Fix>>) -> Self {
+        self.fixes.extend(fix.into());
         self
     }
     pub fn severity(mut self, severity: Severity) -> Self {

@@ -10,12 +10,25 @@ interface Shown {
   items: string[];
 }
 
-function installFakeVscode(settings: Record<string, unknown>): { shown: Shown[]; commands: string[] } {
+interface Item {
+  text: string;
+  command?: string;
+  shown: boolean;
+}
+
+function installFakeVscode(settings: Record<string, unknown>): { shown: Shown[]; commands: string[]; items: Item[] } {
   const shown: Shown[] = [];
   const commands: string[] = [];
+  const items: Item[] = [];
+  const event = () => ({ dispose() {} });
   const fake = {
+    StatusBarAlignment: { Left: 1, Right: 2 },
+    ThemeColor: class {
+      constructor(readonly id: string) {}
+    },
     workspace: {
       workspaceFolders: undefined,
+      onDidChangeTextDocument: event,
       getConfiguration: () => ({
         get: <T>(key: string, fallback: T): T => (key in settings ? (settings[key] as T) : fallback),
       }),
@@ -26,7 +39,21 @@ function installFakeVscode(settings: Record<string, unknown>): { shown: Shown[];
         shown.push({ message, items });
         return undefined;
       },
-      createOutputChannel: () => ({ appendLine() {}, dispose() {} }),
+      createOutputChannel: () => ({ appendLine() {}, info() {}, dispose() {} }),
+      createStatusBarItem: () => {
+        const item: Item & { show(): void; dispose(): void } = {
+          text: "",
+          shown: false,
+          show() {
+            this.shown = true;
+          },
+          dispose() {},
+        };
+        items.push(item);
+        return item;
+      },
+      onDidChangeTextEditorSelection: event,
+      onDidChangeActiveTextEditor: event,
     },
     commands: {
       registerCommand: (name: string) => {
@@ -46,6 +73,7 @@ function installFakeVscode(settings: Record<string, unknown>): { shown: Shown[];
       // The client must never be constructed when the binary is missing.
       return {
         TransportKind: { stdio: 0 },
+        State: { Stopped: 1, Starting: 3, Running: 2 },
         LanguageClient: class {
           constructor() {
             throw new Error("LanguageClient constructed although the binary is missing");
@@ -55,11 +83,11 @@ function installFakeVscode(settings: Record<string, unknown>): { shown: Shown[];
     }
     return original.call(this, request, ...rest);
   };
-  return { shown, commands };
+  return { shown, commands, items };
 }
 
 test("a missing server binary is reported with the setting to change", async () => {
-  const { shown, commands } = installFakeVscode({ "server.path": "/nonexistent/dir/pipe" });
+  const { shown, commands, items } = installFakeVscode({ "server.path": "/nonexistent/dir/pipe" });
   const extension = require("../extension") as typeof import("../extension");
   const subscriptions: { dispose(): void }[] = [];
   await extension.activate({ subscriptions } as never);
@@ -69,5 +97,11 @@ test("a missing server binary is reported with the setting to change", async () 
   assert.match(shown[0].message, /\/nonexistent\/dir\/pipe/);
   assert.deepEqual(shown[0].items, ["Open Settings"]);
   assert.ok(commands.includes("pipelang.restartServer"));
+  assert.ok(commands.includes("pipelang.showPlan"));
+  // The status item says the server is not running, and a click restarts it.
+  assert.equal(items.length, 1);
+  assert.ok(items[0].shown);
+  assert.match(items[0].text, /pipe lsp: stopped/);
+  assert.equal(items[0].command, "pipelang.restartServer");
   await extension.deactivate();
 });

@@ -8,8 +8,7 @@ const path = require("path");
 const config = require("../../language-configuration.json");
 const increase = new RegExp(config.indentationRules.increaseIndentPattern);
 const decrease = new RegExp(config.indentationRules.decreaseIndentPattern);
-const pipelines = path.resolve(__dirname, "..", "..", "..", "..", "pipelines");
-const recipes = fs.readdirSync(pipelines).filter((f) => f.endsWith(".pipe"));
+const { dir: pipelines, recipes } = require("../recipes");
 
 test("the rules open and close blocks", () => {
   assert.ok(increase.test("stage a after b {"));

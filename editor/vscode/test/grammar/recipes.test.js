@@ -10,7 +10,7 @@ const vsctm = require("vscode-textmate");
 const oniguruma = require("vscode-oniguruma");
 
 const root = path.resolve(__dirname, "..", "..");
-const pipelines = path.resolve(root, "..", "..", "pipelines");
+const { dir: pipelines, recipes, bundled, repo } = require("../recipes");
 
 async function loadGrammar() {
   const wasm = fs.readFileSync(require.resolve("vscode-oniguruma/release/onig.wasm")).buffer;
@@ -28,12 +28,21 @@ async function loadGrammar() {
   return registry.loadGrammar("source.pipe");
 }
 
-const recipes = fs.existsSync(pipelines)
-  ? fs.readdirSync(pipelines).filter((f) => f.endsWith(".pipe"))
-  : [];
-
-test("the repository ships recipes to check", () => {
+test("there are recipes to check", () => {
   assert.ok(recipes.length > 0, `no .pipe files under ${pipelines}`);
+});
+
+test("the extension's copy of the reference recipe is the repository's", (t) => {
+  const original = path.join(repo, "kimi_vl.pipe");
+  if (!fs.existsSync(original)) {
+    t.diagnostic(`outside the repository: ${original} is not there to compare with`);
+    return;
+  }
+  assert.equal(
+    fs.readFileSync(path.join(bundled, "kimi_vl.pipe"), "utf8"),
+    fs.readFileSync(original, "utf8"),
+    "copy pipelines/kimi_vl.pipe to editor/vscode/test/recipes/",
+  );
 });
 
 for (const name of recipes) {

@@ -96,7 +96,12 @@ impl Runs {
                 .help(format!(
                     "add `after {}`, or start a schedule of its own here",
                     p.stages[last].name
-                )),
+                ))
+                // Not where `last` runs after this stage: the edge would close a cycle.
+                .fix(
+                    (!anc.is_ancestor(last, s))
+                        .then(|| crate::check::fixes::add_after(st, &p.stages[last].name)),
+                ),
             );
         }
         let offset = self[r].span;

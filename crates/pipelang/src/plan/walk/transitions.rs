@@ -4,7 +4,7 @@
 
 use crate::check::ir::*;
 use crate::check::units;
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::Span;
 
 use super::Handed;
@@ -179,6 +179,11 @@ fn check_from<T: PartialEq + Copy>(
             .help(format!(
                 "the left side of `->` is the value handed over: write `{} -> ...`",
                 show(held.value)
+            ))
+            .fix(Fix::replace(
+                format!("start from the inherited {}", show(held.value)),
+                from.span,
+                show(held.value),
             )),
         );
     }

@@ -208,7 +208,8 @@ fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: 
             .help(format!(
                 "add `{}` (or a stage after it) to `after` to continue its weights",
                 p.stages[t].name
-            )),
+            ))
+            .fix(crate::check::fixes::add_after(st, &p.stages[t].name)),
         );
     }
 }
