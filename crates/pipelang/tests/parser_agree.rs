@@ -27,7 +27,7 @@ fn pipe_files(dir: &Path, out: &mut Vec<(String, String)>) {
 fn corpus() -> Vec<(String, String)> {
     let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let mut out = vec![];
-    for d in ["pipelines", "tests", "bench", "docs"] {
+    for d in ["pipelines", "crates", "bench", "docs"] {
         pipe_files(&root.join(d), &mut out);
     }
     assert!(out.len() >= 60, "expected the recipes and UI fixtures");
