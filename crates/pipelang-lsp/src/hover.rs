@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use pipelang::check::names::NameKind;
-use pipelang::check::units::{grouped, length, lr, tokens};
+use pipelang::check::units::{Context, factor, grouped, length, lr, tokens};
 use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan};
 use pipelang::syntax::{Body, Entry, Expr, ExprKind, File, Item, Quantity, Span, Suffix};
 
@@ -207,16 +207,9 @@ fn grouped_f(v: f64) -> String {
 
 /// A number's exact value where it stands: in a length `K` is 1,024, elsewhere 1,000.
 fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
-    let power = match q.suffix {
-        Suffix::K => 1,
-        Suffix::M => 2,
-        Suffix::B => 3,
-        Suffix::T => 4,
-        Suffix::None | Suffix::Percent => 0,
-    };
+    let amount = q.number * factor(q.suffix, Context::Amount);
     if q.steps {
-        let v = q.number * 1000f64.powi(power);
-        return format!("`{written}` = {} optimizer steps", grouped_f(v));
+        return format!("`{written}` = {} optimizer steps", grouped_f(amount));
     }
     if q.suffix == Suffix::Percent {
         let of = match key {
@@ -230,8 +223,8 @@ fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
         );
     }
     if key == "seq_len" {
-        let v = q.number * 1024f64.powi(power);
-        let unit = if power > 0 {
+        let v = q.number * factor(q.suffix, Context::Length);
+        let unit = if q.suffix != Suffix::None {
             " (in a length, K = 1,024)"
         } else {
             ""
@@ -241,10 +234,9 @@ fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
             grouped_f(v)
         );
     }
-    let v = q.number * 1000f64.powi(power);
     let tokens = matches!(key, "budget" | "warmup" | "decay" | "over");
     let what = if tokens { " tokens" } else { "" };
-    format!("`{written}` = {}{what}", grouped_f(v))
+    format!("`{written}` = {}{what}", grouped_f(amount))
 }
 
 /// The named phase under `offset`: (stage, phase, span of the phase name).

@@ -5,6 +5,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::syntax::{Expr, ExprKind, Quantity, Suffix};
 
 use super::ir::{Duration, Sp, Transition};
+use super::units::{Context, factor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
@@ -78,16 +79,6 @@ fn short(ty: Ty) -> &'static str {
     }
 }
 
-fn scale(s: Suffix, base: f64) -> f64 {
-    match s {
-        Suffix::K => base,
-        Suffix::M => base.powi(2),
-        Suffix::B => base.powi(3),
-        Suffix::T => base.powi(4),
-        Suffix::None | Suffix::Percent => 1.0,
-    }
-}
-
 fn quantity(e: &Expr) -> Option<&Quantity> {
     match &e.kind {
         ExprKind::Quantity(q) => Some(q),
@@ -95,11 +86,11 @@ fn quantity(e: &Expr) -> Option<&Quantity> {
     }
 }
 
-/// A plain number with an optional K/M/B/T (powers of 1,000), or a ratio `a/b`.
+/// A plain number with an optional K/M/B/T (an amount), or a ratio `a/b`.
 fn plain(e: &Expr) -> Option<f64> {
     match &e.kind {
         ExprKind::Quantity(q) if !q.steps && q.suffix != Suffix::Percent => {
-            Some(q.number * scale(q.suffix, 1e3))
+            Some(q.number * factor(q.suffix, Context::Amount))
         }
         ExprKind::Ratio(a, b) => Some(plain(a)? / plain(b)?),
         _ => None,
@@ -174,12 +165,16 @@ fn whole(diags: &mut Diagnostics, e: &Expr, v: f64, field: &str, min: u64) -> Op
     Some(Sp::new(v as u64, e.span))
 }
 
-/// A sequence length: K = 1,024 as model cards write contexts.
+/// A sequence length (K = 1,024).
 pub fn length(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<u64>> {
     match quantity(e) {
-        Some(q) if !q.steps && q.suffix != Suffix::Percent => {
-            whole(diags, e, q.number * scale(q.suffix, 1024.0), field, 1)
-        }
+        Some(q) if !q.steps && q.suffix != Suffix::Percent => whole(
+            diags,
+            e,
+            q.number * factor(q.suffix, Context::Length),
+            field,
+            1,
+        ),
         _ => {
             mismatch(diags, e, Ty::Length, field);
             None
@@ -187,12 +182,15 @@ pub fn length(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<u64>>
     }
 }
 
-/// A token amount above 0: K/M/B/T are powers of 1,000.
+/// A token amount above 0.
 pub fn tokens(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<f64>> {
     match quantity(e) {
-        Some(q) if !q.steps && q.suffix != Suffix::Percent => {
-            positive(diags, e, q.number * scale(q.suffix, 1e3), field)
-        }
+        Some(q) if !q.steps && q.suffix != Suffix::Percent => positive(
+            diags,
+            e,
+            q.number * factor(q.suffix, Context::Amount),
+            field,
+        ),
         _ => {
             mismatch(diags, e, Ty::Tokens, field);
             None
@@ -250,13 +248,19 @@ pub fn duration(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<Dur
                 mismatch(diags, e, Ty::Duration, field);
                 return None;
             }
-            let v = whole(diags, e, q.number * scale(q.suffix, 1e3), field, 0)?;
+            let v = whole(
+                diags,
+                e,
+                q.number * factor(q.suffix, Context::Amount),
+                field,
+                0,
+            )?;
             Some(Sp::new(Duration::Steps(v.value), e.span))
         }
         Some(q) if q.suffix == Suffix::Percent => share_range(diags, e, q.number / 100.0, field)
             .map(|v| Sp::new(Duration::Share(v.value), e.span)),
         Some(q) => {
-            let v = q.number * scale(q.suffix, 1e3);
+            let v = q.number * factor(q.suffix, Context::Amount);
             if v < 0.0 || !v.is_finite() {
                 diags.push(
                     Diagnostic::new(Code::RANGE, format!("`{field}` must not be negative"))
