@@ -96,11 +96,20 @@ pub fn trim(v: f64) -> String {
 
 /// A whole number with `,` every three digits (`5,200,000,000,000`).
 pub fn grouped(v: u64) -> String {
+    separated(v, ',')
+}
+
+/// A whole number as a recipe writes it, `_` every three digits (`10_000`).
+pub fn underscored(v: u64) -> String {
+    separated(v, '_')
+}
+
+fn separated(v: u64, sep: char) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
+            out.push(sep);
         }
         out.push(c);
     }
@@ -150,5 +159,7 @@ mod tests {
         assert_eq!(super::lr(4e-4), "4e-4");
         assert_eq!(super::lr(2.5e-5), "2.5e-5");
         assert_eq!(super::grouped(5_200_000_000_000), "5,200,000,000,000");
+        assert_eq!(super::underscored(10_000), "10_000");
+        assert_eq!(super::underscored(448), "448");
     }
 }

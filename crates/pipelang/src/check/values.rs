@@ -6,35 +6,7 @@ use crate::syntax::{Expr, ExprKind, Quantity, Suffix};
 
 use super::ir::{Duration, Sp, Transition};
 use super::units::{Context, factor};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    Count,
-    Tokens,
-    Length,
-    Number,
-    Lr,
-    Share,
-    Duration,
-    PhaseBudget,
-}
-
-impl Ty {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Ty::Count => "a whole number (e.g. `16`)",
-            Ty::Tokens => "a token amount (e.g. `5.2T`, `20B`)",
-            Ty::Length => "a sequence length (e.g. `8K` = 8,192)",
-            Ty::Number => "a number (e.g. `50_000`)",
-            Ty::Lr => "a learning rate (e.g. `3e-4`)",
-            Ty::Share => "a percentage (e.g. `40%`)",
-            Ty::Duration => {
-                "a duration: tokens (`20B`), a share of the span (`1%`) or steps (`2000 steps`)"
-            }
-            Ty::PhaseBudget => "a token amount (`50B`) or a share of the stage's budget (`50%`)",
-        }
-    }
-}
+use crate::schema::Ty;
 
 /// What an expression is, for messages.
 pub fn found(e: &Expr) -> &'static str {
@@ -59,24 +31,11 @@ pub fn mismatch(diags: &mut Diagnostics, e: &Expr, ty: Ty, field: &str) {
     diags.push(
         Diagnostic::new(
             Code::TYPE,
-            format!("`{field}` expects {}, found {}", short(ty), found(e)),
+            format!("`{field}` expects {}, found {}", ty.short(), found(e)),
         )
         .label(e.span, format!("this is {}", found(e)))
         .help(format!("write {}", ty.describe())),
     );
-}
-
-fn short(ty: Ty) -> &'static str {
-    match ty {
-        Ty::Count => "a whole number",
-        Ty::Tokens => "a token amount",
-        Ty::Length => "a sequence length",
-        Ty::Number => "a number",
-        Ty::Lr => "a learning rate",
-        Ty::Share => "a percentage",
-        Ty::Duration => "a duration",
-        Ty::PhaseBudget => "a token amount or a percentage",
-    }
 }
 
 fn quantity(e: &Expr) -> Option<&Quantity> {
@@ -132,7 +91,7 @@ pub fn count(diags: &mut Diagnostics, e: &Expr, field: &str, min: u64) -> Option
     let v = match plain(e) {
         Some(v) => v,
         None => {
-            mismatch(diags, e, Ty::Count, field);
+            mismatch(diags, e, Ty::Count { min }, field);
             return None;
         }
     };
