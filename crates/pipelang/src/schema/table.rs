@@ -12,7 +12,7 @@ impl Block {
         }
         head.push("");
         let mut out = row(head.iter().map(|h| h.to_string()).collect());
-        out += &row(head.iter().map(|_| "---".to_string()).collect()).replace(' ', "");
+        out += &format!("|{}\n", "---|".repeat(head.len()));
         for f in self.fields {
             let mut cells = vec![format!("`{}`", f.name), f.ty.name(), f.missing.docs()];
             if scaled {
@@ -31,7 +31,13 @@ impl Block {
 fn row(cells: Vec<String>) -> String {
     let cells: Vec<String> = cells
         .into_iter()
-        .map(|c| if c.is_empty() { c } else { format!(" {c} ") })
+        .map(|c| {
+            if c.is_empty() {
+                " ".into()
+            } else {
+                format!(" {c} ")
+            }
+        })
         .collect();
     format!("|{}|\n", cells.join("|"))
 }

@@ -25,7 +25,8 @@ pub const LAYERS: Field = count("layers", Missing::Required("layers = 12"), "");
 pub const HEADS: Field = count(
     "heads",
     Missing::Required("heads = 12"),
-    "must divide `d_model` with an even head dimension ([P0205](errors/P0205.md))",
+    "must divide `d_model` with a head dimension that is a multiple of 4 (2-D RoPE) \
+     ([P0205](errors/P0205.md))",
 );
 pub const MAX_IMAGE_SIDE: Field = count(
     "max_image_side",
