@@ -5,33 +5,14 @@
 use lsp_types::{CompletionItem, CompletionItemKind};
 
 use super::document::Document;
+use pipelang::check::LR_FUNCTIONS;
 use pipelang::check::names::NameKind;
-use pipelang::check::{DATA_KINDS, LR_FUNCTIONS, MODEL_KINDS, PHASE_FIELDS, STAGE_FIELDS};
+use pipelang::schema::{self, Block, Scale, data, decoder, phase, pipeline, profile, stage};
 use pipelang::syntax::Item;
 
-// The checker keeps these lists next to its lowering code; tests/lsp_completion.rs checks that
-// every name here is accepted by `check()` where it is offered.
+// Fields come from `pipelang::schema`, the tables lowering reads; tests/lsp_completion.rs checks
+// that what is offered is what `check()` accepts, and the other way round.
 pub const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
-pub const PIPELINE_FIELDS: &[&str] = &["seed", "batch", "seq_len", "data_root", "sample_data"];
-pub const DECODER_FIELDS: &[&str] = &[
-    "vocab",
-    "d_model",
-    "layers",
-    "heads",
-    "experts",
-    "active_experts",
-    "rope_base",
-    "mlp",
-];
-pub const VIT_FIELDS: &[&str] = &["patch", "d_model", "layers", "heads", "max_image_side"];
-pub const PROJECTOR_FIELDS: &[&str] = &["pixel_shuffle"];
-pub const DATA_FIELDS: &[&str] = &["tokenizer"];
-pub const STAGE_BLOCKS: &[&str] = &["mix", "phase", "weights"];
-pub const PROFILE_FIELDS: &[&str] = &["batch", "seed", "data_root", "sample_data"];
-pub const PROFILE_BLOCKS: &[&str] = &["scale", "model", "stage"];
-pub const SCALE_TARGETS: &[&str] = &["tokens", "seq_len"];
-pub const LOSSES: &[&str] = &["next_token", "coca"];
-pub const MLPS: &[&str] = &["swiglu", "gelu"];
 
 /// Named arguments of the LR functions and of `coca(...)`.
 fn arg_names(function: &str) -> &'static [&'static str] {
@@ -111,14 +92,20 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
         .collect();
     match (&ctx, words.as_slice()) {
         (_, []) => entry_words(doc, &ctx, &mut out),
-        (Ctx::Top, ["model", _, "="]) => out.words(MODEL_KINDS, CompletionItemKind::CLASS),
-        (Ctx::Top, ["data", _, "="]) => out.words(DATA_KINDS, CompletionItemKind::CLASS),
+        (Ctx::Top, ["model", _, "="]) => {
+            let kinds: Vec<&str> = schema::MODELS.iter().map(|b| b.keyword).collect();
+            out.words(&kinds, CompletionItemKind::CLASS)
+        }
+        (Ctx::Top, ["data", _, "="]) => out.words(data::KINDS, CompletionItemKind::CLASS),
         (Ctx::Top, ["schedule", _, "=", ..]) => {
             out.words(LR_FUNCTIONS, CompletionItemKind::FUNCTION)
         }
         (Ctx::Top, ["stage", _]) => out.words(&["after"], CompletionItemKind::KEYWORD),
         (Ctx::Top, ["stage", _, "after", ..]) => out.names(doc, NameKind::Stage),
-        (Ctx::Profile, ["scale"]) => out.words(SCALE_TARGETS, CompletionItemKind::PROPERTY),
+        (Ctx::Profile, ["scale"]) => {
+            let targets = Scale::TARGETS.map(Scale::target);
+            out.words(&targets, CompletionItemKind::PROPERTY)
+        }
         (Ctx::Profile, ["scale", _]) => out.words(&["by"], CompletionItemKind::KEYWORD),
         (Ctx::Profile, ["model"]) => out.names(doc, NameKind::Model),
         (Ctx::Profile, ["stage"]) => out.names(doc, NameKind::Stage),
@@ -139,42 +126,26 @@ fn key(stmt: &[Tok]) -> Option<String> {
 }
 
 fn entry_words(doc: &Document, ctx: &Ctx, out: &mut Out) {
-    let field = CompletionItemKind::FIELD;
-    let kw = CompletionItemKind::KEYWORD;
     match ctx {
-        Ctx::Top => out.words(ITEM_KEYWORDS, kw),
-        Ctx::Pipeline => out.words(PIPELINE_FIELDS, field),
-        Ctx::Model(kind) => out.words(model_fields(kind), field),
-        Ctx::Data => out.words(DATA_FIELDS, field),
-        Ctx::Stage => {
-            out.words(STAGE_FIELDS, field);
-            out.words(STAGE_BLOCKS, kw);
-        }
-        Ctx::Phase => out.words(PHASE_FIELDS, field),
+        Ctx::Top => out.words(ITEM_KEYWORDS, CompletionItemKind::KEYWORD),
+        Ctx::Pipeline => out.block(&pipeline::BLOCK),
+        Ctx::Model(kind) => out.model(kind),
+        Ctx::Data => out.block(&data::BLOCK),
+        Ctx::Stage => out.block(&stage::BLOCK),
+        Ctx::Phase => out.block(&phase::BLOCK),
         Ctx::Mix => out.names(doc, NameKind::Data),
         Ctx::Weights => out.names(doc, NameKind::Model),
-        Ctx::Profile => {
-            out.words(PROFILE_FIELDS, field);
-            out.words(PROFILE_BLOCKS, kw);
-        }
+        Ctx::Profile => out.block(&profile::BLOCK),
         Ctx::ProfileModel(name) => {
             let kind = doc.checked.file.items.iter().find_map(|i| match i {
                 Item::Model(m) if m.name.name == *name => Some(m.kind.name.as_str()),
                 _ => None,
             });
-            out.words(model_fields(kind.unwrap_or("")), field);
+            out.model(kind.unwrap_or(""));
         }
-        Ctx::ProfileStage => out.words(STAGE_FIELDS, field),
+        // A profile's stage block changes fields; its blocks are offered inside a stage.
+        Ctx::ProfileStage => out.fields(&stage::BLOCK),
         Ctx::Other => {}
-    }
-}
-
-fn model_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "decoder" => DECODER_FIELDS,
-        "vit" => VIT_FIELDS,
-        "projector" => PROJECTOR_FIELDS,
-        _ => &[],
     }
 }
 
@@ -190,8 +161,8 @@ fn values(doc: &Document, ctx: &Ctx, key: &str, out: &mut Out) {
             out.words(&["resume"], CompletionItemKind::KEYWORD);
             out.words(LR_FUNCTIONS, CompletionItemKind::FUNCTION);
         }
-        (_, "loss") => out.words(LOSSES, CompletionItemKind::ENUM_MEMBER),
-        (_, "mlp") => out.words(MLPS, CompletionItemKind::ENUM_MEMBER),
+        (_, "loss") => out.words(schema::LOSSES, CompletionItemKind::ENUM_MEMBER),
+        (_, "mlp") => out.words(decoder::MLPS, CompletionItemKind::ENUM_MEMBER),
         _ => {}
     }
 }
@@ -202,6 +173,32 @@ struct Out {
 }
 
 impl Out {
+    fn fields(&mut self, block: &Block) {
+        for f in block.fields {
+            self.items.push(CompletionItem {
+                label: f.name.to_string(),
+                kind: Some(CompletionItemKind::FIELD),
+                detail: Some(f.ty.name()),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// The block's fields, its blocks, and `scale` where it takes `scale X by F`.
+    fn block(&mut self, block: &Block) {
+        self.fields(block);
+        self.words(block.blocks, CompletionItemKind::KEYWORD);
+        if block.scales {
+            self.words(&["scale"], CompletionItemKind::KEYWORD);
+        }
+    }
+
+    fn model(&mut self, kind: &str) {
+        if let Some(b) = schema::model(kind) {
+            self.fields(b);
+        }
+    }
+
     fn words(&mut self, words: &[&str], kind: CompletionItemKind) {
         for w in words {
             self.items.push(CompletionItem {

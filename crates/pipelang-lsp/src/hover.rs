@@ -1,11 +1,12 @@
 //! Hover: a stage or phase shows its resolved plan, a number its exact value where it stands,
-//! a name its declaration.
+//! a name its declaration, a field its entry in the schema.
 
 use std::fmt::Write;
 
 use pipelang::check::names::NameKind;
-use pipelang::check::units::{grouped, length, lr, tokens};
+use pipelang::check::units::{Context, factor, grouped, length, lr, tokens};
 use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan};
+use pipelang::schema::{self, Block, Field, Scale, data, phase, pipeline, profile, stage};
 use pipelang::syntax::{Body, Entry, Expr, ExprKind, File, Item, Quantity, Span, Suffix};
 
 use super::document::Document;
@@ -33,6 +34,9 @@ pub fn hover(doc: &Document, offset: usize) -> Option<(String, Span)> {
     }
     if let Some((stage, phase, span)) = phase_at(&doc.checked.file, offset) {
         return Some((phase_markdown(doc, &stage, &phase), span));
+    }
+    if let Some((block, field, span)) = field_at(&doc.checked.file, offset) {
+        return Some((field_markdown(block, field), span));
     }
     let (e, q, key) = quantity_at(&doc.checked.file, offset)?;
     let written = doc.text.get(e.span.start..e.span.end)?.trim();
@@ -207,16 +211,9 @@ fn grouped_f(v: f64) -> String {
 
 /// A number's exact value where it stands: in a length `K` is 1,024, elsewhere 1,000.
 fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
-    let power = match q.suffix {
-        Suffix::K => 1,
-        Suffix::M => 2,
-        Suffix::B => 3,
-        Suffix::T => 4,
-        Suffix::None | Suffix::Percent => 0,
-    };
+    let amount = q.number * factor(q.suffix, Context::Amount);
     if q.steps {
-        let v = q.number * 1000f64.powi(power);
-        return format!("`{written}` = {} optimizer steps", grouped_f(v));
+        return format!("`{written}` = {} optimizer steps", grouped_f(amount));
     }
     if q.suffix == Suffix::Percent {
         let of = match key {
@@ -230,8 +227,8 @@ fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
         );
     }
     if key == "seq_len" {
-        let v = q.number * 1024f64.powi(power);
-        let unit = if power > 0 {
+        let v = q.number * factor(q.suffix, Context::Length);
+        let unit = if q.suffix != Suffix::None {
             " (in a length, K = 1,024)"
         } else {
             ""
@@ -241,10 +238,74 @@ fn quantity_markdown(written: &str, q: &Quantity, key: &str) -> String {
             grouped_f(v)
         );
     }
-    let v = q.number * 1000f64.powi(power);
     let tokens = matches!(key, "budget" | "warmup" | "decay" | "over");
     let what = if tokens { " tokens" } else { "" };
-    format!("`{written}` = {}{what}", grouped_f(v))
+    format!("`{written}` = {}{what}", grouped_f(amount))
+}
+
+fn field_markdown(block: &Block, f: &Field) -> String {
+    let mut md = format!(
+        "**`{}`** of {}: {}, default {}\n",
+        f.name,
+        block.what,
+        f.ty.name(),
+        f.missing.docs()
+    );
+    if !f.doc.is_empty() {
+        md += &format!("\n{}\n", f.doc);
+    }
+    if f.scale != Scale::No {
+        md += &format!(
+            "\nA profile scales it with `scale {} by F`.\n",
+            f.scale.target()
+        );
+    }
+    md
+}
+
+/// The field name under `offset`, with the block it belongs to.
+fn field_at(file: &File, offset: usize) -> Option<(&'static Block, &'static Field, Span)> {
+    file.items
+        .iter()
+        .filter(|i| i.span().contains(offset))
+        .find_map(|item| match item {
+            Item::Pipeline(p) => key_in(file, &p.body, &pipeline::BLOCK, offset),
+            Item::Model(m) => key_in(file, &m.body, schema::model(&m.kind.name)?, offset),
+            Item::Data(d) => key_in(file, d.body.as_ref()?, &data::BLOCK, offset),
+            Item::Stage(s) => key_in(file, &s.body, &stage::BLOCK, offset),
+            Item::Profile(p) => key_in(file, &p.body, &profile::BLOCK, offset),
+            Item::Schedule(_) => None,
+        })
+}
+
+fn key_in(
+    file: &File,
+    body: &Body,
+    block: &'static Block,
+    offset: usize,
+) -> Option<(&'static Block, &'static Field, Span)> {
+    body.entries.iter().find_map(|e| match e {
+        Entry::Field(f) if f.key.span.contains(offset) => {
+            Some((block, block.field(&f.key.name)?, f.key.span))
+        }
+        Entry::Block(b) if b.body.span.contains(offset) => {
+            let inner = match (block.keyword, b.keyword.name.as_str()) {
+                ("stage", "phase") => &phase::BLOCK,
+                ("profile", "stage") => &stage::BLOCK,
+                ("profile", "model") => {
+                    let name = &b.name.as_ref()?.name;
+                    let kind = file.items.iter().find_map(|i| match i {
+                        Item::Model(m) if m.name.name == *name => Some(&m.kind.name),
+                        _ => None,
+                    })?;
+                    schema::model(kind)?
+                }
+                _ => return None,
+            };
+            key_in(file, &b.body, inner, offset)
+        }
+        _ => None,
+    })
 }
 
 /// The named phase under `offset`: (stage, phase, span of the phase name).

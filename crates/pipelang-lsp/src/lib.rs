@@ -23,10 +23,7 @@ use lsp_types::request::{self as req, Request as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use complete::{
-    DATA_FIELDS, DECODER_FIELDS, ITEM_KEYWORDS, PIPELINE_FIELDS, PROFILE_BLOCKS, PROFILE_FIELDS,
-    PROJECTOR_FIELDS, STAGE_BLOCKS, VIT_FIELDS,
-};
+pub use complete::{ITEM_KEYWORDS, complete};
 pub use document::Document;
 pub use plan_view::{PlanParams, PlanRequest, PlanResult};
 pub use server::{RequestError, Server, capabilities};

@@ -2,7 +2,10 @@
 //! written into the block where it is offered, and `check()` must not call it unknown (P0103).
 //! An invented name must be called unknown, so the test can tell.
 
-use pipelang_lsp::*;
+use std::collections::BTreeSet;
+
+use pipelang::schema::{Block, data, decoder, phase, pipeline, profile, projector, stage, vit};
+use pipelang_lsp::{Document, complete};
 
 fn reference() -> String {
     std::fs::read_to_string(concat!(
@@ -30,51 +33,60 @@ fn rejected(anchor: &str, name: &str, entry: impl Fn(&str) -> String) -> bool {
     unknown_field_reported(&edited, name)
 }
 
+/// Every block of the schema, with where it opens in the reference recipe and how to write an
+/// entry of it there.
+fn blocks() -> Vec<(&'static Block, &'static str, Entry)> {
+    let field: Entry = Box::new(|n: &str| format!("\n  {n} = 1\n"));
+    vec![
+        (&pipeline::BLOCK, "pipeline kimi_vl {", field),
+        (
+            &decoder::BLOCK,
+            "model llm = decoder {",
+            Box::new(|n| format!("\n  {n} = 1\n")),
+        ),
+        (
+            &vit::BLOCK,
+            "model vit = vit {",
+            Box::new(|n| format!("\n  {n} = 1\n")),
+        ),
+        (
+            &projector::BLOCK,
+            "model projector = projector(vit -> llm) {",
+            Box::new(|n| format!("\n  {n} = 1\n")),
+        ),
+        (
+            &data::BLOCK,
+            "data ocr           = image_text(\"corpus/ocr/*.jsonl\")",
+            Box::new(|n| format!(" {{ {n} = \"t.json\" }}")),
+        ),
+        (
+            &stage::BLOCK,
+            "stage text_pretrain {",
+            Box::new(|n| format!("\n  {n} = 1\n")),
+        ),
+        (
+            &phase::BLOCK,
+            "phase ctx_32k  { budget = 50%",
+            Box::new(|n| format!(", {n} = 1")),
+        ),
+        (
+            &profile::BLOCK,
+            "profile smoke {",
+            Box::new(|n| format!("\n  {n} = 1\n")),
+        ),
+    ]
+}
+
+type Entry = Box<dyn Fn(&str) -> String>;
+
 #[test]
 fn offered_names_are_accepted_where_offered() {
-    let field = |n: &str| format!("\n  {n} = 1\n");
-    type Case<'a> = (&'a str, &'a [&'a str], Box<dyn Fn(&str) -> String>);
-    let cases: Vec<Case> = vec![
-        ("pipeline kimi_vl {", PIPELINE_FIELDS, Box::new(field)),
-        ("model llm = decoder {", DECODER_FIELDS, Box::new(field)),
-        ("model vit = vit {", VIT_FIELDS, Box::new(field)),
-        (
-            "model projector = projector(vit -> llm) {",
-            PROJECTOR_FIELDS,
-            Box::new(field),
-        ),
-        (
-            "stage text_pretrain {",
-            pipelang::check::STAGE_FIELDS,
-            Box::new(field),
-        ),
-        (
-            "stage text_pretrain {",
-            STAGE_BLOCKS,
-            Box::new(|n: &str| format!("\n  {n} {{ }}\n")),
-        ),
-        (
-            "phase ctx_32k  { budget = 50%",
-            pipelang::check::PHASE_FIELDS,
-            Box::new(|n: &str| format!(", {n} = 1")),
-        ),
-        ("profile smoke {", PROFILE_FIELDS, Box::new(field)),
-        (
-            "profile smoke {",
-            &["model", "stage"],
-            Box::new(|n: &str| format!("\n  {n} text_pretrain {{ }}\n")),
-        ),
-        (
-            "data ocr           = image_text(\"corpus/ocr/*.jsonl\")",
-            DATA_FIELDS,
-            Box::new(|n: &str| format!(" {{ {n} = \"t.json\" }}")),
-        ),
-    ];
-    for (anchor, names, entry) in &cases {
-        for name in names.iter() {
+    for (block, anchor, entry) in &blocks() {
+        for name in block.names() {
             assert!(
                 !rejected(anchor, name, entry),
-                "`{name}` is offered after {anchor:?} but the checker rejects it"
+                "`{name}` is in the {} table but the checker rejects it after {anchor:?}",
+                block.keyword
             );
         }
         assert!(
@@ -82,5 +94,43 @@ fn offered_names_are_accepted_where_offered() {
             "the checker accepted an invented name after {anchor:?}"
         );
     }
-    assert!(PROFILE_BLOCKS.contains(&"scale"));
+    let block = |n: &str| format!("\n  {n} {{ }}\n");
+    for name in stage::BLOCK.blocks {
+        assert!(!rejected("stage text_pretrain {", name, block), "{name}");
+    }
+    let named = |n: &str| format!("\n  {n} text_pretrain {{ }}\n");
+    for name in profile::BLOCK.blocks {
+        assert!(!rejected("profile smoke {", name, named), "{name}");
+    }
+}
+
+/// What completion offers at the start of a new entry written after `anchor` (which `open`s
+/// the block when the recipe's item has none).
+fn offered(anchor: &str, open: &str) -> BTreeSet<String> {
+    let text = reference();
+    let at = format!("{anchor}{open}\n  ");
+    let edited = text.replacen(anchor, &at, 1);
+    let offset = edited.find(&at).unwrap() + at.len();
+    let doc = Document::new("file:///t.pipe".parse().unwrap(), 1, edited);
+    complete(&doc, offset)
+        .into_iter()
+        .map(|i| i.label)
+        .collect()
+}
+
+#[test]
+fn completion_offers_exactly_the_accepted_fields() {
+    for (block, anchor, _) in &blocks() {
+        let (anchor, open) = match block.keyword {
+            "data" => (*anchor, " {"),
+            "phase" => ("phase ctx_32k  {", ""),
+            _ => (*anchor, ""),
+        };
+        let mut want: BTreeSet<String> = block.names().map(String::from).collect();
+        want.extend(block.blocks.iter().map(|b| b.to_string()));
+        if block.scales {
+            want.insert("scale".into());
+        }
+        assert_eq!(offered(anchor, open), want, "after {anchor:?}");
+    }
 }

@@ -559,3 +559,22 @@ fn half_typed_files_never_break_the_server() {
     assert!(c.request_raw("pipe/unknown", json!({})).is_err());
     c.shutdown();
 }
+
+#[test]
+fn hover_on_a_field_shows_its_schema_entry() {
+    let mut c = Client::start();
+    let u = uri("kimi.pipe");
+    let text = reference();
+    c.open(&u, &text);
+    let h = c.at(
+        "textDocument/hover",
+        &u,
+        pos(&text, "  rope_base      = 50_000", 0, 3),
+    );
+    let md = h["contents"]["value"].as_str().unwrap();
+    let f = pipelang::schema::decoder::ROPE_BASE;
+    assert!(md.contains("**`rope_base`** of a decoder"), "{md}");
+    assert!(md.contains(&f.missing.docs()) && md.contains(f.doc), "{md}");
+    assert!(md.contains("scale rope_base by F"), "{md}");
+    c.shutdown();
+}

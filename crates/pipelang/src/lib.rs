@@ -11,4 +11,5 @@ pub mod diag;
 pub mod fmt;
 pub mod plan;
 pub mod reload;
+pub mod schema;
 pub mod syntax;

@@ -1,6 +1,8 @@
-//! The fields of a block: duplicates, unknown fields (with suggestions) and missing ones.
+//! The fields of a block, against its table in `schema`: duplicates, unknown fields (with
+//! suggestions) and missing ones.
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
+use crate::schema::{self, Block, pipeline};
 use crate::syntax::{BlockEntry, Body, Entry, Field, ScaleEntry, Span, SyntaxError};
 
 use super::names::did_you_mean;
@@ -15,20 +17,11 @@ pub struct Fields<'a> {
     body: Span,
 }
 
-/// What a block may contain.
-pub struct Shape<'s> {
-    /// e.g. "a stage"
-    pub what: &'s str,
-    pub fields: &'s [&'s str],
-    pub blocks: &'s [&'s str],
-    pub scales: bool,
-}
-
 impl<'a> Fields<'a> {
     pub fn collect(
         errors: &[SyntaxError],
         body: &'a Body,
-        shape: &Shape,
+        shape: &Block,
         diags: &mut Diagnostics,
     ) -> Fields<'a> {
         let broken = errors
@@ -46,11 +39,11 @@ impl<'a> Fields<'a> {
         for entry in &body.entries {
             match entry {
                 Entry::Field(f) => {
-                    if !shape.fields.contains(&f.key.name.as_str()) {
-                        unknown(diags, &f.key.name, f.key.span, shape, shape.fields);
+                    if shape.field(&f.key.name).is_none() {
+                        unknown(diags, &f.key.name, f.key.span, shape);
                         continue;
                     }
-                    if let Some(prev) = out.get(&f.key.name) {
+                    if let Some(prev) = out.named(&f.key.name) {
                         diags.push(
                             Diagnostic::new(
                                 Code::DUPLICATE,
@@ -73,7 +66,7 @@ impl<'a> Fields<'a> {
                 }
                 Entry::Block(b) => {
                     if !shape.blocks.contains(&b.keyword.name.as_str()) {
-                        let help = if shape.fields.contains(&b.keyword.name.as_str()) {
+                        let help = if shape.field(&b.keyword.name).is_some() {
                             Some(format!(
                                 "`{}` is a field: write `{} = ...`",
                                 b.keyword.name, b.keyword.name
@@ -111,14 +104,21 @@ impl<'a> Fields<'a> {
         out
     }
 
-    pub fn get(&self, name: &str) -> Option<&'a Field> {
+    pub fn get(&self, field: &schema::Field) -> Option<&'a Field> {
+        self.named(field.name)
+    }
+
+    fn named(&self, name: &str) -> Option<&'a Field> {
         self.fields.iter().find(|f| f.key.name == name).copied()
     }
 
     /// Where the data is: `data_root = "PATH"` or `sample_data = "PATH"` (the same place,
     /// generated when missing). Both at once would leave one silently ignored.
     pub fn data_root(&self, diags: &mut Diagnostics) -> Option<(&'a Field, bool)> {
-        match (self.get("data_root"), self.get("sample_data")) {
+        match (
+            self.get(&pipeline::DATA_ROOT),
+            self.get(&pipeline::SAMPLE_DATA),
+        ) {
             (Some(root), Some(sample)) => {
                 diags.push(
                     Diagnostic::new(
@@ -140,22 +140,22 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The field, or a missing-field error at `at` with an example in the help.
+    /// The field, or a missing-field error at `at` with the schema's example in the help.
     pub fn require(
         &self,
-        name: &str,
+        field: &schema::Field,
         at: Span,
         what: &str,
-        example: &str,
         diags: &mut Diagnostics,
     ) -> Option<&'a Field> {
-        let f = self.get(name);
+        let f = self.get(field);
+        let name = field.name;
         if f.is_none() && !self.broken.iter().any(|b| b == name) {
             diags.push(
                 Diagnostic::new(Code::MISSING_FIELD, format!("{what} has no `{name}`"))
                     .label(at, format!("`{name}` is required here"))
-                    .help(format!("add `{example}`"))
-                    .fix(Fix::add_field(self.body, example)),
+                    .help(format!("add `{}`", field.example()))
+                    .fix(Fix::add_field(self.body, field.example())),
             );
         }
         f
@@ -169,10 +169,14 @@ fn capital(s: &str) -> String {
     })
 }
 
-fn unknown(diags: &mut Diagnostics, name: &str, span: Span, shape: &Shape, allowed: &[&str]) {
-    let help = match did_you_mean(name, allowed.iter().copied()) {
+fn unknown(diags: &mut Diagnostics, name: &str, span: Span, shape: &Block) {
+    let help = match did_you_mean(name, shape.names()) {
         Some(s) => format!("did you mean `{s}`?"),
-        None => format!("the fields of {} are: {}", shape.what, allowed.join(", ")),
+        None => format!(
+            "the fields of {} are: {}",
+            shape.what,
+            shape.names().collect::<Vec<_>>().join(", ")
+        ),
     };
     diags.push(
         Diagnostic::new(
@@ -181,11 +185,11 @@ fn unknown(diags: &mut Diagnostics, name: &str, span: Span, shape: &Shape, allow
         )
         .label(span, "unknown field")
         .help(help)
-        .fix(did_you_mean(name, allowed.iter().copied()).map(|to| Fix::rename(span, to))),
+        .fix(did_you_mean(name, shape.names()).map(|to| Fix::rename(span, to))),
     );
 }
 
-fn allowed_blocks(name: &str, shape: &Shape) -> String {
+fn allowed_blocks(name: &str, shape: &Block) -> String {
     if shape.blocks.is_empty() {
         return format!("{} takes no blocks", shape.what);
     }

@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Args, Expr, ExprKind, File, Ident, Item, Span};
 
-use super::fields::{Fields, Shape};
+use super::fields::Fields;
 use super::ir::*;
 use super::names::{NameKind, Symbols, did_you_mean, suggestion};
 use super::values;
+use crate::schema::{self, decoder, pipeline, projector, vit};
 
 pub struct Lower<'a> {
     pub file: &'a File,
@@ -18,9 +19,6 @@ pub struct Lower<'a> {
     /// Names referenced anywhere (for unused-item warnings).
     pub used: HashSet<String>,
 }
-
-pub const MODEL_KINDS: &[&str] = &["decoder", "vit", "projector"];
-pub const DATA_KINDS: &[&str] = &["text", "image_text", "interleaved", "video"];
 
 impl<'a> Lower<'a> {
     pub fn new(file: &'a File) -> Self {
@@ -56,7 +54,7 @@ impl<'a> Lower<'a> {
                     .help(suggestion(
                         name,
                         self.symbols.names_of(want).collect::<Vec<_>>(),
-                        kind_word(want),
+                        want.word(),
                     ))
                     .fix(fix),
                 );
@@ -68,7 +66,7 @@ impl<'a> Lower<'a> {
                 let help = suggestion(
                     name,
                     self.symbols.names_of(want).collect::<Vec<_>>(),
-                    kind_word(want),
+                    want.word(),
                 );
                 self.diags.push(
                     Diagnostic::new(
@@ -169,7 +167,7 @@ impl<'a> Lower<'a> {
         let mut p = Pipeline {
             name: String::new(),
             name_span: Span::default(),
-            seed: Sp::new(0, Span::default()),
+            seed: Sp::new(pipeline::DEFAULT_SEED, Span::default()),
             batch: Sp::new(1, Span::default()),
             seq_len: Sp::new(1024, Span::default()),
             models: vec![],
@@ -236,37 +234,28 @@ impl<'a> Lower<'a> {
     }
 
     fn pipeline_block(&mut self, pi: &crate::syntax::PipelineItem, p: &mut Pipeline) {
-        let shape = Shape {
-            what: "the pipeline",
-            fields: &["seed", "batch", "seq_len", "data_root", "sample_data"],
-            blocks: &[],
-            scales: false,
-        };
-        let fields = Fields::collect(&self.file.errors, &pi.body, &shape, &mut self.diags);
+        let fields = Fields::collect(
+            &self.file.errors,
+            &pi.body,
+            &pipeline::BLOCK,
+            &mut self.diags,
+        );
         p.name = pi.name.name.clone();
         p.name_span = pi.name.span;
         let at = pi.name.span;
-        if let Some(f) = fields.get("seed")
-            && let Some(v) = values::count(&mut self.diags, &f.value, "seed", 0)
-        {
+        if let Some(v) = self.opt_count(&fields, &pipeline::SEED) {
             p.seed = v;
         }
         if let Some((f, sample)) = fields.data_root(&mut self.diags) {
             p.data_root = values::string(&mut self.diags, &f.value, &f.key.name);
             p.sample_data = sample;
         }
-        if let Some(f) = fields.require("batch", at, "the pipeline", "batch = 16", &mut self.diags)
-            && let Some(v) = values::count(&mut self.diags, &f.value, "batch", 1)
-        {
+        let what = pipeline::BLOCK.what;
+        if let Some(v) = self.req_count(&fields, &pipeline::BATCH, at, what) {
             p.batch = v;
         }
-        if let Some(f) = fields.require(
-            "seq_len",
-            at,
-            "the pipeline",
-            "seq_len = 8K",
-            &mut self.diags,
-        ) && let Some(v) = values::length(&mut self.diags, &f.value, "seq_len")
+        if let Some(f) = fields.require(&pipeline::SEQ_LEN, at, what, &mut self.diags)
+            && let Some(v) = values::length(&mut self.diags, &f.value, pipeline::SEQ_LEN.name)
         {
             p.seq_len = v;
         }
@@ -278,7 +267,8 @@ impl<'a> Lower<'a> {
             "vit" => ModelKind::Vit(self.vit(m)),
             "projector" => ModelKind::Projector(self.projector(m)),
             other => {
-                self.unknown_kind(&m.kind, "model kind", MODEL_KINDS);
+                let kinds: Vec<&str> = schema::MODELS.iter().map(|b| b.keyword).collect();
+                self.unknown_kind(&m.kind, "model kind", &kinds);
                 let _ = other;
                 ModelKind::Decoder(self.decoder_defaults(m.name.span))
             }
@@ -330,7 +320,7 @@ impl<'a> Lower<'a> {
             heads: Sp::new(1, at),
             experts: None,
             active_experts: None,
-            rope_base: Sp::new(10_000.0, at),
+            rope_base: Sp::new(decoder::DEFAULT_ROPE_BASE, at),
             mlp: Sp::new(Mlp::SwiGlu, at),
         }
     }
@@ -338,54 +328,45 @@ impl<'a> Lower<'a> {
     fn req_count(
         &mut self,
         fields: &Fields,
-        name: &str,
+        field: &schema::Field,
         at: Span,
         what: &str,
-        example: &str,
-        min: u64,
     ) -> Option<Sp<u64>> {
-        let f = fields.require(name, at, what, example, &mut self.diags)?;
-        values::count(&mut self.diags, &f.value, name, min)
+        let f = fields.require(field, at, what, &mut self.diags)?;
+        self.count(&f.value, field)
+    }
+
+    pub fn opt_count(&mut self, fields: &Fields, field: &schema::Field) -> Option<Sp<u64>> {
+        let f = fields.get(field)?;
+        self.count(&f.value, field)
+    }
+
+    fn count(&mut self, e: &Expr, field: &schema::Field) -> Option<Sp<u64>> {
+        let schema::Ty::Count { min } = field.ty else {
+            unreachable!("`{}` is not a count", field.name)
+        };
+        values::count(&mut self.diags, e, field.name, min)
     }
 
     fn decoder(&mut self, m: &crate::syntax::ModelItem) -> DecoderSpec {
-        let shape = Shape {
-            what: "a decoder",
-            fields: &[
-                "vocab",
-                "d_model",
-                "layers",
-                "heads",
-                "experts",
-                "active_experts",
-                "rope_base",
-                "mlp",
-            ],
-            blocks: &[],
-            scales: false,
-        };
-        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let f = Fields::collect(&self.file.errors, &m.body, &decoder::BLOCK, &mut self.diags);
         let at = m.name.span;
         let mut d = self.decoder_defaults(at);
         let what = format!("decoder `{}`", m.name.name);
-        if let Some(v) = self.req_count(&f, "vocab", at, &what, "vocab = 32_000", 1) {
+        if let Some(v) = self.req_count(&f, &decoder::VOCAB, at, &what) {
             d.vocab = v;
         }
-        if let Some(v) = self.req_count(&f, "d_model", at, &what, "d_model = 512", 1) {
+        if let Some(v) = self.req_count(&f, &decoder::D_MODEL, at, &what) {
             d.d_model = v;
         }
-        if let Some(v) = self.req_count(&f, "layers", at, &what, "layers = 8", 1) {
+        if let Some(v) = self.req_count(&f, &decoder::LAYERS, at, &what) {
             d.layers = v;
         }
-        if let Some(v) = self.req_count(&f, "heads", at, &what, "heads = 8", 1) {
+        if let Some(v) = self.req_count(&f, &decoder::HEADS, at, &what) {
             d.heads = v;
         }
-        d.experts = f
-            .get("experts")
-            .and_then(|x| values::count(&mut self.diags, &x.value, "experts", 1));
-        d.active_experts = f
-            .get("active_experts")
-            .and_then(|x| values::count(&mut self.diags, &x.value, "active_experts", 1));
+        d.experts = self.opt_count(&f, &decoder::EXPERTS);
+        d.active_experts = self.opt_count(&f, &decoder::ACTIVE_EXPERTS);
         if let (Some(e), None) = (d.experts, d.active_experts) {
             self.diags.push(
                 Diagnostic::new(
@@ -397,7 +378,7 @@ impl<'a> Lower<'a> {
             );
         }
         if let Some(a) = d.active_experts
-            && f.get("experts").is_none()
+            && f.get(&decoder::EXPERTS).is_none()
         {
             self.diags.push(
                 Diagnostic::new(Code::MISSING_FIELD, "`active_experts` without `experts`")
@@ -405,8 +386,8 @@ impl<'a> Lower<'a> {
                     .help("add `experts = N` for a mixture of experts, or remove `active_experts`"),
             );
         }
-        if let Some(x) = f.get("rope_base")
-            && let Some(v) = values::number(&mut self.diags, &x.value, "rope_base")
+        if let Some(x) = f.get(&decoder::ROPE_BASE)
+            && let Some(v) = values::number(&mut self.diags, &x.value, decoder::ROPE_BASE.name)
         {
             if v.value <= 0.0 {
                 self.diags.push(
@@ -418,7 +399,7 @@ impl<'a> Lower<'a> {
                 d.rope_base = v;
             }
         }
-        if let Some(x) = f.get("mlp") {
+        if let Some(x) = f.get(&decoder::MLP) {
             match x.value.as_ident() {
                 Some("swiglu") => d.mlp = Sp::new(Mlp::SwiGlu, x.value.span),
                 Some("gelu") => d.mlp = Sp::new(Mlp::Gelu, x.value.span),
@@ -433,49 +414,33 @@ impl<'a> Lower<'a> {
     }
 
     fn vit(&mut self, m: &crate::syntax::ModelItem) -> VitSpec {
-        let shape = Shape {
-            what: "a vit",
-            fields: &["patch", "d_model", "layers", "heads", "max_image_side"],
-            blocks: &[],
-            scales: false,
-        };
-        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let f = Fields::collect(&self.file.errors, &m.body, &vit::BLOCK, &mut self.diags);
         let at = m.name.span;
         let what = format!("vit `{}`", m.name.name);
         let one = Sp::new(1, at);
         VitSpec {
-            patch: self
-                .req_count(&f, "patch", at, &what, "patch = 14", 1)
-                .unwrap_or(one),
-            d_model: self
-                .req_count(&f, "d_model", at, &what, "d_model = 768", 1)
-                .unwrap_or(one),
-            layers: self
-                .req_count(&f, "layers", at, &what, "layers = 12", 1)
-                .unwrap_or(one),
-            heads: self
-                .req_count(&f, "heads", at, &what, "heads = 12", 1)
-                .unwrap_or(one),
-            max_image_side: f
-                .get("max_image_side")
-                .and_then(|x| values::count(&mut self.diags, &x.value, "max_image_side", 1))
-                .unwrap_or(Sp::new(448, at)),
+            patch: self.req_count(&f, &vit::PATCH, at, &what).unwrap_or(one),
+            d_model: self.req_count(&f, &vit::D_MODEL, at, &what).unwrap_or(one),
+            layers: self.req_count(&f, &vit::LAYERS, at, &what).unwrap_or(one),
+            heads: self.req_count(&f, &vit::HEADS, at, &what).unwrap_or(one),
+            max_image_side: self
+                .opt_count(&f, &vit::MAX_IMAGE_SIDE)
+                .unwrap_or(Sp::new(vit::DEFAULT_MAX_IMAGE_SIDE, at)),
         }
     }
 
     fn projector(&mut self, m: &crate::syntax::ModelItem) -> ProjectorSpec {
-        let shape = Shape {
-            what: "a projector",
-            fields: &["pixel_shuffle"],
-            blocks: &[],
-            scales: false,
-        };
-        let f = Fields::collect(&self.file.errors, &m.body, &shape, &mut self.diags);
+        let f = Fields::collect(
+            &self.file.errors,
+            &m.body,
+            &projector::BLOCK,
+            &mut self.diags,
+        );
         let at = m.name.span;
         let mut spec = ProjectorSpec {
             from: Sp::new(usize::MAX, at),
             to: Sp::new(usize::MAX, at),
-            pixel_shuffle: Sp::new(1, at),
+            pixel_shuffle: Sp::new(projector::DEFAULT_PIXEL_SHUFFLE, at),
         };
         match m.args.as_ref().map(|a| (a, a.args.as_slice())) {
             Some((_, [arg]))
@@ -500,9 +465,7 @@ impl<'a> Lower<'a> {
                 );
             }
         }
-        if let Some(x) = f.get("pixel_shuffle")
-            && let Some(v) = values::count(&mut self.diags, &x.value, "pixel_shuffle", 1)
-        {
+        if let Some(v) = self.opt_count(&f, &projector::PIXEL_SHUFFLE) {
             spec.pixel_shuffle = v;
         }
         spec
@@ -515,7 +478,7 @@ impl<'a> Lower<'a> {
             "interleaved" => DataKind::Interleaved,
             "video" => DataKind::Video,
             _ => {
-                self.unknown_kind(&d.kind, "data kind", DATA_KINDS);
+                self.unknown_kind(&d.kind, "data kind", schema::data::KINDS);
                 DataKind::Text
             }
         };
@@ -524,8 +487,8 @@ impl<'a> Lower<'a> {
         for arg in &d.args.args {
             match arg.name.as_ref().map(|n| n.name.as_str()) {
                 None => globs.extend(values::string(&mut self.diags, &arg.value, "files")),
-                Some("tokenizer") => {
-                    tokenizer = values::string(&mut self.diags, &arg.value, "tokenizer")
+                Some(n) if n == schema::data::TOKENIZER.name => {
+                    tokenizer = values::string(&mut self.diags, &arg.value, n)
                 }
                 Some(other) => self.diags.push(
                     Diagnostic::new(
@@ -538,15 +501,14 @@ impl<'a> Lower<'a> {
             }
         }
         if let Some(body) = &d.body {
-            let shape = Shape {
-                what: "a data source",
-                fields: &["tokenizer"],
-                blocks: &[],
-                scales: false,
-            };
-            let f = Fields::collect(&self.file.errors, body, &shape, &mut self.diags);
-            if let Some(x) = f.get("tokenizer") {
-                tokenizer = values::string(&mut self.diags, &x.value, "tokenizer");
+            let f = Fields::collect(
+                &self.file.errors,
+                body,
+                &schema::data::BLOCK,
+                &mut self.diags,
+            );
+            if let Some(x) = f.get(&schema::data::TOKENIZER) {
+                tokenizer = values::string(&mut self.diags, &x.value, &x.key.name);
             }
         }
         if globs.is_empty() {
@@ -669,15 +631,6 @@ impl<'a> Lower<'a> {
             );
         }
         out
-    }
-}
-
-fn kind_word(k: NameKind) -> &'static str {
-    match k {
-        NameKind::Model => "model",
-        NameKind::Data => "data source",
-        NameKind::Schedule => "schedule",
-        NameKind::Stage => "stage",
     }
 }
 

@@ -3,36 +3,16 @@
 use crate::diag::{Code, Diagnostic};
 use crate::syntax::{Body, Entry, Expr, ExprKind, Span, StageItem};
 
-use super::fields::{Fields, Shape};
+use super::fields::Fields;
 use super::ir::*;
 use super::lower::Lower;
 use super::names::NameKind;
 use super::values;
-
-pub const STAGE_FIELDS: &[&str] = &[
-    "train",
-    "freeze",
-    "budget",
-    "batch",
-    "seq_len",
-    "rope_base",
-    "data",
-    "loss",
-    "lr",
-    "checkpoint_every",
-];
-const STAGE_BLOCKS: &[&str] = &["mix", "phase", "weights"];
-pub const PHASE_FIELDS: &[&str] = &["budget", "seq_len", "rope_base", "batch"];
+use crate::schema::{phase, stage};
 
 impl Lower<'_> {
     pub fn stage(&mut self, s: &StageItem) -> Stage {
-        let shape = Shape {
-            what: "a stage",
-            fields: STAGE_FIELDS,
-            blocks: STAGE_BLOCKS,
-            scales: false,
-        };
-        let f = Fields::collect(&self.file.errors, &s.body, &shape, &mut self.diags);
+        let f = Fields::collect(&self.file.errors, &s.body, &stage::BLOCK, &mut self.diags);
         let header = Span::new(s.span.start, s.body.span.start.max(s.span.start));
         let at = s.name.span;
         let what = format!("stage `{}`", s.name.name);
@@ -45,7 +25,7 @@ impl Lower<'_> {
                     .map(|id| Sp::new(id, a.span))
             })
             .collect();
-        let train = match f.require("train", at, &what, "train = [model]", &mut self.diags) {
+        let train = match f.require(&stage::TRAIN, at, &what, &mut self.diags) {
             Some(x) => {
                 if matches!(&x.value.kind, ExprKind::List(v) if v.is_empty()) {
                     self.diags.push(
@@ -61,42 +41,32 @@ impl Lower<'_> {
             }
             None => vec![],
         };
-        let freeze = f.get("freeze").map_or(vec![], |x| {
+        let freeze = f.get(&stage::FREEZE).map_or(vec![], |x| {
             self.ref_list(&x.value, "freeze", NameKind::Model)
         });
         let budget = f
-            .require("budget", at, &what, "budget = 1T", &mut self.diags)
+            .require(&stage::BUDGET, at, &what, &mut self.diags)
             .and_then(|x| values::tokens(&mut self.diags, &x.value, "budget"))
             .unwrap_or(Sp::new(f64::NAN, at));
-        let batch = f
-            .get("batch")
-            .and_then(|x| values::count(&mut self.diags, &x.value, "batch", 1));
+        let batch = self.opt_count(&f, &stage::BATCH);
         let seq_len = f
-            .get("seq_len")
+            .get(&stage::SEQ_LEN)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "seq_len", values::length));
         let rope_base = f
-            .get("rope_base")
+            .get(&stage::ROPE_BASE)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
-        let loss = match f.get("loss") {
+        let loss = match f.get(&stage::LOSS) {
             Some(x) => self
                 .loss(&x.value)
                 .unwrap_or(Sp::new(Loss::NextToken, x.value.span)),
             None => Sp::new(Loss::NextToken, at),
         };
-        let lr_field = f.require(
-            "lr",
-            at,
-            &what,
-            "lr = cosine(peak = 3e-4, warmup = 1%, min = 3e-5)",
-            &mut self.diags,
-        );
+        let lr_field = f.require(&stage::LR, at, &what, &mut self.diags);
         let lr_span = lr_field.map_or(at, |x| x.value.span);
         let lr = lr_field
             .and_then(|x| self.stage_lr(&x.value))
             .unwrap_or(StageLr::Inline(vec![]));
-        let checkpoint_every = f
-            .get("checkpoint_every")
-            .and_then(|x| values::count(&mut self.diags, &x.value, "checkpoint_every", 1));
+        let checkpoint_every = self.opt_count(&f, &stage::CHECKPOINT_EVERY);
 
         let mut mix = vec![];
         let mut mix_span = at;
@@ -105,7 +75,7 @@ impl Lower<'_> {
             .iter()
             .filter(|b| b.keyword.name == "mix")
             .collect();
-        match (f.get("data"), mixes.first()) {
+        match (f.get(&stage::DATA), mixes.first()) {
             (Some(d), None) => {
                 mix_span = d.value.span;
                 if let Some(id) = self.ident_ref(&d.value, "data", NameKind::Data) {
@@ -222,30 +192,21 @@ impl Lower<'_> {
     }
 
     fn phase(&mut self, body: Body, name: String, name_span: Span, span: Span) -> Option<Phase> {
-        let shape = Shape {
-            what: "a phase",
-            fields: PHASE_FIELDS,
-            blocks: &[],
-            scales: false,
-        };
-        let f = Fields::collect(&self.file.errors, &body, &shape, &mut self.diags);
+        let f = Fields::collect(&self.file.errors, &body, &phase::BLOCK, &mut self.diags);
         let b = f.require(
-            "budget",
+            &phase::BUDGET,
             name_span,
             &format!("phase `{name}`"),
-            "budget = 50%",
             &mut self.diags,
         )?;
         let budget = phase_budget(self, &b.value)?;
         let seq_len = f
-            .get("seq_len")
+            .get(&phase::SEQ_LEN)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "seq_len", values::length));
         let rope_base = f
-            .get("rope_base")
+            .get(&phase::ROPE_BASE)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
-        let batch = f
-            .get("batch")
-            .and_then(|x| values::count(&mut self.diags, &x.value, "batch", 1));
+        let batch = self.opt_count(&f, &phase::BATCH);
         Some(Phase {
             name,
             name_span,
@@ -290,11 +251,11 @@ impl Lower<'_> {
                         span: e.span,
                     },
                 };
-                self.unknown_kind(&id, "loss", &["next_token", "coca"]);
+                self.unknown_kind(&id, "loss", crate::schema::LOSSES);
                 None
             }
             _ => {
-                values::mismatch(&mut self.diags, e, values::Ty::Number, "loss");
+                values::mismatch(&mut self.diags, e, crate::schema::Ty::Number, "loss");
                 None
             }
         }

@@ -20,9 +20,7 @@ use crate::plan::{self, Plan, Walk};
 use crate::syntax::{self, File, Item, Span};
 
 pub use ir::Pipeline;
-pub use lower::{DATA_KINDS, MODEL_KINDS};
 pub use lower_lr::LR_FUNCTIONS;
-pub use lower_stage::{PHASE_FIELDS, STAGE_FIELDS};
 
 /// A checked source: its syntax tree, its typed pipeline (with the requested profile applied),
 /// its plan when the whole file (base and every profile) has no errors, and every diagnostic.

@@ -15,6 +15,15 @@ pub enum NameKind {
 }
 
 impl NameKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            NameKind::Model => "model",
+            NameKind::Data => "data source",
+            NameKind::Schedule => "schedule",
+            NameKind::Stage => "stage",
+        }
+    }
+
     pub fn article(self) -> &'static str {
         match self {
             NameKind::Model => "a model",

@@ -5,10 +5,11 @@
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Body, Entry, File, Item, ProfileItem, Span};
 
-use super::fields::{Fields, Shape};
+use super::fields::Fields;
 use super::ir::*;
 use super::names::did_you_mean;
 use super::{units, values};
+use crate::schema::{Scale, profile, stage};
 
 #[derive(Debug, Default, Clone)]
 pub struct Scaling {
@@ -21,13 +22,7 @@ pub struct Scaling {
 
 /// The file with the profile's overrides merged in, and the scalings to apply after lowering.
 pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File, Scaling) {
-    let shape = Shape {
-        what: "a profile",
-        fields: &["batch", "seed", "data_root", "sample_data"],
-        blocks: &["model", "stage"],
-        scales: true,
-    };
-    let f = Fields::collect(&file.errors, &prof.body, &shape, diags);
+    let f = Fields::collect(&file.errors, &prof.body, &profile::BLOCK, diags);
     let mut out = file.clone();
     let mut scaling = Scaling::default();
     for s in &f.scales {
@@ -42,19 +37,20 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
             }
             ok
         });
-        match s.what.name.as_str() {
-            "tokens" => scaling.tokens = factor,
-            "seq_len" => scaling.seq_len = factor,
-            "rope_base" => scaling.rope_base = factor,
-            other => diags.push(
+        match Scale::TARGETS
+            .into_iter()
+            .find(|t| t.target() == s.what.name)
+        {
+            Some(Scale::Tokens) => scaling.tokens = factor,
+            Some(Scale::SeqLen) => scaling.seq_len = factor,
+            Some(Scale::RopeBase) => scaling.rope_base = factor,
+            Some(Scale::No) | None => diags.push(
                 Diagnostic::new(
                     Code::PROFILE_TARGET,
-                    format!("a profile cannot scale `{other}`"),
+                    format!("a profile cannot scale `{}`", s.what.name),
                 )
                 .label(s.what.span, "unknown scale target")
-                .help(
-                    "a profile scales `tokens` (budgets and token durations), `seq_len` or `rope_base`",
-                ),
+                .help(format!("a profile scales {}", targets())),
             ),
         }
     }
@@ -62,13 +58,13 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
         scaling.data_root = values::string(diags, &x.value, &x.key.name);
         scaling.sample_data = sample;
     }
-    // The pipeline block takes `batch` and `seed`; a profile's batch is every stage's batch.
-    let globals: Vec<Entry> = ["batch", "seed"]
+    // A profile's batch is also every stage's batch.
+    let globals: Vec<Entry> = profile::GLOBALS
         .iter()
         .filter_map(|k| f.get(k))
         .map(|x| Entry::Field(x.clone()))
         .collect();
-    let batch_set = f.get("batch").is_some();
+    let batch_set = f.get(&profile::BATCH).is_some();
     for item in &mut out.items {
         match item {
             Item::Pipeline(p) => merge(&mut p.body, &globals),
@@ -138,7 +134,7 @@ fn merge(body: &mut Body, overrides: &[Entry]) {
             Entry::Field(f) => {
                 body.entries.retain(|e| match e {
                     Entry::Field(g) => g.key.name != f.key.name,
-                    Entry::Block(b) => !(f.key.name == "data" && b.keyword.name == "mix"),
+                    Entry::Block(b) => !(f.key.name == stage::DATA.name && b.keyword.name == "mix"),
                     Entry::Scale(_) => true,
                 });
                 body.entries.push(o.clone());
@@ -155,8 +151,9 @@ fn merge(body: &mut Body, overrides: &[Entry]) {
                     Some(e) => *e = o.clone(),
                     None => {
                         if b.keyword.name == "mix" {
-                            body.entries
-                                .retain(|e| !matches!(e, Entry::Field(g) if g.key.name == "data"));
+                            body.entries.retain(
+                                |e| !matches!(e, Entry::Field(g) if g.key.name == stage::DATA.name),
+                            );
                         }
                         body.entries.push(o.clone());
                     }
@@ -167,9 +164,22 @@ fn merge(body: &mut Body, overrides: &[Entry]) {
     }
 }
 
+/// "`tokens` (budgets and token durations), `seq_len` or `rope_base`"
+fn targets() -> String {
+    let words: Vec<String> = Scale::TARGETS
+        .iter()
+        .map(|t| match t {
+            Scale::Tokens => format!("`{}` (budgets and token durations)", t.target()),
+            _ => format!("`{}`", t.target()),
+        })
+        .collect();
+    let (last, rest) = words.split_last().expect("scale targets");
+    format!("{} or {last}", rest.join(", "))
+}
+
 fn drop_batch(body: &mut Body) {
     body.entries
-        .retain(|e| !matches!(e, Entry::Field(f) if f.key.name == "batch"));
+        .retain(|e| !matches!(e, Entry::Field(f) if f.key.name == profile::BATCH.name));
     for e in &mut body.entries {
         if let Entry::Block(b) = e {
             drop_batch(&mut b.body);

@@ -5,35 +5,8 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Expr, ExprKind, Quantity, Suffix};
 
 use super::ir::{Duration, Sp, Transition};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    Count,
-    Tokens,
-    Length,
-    Number,
-    Lr,
-    Share,
-    Duration,
-    PhaseBudget,
-}
-
-impl Ty {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Ty::Count => "a whole number (e.g. `16`)",
-            Ty::Tokens => "a token amount (e.g. `5.2T`, `20B`)",
-            Ty::Length => "a sequence length (e.g. `8K` = 8,192)",
-            Ty::Number => "a number (e.g. `50_000`)",
-            Ty::Lr => "a learning rate (e.g. `3e-4`)",
-            Ty::Share => "a percentage (e.g. `40%`)",
-            Ty::Duration => {
-                "a duration: tokens (`20B`), a share of the span (`1%`) or steps (`2000 steps`)"
-            }
-            Ty::PhaseBudget => "a token amount (`50B`) or a share of the stage's budget (`50%`)",
-        }
-    }
-}
+use super::units::{Context, factor};
+use crate::schema::Ty;
 
 /// What an expression is, for messages.
 pub fn found(e: &Expr) -> &'static str {
@@ -58,7 +31,7 @@ pub fn mismatch(diags: &mut Diagnostics, e: &Expr, ty: Ty, field: &str) {
     diags.push(
         Diagnostic::new(
             Code::TYPE,
-            format!("`{field}` expects {}, found {}", short(ty), found(e)),
+            format!("`{field}` expects {}, found {}", ty.short(), found(e)),
         )
         .label(e.span, format!("this is {}", found(e)))
         .help(format!("write {}", ty.describe()))
@@ -75,35 +48,12 @@ fn unit_fix(e: &Expr, ty: Ty) -> Option<Fix> {
     let n = super::units::trim(q.number);
     let text = match (ty, q.suffix, q.steps) {
         (Ty::Share, Suffix::None, false) | (Ty::Duration, Suffix::Percent, true) => format!("{n}%"),
-        (Ty::Count | Ty::Number | Ty::Length, s, true) if s != Suffix::Percent => {
+        (Ty::Count { .. } | Ty::Number | Ty::Length, s, true) if s != Suffix::Percent => {
             format!("{n}{}", s.as_str())
         }
         _ => return None,
     };
     Some(Fix::replace(format!("write `{text}`"), e.span, text))
-}
-
-fn short(ty: Ty) -> &'static str {
-    match ty {
-        Ty::Count => "a whole number",
-        Ty::Tokens => "a token amount",
-        Ty::Length => "a sequence length",
-        Ty::Number => "a number",
-        Ty::Lr => "a learning rate",
-        Ty::Share => "a percentage",
-        Ty::Duration => "a duration",
-        Ty::PhaseBudget => "a token amount or a percentage",
-    }
-}
-
-fn scale(s: Suffix, base: f64) -> f64 {
-    match s {
-        Suffix::K => base,
-        Suffix::M => base.powi(2),
-        Suffix::B => base.powi(3),
-        Suffix::T => base.powi(4),
-        Suffix::None | Suffix::Percent => 1.0,
-    }
 }
 
 fn quantity(e: &Expr) -> Option<&Quantity> {
@@ -113,11 +63,11 @@ fn quantity(e: &Expr) -> Option<&Quantity> {
     }
 }
 
-/// A plain number with an optional K/M/B/T (powers of 1,000), or a ratio `a/b`.
+/// A plain number with an optional K/M/B/T (an amount), or a ratio `a/b`.
 fn plain(e: &Expr) -> Option<f64> {
     match &e.kind {
         ExprKind::Quantity(q) if !q.steps && q.suffix != Suffix::Percent => {
-            Some(q.number * scale(q.suffix, 1e3))
+            Some(q.number * factor(q.suffix, Context::Amount))
         }
         ExprKind::Ratio(a, b) => Some(plain(a)? / plain(b)?),
         _ => None,
@@ -159,7 +109,7 @@ pub fn count(diags: &mut Diagnostics, e: &Expr, field: &str, min: u64) -> Option
     let v = match plain(e) {
         Some(v) => v,
         None => {
-            mismatch(diags, e, Ty::Count, field);
+            mismatch(diags, e, Ty::Count { min }, field);
             return None;
         }
     };
@@ -192,12 +142,16 @@ fn whole(diags: &mut Diagnostics, e: &Expr, v: f64, field: &str, min: u64) -> Op
     Some(Sp::new(v as u64, e.span))
 }
 
-/// A sequence length: K = 1,024 as model cards write contexts.
+/// A sequence length (K = 1,024).
 pub fn length(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<u64>> {
     match quantity(e) {
-        Some(q) if !q.steps && q.suffix != Suffix::Percent => {
-            whole(diags, e, q.number * scale(q.suffix, 1024.0), field, 1)
-        }
+        Some(q) if !q.steps && q.suffix != Suffix::Percent => whole(
+            diags,
+            e,
+            q.number * factor(q.suffix, Context::Length),
+            field,
+            1,
+        ),
         _ => {
             mismatch(diags, e, Ty::Length, field);
             None
@@ -205,12 +159,15 @@ pub fn length(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<u64>>
     }
 }
 
-/// A token amount above 0: K/M/B/T are powers of 1,000.
+/// A token amount above 0.
 pub fn tokens(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<f64>> {
     match quantity(e) {
-        Some(q) if !q.steps && q.suffix != Suffix::Percent => {
-            positive(diags, e, q.number * scale(q.suffix, 1e3), field)
-        }
+        Some(q) if !q.steps && q.suffix != Suffix::Percent => positive(
+            diags,
+            e,
+            q.number * factor(q.suffix, Context::Amount),
+            field,
+        ),
         _ => {
             mismatch(diags, e, Ty::Tokens, field);
             None
@@ -268,13 +225,19 @@ pub fn duration(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<Dur
                 mismatch(diags, e, Ty::Duration, field);
                 return None;
             }
-            let v = whole(diags, e, q.number * scale(q.suffix, 1e3), field, 0)?;
+            let v = whole(
+                diags,
+                e,
+                q.number * factor(q.suffix, Context::Amount),
+                field,
+                0,
+            )?;
             Some(Sp::new(Duration::Steps(v.value), e.span))
         }
         Some(q) if q.suffix == Suffix::Percent => share_range(diags, e, q.number / 100.0, field)
             .map(|v| Sp::new(Duration::Share(v.value), e.span)),
         Some(q) => {
-            let v = q.number * scale(q.suffix, 1e3);
+            let v = q.number * factor(q.suffix, Context::Amount);
             if v < 0.0 || !v.is_finite() {
                 diags.push(
                     Diagnostic::new(Code::RANGE, format!("`{field}` must not be negative"))

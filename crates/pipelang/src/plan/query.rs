@@ -3,6 +3,8 @@
 //! (`10B`), a share of it (`50%`) or `end` (its last step).
 
 use super::{Plan, StagePlan, StepState};
+use crate::check::units::{self, Context};
+use crate::syntax::Suffix;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum At {
@@ -47,19 +49,13 @@ fn parse_point(p: &str) -> Option<At> {
         let v: f64 = x.trim().parse().ok()?;
         return (0.0..=100.0).contains(&v).then_some(At::Share(v / 100.0));
     }
-    let p = p.replace('_', "");
-    let (num, mult) = match p.chars().last()? {
-        'K' => (&p[..p.len() - 1], 1e3),
-        'M' => (&p[..p.len() - 1], 1e6),
-        'B' => (&p[..p.len() - 1], 1e9),
-        'T' => (&p[..p.len() - 1], 1e12),
-        _ => (&p[..], 0.0),
-    };
-    if mult == 0.0 {
-        return num.parse::<u64>().ok().map(At::Step);
+    match units::split(p) {
+        (num, Suffix::None) => num.parse::<u64>().ok().map(At::Step),
+        (num, suffix) => {
+            let v: f64 = num.parse().ok()?;
+            (v >= 0.0).then_some(At::Tokens(v * units::factor(suffix, Context::Amount)))
+        }
     }
-    let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then_some(At::Tokens(v * mult))
 }
 
 impl Plan {

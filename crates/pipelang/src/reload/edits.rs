@@ -3,6 +3,7 @@
 //! span in the new source where a refusal should point.
 
 use crate::check::ir::*;
+use crate::schema::{data, decoder, phase, pipeline, projector, stage, vit};
 use crate::syntax::Span;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +32,10 @@ pub struct Edit {
     pub span: Span,
 }
 
-/// One comparable field: a spanless rendering of its value and where it is written.
-struct Field {
-    name: String,
+/// One comparable field: a spanless rendering of its value and where it is written. Block
+/// fields are named by their schema entry; `tests.rs` checks that every one is compared.
+pub(super) struct Field {
+    pub(super) name: String,
     value: String,
     span: Span,
 }
@@ -181,21 +183,33 @@ fn compare_fields(out: &mut Vec<Edit>, owner: Owner, old: &[Field], new: &[Field
     }
 }
 
-fn pipeline_fields(p: &Pipeline) -> Vec<Field> {
+pub(super) fn pipeline_fields(p: &Pipeline) -> Vec<Field> {
     vec![
-        field("seed", p.seed.value.to_string(), p.seed.span),
-        field("batch", p.batch.value.to_string(), p.batch.span),
-        field("seq_len", p.seq_len.value.to_string(), p.seq_len.span),
+        field(pipeline::SEED.name, p.seed.value.to_string(), p.seed.span),
         field(
-            "data_root",
+            pipeline::BATCH.name,
+            p.batch.value.to_string(),
+            p.batch.span,
+        ),
+        field(
+            pipeline::SEQ_LEN.name,
+            p.seq_len.value.to_string(),
+            p.seq_len.span,
+        ),
+        field(
+            pipeline::DATA_ROOT.name,
             format!("{:?}", p.data_root.as_ref().map(|r| &r.value)),
             p.data_root.as_ref().map_or(p.name_span, |r| r.span),
         ),
-        field("sample_data", p.sample_data.to_string(), p.name_span),
+        field(
+            pipeline::SAMPLE_DATA.name,
+            p.sample_data.to_string(),
+            p.name_span,
+        ),
     ]
 }
 
-fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
+pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
     let mut out = vec![field("kind", m.kind.name(), m.name_span)];
     let mut num = |name: &str, v: Option<Sp<u64>>| {
         if let Some(v) = v {
@@ -204,28 +218,32 @@ fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
     };
     match &m.kind {
         ModelKind::Decoder(d) => {
-            num("vocab", Some(d.vocab));
-            num("d_model", Some(d.d_model));
-            num("layers", Some(d.layers));
-            num("heads", Some(d.heads));
-            num("experts", d.experts);
-            num("active_experts", d.active_experts);
+            num(decoder::VOCAB.name, Some(d.vocab));
+            num(decoder::D_MODEL.name, Some(d.d_model));
+            num(decoder::LAYERS.name, Some(d.layers));
+            num(decoder::HEADS.name, Some(d.heads));
+            num(decoder::EXPERTS.name, d.experts);
+            num(decoder::ACTIVE_EXPERTS.name, d.active_experts);
             out.push(field(
-                "rope_base",
+                decoder::ROPE_BASE.name,
                 d.rope_base.value.to_string(),
                 d.rope_base.span,
             ));
-            out.push(field("mlp", format!("{:?}", d.mlp.value), d.mlp.span));
+            out.push(field(
+                decoder::MLP.name,
+                format!("{:?}", d.mlp.value),
+                d.mlp.span,
+            ));
         }
         ModelKind::Vit(v) => {
-            num("patch", Some(v.patch));
-            num("d_model", Some(v.d_model));
-            num("layers", Some(v.layers));
-            num("heads", Some(v.heads));
-            num("max_image_side", Some(v.max_image_side));
+            num(vit::PATCH.name, Some(v.patch));
+            num(vit::D_MODEL.name, Some(v.d_model));
+            num(vit::LAYERS.name, Some(v.layers));
+            num(vit::HEADS.name, Some(v.heads));
+            num(vit::MAX_IMAGE_SIDE.name, Some(v.max_image_side));
         }
         ModelKind::Projector(pr) => {
-            num("pixel_shuffle", Some(pr.pixel_shuffle));
+            num(projector::PIXEL_SHUFFLE.name, Some(pr.pixel_shuffle));
             out.push(field(
                 "from",
                 p.models[pr.from.value].name.clone(),
@@ -237,7 +255,7 @@ fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
     out
 }
 
-fn data_fields(d: &Data) -> Vec<Field> {
+pub(super) fn data_fields(d: &Data) -> Vec<Field> {
     let globs: Vec<&str> = d.globs.iter().map(|g| g.value.as_str()).collect();
     vec![
         field("kind", d.kind.name(), d.name_span),
@@ -247,7 +265,7 @@ fn data_fields(d: &Data) -> Vec<Field> {
             joined(d.globs.iter().map(|g| g.span), d.span),
         ),
         field(
-            "tokenizer",
+            data::TOKENIZER.name,
             format!("{:?}", d.tokenizer.as_ref().map(|t| &t.value)),
             d.tokenizer.as_ref().map_or(d.span, |t| t.span),
         ),
@@ -262,7 +280,7 @@ fn schedule_fields(s: &Schedule) -> Vec<Field> {
         .collect()
 }
 
-fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
+pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
     let model = |m: &Sp<ModelId>| p.models[m.value].name.clone();
     let names = |list: &[Sp<ModelId>]| list.iter().map(model).collect::<Vec<_>>().join(", ");
     let mut out = vec![
@@ -276,33 +294,37 @@ fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             joined(s.after.iter().map(|a| a.span), s.header),
         ),
         field(
-            "train",
+            stage::TRAIN.name,
             names(&s.train),
             joined(s.train.iter().map(|m| m.span), s.header),
         ),
         field(
-            "freeze",
+            stage::FREEZE.name,
             names(&s.freeze),
             joined(s.freeze.iter().map(|m| m.span), s.header),
         ),
-        field("budget", s.budget.value.to_string(), s.budget.span),
         field(
-            "batch",
+            stage::BUDGET.name,
+            s.budget.value.to_string(),
+            s.budget.span,
+        ),
+        field(
+            stage::BATCH.name,
             format!("{:?}", s.batch.map(|b| b.value)),
             s.batch.map_or(s.header, |b| b.span),
         ),
         field(
-            "seq_len",
+            stage::SEQ_LEN.name,
             transition(&s.seq_len),
             transition_span(&s.seq_len, s.header),
         ),
         field(
-            "rope_base",
+            stage::ROPE_BASE.name,
             transition(&s.rope_base),
             transition_span(&s.rope_base, s.header),
         ),
-        field("loss", format!("{:?}", s.loss.value), s.loss.span),
-        field("lr", stage_lr(p, &s.lr), s.lr_span),
+        field(stage::LOSS.name, format!("{:?}", s.loss.value), s.loss.span),
+        field(stage::LR.name, stage_lr(p, &s.lr), s.lr_span),
         field("mix", mix(p, &s.mix), s.mix_span),
         field(
             "weights",
@@ -314,19 +336,17 @@ fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             joined(s.weights.iter().map(|(m, f)| m.span.join(f.span)), s.header),
         ),
         field(
-            "checkpoint_every",
+            stage::CHECKPOINT_EVERY.name,
             format!("{:?}", s.checkpoint_every.map(|c| c.value)),
             s.checkpoint_every.map_or(s.header, |c| c.span),
         ),
     ];
     for ph in &s.phases {
-        let value = format!(
-            "{:?} seq_len {} rope_base {} batch {:?}",
-            ph.budget.value,
-            transition(&ph.seq_len),
-            transition(&ph.rope_base),
-            ph.batch.map(|b| b.value)
-        );
+        let value = phase_fields(ph)
+            .iter()
+            .map(|(name, v)| format!("{name} {v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         out.push(field(format!("phase {}", ph.name), value, ph.span));
     }
     // Phases are ordered: the same phases in another order are a different stage.
@@ -334,6 +354,19 @@ fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
     let order_span = joined(s.phases.iter().map(|ph| ph.span), s.header);
     out.push(field("phase order", order.join(", "), order_span));
     out
+}
+
+/// A phase is compared as a whole: its fields, by name.
+pub(super) fn phase_fields(ph: &Phase) -> Vec<(&'static str, String)> {
+    vec![
+        (phase::BUDGET.name, format!("{:?}", ph.budget.value)),
+        (phase::SEQ_LEN.name, transition(&ph.seq_len)),
+        (phase::ROPE_BASE.name, transition(&ph.rope_base)),
+        (
+            phase::BATCH.name,
+            format!("{:?}", ph.batch.map(|b| b.value)),
+        ),
+    ]
 }
 
 fn joined(spans: impl Iterator<Item = Span>, default: Span) -> Span {

@@ -348,3 +348,60 @@ fn at_a_boundary_the_next_stage_can_still_change() {
         "{changes:?}"
     );
 }
+
+/// Every field the schema says reload compares is compared: a field added to the schema and
+/// forgotten in `edits.rs` would let an edit to a started stage's model through.
+#[test]
+fn every_schema_field_is_compared() {
+    use crate::schema::{self, Block, Reload};
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../pipelines/kimi_vl.pipe"
+    ))
+    .unwrap();
+    let p = crate::check::check(&src).pipeline.unwrap();
+    let covered = |block: &Block, names: Vec<String>| {
+        for f in block.fields {
+            let name = match f.reload {
+                Reload::Value => f.name,
+                Reload::Within(other) => other,
+                Reload::Applied => continue,
+            };
+            assert!(
+                names.iter().any(|n| n == name),
+                "reload does not compare `{}` of {}",
+                f.name,
+                block.what
+            );
+        }
+    };
+    let names =
+        |fields: Vec<edits::Field>| -> Vec<String> { fields.into_iter().map(|f| f.name).collect() };
+    covered(&schema::pipeline::BLOCK, names(edits::pipeline_fields(&p)));
+    // Unset optional fields (a dense decoder's `experts`) are compared by their absence.
+    for block in schema::MODELS {
+        let of_kind = p.models.iter().filter(|m| m.kind.name() == block.keyword);
+        covered(
+            block,
+            of_kind
+                .flat_map(|m| names(edits::model_fields(&p, m)))
+                .collect(),
+        );
+    }
+    for d in &p.data {
+        covered(&schema::data::BLOCK, names(edits::data_fields(d)));
+    }
+    let kinds: std::collections::HashSet<&str> = p.models.iter().map(|m| m.kind.name()).collect();
+    assert_eq!(
+        kinds.len(),
+        schema::MODELS.len(),
+        "the reference has every model kind"
+    );
+    let st = p.stages.iter().find(|s| !s.phases.is_empty()).unwrap();
+    covered(&schema::stage::BLOCK, names(edits::stage_fields(&p, st)));
+    let phase = edits::phase_fields(&st.phases[0]);
+    covered(
+        &schema::phase::BLOCK,
+        phase.iter().map(|(n, _)| n.to_string()).collect(),
+    );
+}

@@ -202,6 +202,19 @@ pub enum Suffix {
 }
 
 impl Suffix {
+    /// The suffix a character after a number stands for, if any. The parsers and `--at` read
+    /// letters here; what they multiply by is `check::units`' business.
+    pub fn from_char(c: char) -> Option<Suffix> {
+        match c {
+            'K' => Some(Suffix::K),
+            'M' => Some(Suffix::M),
+            'B' => Some(Suffix::B),
+            'T' => Some(Suffix::T),
+            '%' => Some(Suffix::Percent),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Suffix::None => "",

@@ -496,14 +496,10 @@ impl<'s> P<'s> {
     fn quantity(&mut self) -> Option<Expr> {
         let start = self.pos;
         let number_end = self.number()?;
-        let suffix = match self.peek() {
-            Some(b'K') => Suffix::K,
-            Some(b'M') => Suffix::M,
-            Some(b'B') => Suffix::B,
-            Some(b'T') => Suffix::T,
-            Some(b'%') => Suffix::Percent,
-            _ => Suffix::None,
-        };
+        let suffix = self
+            .peek()
+            .and_then(|b| Suffix::from_char(b as char))
+            .unwrap_or(Suffix::None);
         if suffix != Suffix::None {
             self.pos += 1;
         }

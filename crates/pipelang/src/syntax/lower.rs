@@ -414,13 +414,12 @@ fn quantity(pair: Pair<Rule>) -> Quantity {
         match p.as_rule() {
             Rule::number => q.number = p.as_str().replace('_', "").parse().unwrap_or(f64::NAN),
             Rule::unit => {
-                q.suffix = match p.as_str() {
-                    "K" => Suffix::K,
-                    "M" => Suffix::M,
-                    "B" => Suffix::B,
-                    "T" => Suffix::T,
-                    _ => Suffix::Percent,
-                }
+                q.suffix = p
+                    .as_str()
+                    .chars()
+                    .next()
+                    .and_then(Suffix::from_char)
+                    .expect("the grammar's units are K, M, B, T and %")
             }
             Rule::steps => q.steps = true,
             _ => {}

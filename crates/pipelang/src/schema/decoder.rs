@@ -1,0 +1,71 @@
+//! `model NAME = decoder { ... }`: a transformer language model.
+
+use super::{Block, Field, Missing, Reload, Scale, Ty};
+
+pub const DEFAULT_ROPE_BASE: f64 = 10_000.0;
+/// The first is the default.
+pub const MLPS: &[&str] = &["swiglu", "gelu"];
+
+const fn count(name: &'static str, missing: Missing, doc: &'static str) -> Field {
+    Field {
+        name,
+        ty: Ty::Count { min: 1 },
+        missing,
+        doc,
+        scale: Scale::No,
+        reload: Reload::Value,
+    }
+}
+
+pub const VOCAB: Field = count("vocab", Missing::Required("vocab = 32_000"), "");
+pub const D_MODEL: Field = count("d_model", Missing::Required("d_model = 512"), "");
+pub const LAYERS: Field = count("layers", Missing::Required("layers = 8"), "");
+pub const HEADS: Field = count(
+    "heads",
+    Missing::Required("heads = 8"),
+    "must divide `d_model` with an even head dimension ([P0205](errors/P0205.md))",
+);
+pub const EXPERTS: Field = count(
+    "experts",
+    Missing::Means("dense (none)"),
+    "a mixture of experts",
+);
+pub const ACTIVE_EXPERTS: Field = count(
+    "active_experts",
+    Missing::Means("none"),
+    "experts per token, at most `experts` ([P0206](errors/P0206.md)); required with \
+     `experts`, not allowed without",
+);
+pub const ROPE_BASE: Field = Field {
+    name: "rope_base",
+    ty: Ty::Number,
+    missing: Missing::Number(DEFAULT_ROPE_BASE),
+    doc: "above 0",
+    scale: Scale::RopeBase,
+    reload: Reload::Value,
+};
+pub const MLP: Field = Field {
+    name: "mlp",
+    ty: Ty::Choice(MLPS),
+    missing: Missing::Word(MLPS[0]),
+    doc: "",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
+pub const BLOCK: Block = Block {
+    keyword: "decoder",
+    what: "a decoder",
+    fields: &[
+        VOCAB,
+        D_MODEL,
+        LAYERS,
+        HEADS,
+        EXPERTS,
+        ACTIVE_EXPERTS,
+        ROPE_BASE,
+        MLP,
+    ],
+    blocks: &[],
+    scales: false,
+};

@@ -1,0 +1,44 @@
+//! `phase NAME { ... }` inside a stage: consecutive parts of it.
+
+use super::{Block, Field, Missing, Reload, Scale, Ty};
+
+pub const BUDGET: Field = Field {
+    name: "budget",
+    ty: Ty::PhaseBudget,
+    missing: Missing::Required("budget = 50%"),
+    doc: "a token amount, or a share of the stage's budget (above 0%)",
+    scale: Scale::Tokens,
+    reload: Reload::Value,
+};
+pub const SEQ_LEN: Field = Field {
+    name: "seq_len",
+    ty: Ty::Transition(&Ty::Length),
+    missing: Missing::Means("the stage's, or the previous phase's"),
+    doc: "",
+    scale: Scale::SeqLen,
+    reload: Reload::Value,
+};
+pub const ROPE_BASE: Field = Field {
+    name: "rope_base",
+    ty: Ty::Transition(&Ty::Number),
+    missing: Missing::Means("the stage's, or the previous phase's"),
+    doc: "applies to every decoder of the stage",
+    scale: Scale::RopeBase,
+    reload: Reload::Value,
+};
+pub const BATCH: Field = Field {
+    name: "batch",
+    ty: Ty::Count { min: 1 },
+    missing: Missing::Means("the stage's batch"),
+    doc: "",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
+pub const BLOCK: Block = Block {
+    keyword: "phase",
+    what: "a phase",
+    fields: &[BUDGET, SEQ_LEN, ROPE_BASE, BATCH],
+    blocks: &[],
+    scales: false,
+};

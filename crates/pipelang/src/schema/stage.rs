@@ -1,0 +1,104 @@
+//! `stage NAME [after ...] { ... }`: models trained and frozen, budget, data, loss and LR.
+
+use super::{Block, Field, LOSSES, Missing, Reload, Scale, Ty};
+use crate::check::names::NameKind;
+
+pub const TRAIN: Field = Field {
+    name: "train",
+    ty: Ty::Names(NameKind::Model),
+    missing: Missing::Required("train = [model]"),
+    doc: "the models that learn; not empty ([P0304](errors/P0304.md))",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const FREEZE: Field = Field {
+    name: "freeze",
+    ty: Ty::Names(NameKind::Model),
+    missing: Missing::Means("`[]`"),
+    doc: "models used but not updated; never also in `train` ([P0302](errors/P0302.md))",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const BUDGET: Field = Field {
+    name: "budget",
+    ty: Ty::Tokens,
+    missing: Missing::Required("budget = 1T"),
+    doc: "tokens the stage trains on",
+    scale: Scale::Tokens,
+    reload: Reload::Value,
+};
+pub const BATCH: Field = Field {
+    name: "batch",
+    ty: Ty::Count { min: 1 },
+    missing: Missing::Means("the pipeline's"),
+    doc: "sequences per step",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const SEQ_LEN: Field = Field {
+    name: "seq_len",
+    ty: Ty::Transition(&Ty::Length),
+    missing: Missing::Means("inherited"),
+    doc: "",
+    scale: Scale::SeqLen,
+    reload: Reload::Value,
+};
+pub const ROPE_BASE: Field = Field {
+    name: "rope_base",
+    ty: Ty::Transition(&Ty::Number),
+    missing: Missing::Means("inherited"),
+    doc: "applies to every decoder in the stage",
+    scale: Scale::RopeBase,
+    reload: Reload::Value,
+};
+pub const DATA: Field = Field {
+    name: "data",
+    ty: Ty::Name(NameKind::Data),
+    missing: Missing::Means("none"),
+    doc: "one source (or `mix`, not both: [P0404](errors/P0404.md))",
+    scale: Scale::No,
+    reload: Reload::Within("mix"),
+};
+pub const LOSS: Field = Field {
+    name: "loss",
+    ty: Ty::Loss,
+    missing: Missing::Word(LOSSES[0]),
+    doc: "`caption_weight` defaults to 1",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const LR: Field = Field {
+    name: "lr",
+    ty: Ty::StageLr,
+    missing: Missing::Required("lr = cosine(peak = 3e-4, warmup = 1%, min = 3e-5)"),
+    doc: "an LR expression starts a schedule of the stage's own",
+    scale: Scale::Tokens,
+    reload: Reload::Value,
+};
+pub const CHECKPOINT_EVERY: Field = Field {
+    name: "checkpoint_every",
+    ty: Ty::Count { min: 1 },
+    missing: Missing::Means("`pipe run --checkpoint-every`"),
+    doc: "optimizer steps between checkpoints; the stage's last step is always saved",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
+pub const BLOCK: Block = Block {
+    keyword: "stage",
+    what: "a stage",
+    fields: &[
+        TRAIN,
+        FREEZE,
+        BUDGET,
+        BATCH,
+        SEQ_LEN,
+        ROPE_BASE,
+        DATA,
+        LOSS,
+        LR,
+        CHECKPOINT_EVERY,
+    ],
+    blocks: &["mix", "phase", "weights"],
+    scales: false,
+};

@@ -1,0 +1,83 @@
+//! The types of values: named in the docs' tables and in type errors.
+
+use crate::check::names::NameKind;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ty {
+    Count {
+        min: u64,
+    },
+    Tokens,
+    Length,
+    Number,
+    Lr,
+    Share,
+    Duration,
+    PhaseBudget,
+    Str,
+    Names(NameKind),
+    Name(NameKind),
+    Choice(&'static [&'static str]),
+    Loss,
+    StageLr,
+    /// `a -> b` of the inner type, or a plain value.
+    Transition(&'static Ty),
+}
+
+/// The losses a stage may name.
+pub const LOSSES: &[&str] = &["next_token", "coca"];
+
+impl Ty {
+    /// As the docs' tables write it.
+    pub fn name(self) -> String {
+        match self {
+            Ty::Count { .. } => "whole number".into(),
+            Ty::Tokens => "token amount".into(),
+            Ty::Length => "sequence length".into(),
+            Ty::Number => "number".into(),
+            Ty::Lr => "learning rate".into(),
+            Ty::Share => "percentage".into(),
+            Ty::Duration => "duration".into(),
+            Ty::PhaseBudget => "phase budget".into(),
+            Ty::Str => "string".into(),
+            Ty::Names(k) => format!("list of {}s", k.word()),
+            Ty::Name(k) => format!("{} name", k.word()),
+            Ty::Choice(words) => words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Ty::Loss => "`next_token`, `coca` or `coca(caption_weight = W)`".into(),
+            Ty::StageLr => "schedule name, `resume`, `resume(NAME)` or an LR expression".into(),
+            Ty::Transition(t) => format!("{} or transition", t.name()),
+        }
+    }
+
+    /// With an example, for the help of a type error.
+    pub fn describe(self) -> String {
+        match self {
+            Ty::Count { .. } => "a whole number (e.g. `16`)".into(),
+            Ty::Tokens => "a token amount (e.g. `5.2T`, `20B`)".into(),
+            Ty::Length => "a sequence length (e.g. `8K` = 8,192)".into(),
+            Ty::Number => "a number (e.g. `50_000`)".into(),
+            Ty::Lr => "a learning rate (e.g. `3e-4`)".into(),
+            Ty::Share => "a percentage (e.g. `40%`)".into(),
+            Ty::Duration => {
+                "a duration: tokens (`20B`), a share of the span (`1%`) or steps (`2000 steps`)"
+                    .into()
+            }
+            Ty::PhaseBudget => {
+                "a token amount (`50B`) or a share of the stage's budget (`50%`)".into()
+            }
+            other => other.short(),
+        }
+    }
+
+    /// With its article, for the message of a type error.
+    pub fn short(self) -> String {
+        match self {
+            Ty::PhaseBudget => "a token amount or a percentage".into(),
+            other => format!("a {}", other.name()),
+        }
+    }
+}
