@@ -4,14 +4,16 @@
 
 pub use pipelang::atomic;
 pub mod build;
+pub mod checkpoint;
 pub mod data;
-mod eval;
+pub mod metrics;
 pub mod model;
+mod progress;
 pub mod record;
 pub mod setup;
-mod step;
 pub mod summary;
 pub mod train;
+pub mod trainer;
 pub mod watch;
 
 pub use setup::{Prepared, RunError};
