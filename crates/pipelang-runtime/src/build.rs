@@ -1,7 +1,6 @@
 //! The models of a pipeline, built on candle from their checked declarations.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -148,29 +147,4 @@ pub fn tensors(vars: &VarMap) -> BTreeMap<String, Tensor> {
     data.iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect()
-}
-
-/// Writes named tensors as one safetensors file, atomically.
-pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> std::io::Result<()> {
-    let tmp = path.with_extension("safetensors.part");
-    let map: std::collections::HashMap<String, Tensor> = tensors.clone().into_iter().collect();
-    candle_core::safetensors::save(&map, &tmp).map_err(std::io::Error::other)?;
-    let f = std::fs::File::open(&tmp)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-pub fn load_safetensors(
-    path: &Path,
-    dev: &Device,
-) -> candle_core::Result<BTreeMap<String, Tensor>> {
-    Ok(candle_core::safetensors::load(path, dev)?
-        .into_iter()
-        .collect())
 }

@@ -4,15 +4,17 @@
 
 pub use pipelang::atomic;
 pub mod build;
+pub mod checkpoint;
 pub mod data;
-mod eval;
 pub mod lock;
+pub mod metrics;
 pub mod model;
+mod progress;
 pub mod record;
 pub mod setup;
-mod step;
 pub mod summary;
 pub mod train;
+pub mod trainer;
 pub mod watch;
 
 pub use setup::{Prepared, RunError};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use pipelang::plan::Plan;
+use pipelang::plan::{Plan, StagePlan};
 use pipelang::reload::Progress;
 
 use super::data::{LoaderState, SourceCursor};
@@ -121,6 +121,61 @@ impl RunRecord {
     pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
         self.stages.iter_mut().find(|s| s.name == name)
     }
+}
+
+impl StageRecord {
+    /// The loss figures of a stage that ran steps `start..` with `losses`; figures of steps
+    /// that ran before a resume keep the values recorded then.
+    pub fn add_losses(&mut self, st: &StagePlan, start: u64, losses: &[f64]) {
+        let tenth = (losses.len() / 10).max(1);
+        if start == 0 {
+            self.loss_first_tenth = mean(&losses[..tenth.min(losses.len())]);
+        }
+        self.loss_last_tenth = mean(&losses[losses.len().saturating_sub(tenth)..]);
+        if st.phases.len() > 1 {
+            self.phases = phase_losses(st, start, losses, &self.phases);
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Per-phase first and last tenth from the losses of steps `start..`; a figure whose steps ran
+/// before a resume keeps the value recorded then.
+fn phase_losses(
+    st: &StagePlan,
+    start: u64,
+    losses: &[f64],
+    before: &[PhaseLoss],
+) -> Vec<PhaseLoss> {
+    st.phases
+        .iter()
+        .enumerate()
+        .map(|(i, ph)| {
+            let name = ph.name.clone().unwrap_or_else(|| format!("phase{}", i + 1));
+            let old = before.iter().find(|p| p.name == name);
+            let tenth = (ph.steps / 10).max(1).min(ph.steps);
+            let (a, b) = (ph.first_step, ph.first_step + ph.steps);
+            // Losses of steps a..b that this process ran, as a slice of `losses`.
+            let slice = |from: u64, to: u64| -> Option<&[f64]> {
+                (from >= start && to > from)
+                    .then(|| losses.get((from - start) as usize..(to - start) as usize))
+                    .flatten()
+            };
+            PhaseLoss {
+                name,
+                seq_len: ph.seq_len,
+                loss_first_tenth: slice(a, a + tenth)
+                    .and_then(mean)
+                    .or(old.and_then(|o| o.loss_first_tenth)),
+                loss_last_tenth: slice(b - tenth, b)
+                    .and_then(mean)
+                    .or(old.and_then(|o| o.loss_last_tenth)),
+            }
+        })
+        .collect()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

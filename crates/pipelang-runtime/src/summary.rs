@@ -1,12 +1,13 @@
-//! The table printed when a run ends: per stage, steps, loss at the start and the end, wall
-//! time and evaluations; then where the checkpoints and metrics are.
+//! What a run prints: a line per stage as it ends, and the table at the end of the run (per
+//! stage, steps, loss at the start and the end, wall time and evaluations; then where the
+//! checkpoints and metrics are).
 
 use std::fmt::Write;
 use std::path::Path;
 
-use super::record::{RunRecord, Status};
+use super::record::{RunRecord, StageRecord, Status};
 use pipelang::check::units;
-use pipelang::plan::Plan;
+use pipelang::plan::{Plan, StagePlan};
 
 pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> String {
     let mut s = String::new();
@@ -71,8 +72,9 @@ pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> Strin
     }
     let _ = writeln!(
         s,
-        "checkpoints: {}/checkpoints/<stage>/final.safetensors",
-        out.display()
+        "checkpoints: {}/{}",
+        out.display(),
+        super::checkpoint::final_path("<stage>")
     );
     let _ = writeln!(
         s,
@@ -87,4 +89,27 @@ pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> Strin
     );
     // Rows without evaluations would end in padding.
     s.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+}
+
+/// The line a stage prints when it ends (and one per phase when it has several).
+pub fn stage_line(st: &StagePlan, r: &StageRecord, wall_s: f64) -> String {
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+    let mut msg = format!(
+        "{:>20}  {} steps  loss {} -> {}  {:.1}s",
+        st.name,
+        st.steps,
+        f(r.loss_first_tenth),
+        f(r.loss_last_tenth),
+        wall_s
+    );
+    for ph in &r.phases {
+        msg += &format!(
+            "\n{:>20}  seq_len {}  loss {} -> {}",
+            format!(".{}", ph.name),
+            ph.seq_len,
+            f(ph.loss_first_tenth),
+            f(ph.loss_last_tenth)
+        );
+    }
+    msg
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use pipelang_runtime::metrics;
 use plotters::prelude::*;
 
 struct Row {
@@ -13,22 +14,20 @@ struct Row {
 }
 
 fn read(run: &Path) -> Result<Vec<Row>, String> {
-    let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut rows = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: not a metrics line: {e}", path.display(), i + 1))?;
-        rows.push(Row {
-            stage: v["stage"].as_str().unwrap_or("").to_string(),
-            step: v["global_step"].as_f64().unwrap_or(i as f64),
-            loss: v["loss"].as_f64().unwrap_or(f64::NAN),
-            lr: v["lr"].as_f64().unwrap_or(f64::NAN),
-        });
-    }
+    let rows: Vec<Row> = metrics::read(run)?
+        .into_iter()
+        .map(|m| Row {
+            stage: m.stage,
+            step: m.global_step as f64,
+            loss: m.loss,
+            lr: m.lr,
+        })
+        .collect();
     if rows.is_empty() {
-        return Err(format!("`{}` has no steps yet", path.display()));
+        return Err(format!(
+            "`{}` has no steps yet",
+            metrics::path(run).display()
+        ));
     }
     Ok(rows)
 }

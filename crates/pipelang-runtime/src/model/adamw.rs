@@ -198,6 +198,29 @@ impl AdamW {
         Ok(out)
     }
 
+    /// Continues from the state of an earlier optimizer over other parameters (the previous
+    /// stage on the same LR schedule): its moments for the parameters both train, zero moments
+    /// for the rest; the step count carries over.
+    pub fn continue_from(&mut self, prior: &HashMap<String, Tensor>) -> Result<()> {
+        let mut state = HashMap::new();
+        let step = match prior.get("adamw.step") {
+            Some(s) => s.clone(),
+            None => Tensor::new(&[0i64], &Device::Cpu)?,
+        };
+        state.insert("adamw.step".to_string(), step);
+        for (n, v) in &self.params {
+            for kind in ["m", "v"] {
+                let key = format!("adamw.{kind}.{n}");
+                let t = match prior.get(&key) {
+                    Some(t) if t.shape() == v.shape() => t.clone(),
+                    _ => v.as_tensor().zeros_like()?,
+                };
+                state.insert(key, t);
+            }
+        }
+        self.import_state(&state)
+    }
+
     /// Restores what [`Self::export_state`] wrote; every parameter must be present with its shape.
     pub fn import_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let Some(step) = state.get("adamw.step") else {

@@ -63,8 +63,9 @@ pub unsafe fn candle_elementwise_on_one_thread() {
 }
 
 /// Makes glibc keep freed memory for reuse instead of unmapping it. A training step allocates
-/// and frees the same few hundred megabytes of activations and gradients (candle builds every
-/// gradient as zeros plus an add); with glibc's defaults each buffer above the dynamic mmap
+/// and frees the same few hundred megabytes of activations and gradients (a fresh buffer for
+/// every node's gradient, and another for each later contribution added to it: see
+/// vendor/candle-core/PIPELANG.md); with glibc's defaults each buffer above the dynamic mmap
 /// threshold is a fresh mapping, and every page of it a page fault, about a tenth of a step.
 /// Called by the model constructors; idempotent.
 pub fn keep_freed_memory() {

@@ -3,9 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::build::{Built, ModelSlot};
-use super::data::{Batch, CaptionPair, ImagePatches, SpecialIds};
-use super::model::{
+use crate::build::{Built, ModelSlot};
+use crate::data::{Batch, CaptionPair, ImagePatches, SpecialIds};
+use crate::model::{
     CaptionBatch, CocaHead, Decoder, PackedImages, Projector, Vit, cross_entropy, scatter_rows,
 };
 

@@ -1,0 +1,129 @@
+//! Checkpoints: one safetensors file per stage and tag, `checkpoints/STAGE/TAG.safetensors` in
+//! the run directory (`final` at the end of a stage, `step-NNNNNNNN` in between). A file holds
+//! the models the stage trains, `model/MODEL/PARAM` (the CoCa head as the model `coca`), and the
+//! optimizer state, `optim/` + the names AdamW gives it. Frozen models are not saved: their
+//! weights stay where they came from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+/// The tag of the checkpoint a stage ends with; later stages take their weights from it.
+const FINAL: &str = "final";
+
+/// The CoCa head is stored as a model of its own.
+pub const COCA: &str = "coca";
+
+/// Where the checkpoint of `stage` after `steps_done` steps goes, relative to the run
+/// directory; `last`: the stage's final checkpoint.
+pub fn rel_path(stage: &str, steps_done: u64, last: bool) -> String {
+    if last {
+        final_path(stage)
+    } else {
+        tagged(stage, &format!("step-{steps_done:08}"))
+    }
+}
+
+/// The final checkpoint of `stage`, relative to the run directory.
+pub fn final_path(stage: &str) -> String {
+    tagged(stage, FINAL)
+}
+
+fn tagged(stage: &str, tag: &str) -> String {
+    format!("checkpoints/{stage}/{tag}.safetensors")
+}
+
+/// The tensors of one checkpoint file, by their full key.
+#[derive(Default)]
+pub struct Checkpoint {
+    tensors: BTreeMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    pub fn load(run_dir: &Path, rel: &str, dev: &Device) -> candle_core::Result<Checkpoint> {
+        let tensors = candle_core::safetensors::load(run_dir.join(rel), dev)?
+            .into_iter()
+            .collect();
+        Ok(Checkpoint { tensors })
+    }
+
+    /// Writes the file atomically: a run killed while saving keeps the previous checkpoint.
+    pub fn save(&self, run_dir: &Path, rel: &str) -> std::io::Result<()> {
+        let path = run_dir.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let bytes = safetensors::serialize(&self.tensors, None).map_err(std::io::Error::other)?;
+        super::atomic::write(&path, &bytes)
+    }
+
+    pub fn add_model(&mut self, model: &str, params: BTreeMap<String, Tensor>) {
+        for (k, v) in params {
+            self.tensors.insert(format!("model/{model}/{k}"), v);
+        }
+    }
+
+    pub fn set_optimizer(&mut self, state: HashMap<String, Tensor>) {
+        for (k, v) in state {
+            self.tensors.insert(format!("optim/{k}"), v);
+        }
+    }
+
+    /// The parameters of `model`, named as in the model (empty when the file has none).
+    pub fn model(&self, model: &str) -> BTreeMap<String, Tensor> {
+        self.strip(&format!("model/{model}/")).collect()
+    }
+
+    pub fn optimizer(&self) -> HashMap<String, Tensor> {
+        self.strip("optim/").collect()
+    }
+
+    fn strip<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, Tensor)> + 'a {
+        self.tensors
+            .iter()
+            .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+    }
+}
+
+/// Removes the checkpoint a stage recorded before `current`, once `current` is recorded. Only
+/// periodic ones go: a final checkpoint is where later stages take their weights from.
+pub fn prune(run_dir: &Path, previous: Option<&str>, current: &str) {
+    if let Some(prev) = previous.filter(|p| *p != current && p.contains("/step-")) {
+        // A checkpoint that cannot be removed costs disk space, nothing else.
+        let _ = std::fs::remove_file(run_dir.join(prev));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_and_optimizer_state_round_trip_under_their_own_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let t = |v: f32| Tensor::new(&[v], &dev).unwrap();
+        let mut ck = Checkpoint::default();
+        ck.add_model("lm", [("w".to_string(), t(1.0))].into());
+        ck.add_model(COCA, [("w".to_string(), t(2.0))].into());
+        ck.set_optimizer([("adamw.m.lm.w".to_string(), t(3.0))].into());
+        let rel = rel_path("s", 20, false);
+        assert_eq!(rel, "checkpoints/s/step-00000020.safetensors");
+        ck.save(dir.path(), &rel).unwrap();
+        let back = Checkpoint::load(dir.path(), &rel, &dev).unwrap();
+        let get = |m: BTreeMap<String, Tensor>| m["w"].to_vec1::<f32>().unwrap();
+        assert_eq!(get(back.model("lm")), [1.0]);
+        assert_eq!(get(back.model(COCA)), [2.0]);
+        assert!(back.model("vit").is_empty());
+        assert_eq!(back.optimizer().len(), 1);
+
+        let last = rel_path("s", 40, true);
+        assert_eq!(last, final_path("s"));
+        ck.save(dir.path(), &last).unwrap();
+        prune(dir.path(), Some(&rel), &last);
+        prune(dir.path(), Some(&last), &last);
+        assert!(!dir.path().join(&rel).exists());
+        assert!(dir.path().join(&last).exists());
+    }
+}

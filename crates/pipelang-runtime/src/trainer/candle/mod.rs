@@ -1,0 +1,157 @@
+//! The candle trainer: trains a stage in this process, on the CPU (fused kernels by default) or
+//! a CUDA device.
+
+mod evals;
+mod heldout;
+mod session;
+mod step;
+
+use std::time::Instant;
+
+use candle_core::Device;
+
+use self::evals::StageEvals;
+use self::session::Session;
+use super::{StageContext, StageOutcome, Trainer};
+use crate::checkpoint;
+use crate::metrics::{MetricsLine, TimeMs, ms};
+use crate::model::Kernels;
+use crate::setup::RunError;
+use pipelang::check::ir::Pipeline;
+use pipelang::plan::StagePlan;
+
+pub struct CandleTrainer {
+    dev: Device,
+    kernels: Kernels,
+}
+
+impl CandleTrainer {
+    /// `kernels`: `None` for the fused ones on CPU and the reference ones on any other device
+    /// (the fused ones are CPU code).
+    pub fn new(cuda: bool, kernels: Option<Kernels>) -> Result<CandleTrainer, RunError> {
+        let dev = device(cuda)?;
+        if kernels == Some(Kernels::Fused) && !dev.is_cpu() {
+            return Err(RunError::Other(
+                "the fused kernels run on the CPU only: drop `--kernels fused` to use the \
+                 reference kernels on this device"
+                    .into(),
+            ));
+        }
+        let kernels = kernels.unwrap_or_else(|| Kernels::for_device(&dev));
+        Ok(CandleTrainer { dev, kernels })
+    }
+
+    /// One step: forward, backward, optimizer; its metrics line once the loss is known to be
+    /// finite.
+    fn step(
+        &self,
+        s: &mut Session,
+        ctx: &StageContext,
+        step: u64,
+    ) -> Result<MetricsLine, RunError> {
+        let (plan, st) = (ctx.plan(), ctx.stage());
+        let t0 = Instant::now();
+        let lr = plan.lr_at(ctx.index, step);
+        let ph = st.phase_of(step);
+        let mix = plan.mix_at(ctx.index, step);
+        let shares: Vec<f64> = s.used.iter().map(|&d| mix[d]).collect();
+        let fwd = s.forward(ph, &shares, &self.dev)?;
+        let t_fwd = t0.elapsed();
+        let grads = fwd.loss.backward()?;
+        let t_bwd = t0.elapsed();
+        let stats = s.opt.step(&grads, lr)?;
+        let loss = step::scalar(&fwd.loss)?;
+        let t_opt = t0.elapsed();
+        if !loss.is_finite() {
+            return Err(RunError::Other(format!(
+                "stage `{}` step {step}: the loss is {loss}; lower the LR or check the data",
+                st.name
+            )));
+        }
+        Ok(MetricsLine {
+            stage: st.name.clone(),
+            phase: ph.name.clone(),
+            step,
+            global_step: ctx.global_step(step),
+            tokens: st.tokens_at(step) + ph.tokens_per_step as f64,
+            loss,
+            lr,
+            seq_len: ph.seq_len,
+            batch: ph.batch,
+            rope_base: ph.rope_base.clone(),
+            sources: s
+                .used
+                .iter()
+                .zip(fwd.counts)
+                .map(|(&d, c)| (plan.sources[d].clone(), c))
+                .collect(),
+            grad_norm: stats.grad_norm,
+            tokens_per_s: ph.tokens_per_step as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            extra: fwd.extra,
+            time_ms: TimeMs {
+                data: ms(fwd.data),
+                forward: ms(t_fwd - fwd.data),
+                backward: ms(t_bwd - t_fwd),
+                optimizer: ms(t_opt - t_bwd),
+            },
+        })
+    }
+
+    fn checkpoint(&self, s: &Session, ctx: &mut StageContext, step: u64) -> Result<(), RunError> {
+        let st = ctx.stage();
+        let done = step + 1;
+        let rel = checkpoint::rel_path(&st.name, done, done == st.steps);
+        s.checkpoint(&self.dev)?.save(ctx.run_dir, &rel)?;
+        ctx.checkpointed(done, rel, Some(s.loader.state()))
+    }
+}
+
+impl Trainer for CandleTrainer {
+    fn name(&self) -> &str {
+        "candle"
+    }
+
+    fn can_train(&self, _: &Pipeline, _: &StagePlan) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn train_stage(&mut self, ctx: &mut StageContext) -> Result<StageOutcome, RunError> {
+        let mut s = Session::open(ctx, self.kernels, &self.dev)?;
+        let evals = StageEvals::prepare(ctx, &s);
+        let start = ctx.start.first_step();
+        let mut found = match start {
+            0 => evals.at_start(&s, &self.dev)?,
+            _ => Default::default(),
+        };
+        let mut losses = vec![];
+        for step in start..ctx.stage().steps {
+            let line = self.step(&mut s, ctx, step)?;
+            losses.push(line.loss);
+            ctx.step_done(&line)?;
+            if ctx.checkpoint_due(step) {
+                self.checkpoint(&s, ctx, step)?;
+            }
+        }
+        found.extend(evals.at_end(&s, &self.dev)?);
+        Ok(StageOutcome {
+            losses,
+            evals: found,
+            cursors: s.loader.cursors(),
+        })
+    }
+}
+
+fn device(cuda: bool) -> Result<Device, RunError> {
+    if !cuda {
+        return Ok(Device::Cpu);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        Device::new_cuda(0).map_err(|e| RunError::Other(format!("no CUDA device: {e}")))
+    }
+    #[cfg(not(feature = "cuda"))]
+    Err(RunError::Other(
+        "this `pipe` was built without CUDA: rebuild with `cargo build --release --features cuda`"
+            .into(),
+    ))
+}

@@ -1,0 +1,272 @@
+//! One stage's training state on candle: its models (trained ones as variables, frozen ones as
+//! plain tensors), the CoCa head, the optimizer with the state it carries over, and the data
+//! loader over the stage's sources.
+
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+
+use super::step::{self, Models};
+use crate::build::{self, Built, ModelSlot, tensors};
+use crate::checkpoint::{self, COCA, Checkpoint};
+use crate::data::{DataLoader, Tokenizer};
+use crate::metrics::Extra;
+use crate::model::{AdamW, AdamWConfig, CocaHead, Kernels, init::seeded_var_builder, named_vars};
+use crate::setup::{self, RunError};
+use crate::trainer::StageContext;
+use pipelang::check::ir::Loss;
+use pipelang::plan::PhasePlan;
+
+/// The RoPE base of a decoder the plan gives none for.
+const DEFAULT_ROPE_BASE: f64 = 10_000.0;
+
+pub struct Coca {
+    pub head: CocaHead,
+    vars: VarMap,
+    caption_weight: f64,
+}
+
+pub struct Session {
+    pub slots: Vec<ModelSlot>,
+    /// Per slot: whether the stage trains it (frozen models are not checkpointed).
+    trained: Vec<bool>,
+    pub coca: Option<Coca>,
+    pub opt: AdamW,
+    pub loader: DataLoader,
+    pub tokenizer: Tokenizer,
+    /// The plan's indices of the stage's sources, in the loader's order.
+    pub used: Vec<usize>,
+    /// The first decoder: the model whose RoPE base the plan's phases give.
+    decoder: Option<String>,
+}
+
+/// What one step's forward pass produced.
+pub struct Forward {
+    pub loss: Tensor,
+    pub extra: Extra,
+    /// Sequences (or pairs) drawn per source, in the order of `Session::used`.
+    pub counts: Vec<usize>,
+    /// Time spent drawing the batch.
+    pub data: Duration,
+}
+
+impl Session {
+    pub fn open(ctx: &StageContext, kernels: Kernels, dev: &Device) -> Result<Session, RunError> {
+        let (p, st) = (ctx.pipeline(), ctx.stage());
+        let ir = &p.stages[st.id];
+        let resumed = match &ctx.start.resume {
+            Some(r) => Some(Checkpoint::load(ctx.run_dir, &r.checkpoint, dev)?),
+            None => None,
+        };
+        let mut slots = vec![];
+        let mut trained = vec![];
+        for wf in &st.weights_from {
+            let m = p
+                .model_id(&wf.model)
+                .expect("the plan names declared models");
+            let frozen = !ir.trains(m);
+            let weights = match (&resumed, &wf.from) {
+                (Some(ck), _) if !frozen => Some(ck.model(&wf.model)),
+                (_, Some(from)) => Some(
+                    Checkpoint::load(ctx.run_dir, &checkpoint::final_path(from), dev)?
+                        .model(&wf.model),
+                ),
+                (_, None) => None,
+            };
+            slots.push(build::build(
+                p,
+                m,
+                ctx.seed,
+                weights.as_ref(),
+                frozen,
+                kernels,
+                dev,
+            )?);
+            trained.push(!frozen);
+        }
+        let coca = match ir.loss.value {
+            Loss::Coca { caption_weight } => Some(coca_head(
+                &slots,
+                resumed.as_ref(),
+                caption_weight,
+                ctx.seed,
+                dev,
+            )?),
+            Loss::NextToken => None,
+        };
+
+        let mut params = vec![];
+        for (s, _) in slots.iter().zip(&trained).filter(|(_, t)| **t) {
+            params.extend(named_vars(&s.vars, &s.name));
+        }
+        if let Some(c) = &coca {
+            params.extend(named_vars(&c.vars, COCA));
+        }
+        let mut opt = AdamW::new(params, AdamWConfig::default())?;
+        let prior = match (&resumed, &ctx.start.schedule_from) {
+            (Some(ck), _) => Some(ck.optimizer()),
+            (None, Some(prev)) => {
+                Some(Checkpoint::load(ctx.run_dir, &checkpoint::final_path(prev), dev)?.optimizer())
+            }
+            (None, None) => None,
+        };
+        if let Some(state) = prior {
+            opt.continue_from(&state)?;
+        }
+
+        let used = st.mix_tree.used_sources();
+        let mut sources = vec![];
+        for &d in &used {
+            sources.push(setup::open_source(ctx.prep, d)?);
+        }
+        let tokenizer = match used.first() {
+            Some(&d) => setup::tokenizer_for(p, d, &ctx.prep.data_root)?,
+            None => Tokenizer::Bytes,
+        };
+        let mut loader = DataLoader::new(
+            sources,
+            ctx.seed ^ (st.id as u64 + 1).wrapping_mul(0x51_7cc1_b727_220a),
+        );
+        let restored = match ctx.start.resume.as_ref().and_then(|r| r.loader.as_ref()) {
+            Some(state) => loader.restore(state),
+            None => loader.restore_cursors(ctx.cursors()),
+        };
+        restored.map_err(|e| RunError::Other(e.to_string()))?;
+
+        let decoder = slots
+            .iter()
+            .find(|s| matches!(s.built, Built::Decoder(_)))
+            .map(|s| s.name.clone());
+        Ok(Session {
+            slots,
+            trained,
+            coca,
+            opt,
+            loader,
+            tokenizer,
+            used,
+            decoder,
+        })
+    }
+
+    pub fn models(&self) -> Models<'_> {
+        step::pick(&self.slots)
+    }
+
+    pub fn has_decoder(&self) -> bool {
+        self.decoder.is_some()
+    }
+
+    /// The decoder's RoPE base in phase `ph`.
+    pub fn rope(&self, ph: &PhasePlan) -> f64 {
+        self.decoder
+            .as_ref()
+            .and_then(|n| ph.rope_base.get(n).copied())
+            .unwrap_or(DEFAULT_ROPE_BASE)
+    }
+
+    /// Draws the next batch at the step's mixture `shares` (per used source) and runs the
+    /// forward pass of the stage's loss.
+    pub fn forward(
+        &mut self,
+        ph: &PhasePlan,
+        shares: &[f64],
+        dev: &Device,
+    ) -> Result<Forward, RunError> {
+        let t0 = Instant::now();
+        let rope = self.rope(ph);
+        let data_err = |e: crate::data::DataError| RunError::Other(e.to_string());
+        if let Some(c) = &self.coca {
+            let (pairs, counts) = self
+                .loader
+                .next_caption_batch(shares, ph.batch as usize)
+                .map_err(data_err)?;
+            let data = t0.elapsed();
+            let m = step::pick(&self.slots);
+            let (loss, contrastive, caption) = step::coca(
+                &m,
+                &c.head,
+                &pairs,
+                c.caption_weight,
+                rope,
+                ph.seq_len as usize,
+                dev,
+            )?;
+            let extra = Extra::Coca {
+                contrastive: step::scalar(&contrastive)?,
+                caption: step::scalar(&caption)?,
+            };
+            return Ok(Forward {
+                loss,
+                extra,
+                counts,
+                data,
+            });
+        }
+        let batch = self
+            .loader
+            .next_batch(shares, ph.batch as usize, ph.seq_len as usize)
+            .map_err(data_err)?;
+        let data = t0.elapsed();
+        let m = step::pick(&self.slots);
+        let specials = self.tokenizer.specials();
+        let (loss, aux) = step::next_token(&m, &batch, rope, specials, dev)?;
+        Ok(Forward {
+            loss: (&loss + &aux)?,
+            extra: Extra::NextToken {
+                aux: step::scalar(&aux)?,
+            },
+            counts: batch.counts,
+            data,
+        })
+    }
+
+    /// The trained models, the CoCa head and the optimizer state, as a checkpoint.
+    pub fn checkpoint(&self, dev: &Device) -> candle_core::Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for (s, _) in self.slots.iter().zip(&self.trained).filter(|(_, t)| **t) {
+            ck.add_model(&s.name, tensors(&s.vars));
+        }
+        if let Some(c) = &self.coca {
+            ck.add_model(COCA, tensors(&c.vars));
+        }
+        ck.set_optimizer(self.opt.export_state(dev)?);
+        Ok(ck)
+    }
+}
+
+/// The CoCa head between the stage's ViT and decoder: seeded, or as the checkpoint the stage
+/// resumes from holds it.
+fn coca_head(
+    slots: &[ModelSlot],
+    resumed: Option<&Checkpoint>,
+    caption_weight: f64,
+    seed: u64,
+    dev: &Device,
+) -> Result<Coca, RunError> {
+    let vars = VarMap::new();
+    if let Some(ck) = resumed {
+        let mut data = vars.data().lock().expect("var map lock");
+        for (k, t) in ck.model(COCA) {
+            data.insert(k, candle_core::Var::from_tensor(&t)?);
+        }
+    }
+    let vit = slots.iter().find_map(|s| match &s.built {
+        Built::Vit(v) => Some(v.cfg.d_model),
+        _ => None,
+    });
+    let decoder = slots.iter().find_map(|s| match &s.built {
+        Built::Decoder(d) => Some(d.cfg.d_model),
+        _ => None,
+    });
+    let (Some(vd), Some(dd)) = (vit, decoder) else {
+        return Err(RunError::Other("coca needs a vit and a decoder".into()));
+    };
+    let head = CocaHead::new(seeded_var_builder(&vars, seed ^ 0xc0ca, dev), vd, dd, dd)?;
+    Ok(Coca {
+        head,
+        vars,
+        caption_weight,
+    })
+}
