@@ -167,3 +167,46 @@ fn a_finished_run_is_not_overwritten() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
 }
+
+#[test]
+fn a_second_process_on_a_live_run_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pipeline(dir.path());
+    let f = file.to_str().unwrap();
+    let out = dir.path().join("run");
+    let o = out.to_str().unwrap();
+    let mut first = pipe(&["run", f, "--out", o, "--checkpoint-every", "7"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while steps_logged(&out) < 3 && Instant::now() < deadline {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for args in [vec!["--resume"], vec![]] {
+        let mut a = vec!["run", f, "--out", o];
+        a.extend(args.iter());
+        let second = pipe(&a).output().unwrap();
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert!(!second.status.success(), "a second run was let in: {err}");
+        if args.is_empty() {
+            // A new run into a directory that holds one is refused before the lock is asked.
+            assert!(err.contains("already holds a run"), "{err}");
+        } else {
+            assert_eq!(second.status.code(), Some(4), "{err}");
+            assert!(err.contains(&format!("process {}", first.id())), "{err}");
+        }
+    }
+    assert!(first.wait().unwrap().success());
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for l in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let key = (v["stage"].to_string(), v["step"].as_u64().unwrap());
+        assert!(seen.insert(key.clone()), "step {key:?} logged twice");
+    }
+    assert_eq!(seen.len(), 80, "every step of both stages logged once");
+}

@@ -20,6 +20,8 @@ pub enum RunError {
     },
     /// Training started and failed inside a stage (a numerical or device error).
     Training(String),
+    /// Another live process trains into the run directory.
+    Locked(String),
     /// Anything else (I/O, a run directory that does not fit), with what to do about it.
     Other(String),
 }
@@ -30,7 +32,7 @@ impl std::fmt::Display for RunError {
             RunError::Diagnostics {
                 file, diagnostics, ..
             } => write!(f, "{}: {} problem(s)", file.display(), diagnostics.len()),
-            RunError::Training(s) | RunError::Other(s) => f.write_str(s),
+            RunError::Training(s) | RunError::Locked(s) | RunError::Other(s) => f.write_str(s),
         }
     }
 }

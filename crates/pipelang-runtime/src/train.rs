@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
 use super::model::Kernels;
 use super::progress::StageBar;
-use super::record::{RunRecord, StageRecord, Status, Version, sha256};
+use super::record::{RunRecord, StageRecord, Status, sha256};
 use super::setup::{self, Prepared, RunError};
 use super::summary;
 use super::trainer::candle::CandleTrainer;
@@ -47,6 +48,8 @@ pub struct Runner<'a> {
     pub record: RunRecord,
     pub log: Box<dyn FnMut(String) + 'a>,
     trainer: Box<dyn Trainer>,
+    /// Held for the life of the run: one process per run directory.
+    _lock: RunLock,
 }
 
 impl<'a> Runner<'a> {
@@ -56,6 +59,13 @@ impl<'a> Runner<'a> {
         let mut log = log;
         let trainer: Box<dyn Trainer> = Box::new(CandleTrainer::new(opts.cuda, opts.kernels)?);
         let run_file = opts.out.join("run.ron");
+        // A resumed directory is locked before its record is read, so that two resumes never
+        // both continue it; a new run is locked once its checks pass, so that a failed check
+        // writes nothing.
+        let mut lock = None;
+        if opts.resume && run_file.exists() {
+            lock = Some(take_lock(&opts.out, &mut *log)?);
+        }
         let (source, record) = if opts.resume {
             let record = RunRecord::load(&run_file).map_err(|e| {
                 RunError::Other(format!(
@@ -97,6 +107,20 @@ impl<'a> Runner<'a> {
             }
         }
         check_trainer(&*trainer, &prep)?;
+        let lock = match lock {
+            Some(l) => l,
+            None => {
+                let l = take_lock(&opts.out, &mut *log)?;
+                // Another run may have started and finished here since the check above.
+                if run_file.exists() {
+                    return Err(RunError::Other(format!(
+                        "`{}` already holds a run: pass --resume to continue it, or choose another --out",
+                        opts.out.display()
+                    )));
+                }
+                l
+            }
+        };
         let record = match record {
             Some(r) => {
                 if r.plan_hash != prep.plan.hash() {
@@ -106,10 +130,7 @@ impl<'a> Runner<'a> {
             }
             None => {
                 std::fs::create_dir_all(opts.out.join("checkpoints"))?;
-                let source_file = "pipeline.v1.pipe".to_string();
-                super::atomic::write(&opts.out.join(&source_file), prep.source.as_bytes())?;
-
-                RunRecord {
+                let mut record = RunRecord {
                     pipeline: prep.plan.pipeline.clone(),
                     profile: prep.plan.profile.clone(),
                     seed,
@@ -117,14 +138,10 @@ impl<'a> Runner<'a> {
                     plan_hash: prep.plan.hash(),
                     stages: vec![],
                     cursors: BTreeMap::new(),
-                    versions: vec![Version {
-                        source_hash: sha256(prep.source.as_bytes()),
-                        source_file,
-                        from_stage: None,
-                        global_step: 0,
-                        changes: vec![],
-                    }],
-                }
+                    versions: vec![],
+                };
+                record.add_version(&opts.out, &prep.source, None, 0, vec![])?;
+                record
             }
         };
         let mut runner = Runner {
@@ -133,6 +150,7 @@ impl<'a> Runner<'a> {
             record,
             log,
             trainer,
+            _lock: lock,
         };
         runner.sync_record();
         runner.record.save(&run_file)?;
@@ -289,4 +307,20 @@ fn check_trainer(trainer: &dyn Trainer, prep: &Prepared) -> Result<(), RunError>
         })?;
     }
     Ok(())
+}
+
+fn take_lock(dir: &std::path::Path, log: &mut dyn FnMut(String)) -> Result<RunLock, RunError> {
+    match RunLock::acquire(dir) {
+        Ok((lock, Acquired::Fresh)) => Ok(lock),
+        Ok((lock, Acquired::TakenOver { pid })) => {
+            let who = pid.map_or("a process".to_string(), |p| format!("process {p}"));
+            log(format!(
+                "pipe run: took over the lock of `{}` left by {who}, which is no longer running",
+                dir.display()
+            ));
+            Ok(lock)
+        }
+        Err(e @ LockError::Held { .. }) => Err(RunError::Locked(e.to_string())),
+        Err(LockError::Io(e)) => Err(RunError::Other(e)),
+    }
 }

@@ -204,7 +204,7 @@ impl Watch {
                 self.show(&source, &diagnostics);
                 return fail("it has errors".into());
             }
-            Err(e @ (RunError::Training(_) | RunError::Other(_))) => return fail(e.to_string()),
+            Err(e) => return fail(e.to_string()),
         };
         // Data the remaining stages read must open now rather than fail half-way through.
         let done = progress.done.clone();
@@ -228,7 +228,7 @@ impl Watch {
                     self.show(&source, &diagnostics);
                     return fail(format!("data source `{}` cannot be read", p.data[d].name));
                 }
-                Err(e @ (RunError::Training(_) | RunError::Other(_))) => {
+                Err(e) => {
                     return fail(e.to_string());
                 }
             }

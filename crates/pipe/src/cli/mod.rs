@@ -27,6 +27,9 @@ pub const EXIT_USAGE: u8 = 2;
 /// Training started and failed (a numerical or device error inside a stage).
 #[cfg(feature = "train")]
 pub const EXIT_TRAINING: u8 = 3;
+/// `pipe run`: another live process trains into the run directory (its PID is named).
+#[cfg(feature = "train")]
+pub const EXIT_BUSY: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(

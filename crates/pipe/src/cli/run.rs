@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_ERRORS, EXIT_TRAINING, EXIT_USAGE, use_color};
+use super::{EXIT_BUSY, EXIT_ERRORS, EXIT_TRAINING, EXIT_USAGE, use_color};
 use pipelang::diag;
 use pipelang_runtime::model::Kernels;
 use pipelang_runtime::{RunError, RunOptions, Runner};
@@ -89,6 +89,10 @@ fn report(e: RunError) -> ExitCode {
         RunError::Training(msg) => {
             eprintln!("error: {msg}");
             ExitCode::from(EXIT_TRAINING)
+        }
+        RunError::Locked(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(EXIT_BUSY)
         }
         RunError::Other(msg) => {
             eprintln!("error: {msg}");

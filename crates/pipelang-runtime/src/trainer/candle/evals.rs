@@ -67,13 +67,19 @@ impl<'p> StageEvals<'p> {
                 pairs,
                 self.merge,
                 &s.tokenizer,
-                s.rope(self.first),
+                s.rope(&self.first.rope_base),
                 dev,
             )?;
             out.insert("caption_loss_start".into(), v);
         }
         if let Some(seqs) = &self.long {
-            let v = text_loss(&s.models(), seqs, &s.tokenizer, s.rope(self.last), dev)?;
+            let v = text_loss(
+                &s.models(),
+                seqs,
+                &s.tokenizer,
+                s.rope(&self.last.rope_base),
+                dev,
+            )?;
             out.insert("long_loss_start".into(), v);
         }
         Ok(out)
@@ -82,7 +88,7 @@ impl<'p> StageEvals<'p> {
     /// After the stage's last step.
     pub fn at_end(&self, s: &Session, dev: &Device) -> candle_core::Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
-        let (m, rope) = (s.models(), s.rope(self.last));
+        let (m, rope) = (s.models(), s.rope(&self.last.rope_base));
         if let Some(pairs) = &self.pairs {
             if let Some(c) = &s.coca {
                 out.insert(

@@ -51,34 +51,31 @@ impl CandleTrainer {
     ) -> Result<MetricsLine, RunError> {
         let (plan, st) = (ctx.plan(), ctx.stage());
         let t0 = Instant::now();
-        let lr = plan.lr_at(ctx.index, step);
-        let ph = st.phase_of(step);
-        let mix = plan.mix_at(ctx.index, step);
-        let shares: Vec<f64> = s.used.iter().map(|&d| mix[d]).collect();
-        let fwd = s.forward(ph, &shares, &self.dev)?;
+        let at = plan.step(ctx.index, step);
+        let shares: Vec<f64> = s.used.iter().map(|&d| at.shares[d]).collect();
+        let fwd = s.forward(&at, &shares, &self.dev)?;
         let t_fwd = t0.elapsed();
         let grads = fwd.loss.backward()?;
         let t_bwd = t0.elapsed();
-        let stats = s.opt.step(&grads, lr)?;
+        let stats = s.opt.step(&grads, at.lr)?;
         let loss = step::scalar(&fwd.loss)?;
         let t_opt = t0.elapsed();
         if !loss.is_finite() {
-            return Err(RunError::Other(format!(
-                "stage `{}` step {step}: the loss is {loss}; lower the LR or check the data",
-                st.name
+            return Err(RunError::Training(format!(
+                "stage `{}` step {step}: the loss is {loss} at LR {}; lower the LR or check the data",
+                st.name,
+                pipelang::check::units::lr(at.lr)
             )));
         }
         Ok(MetricsLine {
             stage: st.name.clone(),
-            phase: ph.name.clone(),
             step,
             global_step: ctx.global_step(step),
-            tokens: st.tokens_at(step) + ph.tokens_per_step as f64,
+            tokens: at.tokens + at.tokens_per_step as f64,
             loss,
-            lr,
-            seq_len: ph.seq_len,
-            batch: ph.batch,
-            rope_base: ph.rope_base.clone(),
+            lr: at.lr,
+            seq_len: at.seq_len,
+            batch: at.batch,
             sources: s
                 .used
                 .iter()
@@ -86,8 +83,10 @@ impl CandleTrainer {
                 .map(|(&d, c)| (plan.sources[d].clone(), c))
                 .collect(),
             grad_norm: stats.grad_norm,
-            tokens_per_s: ph.tokens_per_step as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            tokens_per_s: at.tokens_per_step as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             extra: fwd.extra,
+            phase: at.phase,
+            rope_base: at.rope_base,
             time_ms: TimeMs {
                 data: ms(fwd.data),
                 forward: ms(t_fwd - fwd.data),

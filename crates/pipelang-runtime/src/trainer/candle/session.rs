@@ -16,10 +16,10 @@ use crate::model::{AdamW, AdamWConfig, CocaHead, Kernels, init::seeded_var_build
 use crate::setup::{self, RunError};
 use crate::trainer::StageContext;
 use pipelang::check::ir::Loss;
-use pipelang::plan::PhasePlan;
+use std::collections::BTreeMap;
 
-/// The RoPE base of a decoder the plan gives none for.
-const DEFAULT_ROPE_BASE: f64 = 10_000.0;
+use pipelang::plan::StepState;
+use pipelang::schema::decoder::DEFAULT_ROPE_BASE;
 
 pub struct Coca {
     pub head: CocaHead,
@@ -159,10 +159,11 @@ impl Session {
     }
 
     /// The decoder's RoPE base in phase `ph`.
-    pub fn rope(&self, ph: &PhasePlan) -> f64 {
+    /// The stage decoder's RoPE base among `bases` (a step's or a phase's, by model name).
+    pub fn rope(&self, bases: &BTreeMap<String, f64>) -> f64 {
         self.decoder
             .as_ref()
-            .and_then(|n| ph.rope_base.get(n).copied())
+            .and_then(|n| bases.get(n).copied())
             .unwrap_or(DEFAULT_ROPE_BASE)
     }
 
@@ -170,17 +171,17 @@ impl Session {
     /// forward pass of the stage's loss.
     pub fn forward(
         &mut self,
-        ph: &PhasePlan,
+        at: &StepState,
         shares: &[f64],
         dev: &Device,
     ) -> Result<Forward, RunError> {
         let t0 = Instant::now();
-        let rope = self.rope(ph);
+        let rope = self.rope(&at.rope_base);
         let data_err = |e: crate::data::DataError| RunError::Other(e.to_string());
         if let Some(c) = &self.coca {
             let (pairs, counts) = self
                 .loader
-                .next_caption_batch(shares, ph.batch as usize)
+                .next_caption_batch(shares, at.batch as usize)
                 .map_err(data_err)?;
             let data = t0.elapsed();
             let m = step::pick(&self.slots);
@@ -190,7 +191,7 @@ impl Session {
                 &pairs,
                 c.caption_weight,
                 rope,
-                ph.seq_len as usize,
+                at.seq_len as usize,
                 dev,
             )?;
             let extra = Extra::Coca {
@@ -206,7 +207,7 @@ impl Session {
         }
         let batch = self
             .loader
-            .next_batch(shares, ph.batch as usize, ph.seq_len as usize)
+            .next_batch(shares, at.batch as usize, at.seq_len as usize)
             .map_err(data_err)?;
         let data = t0.elapsed();
         let m = step::pick(&self.slots);
