@@ -215,3 +215,21 @@ fn plots_are_written_and_not_trivial() {
     let ron_text = std::fs::read_to_string(&ron_path).unwrap();
     assert!(ron_text.contains("joint_cooldown"));
 }
+
+#[test]
+fn check_reports_an_unreadable_file_in_the_format_asked_for() {
+    let (code, out, _) = pipe(&[
+        "check",
+        "no/such.pipe",
+        "pipelines/kimi_vl.pipe",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 2, "an unreadable file is an I/O problem");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    let d = &v["diagnostics"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(d[0]["file"], "no/such.pipe");
+    assert_eq!(d[0]["severity"], "error");
+    assert!(d[0]["message"].as_str().unwrap().contains("cannot read"), "{v}");
+}

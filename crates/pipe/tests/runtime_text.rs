@@ -23,13 +23,30 @@ fn metrics(dir: &Path) -> Vec<Value> {
 #[test]
 fn tiny_text_trains_as_planned() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_pipe"))
+    let run = Command::new(env!("CARGO_BIN_EXE_pipe"))
         .args(["run", "pipelines/tiny_text.pipe", "--out"])
         .arg(out.path())
         .current_dir(repo())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(run.status.success());
+    // `pipe report` prints the run's table again: the same stage and phase rows.
+    let report = Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .arg("report")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let rows_of = |text: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter(|l| ["pretrain ", "cooldown ", "long_context ", "  ."].iter().any(|p| l.starts_with(p)))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    let (printed, reported) = (rows_of(&run.stdout), rows_of(&report.stdout));
+    assert_eq!(printed.len(), 5, "{}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(printed, reported);
     let rows = metrics(out.path());
     let src = std::fs::read_to_string(repo().join("pipelines/tiny_text.pipe")).unwrap();
     let plan = pipelang::check::check(&src).plan.unwrap();
