@@ -14,14 +14,13 @@ use pipelang::syntax::Item;
 // that what is offered is what `check()` accepts, and the other way round.
 pub const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
 
-/// Named arguments of the LR functions and of `coca(...)`.
+/// Named arguments of the LR functions (`pipelang::schema::lr`, the table lowering binds with)
+/// and of `coca(...)`.
 fn arg_names(function: &str) -> &'static [&'static str] {
+    if let Some(f) = pipelang::schema::lr::function(function) {
+        return f.params;
+    }
     match function {
-        "constant" => &["lr", "over"],
-        "linear" => &["from", "to", "over"],
-        "cosine" => &["peak", "warmup", "min", "over"],
-        "wsd" => &["peak", "warmup", "decay", "min", "shape"],
-        "rewarmup" => &["to", "over"],
         "coca" => &["caption_weight"],
         "resume" => &["from"],
         _ => &[],

@@ -166,11 +166,15 @@ pub enum Duration {
     Steps(u64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum DecayShape {
     Linear,
     Cosine,
     Sqrt,
+    /// Halves every `half_life` from the peak, never below `min`.
+    Exponential {
+        half_life: Sp<Duration>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,15 +182,20 @@ pub enum SegmentKind {
     Constant {
         lr: Sp<f64>,
     },
+    /// `from` absent: start from the LR where the segment starts (the previous segment's end,
+    /// or the hand-over LR when it starts the schedule).
     Linear {
-        from: Sp<f64>,
+        from: Option<Sp<f64>>,
         to: Sp<f64>,
     },
-    /// `peak` absent: start from the previous segment's end.
+    /// `peak` absent: start from the LR where the segment starts, as `linear` without `from`.
+    /// `horizon`: where the curve reaches `min`, counted from the segment's start (warmup
+    /// included); the segment may end before it (the curve is cut) or after it (holds `min`).
     Cosine {
         peak: Option<Sp<f64>>,
         warmup: Option<Sp<Duration>>,
         min: Sp<f64>,
+        horizon: Option<Sp<Duration>>,
     },
     Wsd {
         peak: Sp<f64>,
@@ -195,17 +204,27 @@ pub enum SegmentKind {
         min: Sp<f64>,
         shape: DecayShape,
     },
+    /// Lasts the segment's `over` (or runs `until`), also as the last segment.
     Rewarmup {
         to: Sp<f64>,
-        over: Sp<Duration>,
+    },
+    /// Halves every `half_life` from `from` (absent: the LR where it starts), never below `min`.
+    Exponential {
+        from: Option<Sp<f64>>,
+        half_life: Sp<Duration>,
+        min: Sp<f64>,
     },
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {
     pub kind: SegmentKind,
-    /// The segment's length; every segment but the last needs one (the last fills the span).
+    /// The segment's length; every segment but the last needs one (the last fills the span),
+    /// or an `until`.
     pub over: Option<Sp<Duration>>,
+    /// Where the segment ends: a position in the schedule's span (tokens from its start, a
+    /// share of the span, or steps). At most one of `over` and `until` is set.
+    pub until: Option<Sp<Duration>>,
     pub span: Span,
 }
 

@@ -73,10 +73,11 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
     for prof in &profiles {
         let r = analyse(&file, Some(prof));
         for d in r.2.list {
-            // A budget the profile scaled was not written by anyone: its rounding to whole
-            // steps is expected at laptop scale and not actionable.
+            // A budget or duration the profile scaled was not written by anyone: its rounding
+            // to whole steps (or shrinking under one) is expected at laptop scale and not
+            // actionable.
             let scaled = !prof.span.contains(d.primary_span().start);
-            if d.code == Code::ROUNDING && scaled {
+            if matches!(d.code, Code::ROUNDING | Code::UNDER_A_STEP) && scaled {
                 continue;
             }
             if !base_keys.contains(&(d.code, d.primary_span())) {

@@ -292,19 +292,33 @@ fn scale_segments(segs: &mut [Segment], f: f64, own: Span) {
         }
     };
     for s in segs {
-        if let Some(o) = &mut s.over {
-            d(o);
+        for x in [&mut s.over, &mut s.until].into_iter().flatten() {
+            d(x);
         }
         match &mut s.kind {
             SegmentKind::Cosine {
-                warmup: Some(w), ..
-            } => d(w),
-            SegmentKind::Wsd { warmup, decay, .. } => {
+                warmup, horizon, ..
+            } => {
+                for x in [warmup, horizon].into_iter().flatten() {
+                    d(x);
+                }
+            }
+            SegmentKind::Wsd {
+                warmup,
+                decay,
+                shape,
+                ..
+            } => {
                 d(warmup);
                 d(decay);
+                if let DecayShape::Exponential { half_life } = shape {
+                    d(half_life);
+                }
             }
-            SegmentKind::Rewarmup { over, .. } => d(over),
-            _ => {}
+            SegmentKind::Exponential { half_life, .. } => d(half_life),
+            SegmentKind::Constant { .. }
+            | SegmentKind::Linear { .. }
+            | SegmentKind::Rewarmup { .. } => {}
         }
     }
 }

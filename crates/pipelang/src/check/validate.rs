@@ -128,6 +128,9 @@ pub fn segments(segs: &[Segment], diags: &mut Diagnostics) {
                 peak: Some(p), min, ..
             } => (*p, *min),
             SegmentKind::Wsd { peak, min, .. } => (*peak, *min),
+            SegmentKind::Exponential {
+                from: Some(f), min, ..
+            } => (*f, *min),
             _ => continue,
         };
         if min.value > peak.value {

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::check::ir::{DecayShape, Duration, Segment, SegmentKind};
+use crate::check::ir::{DecayShape, Duration, Segment, SegmentKind, Sp};
+use crate::syntax::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Shape {
@@ -11,8 +12,13 @@ pub enum Shape {
     Linear { from: f64, to: f64 },
     /// min + (from - min)(1 + cos(pi p))/2
     Cosine { from: f64, to: f64 },
+    /// The first `part` (0..1) of that cosine: to + (from - to)(1 + cos(pi p part))/2; a cosine
+    /// whose `horizon` lies beyond the end of its segment.
+    CosinePart { from: f64, to: f64, part: f64 },
     /// from - (from - to) sqrt(p)
     Sqrt { from: f64, to: f64 },
+    /// from 2^(-p halvings): halves every `1/halvings` of the piece.
+    Exponential { from: f64, halvings: f64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -30,12 +36,15 @@ impl Piece {
         } else {
             ((pos - self.start) / len).clamp(0.0, 1.0)
         };
+        let pi = std::f64::consts::PI;
         match self.shape {
             Shape::Linear { from, to } => from + (to - from) * p,
-            Shape::Cosine { from, to } => {
-                to + (from - to) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0
+            Shape::Cosine { from, to } => to + (from - to) * (1.0 + (pi * p).cos()) / 2.0,
+            Shape::CosinePart { from, to, part } => {
+                to + (from - to) * (1.0 + (pi * p * part).cos()) / 2.0
             }
             Shape::Sqrt { from, to } => from - (from - to) * p.sqrt(),
+            Shape::Exponential { from, halvings } => from * (-p * halvings).exp2(),
         }
     }
     fn end_value(&self) -> f64 {
@@ -77,13 +86,41 @@ impl Curve {
     }
 }
 
-/// A duration that does not fit: which segment argument, how long it is, and the room left.
+/// A schedule argument that cannot be placed, found while building the curve (the span and the
+/// tokens per step are known only then).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TooLong {
-    pub span: crate::syntax::Span,
-    pub what: &'static str,
-    pub tokens: f64,
-    pub room: f64,
+pub enum Problem {
+    /// A duration that does not fit: which argument, how long it is, and the room left.
+    TooLong {
+        span: Span,
+        what: &'static str,
+        tokens: f64,
+        room: f64,
+    },
+    /// An `until` at or before the position where its segment starts.
+    UntilNotAfter { span: Span, at: f64, start: f64 },
+    /// An `until` beyond the span (or at its end, before another segment).
+    UntilBeyond { span: Span, at: f64, end: f64 },
+    /// A `horizon` not longer than the warmup it includes.
+    HorizonWithinWarmup {
+        span: Span,
+        horizon: f64,
+        warmup: f64,
+    },
+    /// A token duration above 0 and shorter than one step: steps meant, tokens written.
+    UnderAStep {
+        span: Span,
+        what: &'static str,
+        tokens: f64,
+        step: f64,
+    },
+    /// A segment that starts from the LR before it (`linear` without `from`, `cosine` without
+    /// `peak`, `exponential` without `from`) starts the schedule, and nothing hands one over.
+    NoStartLr {
+        span: Span,
+        function: &'static str,
+        arg: &'static str,
+    },
 }
 
 /// Tokens of a duration: shares are of the whole span; steps use `tokens_per_step`.
@@ -95,27 +132,148 @@ pub fn tokens_of(d: Duration, span: f64, tokens_per_step: f64) -> f64 {
     }
 }
 
+/// Builds pieces and collects problems for one curve.
+struct Builder {
+    span: f64,
+    tokens_per_step: f64,
+    pieces: Vec<Piece>,
+    problems: Vec<Problem>,
+}
+
+impl Builder {
+    /// Tokens of a duration argument, and whether it is usable for further checks (a token
+    /// duration under one step is reported once, as that).
+    fn tokens(&mut self, d: Sp<Duration>, what: &'static str) -> (f64, bool) {
+        let t = tokens_of(d.value, self.span, self.tokens_per_step);
+        if let Duration::Tokens(_) = d.value
+            && t > 0.0
+            && t < self.tokens_per_step
+        {
+            self.problems.push(Problem::UnderAStep {
+                span: d.span,
+                what,
+                tokens: t,
+                step: self.tokens_per_step,
+            });
+            return (t, false);
+        }
+        (t, true)
+    }
+
+    fn push(&mut self, a: f64, b: f64, shape: Shape) {
+        if b > a || self.pieces.is_empty() && self.span <= 0.0 {
+            self.pieces.push(Piece {
+                start: a,
+                end: b,
+                shape,
+            });
+        }
+    }
+
+    /// `prev`, the LR where a segment starts; reported when nothing hands one over.
+    fn before(
+        &mut self,
+        first: bool,
+        span: Span,
+        prev: f64,
+        function: &'static str,
+        arg: &'static str,
+    ) -> f64 {
+        if first {
+            self.problems.push(Problem::NoStartLr {
+                span,
+                function,
+                arg,
+            });
+        }
+        prev
+    }
+
+    fn hold(&mut self, a: f64, b: f64, lr: f64) {
+        self.push(a, b, Shape::Linear { from: lr, to: lr });
+    }
+
+    /// A linear warmup from 0 to `peak` at the start of `[start, start + len]`; returns where
+    /// it ends.
+    fn warm(&mut self, w: Option<Sp<Duration>>, start: f64, len: f64, peak: f64) -> f64 {
+        let Some(w) = w else { return start };
+        let (t, ok) = self.tokens(w, "warmup");
+        if ok && t >= len && t > 0.0 {
+            self.problems.push(Problem::TooLong {
+                span: w.span,
+                what: "warmup",
+                tokens: t,
+                room: len,
+            });
+        }
+        let t = t.min(len);
+        self.push(
+            start,
+            start + t,
+            Shape::Linear {
+                from: 0.0,
+                to: peak,
+            },
+        );
+        start + t
+    }
+
+    /// `max(min, from 2^(-t / half_life))` over `[a, b]`: the halving part, then `min` held.
+    fn exponential(&mut self, a: f64, b: f64, from: f64, half_life: Sp<Duration>, min: f64) {
+        let (h, _) = self.tokens(half_life, "half_life");
+        if from <= min {
+            return self.hold(a, b, min);
+        }
+        // Where the curve reaches `min` (never, for a `min` of 0 or a zero half-life).
+        let reach = if min > 0.0 && h > 0.0 {
+            a + h * (from / min).log2()
+        } else if h > 0.0 {
+            f64::INFINITY
+        } else {
+            a
+        };
+        let cut = reach.min(b);
+        self.push(
+            a,
+            cut,
+            Shape::Exponential {
+                from,
+                halvings: (cut - a) / h,
+            },
+        );
+        self.hold(cut, b, min);
+    }
+}
+
 /// Builds the curve of a chain of segments over `span` tokens. `handover` is the LR the
-/// schedule starts from (a `rewarmup` first segment climbs from it; `None` means 0).
+/// schedule starts from (a first segment that starts from the LR before it, `rewarmup`,
+/// `linear` without `from`, `cosine` without `peak`, `exponential` without `from`, starts from
+/// it; `None` means 0).
 pub fn build(
     segments: &[Segment],
     span: f64,
     tokens_per_step: f64,
     handover: Option<f64>,
-) -> (Curve, Vec<TooLong>) {
-    let mut pieces = vec![];
-    let mut problems = vec![];
+) -> (Curve, Vec<Problem>) {
+    let mut b = Builder {
+        span,
+        tokens_per_step,
+        pieces: vec![],
+        problems: vec![],
+    };
     let mut pos = 0.0;
     let mut prev = handover.unwrap_or(0.0);
     let n = segments.len();
     for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == n;
+        let rewarmup = matches!(seg.kind, SegmentKind::Rewarmup { .. });
         let room = (span - pos).max(0.0);
-        let len = match seg.over {
-            Some(o) if i + 1 < n || matches!(seg.kind, SegmentKind::Rewarmup { .. }) => {
-                let t = tokens_of(o.value, span, tokens_per_step);
+        let len = match (seg.over, seg.until) {
+            (Some(o), _) if !last || rewarmup => {
+                let (t, ok) = b.tokens(o, "over");
                 // A non-last segment must leave room for what follows.
-                if t >= room && (i + 1 < n || t > room) {
-                    problems.push(TooLong {
+                if ok && t >= room && (!last || t > room) {
+                    b.problems.push(Problem::TooLong {
                         span: o.span,
                         what: "over",
                         tokens: t,
@@ -124,66 +282,40 @@ pub fn build(
                 }
                 t.min(room)
             }
+            (_, Some(u)) if !last || rewarmup => {
+                let (at, ok) = b.tokens(u, "until");
+                if ok && at <= pos {
+                    b.problems.push(Problem::UntilNotAfter {
+                        span: u.span,
+                        at,
+                        start: pos,
+                    });
+                } else if ok && (at > span || !last && at >= span) {
+                    b.problems.push(Problem::UntilBeyond {
+                        span: u.span,
+                        at,
+                        end: span,
+                    });
+                }
+                (at.min(span) - pos).max(0.0)
+            }
             _ => room,
         };
         let start = pos;
         let end = start + len;
-        let push = |pieces: &mut Vec<Piece>, a: f64, b: f64, shape: Shape| {
-            if b > a || pieces.is_empty() && span <= 0.0 {
-                pieces.push(Piece {
-                    start: a,
-                    end: b,
-                    shape,
-                });
-            }
-        };
-        let warm = |pieces: &mut Vec<Piece>,
-                    problems: &mut Vec<TooLong>,
-                    w: Option<crate::check::ir::Sp<Duration>>,
-                    peak: f64| {
-            let Some(w) = w else { return start };
-            let t = tokens_of(w.value, span, tokens_per_step);
-            if t >= len && t > 0.0 {
-                problems.push(TooLong {
-                    span: w.span,
-                    what: "warmup",
-                    tokens: t,
-                    room: len,
-                });
-            }
-            let t = t.min(len);
-            push(
-                pieces,
-                start,
-                start + t,
-                Shape::Linear {
-                    from: 0.0,
-                    to: peak,
-                },
-            );
-            start + t
-        };
+        // The LR the segment starts from when it names none: the previous segment's end, or
+        // the hand-over LR.
+        let first = i == 0 && handover.is_none();
         match &seg.kind {
-            SegmentKind::Constant { lr } => push(
-                &mut pieces,
-                start,
-                end,
-                Shape::Linear {
-                    from: lr.value,
-                    to: lr.value,
-                },
-            ),
-            SegmentKind::Linear { from, to } => push(
-                &mut pieces,
-                start,
-                end,
-                Shape::Linear {
-                    from: from.value,
-                    to: to.value,
-                },
-            ),
-            SegmentKind::Rewarmup { to, .. } => push(
-                &mut pieces,
+            SegmentKind::Constant { lr } => b.hold(start, end, lr.value),
+            SegmentKind::Linear { from, to } => {
+                let from = from.map_or_else(
+                    || b.before(first, seg.span, prev, "linear", "from"),
+                    |f| f.value,
+                );
+                b.push(start, end, Shape::Linear { from, to: to.value })
+            }
+            SegmentKind::Rewarmup { to } => b.push(
                 start,
                 end,
                 Shape::Linear {
@@ -191,18 +323,50 @@ pub fn build(
                     to: to.value,
                 },
             ),
-            SegmentKind::Cosine { peak, warmup, min } => {
-                let p = peak.map_or(prev, |p| p.value);
-                let s = warm(&mut pieces, &mut problems, *warmup, p);
-                push(
-                    &mut pieces,
-                    s,
-                    end,
-                    Shape::Cosine {
-                        from: p,
-                        to: min.value,
-                    },
+            SegmentKind::Exponential {
+                from,
+                half_life,
+                min,
+            } => {
+                let from = from.map_or_else(
+                    || b.before(first, seg.span, prev, "exponential", "from"),
+                    |f| f.value,
                 );
+                b.exponential(start, end, from, *half_life, min.value);
+            }
+            SegmentKind::Cosine {
+                peak,
+                warmup,
+                min,
+                horizon,
+            } => {
+                let p = peak.map_or_else(
+                    || b.before(first, seg.span, prev, "cosine", "peak"),
+                    |p| p.value,
+                );
+                let s = b.warm(*warmup, start, len, p);
+                let to = min.value;
+                match horizon {
+                    None => b.push(s, end, Shape::Cosine { from: p, to }),
+                    Some(h) => {
+                        let (ht, ok) = b.tokens(*h, "horizon");
+                        let reach = start + ht;
+                        if ok && reach <= s && s > start {
+                            b.problems.push(Problem::HorizonWithinWarmup {
+                                span: h.span,
+                                horizon: ht,
+                                warmup: s - start,
+                            });
+                        }
+                        if reach <= end {
+                            b.push(s, reach, Shape::Cosine { from: p, to });
+                            b.hold(reach.max(s), end, to);
+                        } else {
+                            let part = (end - s) / (reach - s);
+                            b.push(s, end, Shape::CosinePart { from: p, to, part });
+                        }
+                    }
+                }
             }
             SegmentKind::Wsd {
                 peak,
@@ -211,10 +375,10 @@ pub fn build(
                 min,
                 shape,
             } => {
-                let s = warm(&mut pieces, &mut problems, Some(*warmup), peak.value);
-                let d = tokens_of(decay.value, span, tokens_per_step);
-                if d > end - s {
-                    problems.push(TooLong {
+                let s = b.warm(Some(*warmup), start, len, peak.value);
+                let (d, ok) = b.tokens(*decay, "decay");
+                if ok && d > end - s {
+                    b.problems.push(Problem::TooLong {
                         span: decay.span,
                         what: "decay",
                         tokens: d,
@@ -222,45 +386,35 @@ pub fn build(
                     });
                 }
                 let d = d.min(end - s);
-                push(
-                    &mut pieces,
-                    s,
-                    end - d,
-                    Shape::Linear {
-                        from: peak.value,
-                        to: peak.value,
-                    },
-                );
-                let shape = match shape {
-                    DecayShape::Linear => Shape::Linear {
-                        from: peak.value,
-                        to: min.value,
-                    },
-                    DecayShape::Cosine => Shape::Cosine {
-                        from: peak.value,
-                        to: min.value,
-                    },
-                    DecayShape::Sqrt => Shape::Sqrt {
-                        from: peak.value,
-                        to: min.value,
-                    },
-                };
-                push(&mut pieces, end - d, end, shape);
+                b.hold(s, end - d, peak.value);
+                let (from, to) = (peak.value, min.value);
+                match shape {
+                    DecayShape::Linear => b.push(end - d, end, Shape::Linear { from, to }),
+                    DecayShape::Cosine => b.push(end - d, end, Shape::Cosine { from, to }),
+                    DecayShape::Sqrt => b.push(end - d, end, Shape::Sqrt { from, to }),
+                    DecayShape::Exponential { half_life } => {
+                        b.exponential(end - d, end, from, *half_life, to)
+                    }
+                }
             }
         }
-        if let Some(last) = pieces.last() {
+        if let Some(last) = b.pieces.last() {
             prev = last.end_value();
         }
         pos = end;
     }
-    (Curve { span, pieces }, problems)
+    (
+        Curve {
+            span,
+            pieces: b.pieces,
+        },
+        b.problems,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::ir::Sp;
-    use crate::syntax::Span;
 
     fn sp<T>(v: T) -> Sp<T> {
         Sp::new(v, Span::default())
@@ -277,6 +431,7 @@ mod tests {
                 shape: DecayShape::Linear,
             },
             over: None,
+            until: None,
             span: Span::default(),
         };
         let (c, p) = build(&[seg], 1000.0, 1.0, None);
@@ -293,11 +448,9 @@ mod tests {
     fn rewarmup_climbs_from_the_handover_then_cosine_falls_from_its_target() {
         let segs = vec![
             Segment {
-                kind: SegmentKind::Rewarmup {
-                    to: sp(2.0),
-                    over: sp(Duration::Tokens(100.0)),
-                },
+                kind: SegmentKind::Rewarmup { to: sp(2.0) },
                 over: Some(sp(Duration::Tokens(100.0))),
+                until: None,
                 span: Span::default(),
             },
             Segment {
@@ -305,8 +458,10 @@ mod tests {
                     peak: None,
                     warmup: None,
                     min: sp(0.0),
+                    horizon: None,
                 },
                 over: None,
+                until: None,
                 span: Span::default(),
             },
         ];
@@ -327,13 +482,21 @@ mod tests {
                 peak: Some(sp(1.0)),
                 warmup: Some(sp(Duration::Steps(20))),
                 min: sp(0.0),
+                horizon: None,
             },
             over: None,
+            until: None,
             span: Span::default(),
         };
         let (_, p) = build(&[seg], 100.0, 10.0, None);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].what, "warmup");
-        assert_eq!(p[0].tokens, 200.0);
+        assert_eq!(
+            p,
+            vec![Problem::TooLong {
+                span: Span::default(),
+                what: "warmup",
+                tokens: 200.0,
+                room: 100.0
+            }]
+        );
     }
 }

@@ -406,12 +406,20 @@ fn segment(seg: &Segment) -> String {
     let d = |d: &Sp<Duration>| format!("{:?}", d.value);
     let kind = match &seg.kind {
         SegmentKind::Constant { lr } => format!("constant({})", lr.value),
-        SegmentKind::Linear { from, to } => format!("linear({}, {})", from.value, to.value),
-        SegmentKind::Cosine { peak, warmup, min } => format!(
-            "cosine({:?}, {:?}, {})",
+        SegmentKind::Linear { from, to } => {
+            format!("linear({:?}, {})", from.map(|f| f.value), to.value)
+        }
+        SegmentKind::Cosine {
+            peak,
+            warmup,
+            min,
+            horizon,
+        } => format!(
+            "cosine({:?}, {:?}, {}, {:?})",
             peak.map(|p| p.value),
             warmup.as_ref().map(d),
-            min.value
+            min.value,
+            horizon.as_ref().map(d)
         ),
         SegmentKind::Wsd {
             peak,
@@ -419,16 +427,35 @@ fn segment(seg: &Segment) -> String {
             decay,
             min,
             shape,
+        } => {
+            let shape = match shape {
+                DecayShape::Exponential { half_life } => format!("Exponential({})", d(half_life)),
+                s => format!("{s:?}"),
+            };
+            format!(
+                "wsd({}, {}, {}, {}, {shape})",
+                peak.value,
+                d(warmup),
+                d(decay),
+                min.value
+            )
+        }
+        SegmentKind::Rewarmup { to } => format!("rewarmup({})", to.value),
+        SegmentKind::Exponential {
+            from,
+            half_life,
+            min,
         } => format!(
-            "wsd({}, {}, {}, {}, {shape:?})",
-            peak.value,
-            d(warmup),
-            d(decay),
+            "exponential({:?}, {}, {})",
+            from.map(|f| f.value),
+            d(half_life),
             min.value
         ),
-        SegmentKind::Rewarmup { to, over } => format!("rewarmup({}, {})", to.value, d(over)),
     };
-    format!("{kind} over {:?}", seg.over.as_ref().map(d))
+    match &seg.until {
+        None => format!("{kind} over {:?}", seg.over.as_ref().map(d)),
+        Some(u) => format!("{kind} until {}", d(u)),
+    }
 }
 
 fn mix(p: &Pipeline, nodes: &[MixNode]) -> String {

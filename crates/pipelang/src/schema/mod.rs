@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod decoder;
+pub mod lr;
 pub mod phase;
 pub mod pipeline;
 pub mod profile;

@@ -255,15 +255,9 @@ impl Runs {
             let tps = stages[first].phases[0].tokens_per_step as f64;
             let (curve, problems) = lr::build(&self[r].segments, self[r].span, tps, handover);
             for pr in problems {
-                diags.push(
-                    Diagnostic::new(
-                        Code::TOO_LONG,
-                        format!("`{}` of {} tokens does not fit in {} tokens", pr.what, units::tokens(pr.tokens), units::tokens(pr.room)),
-                    )
-                    .label(pr.span, format!("{} tokens", units::tokens(pr.tokens)))
-                    .label(st.lr_span, format!("schedule `{}` spans {} tokens", self[r].name, units::tokens(self[r].span)))
-                    .help(format!("the span is the sum of the budgets of the stages that run the schedule: make `{}` shorter", pr.what)),
-                );
+                if let Some(d) = problem(pr, st, &self[r], pred.is_none()) {
+                    diags.push(d);
+                }
             }
             if let Some(SegmentKind::Rewarmup { to, .. }) =
                 self[r].segments.first().map(|s| &s.kind)
@@ -289,4 +283,64 @@ impl Runs {
             self[r].curve = curve;
         }
     }
+}
+
+/// The diagnostic of a problem found while building a run's curve; `None` for a missing start
+/// LR when a predecessor exists (its own problem is reported where it is).
+fn problem(pr: lr::Problem, st: &Stage, run: &ScheduleRun, no_pred: bool) -> Option<Diagnostic> {
+    let spans = format!(
+        "schedule `{}` spans {} tokens",
+        run.name,
+        units::tokens(run.span)
+    );
+    Some(match pr {
+        lr::Problem::TooLong { span, what, tokens, room } => Diagnostic::new(
+            Code::TOO_LONG,
+            format!("`{what}` of {} tokens does not fit in {} tokens", units::tokens(tokens), units::tokens(room)),
+        )
+        .label(span, format!("{} tokens", units::tokens(tokens)))
+        .label(st.lr_span, spans)
+        .help(format!("the span is the sum of the budgets of the stages that run the schedule: make `{what}` shorter")),
+        lr::Problem::UntilNotAfter { span, at, start } => Diagnostic::new(
+            Code::TOO_LONG,
+            format!("`until` at token {} is not after the start of its segment at token {}", units::tokens(at), units::tokens(start)),
+        )
+        .label(span, format!("token {} of the schedule", units::tokens(at)))
+        .label(st.lr_span, spans)
+        .help("`until` is a position counted from the start of the schedule, not a length: move it past where the segments before it end, or write `over` for a length"),
+        lr::Problem::UntilBeyond { span, at, end } => Diagnostic::new(
+            Code::TOO_LONG,
+            format!("`until` at token {} is not inside the span of {} tokens", units::tokens(at), units::tokens(end)),
+        )
+        .label(span, format!("token {} of the schedule", units::tokens(at)))
+        .label(st.lr_span, spans)
+        .help("the span is the sum of the budgets of the stages that run the schedule: end the segment before it ends, so the next one has room"),
+        lr::Problem::HorizonWithinWarmup { span, horizon, warmup } => Diagnostic::new(
+            Code::TOO_LONG,
+            format!("`horizon` of {} tokens is not longer than the warmup of {} tokens", units::tokens(horizon), units::tokens(warmup)),
+        )
+        .label(span, format!("{} tokens from the start of the segment", units::tokens(horizon)))
+        .help("the horizon counts from the start of the segment, warmup included: make it longer than the warmup"),
+        lr::Problem::UnderAStep { span, what, tokens, step } => Diagnostic::new(
+            Code::UNDER_A_STEP,
+            format!("`{what}` of {} tokens is shorter than one step of {} tokens", units::tokens(tokens), units::tokens(step)),
+        )
+        .label(span, format!("{} tokens: a number without a unit counts tokens", units::tokens(tokens)))
+        .label(st.lr_span, format!("`{}` trains {} tokens per step", st.name, units::tokens(step)))
+        .help(format!(
+            "for steps write `{} steps`; for a share of the span, a percentage such as `1%`",
+            tokens.round() as u64
+        )),
+        lr::Problem::NoStartLr { span, function, arg } => {
+            if !no_pred {
+                return None;
+            }
+            Diagnostic::new(
+                Code::ARGUMENTS,
+                format!("`{function}` starts schedule `{}` without `{arg}`, and nothing hands over an LR", run.name),
+            )
+            .label(span, format!("no `{arg}`, no segment before it and no predecessor"))
+            .help(format!("add `{arg} = ...`, or put a segment before it (`constant(1e-3, over = 1B) then {function}(...)`)"))
+        }
+    })
 }
