@@ -231,5 +231,8 @@ fn check_reports_an_unreadable_file_in_the_format_asked_for() {
     assert_eq!(d.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(d[0]["file"], "no/such.pipe");
     assert_eq!(d[0]["severity"], "error");
-    assert!(d[0]["message"].as_str().unwrap().contains("cannot read"), "{v}");
+    assert!(
+        d[0]["message"].as_str().unwrap().contains("cannot read"),
+        "{v}"
+    );
 }

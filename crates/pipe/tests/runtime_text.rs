@@ -40,7 +40,11 @@ fn tiny_text_trains_as_planned() {
     let rows_of = |text: &[u8]| -> Vec<String> {
         String::from_utf8_lossy(text)
             .lines()
-            .filter(|l| ["pretrain ", "cooldown ", "long_context ", "  ."].iter().any(|p| l.starts_with(p)))
+            .filter(|l| {
+                ["pretrain ", "cooldown ", "long_context ", "  ."]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
             .map(|l| l.to_string())
             .collect()
     };

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use pipelang::check::names::NameKind;
 use pipelang::check::units::{Context, factor, grouped, length, lr, tokens};
-use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan};
+use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan, StepState};
 use pipelang::schema::{self, Block, Field, Scale, data, phase, pipeline, profile, stage};
 use pipelang::syntax::{Body, Entry, Expr, ExprKind, File, Item, Quantity, Span, Suffix};
 
@@ -68,7 +68,29 @@ fn stage_markdown(doc: &Document, name: &str) -> String {
         return md + "This stage is not in the plan.";
     };
     md += &stage_plan(s);
+    if let Some(i) = plan.stage_index(name) {
+        md += &first_step(&plan.step(i, 0));
+    }
     md
+}
+
+/// What the stage's first step runs with, from the same step state the trainer reads.
+fn first_step(at: &StepState) -> String {
+    let rope: Vec<String> = at
+        .rope_base
+        .iter()
+        .map(|(m, b)| format!("{m} {}", grouped_f(*b)))
+        .collect();
+    let mut line = format!(
+        "\n**first step**: LR {}, batch {} × seq_len {}",
+        pipelang::check::units::lr(at.lr),
+        grouped(at.batch),
+        length(at.seq_len)
+    );
+    if !rope.is_empty() {
+        line += &format!(", RoPE {}", rope.join(", "));
+    }
+    line + "\n"
 }
 
 fn stage_plan(s: &StagePlan) -> String {

@@ -110,6 +110,14 @@ fn hover_on_stage_phase_number_and_reference() {
     ] {
         assert!(md.contains(&want), "stage hover lacks {want:?}:\n{md}");
     }
+    // The first step, as Plan::step (what the trainer reads) gives it.
+    let at = plan.step(plan.stage_index("text_pretrain").unwrap(), 0);
+    let first = format!(
+        "**first step**: LR {}, batch {} × seq_len 8K, RoPE llm 50,000",
+        pipelang::check::units::lr(at.lr),
+        grouped(at.batch)
+    );
+    assert!(md.contains(&first), "stage hover lacks {first:?}:\n{md}");
 
     let h = c.at(
         "textDocument/hover",
