@@ -123,3 +123,11 @@ fn a_clean_file_is_left_alone() {
         before
     );
 }
+
+#[test]
+fn a_bare_duration_shorter_than_a_step_counts_steps() {
+    let (text, err, code) = fix("steps.pipe");
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("warmup = 2000 steps,"), "{text}");
+    assert!(codes(&text).is_empty(), "{:?}", codes(&text));
+}

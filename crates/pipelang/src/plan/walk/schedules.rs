@@ -330,6 +330,12 @@ fn problem(pr: lr::Problem, st: &Stage, run: &ScheduleRun, no_pred: bool) -> Opt
         .help(format!(
             "for steps write `{} steps`; for a share of the span, a percentage such as `1%`",
             tokens.round() as u64
+        ))
+        // Meant as steps, almost always: the number stays, the unit is added.
+        .fix(crate::diag::Fix::replace(
+            format!("count {} steps", tokens.round() as u64),
+            crate::syntax::Span::new(span.end, span.end),
+            " steps",
         )),
         lr::Problem::NoStartLr { span, function, arg } => {
             if !no_pred {
