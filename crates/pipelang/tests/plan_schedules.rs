@@ -70,7 +70,7 @@ fn deepseek_v3_constant_until_10t_then_cosine_over_4_3t() {
 /// stage 2 decays linearly from wherever stage 1 ended to 0.
 const OLMO2: &str = r#"
 pipeline olmo2 { seed = 1, batch = 1024, seq_len = 4K }
-model lm = decoder { vocab = 256, d_model = 64, layers = 2, heads = 4 }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
 data web = text("corpus/*.jsonl")
 stage stage1 {
   train  = [lm]
@@ -121,7 +121,7 @@ fn a_cosine_that_runs_past_its_horizon_holds_the_minimum() {
     let p = plan(
         r#"
 pipeline t { seed = 1, batch = 1024, seq_len = 4K }
-model lm = decoder { vocab = 256, d_model = 64, layers = 2, heads = 4 }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
 data web = text("corpus/*.jsonl")
 stage pre { train = [lm], budget = 6T, data = web, lr = cosine(peak = 3e-4, horizon = 5T, min = 3e-5) }
 "#,
@@ -142,7 +142,7 @@ fn minicpm_exponential_decay_halves_every_5000_steps() {
         format!(
             r#"
 pipeline minicpm {{ seed = 1, batch = 1024, seq_len = 4K }}
-model lm = decoder {{ vocab = 256, d_model = 64, layers = 2, heads = 4 }}
+model lm = decoder {{ vocab = 512, d_model = 64, layers = 2, heads = 4 }}
 data web = text("corpus/*.jsonl")
 stage pre {{ train = [lm], budget = 1T, data = web, lr = {lr} }}
 "#
@@ -179,7 +179,7 @@ fn until_takes_shares_and_steps_of_the_span() {
         format!(
             r#"
 pipeline t {{ seed = 1, batch = 1024, seq_len = 4K }}
-model lm = decoder {{ vocab = 256, d_model = 64, layers = 2, heads = 4 }}
+model lm = decoder {{ vocab = 512, d_model = 64, layers = 2, heads = 4 }}
 data web = text("corpus/*.jsonl")
 stage pre {{
   train  = [lm]

@@ -6,7 +6,7 @@ use pipelang::check::check_with;
 use pipelang::plan::Plan;
 
 const BASE: &str = r#"pipeline t { seed = 1, batch = 4, seq_len = 1K }
-model lm = decoder { vocab = 256, d_model = 64, layers = 2, heads = 4 }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
 data web  = text("web/*.jsonl")
 data code = text("code/*.jsonl")
 data math = text("math/*.jsonl")

@@ -3,6 +3,7 @@
 //! every hand-over between stages, and collects all diagnostics instead of stopping at one.
 
 mod fields;
+pub mod files;
 pub(crate) mod fixes;
 pub(crate) mod graph;
 pub mod ir;
@@ -14,6 +15,7 @@ mod profile;
 pub mod units;
 mod validate;
 pub mod values;
+pub mod vocab;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::plan::{self, Plan, Walk};
@@ -180,6 +182,7 @@ fn analyse(
     for s in &p.stages {
         validate::stage(&p, s, &mut diags);
     }
+    vocab::bytes(&p, &mut diags);
     if profile.is_none() {
         unused(file, &used, &mut diags);
     }

@@ -13,7 +13,7 @@ pipeline t {
 }
 
 model lm = decoder {
-  vocab     = 64
+  vocab     = 512
   d_model   = 16
   layers    = 1
   heads     = 2

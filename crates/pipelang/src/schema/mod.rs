@@ -12,6 +12,7 @@ pub mod profile;
 pub mod projector;
 pub mod stage;
 mod table;
+pub mod tokenizer;
 mod ty;
 pub mod vit;
 

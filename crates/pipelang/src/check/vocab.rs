@@ -1,0 +1,220 @@
+//! A decoder's `vocab` against the ids of the tokenizers that feed it
+//! ([P0406](../../../../docs/errors/P0406.md)): an embedding smaller than the token ids fails
+//! at the first step, so it is reported at the `vocab` line instead.
+//!
+//! The checker knows the byte tokenizer (a source without `tokenizer`) without reading any
+//! data; a `tokenizer.json` is counted by the file-aware pass (`check::files`), which calls
+//! `check` here with the counts it read.
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
+use crate::schema::tokenizer::{self, BYTE_BASE, SPECIALS};
+use crate::syntax::Span;
+
+use super::ir::*;
+
+/// One decoder fed text by one source in one stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed {
+    pub decoder: ModelId,
+    pub data: DataId,
+    pub stage: StageId,
+    /// Where the stage names the source (its `data = ...` or mixture entry).
+    pub at: Span,
+}
+
+/// Every (decoder, source, stage) whose text reaches the decoder: every decoder a stage trains
+/// or freezes reads the tokens of every source in its mixture (captions and interleaved text
+/// included).
+pub fn feeds(p: &Pipeline) -> Vec<Feed> {
+    let mut out = vec![];
+    for (si, s) in p.stages.iter().enumerate() {
+        let mut srcs = vec![];
+        sources(&s.mix, &mut srcs);
+        for m in s.train.iter().chain(&s.freeze) {
+            if !matches!(
+                p.models.get(m.value).map(|m| &m.kind),
+                Some(ModelKind::Decoder(_))
+            ) {
+                continue;
+            }
+            for &(d, at) in &srcs {
+                out.push(Feed {
+                    decoder: m.value,
+                    data: d,
+                    stage: si,
+                    at,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn sources(nodes: &[MixNode], out: &mut Vec<(DataId, Span)>) {
+    for n in nodes {
+        match &n.target {
+            MixTarget::Source(d) => out.push((*d, n.span)),
+            MixTarget::Group(g) => sources(g, out),
+        }
+    }
+}
+
+/// The ids a source's tokenizer produces, specials included.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    /// The base vocabulary (bytes, or the tokenizer file's entries).
+    pub base: u64,
+    /// What the base is, for the label: "256 bytes", "`tok.json`: 1,000 entries".
+    pub what: String,
+    /// Where the label goes: the source's name, or its `tokenizer` value.
+    pub span: Span,
+}
+
+impl Ids {
+    pub fn total(&self) -> u64 {
+        tokenizer::ids(self.base)
+    }
+
+    /// The byte tokenizer of a source without `tokenizer`.
+    pub fn bytes(d: &Data) -> Ids {
+        Ids {
+            base: BYTE_BASE,
+            what: format!("`{}` has no tokenizer: {BYTE_BASE} bytes", d.name),
+            span: d.name_span,
+        }
+    }
+}
+
+/// The checker's own pass: sources without `tokenizer` against the decoders they feed.
+pub fn bytes(p: &Pipeline, diags: &mut Diagnostics) {
+    check(
+        p,
+        |d| {
+            let data = &p.data[d];
+            data.tokenizer.is_none().then(|| Ids::bytes(data))
+        },
+        diags,
+    );
+}
+
+/// Reports each decoder whose `vocab` is below the ids of a source that feeds it, once per
+/// decoder (for the source that needs the most). `ids` says what a source's tokenizer gives;
+/// `None` leaves the source to another pass.
+pub fn check(p: &Pipeline, ids: impl Fn(DataId) -> Option<Ids>, diags: &mut Diagnostics) {
+    let all = feeds(p);
+    let mut cache: Vec<Option<Option<Ids>>> = vec![None; p.data.len()];
+    let mut done: Vec<ModelId> = vec![];
+    for f in &all {
+        if done.contains(&f.decoder) {
+            continue;
+        }
+        let ModelKind::Decoder(spec) = &p.models[f.decoder].kind else {
+            continue;
+        };
+        let vocab = spec.vocab;
+        // A vocab nobody wrote (missing, or the model's kind unknown) is reported as such.
+        if vocab.span == p.models[f.decoder].name_span {
+            done.push(f.decoder);
+            continue;
+        }
+        // The feed of this decoder that needs the most ids.
+        let mut worst: Option<(u64, &Feed, Ids)> = None;
+        for g in all.iter().filter(|g| g.decoder == f.decoder) {
+            let got = cache[g.data].get_or_insert_with(|| ids(g.data)).clone();
+            if let Some(i) = got
+                && i.total() > vocab.value
+                && worst.as_ref().is_none_or(|w| i.total() > w.0)
+            {
+                worst = Some((i.total(), g, i));
+            }
+        }
+        done.push(f.decoder);
+        let Some((need, g, i)) = worst else {
+            continue;
+        };
+        let model = &p.models[f.decoder];
+        let data = &p.data[g.data];
+        let stage = &p.stages[g.stage];
+        let to = round_up(need);
+        diags.push(
+            Diagnostic::new(
+                Code::VOCAB_TOO_SMALL,
+                format!(
+                    "decoder `{}` has vocab {}, but `{}` feeds it {} token ids",
+                    model.name,
+                    vocab.value,
+                    data.name,
+                    thousands(need)
+                ),
+            )
+            .label(
+                vocab.span,
+                format!("ids 0..{} only", vocab.value.saturating_sub(1)),
+            )
+            .label(
+                i.span,
+                format!("{} + {SPECIALS} special ids = {}", i.what, thousands(need)),
+            )
+            .label(
+                g.at,
+                format!("feeds `{}` in stage `{}`", model.name, stage.name),
+            )
+            .help(format!(
+                "raise `vocab` to at least {need}: the tokenizer's ids come first, then the \
+                 {SPECIALS} special tokens ({}); the first id past the embedding stops training \
+                 at step 0",
+                tokenizer::SPECIAL_NAMES.join(", ")
+            ))
+            .fix(Fix::replace(
+                format!("raise `vocab` to {}", thousands_underscore(to)),
+                vocab.span,
+                thousands_underscore(to),
+            )),
+        );
+    }
+}
+
+/// The smallest multiple of 64 at or above `n` (embedding rows in whole tiles).
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(64) * 64
+}
+
+fn group(n: u64, sep: char) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(sep);
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1,005` for messages.
+pub fn thousands(n: u64) -> String {
+    group(n, ',')
+}
+
+/// `1_024` as a recipe writes it (plain below 10,000, as the fixtures do).
+fn thousands_underscore(n: u64) -> String {
+    if n < 10_000 {
+        n.to_string()
+    } else {
+        group(n, '_')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(round_up(tokenizer::BYTE_IDS), 320);
+        assert_eq!(round_up(320), 320);
+        assert_eq!(thousands(1_005), "1,005");
+        assert_eq!(thousands_underscore(128_320), "128_320");
+        assert_eq!(thousands_underscore(1_024), "1024");
+    }
+}

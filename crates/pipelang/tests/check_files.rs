@@ -1,0 +1,79 @@
+//! The file-aware pass (`check::files`): tokenizer files found where `pipe run` looks for them,
+//! counted, and held against the decoders they feed.
+
+use std::path::Path;
+
+use pipelang::check::{check, files};
+use pipelang::syntax::LineIndex;
+
+/// A WordLevel tokenizer.json with `n` entries (ids 0..n) and one added token already in it.
+pub fn wordlevel(n: usize) -> String {
+    let vocab: Vec<String> = (0..n).map(|i| format!("\"w{i}\": {i}")).collect();
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null,
+  "added_tokens": [{{"id": 0, "content": "w0", "single_word": false, "lstrip": false,
+    "rstrip": false, "normalized": false, "special": true}}],
+  "normalizer": null, "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null,
+  "decoder": null,
+  "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "w0"}}}}"#,
+        vocab.join(", ")
+    )
+}
+
+const SRC: &str = "pipeline t { seed = 1, batch = 4, seq_len = 1K }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
+data web = text(\"corpus/*.jsonl\", tokenizer = \"tok/tokenizer.json\")
+stage pre { train = [lm], budget = 1B, data = web, lr = constant(1e-4) }
+";
+
+fn line_of(src: &str, d: &pipelang::diag::Diagnostic) -> usize {
+    LineIndex::new(src).line_col_chars(src, d.primary_span().start).0 + 1
+}
+
+#[test]
+fn a_tokenizer_file_larger_than_vocab_is_reported_at_the_vocab_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tok")).unwrap();
+    std::fs::write(dir.path().join("tok/tokenizer.json"), wordlevel(1_000)).unwrap();
+    assert_eq!(files::hf_base_vocab(&wordlevel(1_000)).unwrap(), 1_000);
+    let checked = check(SRC);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let file = dir.path().join("t.pipe");
+    let diags = files::check(checked.pipeline.as_ref().unwrap(), &file);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let d = &diags[0];
+    assert_eq!(d.code.as_str(), "P0406");
+    assert_eq!(line_of(SRC, d), 2);
+    assert!(d.message.contains("1,005"), "{}", d.message);
+    assert_eq!(d.fixes[0].edits[0].text, "1024");
+    // A vocab that fits: nothing to say.
+    let fits = SRC.replace("vocab = 512", "vocab = 1005");
+    let diags = files::check(check(&fits).pipeline.as_ref().unwrap(), &file);
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
+#[test]
+fn a_missing_tokenizer_file_is_reported_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let checked = check(SRC);
+    let diags = files::check(checked.pipeline.as_ref().unwrap(), &dir.path().join("t.pipe"));
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].code.as_str(), "P0701");
+    assert_eq!(line_of(SRC, &diags[0]), 3);
+    let at = diags[0].primary_span();
+    assert_eq!(&SRC[at.start..at.end], "\"tok/tokenizer.json\"");
+}
+
+#[test]
+fn paths_resolve_under_data_root() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("root/tok")).unwrap();
+    std::fs::write(dir.path().join("root/tok/tokenizer.json"), wordlevel(100)).unwrap();
+    let src = SRC.replace("seq_len = 1K }", "seq_len = 1K, data_root = \"root\" }");
+    let checked = check(&src);
+    let p = checked.pipeline.as_ref().unwrap();
+    let file = dir.path().join("t.pipe");
+    assert_eq!(files::data_root(&file, p), dir.path().join("root"));
+    assert!(files::check(p, &file).is_empty());
+    assert!(!Path::new(&files::data_root(&file, p)).join("nope").exists());
+}
