@@ -32,7 +32,7 @@ fn write_to_queued_latency_on_the_reference_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kimi_vl.pipe");
     std::fs::write(&file, &src).unwrap();
-    let prep = setup::prepare(&file, None, src.clone()).unwrap();
+    let prep = std::sync::Arc::new(setup::prepare(&file, None, src.clone()).unwrap());
     // Text pre-training is running; the cooldown is being decided.
     let progress = Progress {
         done: vec!["vit_coca".into()],

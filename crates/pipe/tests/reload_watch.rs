@@ -48,7 +48,7 @@ struct Setup {
     record: RunRecord,
     messages: Arc<Mutex<Vec<String>>>,
     watch: Watch,
-    prep: pipelang_runtime::Prepared,
+    prep: Arc<pipelang_runtime::Prepared>,
 }
 
 fn record(done: &[&str]) -> RunRecord {
@@ -99,7 +99,7 @@ fn start() -> Setup {
     .unwrap();
     let file = dir.path().join("t.pipe");
     std::fs::write(&file, BASE).unwrap();
-    let prep = setup::prepare(&file, None, BASE.to_string()).unwrap();
+    let prep = Arc::new(setup::prepare(&file, None, BASE.to_string()).unwrap());
     let messages = Arc::new(Mutex::new(vec![]));
     let sink = messages.clone();
     let log: Log = Arc::new(move |m| sink.lock().unwrap().push(m));

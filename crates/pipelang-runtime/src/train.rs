@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::lock::{Acquired, LockError, RunLock};
@@ -40,11 +41,12 @@ pub struct RunOptions {
 
 /// Called at every stage boundary with the running preparation and record; returns a new
 /// preparation to continue with (hot reload), or `None` to keep the current plan.
-pub type Boundary<'a> = dyn FnMut(&Prepared, &mut RunRecord) -> Option<Prepared> + 'a;
+pub type Boundary<'a> = dyn FnMut(&Arc<Prepared>, &mut RunRecord) -> Option<Arc<Prepared>> + 'a;
 
 pub struct Runner<'a> {
     pub opts: RunOptions,
-    pub prep: Prepared,
+    /// Shared with the watcher of `--watch`, which compares edits with it.
+    pub prep: Arc<Prepared>,
     pub record: RunRecord,
     pub log: Box<dyn FnMut(String) + 'a>,
     trainer: Box<dyn Trainer>,
@@ -146,7 +148,7 @@ impl<'a> Runner<'a> {
         };
         let mut runner = Runner {
             opts,
-            prep,
+            prep: Arc::new(prep),
             record,
             log,
             trainer,

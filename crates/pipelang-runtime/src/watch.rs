@@ -16,9 +16,7 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use crate::record::RunRecord;
 use crate::{Prepared, RunError, Runner, setup};
 use pipelang::check::Checked;
-use pipelang::check::ir::Pipeline;
 use pipelang::diag::{self, Diagnostic};
-use pipelang::plan::Plan;
 use pipelang::reload::{Outcome, Progress, evaluate, judge};
 
 /// Quiet time before a change is read: long enough to merge an editor's truncate-and-write
@@ -40,9 +38,9 @@ pub struct Queued {
 }
 
 struct Shared {
-    /// The plan the runner is on (and its pipeline): what edits are compared with.
-    plan: Plan,
-    pipeline: Pipeline,
+    /// What the runner is on, the same allocation as the runner's: what edits are compared
+    /// with.
+    running: Arc<Prepared>,
     progress: Progress,
     /// The text last evaluated; events that leave it unchanged are ignored.
     seen: String,
@@ -88,16 +86,18 @@ impl Watch {
     /// resumed run was stopped) is evaluated at once.
     pub fn start(
         target: Target,
-        prep: &Prepared,
+        prep: &Arc<Prepared>,
         progress: Progress,
         log: Log,
     ) -> Result<Watch, RunError> {
         let target = Arc::new(target);
+        if prep.checked.pipeline.is_none() {
+            return Err(RunError::Other(
+                "the running pipeline has no checked form".into(),
+            ));
+        }
         let shared = Arc::new(Mutex::new(Shared {
-            plan: prep.plan.clone(),
-            pipeline: prep.checked.pipeline.clone().ok_or_else(|| {
-                RunError::Other("the running pipeline has no checked form".into())
-            })?,
+            running: prep.clone(),
             progress,
             seen: prep.source.clone(),
             queued: None,
@@ -152,20 +152,16 @@ impl Watch {
 
     /// At a stage boundary: applies the queued version if it is still safe, saving its source
     /// in the run directory and recording it in `record.versions`.
-    pub fn boundary(&self, prep: &Prepared, record: &mut RunRecord) -> Option<Prepared> {
+    pub fn boundary(&self, prep: &Arc<Prepared>, record: &mut RunRecord) -> Option<Arc<Prepared>> {
         let mut sh = lock(&self.shared);
-        let next = sh.queued.take().and_then(|q| self.apply(prep, record, q));
-        let now = next.as_ref().unwrap_or(prep);
-        if let Some(n) = &next {
-            sh.plan = n.plan.clone();
-            sh.pipeline = n
-                .checked
-                .pipeline
-                .clone()
-                .unwrap_or_else(|| sh.pipeline.clone());
-        }
+        let next = sh
+            .queued
+            .take()
+            .and_then(|q| self.apply(prep, record, q))
+            .map(Arc::new);
+        sh.running = next.clone().unwrap_or_else(|| prep.clone());
         // The runner goes straight on to the next stage not done.
-        sh.progress = record.progress_during(&now.plan);
+        sh.progress = record.progress_during(&sh.running.plan);
         next
     }
 
@@ -311,9 +307,12 @@ fn changed(t: &Target, shared: &Mutex<Shared>, log: &Log) {
         return;
     }
     sh.seen = text.clone();
+    let Some(pipeline) = sh.running.checked.pipeline.as_ref() else {
+        return;
+    };
     let outcome = evaluate(
-        &sh.plan,
-        &sh.pipeline,
+        &sh.running.plan,
+        pipeline,
         &sh.progress,
         &text,
         t.profile.as_deref(),
