@@ -70,7 +70,14 @@ pub fn run(a: Args) -> ExitCode {
                 source = fixed;
             }
         }
-        let checked = pipelang::check::check_with(&source, profile);
+        let mut checked = pipelang::check::check_with(&source, profile);
+        // The files the pipeline names (tokenizers), resolved as `pipe run` resolves them.
+        if let Some(p) = &checked.pipeline {
+            let mut all = std::mem::take(&mut checked.diagnostics);
+            all.extend(pipelang::check::files::check(p, path));
+            all.sort_by_key(|d| (d.primary_span().start, d.severity));
+            checked.diagnostics = all;
+        }
         let errors = checked
             .diagnostics
             .iter()
