@@ -114,3 +114,80 @@ fn a_tokenizer_of_1000_ids_does_not_fit_vocab_512_at_check_and_run() {
     assert_eq!(json_line(&out, "P0701")["line"], 3);
     run_writes_nothing(dir.path(), "P0701");
 }
+
+#[test]
+fn check_data_counts_tokens_and_warns_past_four_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 documents of 4 words "wN" (2-3 bytes) + spaces: about 2K byte tokens.
+    corpus(dir.path(), "a.jsonl", 100, 4);
+    let src = recipe(512, "data web = text(\"corpus/*.jsonl\")", "40_960");
+    std::fs::write(dir.path().join("p.pipe"), &src).unwrap();
+    // Without --data nothing reads the corpus.
+    assert_eq!(pipe(&["check", "p.pipe"], dir.path()).0, 0);
+    let (status, out, err) = pipe(&["check", "p.pipe", "--data"], dir.path());
+    assert_eq!(status, 0, "warnings only: {err}");
+    assert!(err.contains("P0702"), "{err}");
+    assert!(out.contains("web"), "the table: {out}");
+    let (_, out, _) = pipe(
+        &["check", "p.pipe", "--data", "--format", "json"],
+        dir.path(),
+    );
+    let w = json_line(&out, "P0702");
+    assert_eq!(w["severity"], "warning");
+    assert_eq!(w["line"], 4, "at the stage's data entry: {w}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = &v["data"][0]["report"];
+    let tokens = report["sources"][0]["tokens"].as_u64().unwrap();
+    assert_eq!(report["sources"][0]["documents"], 100);
+    let epochs = report["stages"][0]["sources"][0]["epochs"]
+        .as_f64()
+        .unwrap();
+    assert!((epochs - 40_960.0 / tokens as f64).abs() < 1e-6, "{report}");
+    assert!(epochs > 15.0, "{report}");
+    assert!(report["mb_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn check_data_reports_empty_globs_and_bad_records_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path(), "a.jsonl", 10, 400);
+    std::fs::write(
+        dir.path().join("corpus/b.jsonl"),
+        "{\"text\": \"fine\"}\n{\"txt\": \"no text field\"}\n",
+    )
+    .unwrap();
+    let src = recipe(
+        512,
+        "data web = text(\"corpus/*.jsonl\",\n  \"nothing/*.jsonl\")",
+        "1_024",
+    );
+    std::fs::write(dir.path().join("p.pipe"), &src).unwrap();
+    let (status, out, _) = pipe(
+        &["check", "p.pipe", "--data", "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(status, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let errors: Vec<&serde_json::Value> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "P0701")
+        .collect();
+    assert_eq!(errors.len(), 2, "{v}");
+    let glob = errors
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("matches no files"))
+        .expect("the empty glob");
+    assert_eq!(
+        (glob["line"].as_u64(), glob["column"].as_u64()),
+        (Some(4), Some(3))
+    );
+    let bad = errors
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("b.jsonl:2:"))
+        .expect("the bad record, with file and line");
+    assert_eq!(bad["line"], 3, "at the glob that matched it: {bad}");
+    // `pipe run` stops on the same glob before writing anything.
+    run_writes_nothing(dir.path(), "P0701");
+}

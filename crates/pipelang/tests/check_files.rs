@@ -27,7 +27,10 @@ stage pre { train = [lm], budget = 1B, data = web, lr = constant(1e-4) }
 ";
 
 fn line_of(src: &str, d: &pipelang::diag::Diagnostic) -> usize {
-    LineIndex::new(src).line_col_chars(src, d.primary_span().start).0 + 1
+    LineIndex::new(src)
+        .line_col_chars(src, d.primary_span().start)
+        .0
+        + 1
 }
 
 #[test]
@@ -56,7 +59,10 @@ fn a_tokenizer_file_larger_than_vocab_is_reported_at_the_vocab_line() {
 fn a_missing_tokenizer_file_is_reported_at_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let checked = check(SRC);
-    let diags = files::check(checked.pipeline.as_ref().unwrap(), &dir.path().join("t.pipe"));
+    let diags = files::check(
+        checked.pipeline.as_ref().unwrap(),
+        &dir.path().join("t.pipe"),
+    );
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0].code.as_str(), "P0701");
     assert_eq!(line_of(SRC, &diags[0]), 3);
