@@ -34,8 +34,15 @@ pub fn table(r: &DataReport) -> String {
         ));
     }
     out.push('\n');
+    let w = r
+        .stages
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     out.push_str(&format!(
-        "{:<16} {:<16} {:>12} {:>8} {:>8}\n",
+        "{:<w$} {:<16} {:>12} {:>8} {:>8}\n",
         "stage", "source", "tokens", "epochs", "total"
     ));
     for st in &r.stages {
@@ -46,7 +53,7 @@ pub fn table(r: &DataReport) -> String {
                 ""
             };
             out.push_str(&format!(
-                "{:<16} {:<16} {:>12} {:>8.2} {:>8.2}{flag}\n",
+                "{:<w$} {:<16} {:>12} {:>8.2} {:>8.2}{flag}\n",
                 st.name,
                 n.source,
                 short(n.tokens),
