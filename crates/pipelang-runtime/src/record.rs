@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn progress_follows_the_run_record() {
         let src = "pipeline t { seed = 1\n batch = 2\n seq_len = 16 }\n\
-            model lm = decoder { vocab = 64\n d_model = 16\n layers = 1\n heads = 2 }\n\
+            model lm = decoder { vocab = 512\n d_model = 16\n layers = 1\n heads = 2 }\n\
             data web = text(\"web/*.jsonl\")\n\
             stage one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
             stage two after one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\

@@ -82,11 +82,20 @@ pub fn from_checked(file: &Path, source: String, checked: Checked) -> Result<Pre
         .clone()
         .ok_or_else(|| RunError::Other("the pipeline could not be planned".into()))?;
     let p = checked.pipeline.as_ref().unwrap();
-    let base = file.parent().map_or(PathBuf::from("."), Path::to_path_buf);
-    let data_root = match &p.data_root {
-        Some(r) => base.join(&r.value),
-        None => base,
-    };
+    // What `pipe check` finds in the files the pipeline names (tokenizers against the
+    // decoders they feed) stops the run here too, before anything is written.
+    let diagnostics: Vec<Diagnostic> = check::files::check(p, file)
+        .into_iter()
+        .filter(|d| d.is_error())
+        .collect();
+    if !diagnostics.is_empty() {
+        return Err(RunError::Diagnostics {
+            file: file.to_path_buf(),
+            source,
+            diagnostics,
+        });
+    }
+    let data_root = check::files::data_root(file, p);
     Ok(Prepared {
         file: file.to_path_buf(),
         source,

@@ -1,4 +1,4 @@
-//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings] [--fix]`
+//! `pipe check FILE... [--profile NAME] [--format human|json] [--deny-warnings] [--fix] [--data]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +23,12 @@ pub struct Args {
     /// report what is left.
     #[arg(long)]
     fix: bool,
+    /// Also open every data source: count documents and tokens with its tokenizer, and report
+    /// what each stage asks of it (epochs), globs that match nothing and records that do not
+    /// read.
+    #[cfg(feature = "train")]
+    #[arg(long)]
+    data: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -32,7 +38,12 @@ pub fn run(a: Args) -> ExitCode {
         format,
         deny_warnings,
         fix,
+        #[cfg(feature = "train")]
+        data,
     } = a;
+    #[cfg(not(feature = "train"))]
+    let data = false;
+    let mut all_data = vec![];
     let profile = profile.as_deref();
     let mut all_json = vec![];
     let mut failed = false;
@@ -70,7 +81,27 @@ pub fn run(a: Args) -> ExitCode {
                 source = fixed;
             }
         }
-        let checked = pipelang::check::check_with(&source, profile);
+        let mut checked = pipelang::check::check_with(&source, profile);
+        // The files the pipeline names (tokenizers), resolved as `pipe run` resolves them.
+        if let Some(p) = &checked.pipeline {
+            let mut all = std::mem::take(&mut checked.diagnostics);
+            all.extend(pipelang::check::files::check(p, path));
+            all.sort_by_key(|d| (d.primary_span().start, d.severity));
+            checked.diagnostics = all;
+        }
+        let report = data_report(data, &checked, path, format);
+        if let Some((diags, json, _)) = &report {
+            // The census repeats the file checks above; each is reported once.
+            for d in diags {
+                if !checked.diagnostics.contains(d) {
+                    checked.diagnostics.push(d.clone());
+                }
+            }
+            checked
+                .diagnostics
+                .sort_by_key(|d| (d.primary_span().start, d.severity));
+            all_data.push(serde_json::json!({ "file": name, "report": json }));
+        }
         let errors = checked
             .diagnostics
             .iter()
@@ -89,6 +120,9 @@ pub fn run(a: Args) -> ExitCode {
                     "{}",
                     diag::render_human(&checked.diagnostics, &name, &source, use_color())
                 );
+                if let Some((_, _, table)) = &report {
+                    print!("{table}");
+                }
                 if errors + warnings == 0 {
                     let stages = checked.pipeline.as_ref().map_or(0, |p| p.stages.len());
                     let profiles = checked.pipeline.as_ref().map_or(0, |p| p.profiles.len());
@@ -100,7 +134,11 @@ pub fn run(a: Args) -> ExitCode {
         }
     }
     if format == Format::Json {
-        println!("{}", serde_json::json!({ "diagnostics": all_json }));
+        let mut out = serde_json::json!({ "diagnostics": all_json });
+        if data {
+            out["data"] = serde_json::json!(all_data);
+        }
+        println!("{out}");
     }
     if unreadable {
         ExitCode::from(EXIT_USAGE)
@@ -109,4 +147,35 @@ pub fn run(a: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The data census of `--data`: its diagnostics, its JSON and its table.
+#[cfg(feature = "train")]
+fn data_report(
+    data: bool,
+    checked: &pipelang::check::Checked,
+    path: &std::path::Path,
+    format: Format,
+) -> Option<(Vec<diag::Diagnostic>, serde_json::Value, String)> {
+    use std::io::IsTerminal;
+    if !data {
+        return None;
+    }
+    let progress = format == Format::Human && std::io::stderr().is_terminal();
+    let r = super::check_data::census(checked, path, progress)?;
+    Some((
+        r.diagnostics.clone(),
+        super::check_data::json(&r),
+        super::check_data::table(&r),
+    ))
+}
+
+#[cfg(not(feature = "train"))]
+fn data_report(
+    _: bool,
+    _: &pipelang::check::Checked,
+    _: &std::path::Path,
+    _: Format,
+) -> Option<(Vec<diag::Diagnostic>, serde_json::Value, String)> {
+    None
 }

@@ -4,6 +4,8 @@
 #[cfg(feature = "train")]
 mod bench;
 mod check;
+#[cfg(feature = "train")]
+mod check_data;
 mod fix;
 mod fmt;
 mod lsp;

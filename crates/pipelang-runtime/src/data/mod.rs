@@ -5,6 +5,7 @@
 //! sequences with the plan's shares. [`DataLoader::state`] / [`DataLoader::restore`] save and
 //! resume the exact stream (serde, stored in `run.ron`).
 
+pub mod census;
 mod cursor;
 mod error;
 mod files;

@@ -18,10 +18,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use pipelang::schema::tokenizer as tokenizer_facts;
+
 use super::error::{DataError, Result};
 
-/// Number of special tokens appended after the base vocabulary.
-pub const N_SPECIALS: u32 = 5;
+/// Number of special tokens appended after the base vocabulary: a language fact, declared in
+/// `pipelang::schema::tokenizer` so the checker holds every decoder's `vocab` to it.
+pub const N_SPECIALS: u32 = tokenizer_facts::SPECIALS as u32;
+
+/// Ids of the byte tokenizer before the specials.
+pub const BYTE_BASE: u32 = tokenizer_facts::BYTE_BASE as u32;
 
 /// Ids of the special tokens of one tokenizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +109,7 @@ impl Tokenizer {
     /// Size of the base vocabulary, before the specials.
     pub fn base_vocab(&self) -> u32 {
         match self {
-            Tokenizer::Bytes => 256,
+            Tokenizer::Bytes => BYTE_BASE,
             Tokenizer::Hf { base_vocab, .. } => *base_vocab,
         }
     }
@@ -210,6 +216,25 @@ mod tests {
         // Unknown words map to the model's [UNK] id, not to an error.
         assert_eq!(t.encode("a green square").unwrap(), vec![1, 0, 4]);
         assert_eq!(t.decode(&[2, 3, 8]), "red circle<eod>");
+    }
+
+    #[test]
+    fn the_checker_counts_a_tokenizer_file_as_the_runtime_loads_it() {
+        // `pipe check` counts ids without the tokenizers crate; both must agree, or the check
+        // would pass a vocab the run then overflows.
+        let path = fixture("tokenizer_wordlevel.json");
+        let t = Tokenizer::from_hf_file(&path).unwrap();
+        let json = std::fs::read_to_string(&path).unwrap();
+        let counted = pipelang::check::files::hf_base_vocab(&json).unwrap();
+        assert_eq!(counted, u64::from(t.base_vocab()));
+        assert_eq!(
+            pipelang::schema::tokenizer::ids(counted),
+            u64::from(t.vocab_size())
+        );
+        assert_eq!(
+            u64::from(Tokenizer::Bytes.vocab_size()),
+            pipelang::schema::tokenizer::BYTE_IDS
+        );
     }
 
     #[test]

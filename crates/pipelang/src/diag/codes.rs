@@ -66,6 +66,7 @@ codes! {
     PROFILE_UNKNOWN = "P0602", "unknown-profile", Error, "no profile of that name";
     PROFILE_VALUE = "P0603", "profile-value", Error, "a profile's scaling gives an invalid value";
     DATA_FILES = "P0701", "data-files", Error, "a data source's files are missing, empty or malformed";
+    DATA_REPEATED = "P0702", "data-repeated", Warning, "the stages read a data source for more than 4 epochs";
     RELOAD_REFUSED = "P0801", "reload-refused", Error, "a live edit changes what already ran";
 }
 
