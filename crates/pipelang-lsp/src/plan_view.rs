@@ -13,6 +13,7 @@ use lsp_types::{Position, TextDocumentIdentifier};
 use serde::{Deserialize, Serialize};
 
 use super::document::Document;
+use pipelang::check::ir::{DataId, IndexVec};
 use pipelang::check::units;
 use pipelang::plan::Plan;
 use pipelang::syntax::Item;
@@ -106,7 +107,7 @@ const COLORS: [&str; 10] = [
 struct Sample {
     x: f64,
     lr: f64,
-    mix: Vec<f64>,
+    mix: IndexVec<DataId, f64>,
     seq_len: f64,
     batch: f64,
     rope: Vec<(String, f64)>,
@@ -356,7 +357,9 @@ fn line(
 
 /// Stacked shares, one polygon per source in use, with a legend at the panel's right.
 fn mixture(o: &mut String, plan: &Plan, s: &[Sample], p: &Panel, x: &dyn Fn(f64) -> f64) {
-    let used: Vec<usize> = (0..plan.sources.len())
+    let used: Vec<DataId> = plan
+        .sources
+        .indices()
         .filter(|&k| s.iter().any(|sm| sm.mix.get(k).is_some_and(|v| *v > 0.0)))
         .collect();
     let mut below = vec![0.0; s.len()];

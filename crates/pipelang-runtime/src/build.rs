@@ -9,7 +9,7 @@ use super::model::{
     Decoder, DecoderConfig, Kernels, MlpKind, MoeConfig, Projector, ProjectorConfig, Vit,
     VitConfig, config::default_mlp_hidden, init::seeded_var_builder,
 };
-use pipelang::check::ir::{self, ModelKind, Pipeline};
+use pipelang::check::ir::{self, ModelId, ModelKind, Pipeline};
 
 /// Weight of the Switch load-balancing loss per MoE layer (the Switch Transformer's 1e-2).
 const MOE_AUX_WEIGHT: f64 = 0.01;
@@ -68,7 +68,7 @@ pub struct ModelSlot {
 /// pass, and backpropagation never computes a gradient for it.
 pub fn build(
     p: &Pipeline,
-    m: usize,
+    m: ModelId,
     seed: u64,
     weights: Option<&BTreeMap<String, Tensor>>,
     frozen: bool,
@@ -96,7 +96,7 @@ pub fn build(
         }
         seeded_var_builder(
             &vars,
-            seed ^ (m as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            seed ^ (m.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             dev,
         )
     };

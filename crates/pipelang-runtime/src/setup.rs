@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pipelang::check::ir::{DataKind, ModelKind, Pipeline};
+use pipelang::check::ir::{DataId, DataKind, ModelKind, Pipeline};
 use pipelang::check::{self, Checked};
 use pipelang::diag::{Code, Diagnostic};
 use pipelang::plan::Plan;
@@ -140,7 +140,7 @@ pub fn source_kind(k: DataKind) -> SourceKind {
     }
 }
 
-pub fn tokenizer_for(p: &Pipeline, d: usize, root: &Path) -> Result<Tokenizer, RunError> {
+pub fn tokenizer_for(p: &Pipeline, d: DataId, root: &Path) -> Result<Tokenizer, RunError> {
     match &p.data[d].tokenizer {
         None => Ok(Tokenizer::Bytes),
         Some(t) => Tokenizer::from_hf_file(&root.join(&t.value))
@@ -172,7 +172,7 @@ pub fn image_config(p: &Pipeline) -> ImageConfig {
 }
 
 /// Opens a data source; a failure becomes a diagnostic on its declaration.
-pub fn open_source(prep: &Prepared, d: usize) -> Result<Source, RunError> {
+pub fn open_source(prep: &Prepared, d: DataId) -> Result<Source, RunError> {
     let p = prep.checked.pipeline.as_ref().unwrap();
     let data = &p.data[d];
     let spec = SourceSpec {
@@ -184,7 +184,7 @@ pub fn open_source(prep: &Prepared, d: usize) -> Result<Source, RunError> {
     Source::open(&spec, &prep.data_root, &tok, image_config(p)).map_err(|e| data_error(prep, d, e))
 }
 
-pub fn data_error(prep: &Prepared, d: usize, e: data::DataError) -> RunError {
+pub fn data_error(prep: &Prepared, d: DataId, e: data::DataError) -> RunError {
     let p = prep.checked.pipeline.as_ref().unwrap();
     let data = &p.data[d];
     let span = data.globs.first().map_or(data.name_span, |g| g.span);

@@ -98,7 +98,7 @@ impl<'a> Runner<'a> {
         let seed = opts.seed.unwrap_or(p.seed.value);
         setup::ensure_sample_data(p, &prep.data_root, seed, &mut *log)?;
         // Every source used anywhere must open before anything is written.
-        for d in 0..p.data.len() {
+        for d in p.data.indices() {
             if prep
                 .plan
                 .stages

@@ -205,7 +205,7 @@ impl Watch {
         // Data the remaining stages read must open now rather than fail half-way through.
         let done = progress.done.clone();
         let p = new.checked.pipeline.as_ref()?;
-        for d in 0..p.data.len() {
+        for d in p.data.indices() {
             let used = new
                 .plan
                 .stages

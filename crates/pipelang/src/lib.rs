@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod check;
 pub mod diag;
 pub mod fmt;
+pub mod idx;
 pub mod plan;
 pub mod reload;
 pub mod schema;

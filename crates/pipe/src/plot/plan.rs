@@ -67,7 +67,7 @@ fn sample(plan: &Plan) -> Samples {
             let p = plan.step(i, step);
             s.x.push(st.global_start + p.tokens);
             s.lr.push(p.lr);
-            s.mix.push(p.shares.clone());
+            s.mix.push(p.shares.clone().into_raw());
             s.seq.push(p.seq_len as f64);
             for (model, base) in &p.rope_base {
                 let at = s
@@ -182,7 +182,7 @@ where
             color.mix(0.85),
         ))
         .map_err(err)?
-        .label(plan.sources[d].clone())
+        .label(plan.sources.as_raw()[d].clone())
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     c.configure_series_labels()

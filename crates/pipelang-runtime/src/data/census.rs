@@ -343,7 +343,7 @@ mod pipeline {
     use std::path::Path;
 
     use pipelang::check::files;
-    use pipelang::check::ir::{DataId, MixNode, MixTarget, Pipeline};
+    use pipelang::check::ir::{DataId, IndexVec, MixNode, MixTarget, Pipeline};
     use pipelang::diag::{Code, Diagnostic};
     use pipelang::plan::Plan;
     use pipelang::syntax::Span;
@@ -412,16 +412,16 @@ mod pipeline {
 
     /// Tokens a stage of `tokens` takes from each source: the mixture's share integrated over
     /// the stage (Simpson's rule; shares are polynomials of low degree in the position).
-    fn taken(plan: &pipelang::plan::StagePlan, sources: usize) -> Vec<f64> {
+    fn taken(plan: &pipelang::plan::StagePlan, sources: usize) -> IndexVec<DataId, f64> {
         const N: usize = 64;
-        let mut acc = vec![0.0; sources];
+        let mut acc: IndexVec<DataId, f64> = IndexVec::from_elem(0.0, sources);
         for i in 0..=N {
             let w = match i {
                 0 | N => 1.0,
                 _ if i % 2 == 1 => 4.0,
                 _ => 2.0,
             };
-            for (a, s) in acc.iter_mut().zip(plan.mix_tree.at(i as f64 / N as f64)) {
+            for (a, s) in acc.iter_mut().zip(&plan.mix_tree.at(i as f64 / N as f64)) {
                 *a += w * s;
             }
         }
@@ -474,7 +474,8 @@ mod pipeline {
             .progress_chars("=> "),
         );
         let image = image_config(p);
-        let mut counts: Vec<Option<SourceCount>> = vec![None; p.data.len()];
+        let mut counts: IndexVec<DataId, Option<SourceCount>> =
+            IndexVec::from_elem(None, p.data.len());
         let mut sources = vec![];
         for &d in &used {
             let data = &p.data[d];
@@ -517,8 +518,8 @@ mod pipeline {
         }
         bar.finish_and_clear();
         let mut stages = vec![];
-        let mut read = vec![0.0f64; p.data.len()];
-        let mut warned = vec![false; p.data.len()];
+        let mut read: IndexVec<DataId, f64> = IndexVec::from_elem(0.0, p.data.len());
+        let mut warned: IndexVec<DataId, bool> = IndexVec::from_elem(false, p.data.len());
         for st in &plan.stages {
             let takes = taken(st, p.data.len());
             let mut nodes = vec![];

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
-use super::ir::{DataId, Pipeline};
+use super::ir::{DataId, IndexVec, Pipeline};
 use super::vocab::{self, Ids, thousands};
 
 /// The folder data globs and tokenizer files are resolved under.
@@ -99,9 +99,9 @@ pub fn check(p: &Pipeline, file: &Path) -> Vec<Diagnostic> {
     let root = data_root(file, p);
     let mut diags = Diagnostics::default();
     let used: HashSet<DataId> = vocab::feeds(p).iter().map(|f| f.data).collect();
-    let mut counted: Vec<Option<Ids>> = vec![None; p.data.len()];
+    let mut counted: IndexVec<DataId, Option<Ids>> = IndexVec::from_elem(None, p.data.len());
     // Only the sources a stage reads: the run opens no other (an unused one is P0105).
-    for d in (0..p.data.len()).filter(|d| used.contains(d)) {
+    for d in p.data.indices().filter(|d| used.contains(d)) {
         match tokenizer_ids(p, d, &root) {
             Some(Ok(ids)) => counted[d] = Some(ids),
             Some(Err(diag)) => diags.push(diag),

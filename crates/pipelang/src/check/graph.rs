@@ -6,14 +6,14 @@ use std::collections::BinaryHeap;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
-use super::ir::{Pipeline, StageId};
+use super::ir::{IndexVec, Pipeline, StageId};
 
 /// The execution order, or `None` (with a diagnostic per cycle) when the graph has cycles.
 pub fn order(p: &Pipeline, diags: &mut Diagnostics) -> Option<Vec<StageId>> {
     let n = p.stages.len();
-    let mut indeg = vec![0usize; n];
-    let mut succ: Vec<Vec<StageId>> = vec![vec![]; n];
-    for (i, s) in p.stages.iter().enumerate() {
+    let mut indeg: IndexVec<StageId, usize> = IndexVec::from_elem(0, n);
+    let mut succ: IndexVec<StageId, Vec<StageId>> = IndexVec::from_elem(vec![], n);
+    for (i, s) in p.stages.iter_enumerated() {
         for a in &s.after {
             if a.value == i {
                 diags.push(
@@ -27,8 +27,11 @@ pub fn order(p: &Pipeline, diags: &mut Diagnostics) -> Option<Vec<StageId>> {
             succ[a.value].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<StageId>> =
-        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<StageId>> = indeg
+        .indices()
+        .filter(|&i| indeg[i] == 0)
+        .map(Reverse)
+        .collect();
     let mut out = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         out.push(i);
@@ -47,8 +50,8 @@ pub fn order(p: &Pipeline, diags: &mut Diagnostics) -> Option<Vec<StageId>> {
 }
 
 /// Finds one cycle among the stages left with predecessors and shows it edge by edge.
-fn report_cycle(p: &Pipeline, indeg: &[usize], diags: &mut Diagnostics) {
-    let start = (0..p.stages.len()).find(|&i| indeg[i] > 0).unwrap();
+fn report_cycle(p: &Pipeline, indeg: &IndexVec<StageId, usize>, diags: &mut Diagnostics) {
+    let start = indeg.indices().find(|&i| indeg[i] > 0).unwrap();
     // Walk backwards along `after` edges that stay inside the blocked set until a repeat.
     let mut path = vec![start];
     let mut cur = start;
@@ -101,8 +104,9 @@ impl Ancestors {
         let words = n.div_ceil(64).max(1);
         let mut bits = vec![0u64; n * words];
         for &s in order {
-            for a in &p.stages[s].after {
-                let a = a.value;
+            let s = s.index();
+            for a in &p.stages[StageId::new(s)].after {
+                let a = a.value.index();
                 bits[s * words + a / 64] |= 1 << (a % 64);
                 for w in 0..words {
                     let v = bits[a * words + w];
@@ -114,6 +118,7 @@ impl Ancestors {
     }
 
     pub fn is_ancestor(&self, of: StageId, candidate: StageId) -> bool {
+        let (of, candidate) = (of.index(), candidate.index());
         self.bits[of * self.words + candidate / 64] & (1 << (candidate % 64)) != 0
     }
 }

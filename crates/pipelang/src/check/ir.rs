@@ -3,12 +3,25 @@
 
 use serde::Serialize;
 
+pub use crate::idx::{Idx, IndexVec};
 use crate::syntax::Span;
 
-pub type ModelId = usize;
-pub type DataId = usize;
-pub type ScheduleId = usize;
-pub type StageId = usize;
+crate::newtype_index! {
+    /// A model's place in `Pipeline::models` (declaration order).
+    pub struct ModelId;
+}
+crate::newtype_index! {
+    /// A data source's place in `Pipeline::data` (declaration order).
+    pub struct DataId;
+}
+crate::newtype_index! {
+    /// A named schedule's place in `Pipeline::schedules` (declaration order).
+    pub struct ScheduleId;
+}
+crate::newtype_index! {
+    /// A stage's place in `Pipeline::stages` (declaration order, not execution order).
+    pub struct StageId;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Sp<T> {
@@ -29,10 +42,10 @@ pub struct Pipeline {
     pub seed: Sp<u64>,
     pub batch: Sp<u64>,
     pub seq_len: Sp<u64>,
-    pub models: Vec<Model>,
-    pub data: Vec<Data>,
-    pub schedules: Vec<Schedule>,
-    pub stages: Vec<Stage>,
+    pub models: IndexVec<ModelId, Model>,
+    pub data: IndexVec<DataId, Data>,
+    pub schedules: IndexVec<ScheduleId, Schedule>,
+    pub stages: IndexVec<StageId, Stage>,
     pub profiles: Vec<ProfileDecl>,
     /// Where data globs are resolved (a profile can point every source at sample data).
     pub data_root: Option<Sp<String>>,
@@ -44,16 +57,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn model_id(&self, name: &str) -> Option<ModelId> {
-        self.models.iter().position(|m| m.name == name)
+        self.models.position(|m| m.name == name)
     }
     pub fn data_id(&self, name: &str) -> Option<DataId> {
-        self.data.iter().position(|d| d.name == name)
+        self.data.position(|d| d.name == name)
     }
     pub fn schedule_id(&self, name: &str) -> Option<ScheduleId> {
-        self.schedules.iter().position(|s| s.name == name)
+        self.schedules.position(|s| s.name == name)
     }
     pub fn stage_id(&self, name: &str) -> Option<StageId> {
-        self.stages.iter().position(|s| s.name == name)
+        self.stages.position(|s| s.name == name)
     }
 }
 

@@ -33,10 +33,10 @@ impl<'a> Lower<'a> {
     }
 
     /// Resolves a reference to a name of `want` kind.
-    pub fn resolve(&mut self, name: &str, span: Span, want: NameKind) -> Option<usize> {
+    pub fn resolve<I: Idx>(&mut self, name: &str, span: Span, want: NameKind) -> Option<I> {
         self.used.insert(name.to_string());
         match self.symbols.map.get(name) {
-            Some(s) if s.kind == want => Some(s.id),
+            Some(s) if s.kind == want => Some(I::new(s.id)),
             Some(s) => {
                 let s = *s;
                 let fix =
@@ -82,7 +82,7 @@ impl<'a> Lower<'a> {
         }
     }
 
-    pub fn ident_ref(&mut self, e: &Expr, field: &str, want: NameKind) -> Option<Sp<usize>> {
+    pub fn ident_ref<I: Idx>(&mut self, e: &Expr, field: &str, want: NameKind) -> Option<Sp<I>> {
         match &e.kind {
             ExprKind::Ident(n) => self.resolve(n, e.span, want).map(|id| Sp::new(id, e.span)),
             _ => {
@@ -104,12 +104,12 @@ impl<'a> Lower<'a> {
     }
 
     /// `[a, b]` (or a single name) of references of one kind; repeats are reported.
-    pub fn ref_list(&mut self, e: &Expr, field: &str, want: NameKind) -> Vec<Sp<usize>> {
+    pub fn ref_list<I: Idx>(&mut self, e: &Expr, field: &str, want: NameKind) -> Vec<Sp<I>> {
         let items: Vec<&Expr> = match &e.kind {
             ExprKind::List(v) => v.iter().collect(),
             _ => vec![e],
         };
-        let mut out: Vec<Sp<usize>> = vec![];
+        let mut out: Vec<Sp<I>> = vec![];
         for it in items {
             if let Some(r) = self.ident_ref(it, field, want) {
                 if let Some(prev) = out.iter().find(|p| p.value == r.value) {
@@ -170,10 +170,10 @@ impl<'a> Lower<'a> {
             seed: Sp::new(pipeline::DEFAULT_SEED, Span::default()),
             batch: Sp::new(1, Span::default()),
             seq_len: Sp::new(1024, Span::default()),
-            models: vec![],
-            data: vec![],
-            schedules: vec![],
-            stages: vec![],
+            models: IndexVec::new(),
+            data: IndexVec::new(),
+            schedules: IndexVec::new(),
+            stages: IndexVec::new(),
             profiles: vec![],
             data_root: None,
             sample_data: false,
@@ -438,8 +438,9 @@ impl<'a> Lower<'a> {
         );
         let at = m.name.span;
         let mut spec = ProjectorSpec {
-            from: Sp::new(usize::MAX, at),
-            to: Sp::new(usize::MAX, at),
+            // Placeholders until the arguments resolve; a projector without them is an error.
+            from: Sp::new(ModelId::new(u32::MAX as usize), at),
+            to: Sp::new(ModelId::new(u32::MAX as usize), at),
             pixel_shuffle: Sp::new(projector::DEFAULT_PIXEL_SHUFFLE, at),
         };
         match m.args.as_ref().map(|a| (a, a.args.as_slice())) {

@@ -291,15 +291,18 @@ impl Lower<'_> {
                 self.used.insert(target.to_string());
                 match self.symbols.map.get(target).copied() {
                     Some(s) if s.kind == NameKind::Schedule => Some(StageLr::Resume {
-                        target: Some(Sp::new(ResumeTarget::Schedule(s.id), x.span)),
+                        target: Some(Sp::new(
+                            ResumeTarget::Schedule(ScheduleId::new(s.id)),
+                            x.span,
+                        )),
                         span: e.span,
                     }),
                     Some(s) if s.kind == NameKind::Stage => Some(StageLr::Resume {
-                        target: Some(Sp::new(ResumeTarget::Stage(s.id), x.span)),
+                        target: Some(Sp::new(ResumeTarget::Stage(StageId::new(s.id)), x.span)),
                         span: e.span,
                     }),
                     _ => {
-                        self.resolve(target, x.span, NameKind::Schedule);
+                        self.resolve::<ScheduleId>(target, x.span, NameKind::Schedule);
                         None
                     }
                 }

@@ -27,7 +27,7 @@ pub struct Feed {
 /// included).
 pub fn feeds(p: &Pipeline) -> Vec<Feed> {
     let mut out = vec![];
-    for (si, s) in p.stages.iter().enumerate() {
+    for (si, s) in p.stages.iter_enumerated() {
         let mut srcs = vec![];
         sources(&s.mix, &mut srcs);
         for m in s.train.iter().chain(&s.freeze) {
@@ -102,7 +102,7 @@ pub fn bytes(p: &Pipeline, diags: &mut Diagnostics) {
 /// `None` leaves the source to another pass.
 pub fn check(p: &Pipeline, ids: impl Fn(DataId) -> Option<Ids>, diags: &mut Diagnostics) {
     let all = feeds(p);
-    let mut cache: Vec<Option<Option<Ids>>> = vec![None; p.data.len()];
+    let mut cache: IndexVec<DataId, Option<Option<Ids>>> = IndexVec::from_elem(None, p.data.len());
     let mut done: Vec<ModelId> = vec![];
     for f in &all {
         if done.contains(&f.decoder) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::ir::{DataId, MixNode, MixTarget, Weight};
+use crate::check::ir::{DataId, IndexVec, MixNode, MixTarget, Weight};
 
 #[derive(Debug, Clone, Default)]
 pub struct MixTree {
@@ -45,19 +45,18 @@ impl MixTree {
     }
 
     /// Share of every data source (indexed by `DataId`) at fraction `f` (0..=1) of the stage.
-    pub fn at(&self, f: f64) -> Vec<f64> {
-        let mut out = vec![0.0; self.sources];
+    pub fn at(&self, f: f64) -> IndexVec<DataId, f64> {
+        let mut out = IndexVec::from_elem(0.0, self.sources);
         level(&self.nodes, f.clamp(0.0, 1.0), 1.0, &mut out);
         out
     }
 
     /// The non-zero shares by source name.
-    pub fn named(&self, f: f64, names: &[String]) -> BTreeMap<String, f64> {
+    pub fn named(&self, f: f64, names: &IndexVec<DataId, String>) -> BTreeMap<String, f64> {
         self.at(f)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, v)| *v > 0.0)
-            .map(|(i, v)| (names[i].clone(), v))
+            .iter_enumerated()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(i, v)| (names[i].clone(), *v))
             .collect()
     }
 
@@ -81,7 +80,7 @@ impl MixTree {
     }
 }
 
-fn level(nodes: &[Node], f: f64, scale: f64, out: &mut [f64]) {
+fn level(nodes: &[Node], f: f64, scale: f64, out: &mut IndexVec<DataId, f64>) {
     let fixed: f64 = nodes
         .iter()
         .map(|n| match n.weight {

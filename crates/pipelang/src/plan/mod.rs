@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::check::ir::{self, ModelId, Pipeline, StageId};
+use crate::check::ir::{self, DataId, IndexVec, ModelId, Pipeline, StageId};
 
 pub use mix::MixTree;
 pub use query::{At, PointQuery};
@@ -31,7 +31,7 @@ pub struct Plan {
     pub total_tokens: f64,
     pub total_steps: u64,
     /// Names of the data sources, in declaration order (indices of `mix_at`).
-    pub sources: Vec<String>,
+    pub sources: IndexVec<DataId, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +128,7 @@ pub(crate) use walk::{Walk, walk};
 /// The plan of a walked pipeline. The checker makes it only when the whole file has no errors
 /// (`Checked::plan`): plans are made of sound pipelines.
 pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
-    let sources: Vec<String> = p.data.iter().map(|d| d.name.clone()).collect();
+    let sources: IndexVec<DataId, String> = p.data.iter().map(|d| d.name.clone()).collect();
     let name_of = |m: ModelId| p.models[m].name.clone();
     let mut stages = vec![];
     let mut global = 0.0;

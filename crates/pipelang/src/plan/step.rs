@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{PhasePlan, Plan, StagePlan};
+use crate::check::ir::{DataId, IndexVec};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepState {
@@ -27,7 +28,7 @@ pub struct StepState {
     pub mix: BTreeMap<String, f64>,
     /// Share of every data source, indexed like `Plan::sources` (zeros included).
     #[serde(skip)]
-    pub shares: Vec<f64>,
+    pub shares: IndexVec<DataId, f64>,
 }
 
 impl StagePlan {
@@ -61,7 +62,7 @@ impl Plan {
     }
 
     /// Share of every data source (indexed like `sources`) at a step.
-    pub fn mix_at(&self, stage: usize, step: u64) -> Vec<f64> {
+    pub fn mix_at(&self, stage: usize, step: u64) -> IndexVec<DataId, f64> {
         let st = &self.stages[stage];
         st.mix_tree.at(st.tokens_at(step) / st.tokens)
     }
@@ -86,8 +87,7 @@ impl Plan {
             tokens_per_step: ph.tokens_per_step,
             rope_base: ph.rope_base.clone(),
             mix: shares
-                .iter()
-                .enumerate()
+                .iter_enumerated()
                 .filter(|(_, v)| **v > 0.0)
                 .map(|(i, v)| (self.sources[i].clone(), *v))
                 .collect(),

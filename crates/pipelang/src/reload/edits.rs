@@ -97,7 +97,7 @@ pub fn between(old: &Pipeline, new: &Pipeline) -> Vec<Edit> {
         &Owner::Model,
         &|n, i| {
             let p = pick(n);
-            let m = &p.models[i];
+            let m = &p.models[ModelId::new(i)];
             (model_fields(p, m), m.span, m.name_span)
         },
     );
@@ -107,7 +107,7 @@ pub fn between(old: &Pipeline, new: &Pipeline) -> Vec<Edit> {
         new.data.iter().map(|d| d.name.as_str()).collect(),
         &Owner::Data,
         &|n, i| {
-            let d = &pick(n).data[i];
+            let d = &pick(n).data[DataId::new(i)];
             (data_fields(d), d.span, d.name_span)
         },
     );
@@ -117,7 +117,7 @@ pub fn between(old: &Pipeline, new: &Pipeline) -> Vec<Edit> {
         new.schedules.iter().map(|s| s.name.as_str()).collect(),
         &Owner::Schedule,
         &|n, i| {
-            let s = &pick(n).schedules[i];
+            let s = &pick(n).schedules[ScheduleId::new(i)];
             (schedule_fields(s), s.span, s.name_span)
         },
     );
@@ -128,7 +128,7 @@ pub fn between(old: &Pipeline, new: &Pipeline) -> Vec<Edit> {
         &Owner::Stage,
         &|n, i| {
             let p = pick(n);
-            let s = &p.stages[i];
+            let s = &p.stages[StageId::new(i)];
             (stage_fields(p, s), s.header, s.name_span)
         },
     );

@@ -131,7 +131,7 @@ fn used_items<'a>(
                     .collect(),
             ),
             Owner::Data(d) => {
-                let id = inp.old.sources.iter().position(|x| x == d);
+                let id = inp.old.sources.position(|x| x == d);
                 (
                     format!("data source `{d}`"),
                     started

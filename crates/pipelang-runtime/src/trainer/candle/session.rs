@@ -15,7 +15,7 @@ use crate::metrics::Extra;
 use crate::model::{AdamW, AdamWConfig, CocaHead, Kernels, init::seeded_var_builder, named_vars};
 use crate::setup::{self, RunError};
 use crate::trainer::StageContext;
-use pipelang::check::ir::Loss;
+use pipelang::check::ir::{DataId, Loss};
 use std::collections::BTreeMap;
 
 use pipelang::plan::StepState;
@@ -36,7 +36,7 @@ pub struct Session {
     pub loader: DataLoader,
     pub tokenizer: Tokenizer,
     /// The plan's indices of the stage's sources, in the loader's order.
-    pub used: Vec<usize>,
+    pub used: Vec<DataId>,
     /// The first decoder: the model whose RoPE base the plan's phases give.
     decoder: Option<String>,
 }
@@ -126,7 +126,7 @@ impl Session {
         };
         let mut loader = DataLoader::new(
             sources,
-            ctx.seed ^ (st.id as u64 + 1).wrapping_mul(0x51_7cc1_b727_220a),
+            ctx.seed ^ (st.id.index() as u64 + 1).wrapping_mul(0x51_7cc1_b727_220a),
         );
         let restored = match ctx.start.resume.as_ref().and_then(|r| r.loader.as_ref()) {
             Some(state) => loader.restore(state),

@@ -20,10 +20,10 @@ use transitions::Held;
 #[derive(Debug, Clone)]
 pub(super) struct Handed {
     /// The stages whose weights a successor receives (several while ambiguous).
-    trained: Vec<Vec<StageId>>,
+    trained: IndexVec<ModelId, Vec<StageId>>,
     /// The stages that last used the model: its RoPE state comes from there.
-    used: Vec<Vec<StageId>>,
-    rope: Vec<Option<Held<f64>>>,
+    used: IndexVec<ModelId, Vec<StageId>>,
+    rope: IndexVec<ModelId, Option<Held<f64>>>,
     seq_len: Held<u64>,
     run: RunId,
 }
@@ -44,14 +44,15 @@ pub(crate) struct StageWalk {
 #[derive(Debug, Clone)]
 pub(crate) struct Walk {
     pub order: Vec<StageId>,
-    pub stages: Vec<StageWalk>,
+    pub stages: IndexVec<StageId, StageWalk>,
     pub runs: Vec<ScheduleRun>,
 }
 
 pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> Walk {
     let anc = Ancestors::new(p, order);
-    let mut handed: Vec<Option<Handed>> = vec![None; p.stages.len()];
-    let mut stages: Vec<Option<StageWalk>> = vec![None; p.stages.len()];
+    let mut handed: IndexVec<StageId, Option<Handed>> = IndexVec::from_elem(None, p.stages.len());
+    let mut stages: IndexVec<StageId, Option<StageWalk>> =
+        IndexVec::from_elem(None, p.stages.len());
     let mut runs = Runs::new(p);
     for (k, &s) in order.iter().enumerate() {
         let st = &p.stages[s];
@@ -61,7 +62,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
         let phases = phases::phases(p, st, &mut seq, &mut rope, diags);
         let (run, offset) = runs.join(p, s, &anc, &handed, diags);
         let (trained, used) = weights::outgoing(p, s, &w);
-        let mut rope_out = vec![None; p.models.len()];
+        let mut rope_out = IndexVec::from_elem(None, p.models.len());
         for (m, h) in &rope {
             rope_out[*m] = Some(*h);
         }
@@ -79,10 +80,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             offset,
         });
     }
-    let stages: Vec<StageWalk> = stages
-        .into_iter()
-        .map(|s| s.expect("the execution order covers every stage"))
-        .collect();
+    let stages = stages.map(|s| s.expect("the execution order covers every stage"));
     runs.build_curves(p, &stages, diags);
     Walk {
         order: order.to_vec(),

@@ -27,7 +27,7 @@ pub(crate) struct ScheduleRun {
 pub(crate) struct Runs {
     pub list: Vec<ScheduleRun>,
     /// Per named schedule: the run that started it.
-    started: Vec<Option<RunId>>,
+    started: IndexVec<ScheduleId, Option<RunId>>,
 }
 
 impl std::ops::Index<RunId> for Runs {
@@ -47,7 +47,7 @@ impl Runs {
     pub fn new(p: &Pipeline) -> Runs {
         Runs {
             list: vec![],
-            started: vec![None; p.schedules.len()],
+            started: IndexVec::from_elem(None, p.schedules.len()),
         }
     }
 
@@ -69,7 +69,7 @@ impl Runs {
         p: &Pipeline,
         s: StageId,
         anc: &Ancestors,
-        handed: &[Option<Handed>],
+        handed: &IndexVec<StageId, Option<Handed>>,
         diags: &mut Diagnostics,
     ) -> (RunId, f64) {
         let st = &p.stages[s];
@@ -117,7 +117,7 @@ impl Runs {
         p: &Pipeline,
         s: StageId,
         anc: &Ancestors,
-        handed: &[Option<Handed>],
+        handed: &IndexVec<StageId, Option<Handed>>,
         diags: &mut Diagnostics,
     ) -> RunId {
         let st = &p.stages[s];
@@ -230,7 +230,12 @@ impl Runs {
     }
 
     /// Every run's curve, in run order (a run's hand-over LR comes from an earlier run's curve).
-    pub fn build_curves(&mut self, p: &Pipeline, stages: &[StageWalk], diags: &mut Diagnostics) {
+    pub fn build_curves(
+        &mut self,
+        p: &Pipeline,
+        stages: &IndexVec<StageId, StageWalk>,
+        diags: &mut Diagnostics,
+    ) {
         for r in (0..self.list.len()).map(RunId) {
             if self[r].segments.is_empty() || self[r].stages.is_empty() {
                 continue;

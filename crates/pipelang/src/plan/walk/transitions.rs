@@ -30,7 +30,7 @@ impl<T: Copy> Held<T> {
 pub(super) fn seq_len(
     p: &Pipeline,
     st: &Stage,
-    handed: &[Option<Handed>],
+    handed: &IndexVec<StageId, Option<Handed>>,
     diags: &mut Diagnostics,
 ) -> Held<u64> {
     let incoming: Vec<(StageId, Held<u64>)> = st
@@ -66,7 +66,7 @@ pub(super) fn rope(
     p: &Pipeline,
     st: &Stage,
     weights: &WeightsIn,
-    handed: &[Option<Handed>],
+    handed: &IndexVec<StageId, Option<Handed>>,
     diags: &mut Diagnostics,
 ) -> Vec<(ModelId, Held<f64>)> {
     let rope_of = |u: StageId, m: ModelId| {
@@ -74,7 +74,9 @@ pub(super) fn rope(
             .as_ref()
             .and_then(|h| h.rope.get(m).copied().flatten())
     };
-    let mut rope: Vec<(ModelId, Held<f64>)> = (0..p.models.len())
+    let mut rope: Vec<(ModelId, Held<f64>)> = p
+        .models
+        .indices()
         .filter(|&m| st.uses(m))
         .filter_map(|m| match &p.models[m].kind {
             ModelKind::Decoder(d) => {

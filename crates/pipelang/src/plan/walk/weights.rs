@@ -16,12 +16,12 @@ pub(super) struct WeightsIn {
     /// freshly initialised).
     pub from: Vec<(ModelId, Option<StageId>)>,
     /// The stage whose weights the stage starts from (resolved, even if it does not use it).
-    pub trained_in: Vec<Option<StageId>>,
+    pub trained_in: IndexVec<ModelId, Option<StageId>>,
     /// Every candidate that trained the model, for stages that pass it on unused.
-    pub trained_by: Vec<Vec<StageId>>,
+    pub trained_by: IndexVec<ModelId, Vec<StageId>>,
     /// Every candidate that last used the model (RoPE state comes with the weights).
-    pub used_by: Vec<Vec<StageId>>,
-    pub used_in: Vec<Option<StageId>>,
+    pub used_by: IndexVec<ModelId, Vec<StageId>>,
+    pub used_in: IndexVec<ModelId, Option<StageId>>,
 }
 
 pub(super) fn incoming(
@@ -29,7 +29,7 @@ pub(super) fn incoming(
     s: StageId,
     before: &[StageId],
     anc: &Ancestors,
-    handed: &[Option<Handed>],
+    handed: &IndexVec<StageId, Option<Handed>>,
     diags: &mut Diagnostics,
 ) -> WeightsIn {
     let st = &p.stages[s];
@@ -41,12 +41,12 @@ pub(super) fn incoming(
         .collect();
     let mut w = WeightsIn {
         from: vec![],
-        trained_in: vec![None; nm],
-        trained_by: vec![vec![]; nm],
-        used_by: vec![vec![]; nm],
-        used_in: vec![None; nm],
+        trained_in: IndexVec::from_elem(None, nm),
+        trained_by: IndexVec::from_elem(vec![], nm),
+        used_by: IndexVec::from_elem(vec![], nm),
+        used_in: IndexVec::from_elem(None, nm),
     };
-    for m in 0..nm {
+    for m in p.models.indices() {
         let cands = distinct(preds.iter().flat_map(|h| h.trained[m].iter().copied()));
         w.trained_by[m] = cands.clone();
         let chosen = st.weights.iter().find(|(wm, _)| wm.value == m);
@@ -95,10 +95,14 @@ pub(super) fn outgoing(
     p: &Pipeline,
     s: StageId,
     w: &WeightsIn,
-) -> (Vec<Vec<StageId>>, Vec<Vec<StageId>>) {
+) -> (
+    IndexVec<ModelId, Vec<StageId>>,
+    IndexVec<ModelId, Vec<StageId>>,
+) {
     let st = &p.stages[s];
-    let nm = p.models.len();
-    let trained = (0..nm)
+    let trained = p
+        .models
+        .indices()
         .map(|m| {
             if st.trains(m) {
                 vec![s]
@@ -109,7 +113,9 @@ pub(super) fn outgoing(
             }
         })
         .collect();
-    let used = (0..nm)
+    let used = p
+        .models
+        .indices()
         .map(|m| {
             if st.uses(m) {
                 vec![s]
