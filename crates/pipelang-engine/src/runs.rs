@@ -200,7 +200,10 @@ fn decoder_of<'p>(
         return Err(cannot(
             p,
             st.id,
-            format!("it uses `{}`, {k}: the engine has no vision models", p.models[m].name),
+            format!(
+                "it uses `{}`, {k}: the engine has no vision models",
+                p.models[m].name
+            ),
         ));
     }
     if used.len() != 1 || !ir.freeze.is_empty() {
@@ -348,7 +351,11 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                     batch: ph.batch,
                     seq_len: ph.seq_len,
                     tokens_per_step: ph.tokens_per_step,
-                    rope_base: ph.rope_base.get(model_name).copied().unwrap_or(dec.rope_base.value),
+                    rope_base: ph
+                        .rope_base
+                        .get(model_name)
+                        .copied()
+                        .unwrap_or(dec.rope_base.value),
                     model: dims.clone(),
                     mixture,
                     mixture_error: pc.max_error,

@@ -37,7 +37,13 @@ fn kimi_vl_text_stages() {
     let named: Vec<_> = l.unmappable.iter().map(|u| u.stage.as_str()).collect();
     assert_eq!(
         named,
-        ["vit_coca", "vit_align", "joint_pretrain", "joint_cooldown", "joint_long_context"]
+        [
+            "vit_coca",
+            "vit_align",
+            "joint_pretrain",
+            "joint_cooldown",
+            "joint_long_context"
+        ]
     );
     assert!(l.runs.iter().all(|r| r.stage == "text_pretrain"));
 }
@@ -81,14 +87,25 @@ fn pieces_keep_every_share_within_the_bound_and_mean_the_plan() {
             let want = plan.mix_at(r.stage_index, r.first_step + k);
             for s in &r.mixture {
                 let d = (want[s.index] - s.share).abs();
-                assert!(d <= pieces::MAX_ERROR + 1e-12, "{} step {k} {}: {d}", r.name, s.source);
+                assert!(
+                    d <= pieces::MAX_ERROR + 1e-12,
+                    "{} step {k} {}: {d}",
+                    r.name,
+                    s.source
+                );
             }
         }
         let sum: f64 = r.mixture.iter().map(|s| s.share).sum();
         assert!((sum - 1.0).abs() < 1e-12, "{}: shares sum to {sum}", r.name);
     }
     // --ramp-pieces 2: two pieces, each with the mean of its 80 steps (10% + 20% x 39.5/159).
-    let (l, _) = lowered("tiny_text.pipe", None, &Options { ramp_pieces: Some(2) });
+    let (l, _) = lowered(
+        "tiny_text.pipe",
+        None,
+        &Options {
+            ramp_pieces: Some(2),
+        },
+    );
     let pre: Vec<_> = l.runs.iter().filter(|r| r.stage == "pretrain").collect();
     assert_eq!(pre.len(), 2);
     let hq = pre[0].mixture.iter().find(|s| s.source == "hq").unwrap();

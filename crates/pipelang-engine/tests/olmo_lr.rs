@@ -52,6 +52,12 @@ fn kimi_vl_text_pretrain() {
 fn other_recipes() {
     for f in ["deepseek_v3.pipe", "llama3_long_context.pipe"] {
         check_all(f, None, Options::default());
-        check_all(f, None, Options { ramp_pieces: Some(3) });
+        check_all(
+            f,
+            None,
+            Options {
+                ramp_pieces: Some(3),
+            },
+        );
     }
 }
