@@ -68,6 +68,7 @@ codes! {
     DATA_FILES = "P0701", "data-files", Error, "a data source's files are missing, empty or malformed";
     DATA_REPEATED = "P0702", "data-repeated", Warning, "the stages read a data source for more than 4 epochs";
     RELOAD_REFUSED = "P0801", "reload-refused", Error, "a live edit changes what already ran";
+    ENGINE_CANNOT_TRAIN = "P0901", "engine-cannot-train", Error, "an external engine cannot train a stage";
 }
 
 impl Code {

@@ -1,12 +1,14 @@
 //! LR schedules as piecewise curves over a schedule's token span. Built once per schedule run;
 //! evaluating at a token position is a binary search (O(log n) in the number of pieces).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::ir::{DecayShape, Duration, Segment, SegmentKind, Sp};
 use crate::syntax::Span;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// In JSON, `{"kind": "linear", "from": .., "to": ..}` (docs/language.md gives each formula).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Shape {
     /// Straight line from `from` to `to`.
     Linear { from: f64, to: f64 },
@@ -21,7 +23,7 @@ pub enum Shape {
     Exponential { from: f64, halvings: f64 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Piece {
     pub start: f64,
     pub end: f64,
@@ -29,7 +31,8 @@ pub struct Piece {
 }
 
 impl Piece {
-    fn at(&self, pos: f64) -> f64 {
+    /// The LR at `pos` (clamped to the piece).
+    pub fn at(&self, pos: f64) -> f64 {
         let len = self.end - self.start;
         let p = if len <= 0.0 {
             1.0
@@ -52,7 +55,7 @@ impl Piece {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
     pub span: f64,
     pub pieces: Vec<Piece>,

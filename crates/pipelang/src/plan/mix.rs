@@ -3,21 +3,27 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::check::ir::{DataId, IndexVec, MixNode, MixTarget, Weight};
 
-#[derive(Debug, Clone, Default)]
+/// In JSON, `{"nodes": [{"weight": .., "source": i} | {"weight": .., "group": [..]}], "sources": n}`;
+/// a weight is `{"fixed": v}`, `"rest"` or `{"ramp": [from, to]}` (linear in the stage's tokens).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MixTree {
     nodes: Vec<Node>,
     sources: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Node {
+    #[serde(with = "weight")]
     weight: Weight,
     target: Target,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Target {
     Source(DataId),
     Group(Vec<Node>),
@@ -99,5 +105,37 @@ fn level(nodes: &[Node], f: f64, scale: f64, out: &mut IndexVec<DataId, f64>) {
             Target::Source(d) => out[*d] += scale * w,
             Target::Group(g) => level(g, f, scale * w, out),
         }
+    }
+}
+
+/// `Weight` as the plan's JSON spells it; the IR's own derive stays the checker's.
+mod weight {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::check::ir::Weight;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum W {
+        Fixed(f64),
+        Rest,
+        Ramp(f64, f64),
+    }
+
+    pub fn serialize<S: Serializer>(w: &Weight, s: S) -> Result<S::Ok, S::Error> {
+        match *w {
+            Weight::Fixed(v) => W::Fixed(v),
+            Weight::Rest => W::Rest,
+            Weight::Ramp(a, b) => W::Ramp(a, b),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Weight, D::Error> {
+        Ok(match W::deserialize(d)? {
+            W::Fixed(v) => Weight::Fixed(v),
+            W::Rest => Weight::Rest,
+            W::Ramp(a, b) => Weight::Ramp(a, b),
+        })
     }
 }

@@ -12,7 +12,7 @@ mod walk;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::ir::{self, DataId, IndexVec, ModelId, Pipeline, StageId};
 
@@ -20,7 +20,7 @@ pub use mix::MixTree;
 pub use query::{At, PointQuery};
 pub use step::StepState;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub pipeline: String,
     pub profile: Option<String>,
@@ -34,29 +34,29 @@ pub struct Plan {
     pub sources: IndexVec<DataId, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SchedulePlan {
     pub name: String,
     pub span: f64,
     pub stages: Vec<String>,
-    #[serde(skip)]
+    /// The LR along the span: an external tool evaluates it as `lr::Curve::at` does.
     pub curve: lr::Curve,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lr {
     pub start: f64,
     pub peak: f64,
     pub end: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MixSummary {
     pub start: BTreeMap<String, f64>,
     pub end: BTreeMap<String, f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScheduleRef {
     pub name: String,
     pub span: f64,
@@ -65,14 +65,14 @@ pub struct ScheduleRef {
     pub resumed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WeightsFrom {
     pub model: String,
     /// `None`: freshly initialised.
     pub from: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhasePlan {
     pub name: Option<String>,
     /// First step of the phase, counted within the stage.
@@ -90,10 +90,10 @@ pub struct PhasePlan {
     pub mix: MixSummary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StagePlan {
     pub name: String,
-    #[serde(skip)]
+    /// The stage's index in the checked pipeline.
     pub id: StageId,
     pub phases: Vec<PhasePlan>,
     pub steps: u64,
@@ -115,11 +115,13 @@ pub struct StagePlan {
     pub global_start: f64,
     /// Runs only vision models (the ViT branch).
     pub vision_branch: bool,
-    #[serde(skip)]
+    /// The mixture as written (ramps, `rest`, groups), evaluated by `Plan::mix_at`.
+    #[serde(rename = "mixture")]
     pub mix_tree: MixTree,
-    #[serde(skip)]
+    /// Index of its schedule run in `schedules`.
+    #[serde(rename = "schedule_run")]
     pub run: usize,
-    #[serde(skip)]
+    /// Indices of the trained models in the checked pipeline.
     pub trained_ids: Vec<ModelId>,
 }
 
@@ -251,6 +253,11 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
 }
 
 impl Plan {
+    /// Reads back what `pipe plan --format json` wrote.
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     pub fn stage(&self, name: &str) -> Option<&StagePlan> {
         self.stages.iter().find(|s| s.name == name)
     }

@@ -1,0 +1,10 @@
+//! A checked plan handed to an existing engine. `runs` lowers the plan into engine runs (one
+//! per stage, phase and mixture piece), each carrying everything the engine needs and nothing
+//! it would have to compute; `olmo_core` renders those runs as OLMo-core configs, the Python
+//! driver that reads them, and launch scripts.
+
+pub mod olmo_core;
+pub mod pieces;
+pub mod runs;
+
+pub use runs::{EngineRun, Lowering, Options, Unmappable, lower};

@@ -1,0 +1,311 @@
+"""One engine run of a pipelang plan, on OLMo-core 3.0 (written by `pipe export` / `pipe run
+--engine olmo-core`; rerunnable by hand).
+
+    torchrun --nproc-per-node N driver.py runs/NN-NAME/config.json    # train the run
+    python driver.py --check OUT.jsonl runs/*/config.json              # build, count, step the LR
+
+The config says everything; nothing here computes a schedule. The LR comes from the config's
+`scheduler`: OLMo-core's ComposableScheduler where it is exact, else `pipelang_curve` (below),
+which evaluates the plan's own pieces. Both are shifted by one step, because OLMo-core sets a
+step's LR after adding that step's tokens. Each run starts its step counter and data position
+at zero (trainer state is never loaded: a new dataset would fail its fingerprint check), and its
+save folder is its own, so a checkpoint left there by an earlier try is this run's own.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+import torch
+
+from olmo_core.data import NumpyDataLoaderConfig, NumpyFSLDatasetConfig, TokenizerConfig
+from olmo_core.data.source_mixture import (
+    SourceMixtureConfig,
+    SourceMixtureDatasetConfig,
+    SourceMixtureList,
+)
+from olmo_core.nn.feed_forward import FeedForwardConfig
+from olmo_core.nn.transformer import TransformerConfig
+from olmo_core.optim import AdamWConfig
+from olmo_core.optim.scheduler import (
+    ComposableScheduler,
+    ComposableSchedulerStage,
+    Scheduler,
+    SchedulerUnits,
+)
+from olmo_core.train import Duration, TrainerConfig, prepare_training_environment
+from olmo_core.train import teardown_training_environment
+from olmo_core.train.callbacks import Callback, CheckpointerCallback
+from olmo_core.train.train_module import TransformerTrainModuleConfig
+
+
+def _piece_at(piece: Dict[str, Any], pos: float) -> float:
+    """pipelang's `lr::Piece::at` (docs/language.md, `schedules[].curve`)."""
+    length = piece["end"] - piece["start"]
+    p = 1.0 if length <= 0 else min(max((pos - piece["start"]) / length, 0.0), 1.0)
+    s = piece["shape"]
+    kind = s["kind"]
+    if kind == "linear":
+        return s["from"] + (s["to"] - s["from"]) * p
+    if kind == "cosine":
+        return s["to"] + (s["from"] - s["to"]) * (1 + math.cos(math.pi * p)) / 2
+    if kind == "cosine_part":
+        return s["to"] + (s["from"] - s["to"]) * (1 + math.cos(math.pi * p * s["part"])) / 2
+    if kind == "sqrt":
+        return s["from"] - (s["from"] - s["to"]) * math.sqrt(p)
+    if kind == "exponential":
+        return s["from"] * 2.0 ** (-p * s["halvings"])
+    raise ValueError(f"unknown LR piece shape {kind!r}")
+
+
+@Scheduler.register("pipelang_curve")
+@dataclass
+class PipelangCurve(Scheduler):
+    """The plan's LR pieces at `offset + current - shift` tokens of the schedule's span."""
+
+    pieces: List[Dict[str, Any]] = field(default_factory=list)
+    offset: float = 0.0
+    shift: int = 0
+    span: float = 0.0
+
+    def get_lr(self, initial_lr, current: int, t_max: int):
+        del initial_lr, t_max
+        x = min(max(self.offset + current - self.shift, 0.0), self.span)
+        i = next((j for j, p in enumerate(self.pieces) if p["end"] > x), len(self.pieces) - 1)
+        return _piece_at(self.pieces[i], x)
+
+
+def build_scheduler(cfg: Dict[str, Any]) -> Scheduler:
+    s = cfg["scheduler"]
+    if s["kind"] == "composable":
+        return ComposableScheduler(
+            units=SchedulerUnits.tokens,
+            stages=[
+                ComposableSchedulerStage(
+                    duration=st["duration"],
+                    shape=st["shape"],
+                    start_lr=st["start_lr"],
+                    end_lr=st["end_lr"],
+                )
+                for st in s["stages"]
+            ],
+        )
+    return PipelangCurve(
+        units=SchedulerUnits.tokens,
+        pieces=s["pieces"],
+        offset=s["offset"],
+        shift=s["shift"],
+        span=s["span"],
+    )
+
+
+def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
+    m = cfg["model"]
+    # pipelang's decoder: RMSNorm, RoPE, SwiGLU of `mlp_hidden`, no biases, untied head.
+    return TransformerConfig.llama_like(
+        d_model=m["d_model"],
+        vocab_size=m["vocab"],
+        n_layers=m["layers"],
+        n_heads=m["heads"],
+        rope_theta=cfg["rope_theta"],
+        feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False),
+    )
+
+
+def build_optim(cfg: Dict[str, Any]) -> AdamWConfig:
+    o = cfg["optimizer"]
+    # The scheduler sets every step's LR; this one is only OLMo-core's `initial_lr`.
+    return AdamWConfig(
+        lr=max(cfg["first_lr"], 1e-12),
+        betas=(o["beta1"], o["beta2"]),
+        eps=o["eps"],
+        weight_decay=o["weight_decay"],
+    )
+
+
+def check(cfg: Dict[str, Any], out: str) -> None:
+    """Builds the model on CPU and steps the real scheduler through every step of the run."""
+    model = build_model_config(cfg).build(init_device="cpu")
+    optim = build_optim(cfg).build(model)
+    scheduler = build_scheduler(cfg)
+
+    class Clock:
+        global_train_tokens_seen = 0
+        max_tokens = cfg["steps"] * cfg["tokens_per_step"]
+        max_steps = cfg["steps"]
+        global_step = 0
+
+    lrs = []
+    group = optim.param_groups[0]
+    for k in range(cfg["steps"]):
+        # As the trainer does: the step's tokens are counted before the LR is set.
+        Clock.global_step = k + 1
+        Clock.global_train_tokens_seen = (k + 1) * cfg["tokens_per_step"]
+        lrs.append(float(scheduler.set_lr(group, Clock)))
+    rope = model.blocks["0"].attention.rope
+    with open(out, "a") as f:
+        line = {
+            "run": cfg["run"],
+            "params": model.num_params,
+            "rope_theta": rope.theta if rope is not None else None,
+            "lrs": lrs,
+        }
+        f.write(json.dumps(line) + "\n")
+
+
+class StepLog(Callback):
+    """Every step as one JSON line: what the engine ran (pipe turns it into metrics.jsonl)."""
+
+    def __init__(self, path: str, cfg: Dict[str, Any]):
+        self.path = path
+        self.cfg = cfg
+        self.seq_len = None
+        self.batch = None
+        self.sources: Dict[str, int] = {}
+
+    def pre_step(self, batch: Dict[str, Any]):
+        ids = batch["input_ids"]
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.batch = ids.shape[0] * world
+        self.seq_len = ids.shape[1]
+
+    def log_metrics(self, step: int, metrics: Dict[str, float]):
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        line = {
+            "run": self.cfg["run"],
+            "step": step - 1,
+            "tokens": self.trainer.global_train_tokens_seen,
+            "loss": metrics.get("train/CE loss"),
+            "lr": metrics.get("optim/LR (group 0)"),
+            "seq_len": self.seq_len,
+            "batch": self.batch,
+            "rope_base": self.cfg["rope_theta"],
+        }
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def dataset_config(cfg: Dict[str, Any], here: str):
+    d = cfg["data"]
+    tok = TokenizerConfig(
+        vocab_size=cfg["model"]["vocab"],
+        eos_token_id=d["eos_token_id"],
+        pad_token_id=d["pad_token_id"],
+    )
+    resolve = lambda p: p if os.path.isabs(p) else os.path.join(here, p)
+    sources = d["sources"]
+    work_dir = os.path.join(here, "work")
+    if len(sources) == 1:
+        return NumpyFSLDatasetConfig(
+            paths=[resolve(p) for p in sources[0]["paths"]],
+            expand_glob=True,
+            sequence_length=cfg["seq_len"],
+            tokenizer=tok,
+            dtype=d["dtype"],
+            work_dir=work_dir,
+        )
+    mix = SourceMixtureDatasetConfig(
+        source_list=SourceMixtureList(
+            sources=[
+                SourceMixtureConfig(
+                    source_name=s["name"],
+                    target_ratio=s["share"],
+                    paths=[resolve(p) for p in s["paths"]],
+                    # Small sources repeat rather than starve the mixture (pipe check --data
+                    # warns when a recipe reads a source past 4 epochs).
+                    max_repetition_ratio=64.0,
+                )
+                for s in sources
+            ]
+        ),
+        requested_tokens=cfg["steps"] * cfg["tokens_per_step"],
+        global_batch_size=cfg["tokens_per_step"],
+        seed=cfg["seed"],
+        render_tables=False,
+    )
+    return NumpyFSLDatasetConfig.from_src_mix(
+        mix, sequence_length=cfg["seq_len"], tokenizer=tok, dtype=d["dtype"], work_dir=work_dir
+    )
+
+
+def train(cfg: Dict[str, Any], here: str) -> None:
+    prepare_training_environment(seed=cfg["seed"], backend="cpu:gloo,cuda:nccl")
+    model = build_model_config(cfg).build(init_device="meta")
+    train_module = TransformerTrainModuleConfig(
+        rank_microbatch_size=cfg["rank_microbatch_size"] * cfg["seq_len"],
+        max_sequence_length=cfg["seq_len"],
+        optim=build_optim(cfg),
+        scheduler=build_scheduler(cfg),
+        max_grad_norm=cfg["optimizer"]["clip_norm"],
+    ).build(model)
+    dataset = dataset_config(cfg, here).build()
+    loader = NumpyDataLoaderConfig(
+        global_batch_size=cfg["tokens_per_step"], seed=cfg["seed"], work_dir=os.path.join(here, "work")
+    ).build(dataset, dp_process_group=train_module.dp_process_group)
+    save = os.path.join(here, "checkpoint")
+    trainer = (
+        TrainerConfig(
+            save_folder=save,
+            save_overwrite=True,
+            max_duration=Duration.steps(cfg["steps"]),
+            metrics_collect_interval=1,
+            cancel_check_interval=1,
+            # No BatchSizeSchedulerCallback: it rescales the LR by sqrt(batch ratio).
+        )
+        .with_callback(
+            "checkpointer",
+            CheckpointerCallback(save_interval=cfg["checkpoint_every"], ephemeral_save_interval=None),
+        )
+        .with_callback("pipelang", StepLog(os.path.join(here, "steps.jsonl"), cfg))
+        .build(train_module, loader)
+    )
+    # A checkpoint in this run's own folder is an interrupted try of this run: continue it,
+    # trainer state included (same dataset). Otherwise start from the run the plan names,
+    # weights (and AdamW state when the schedule resumes), never its step counter or data.
+    if not trainer.maybe_load_checkpoint():
+        init = cfg["init"]
+        if init["kind"] == "from":
+            trainer.load_checkpoint(
+                resolve_checkpoint(os.path.join(here, init["checkpoint"])),
+                load_optim_state=init["optimizer"],
+                load_trainer_state=False,
+            )
+    trainer.fit()
+    teardown_training_environment()
+
+
+def resolve_checkpoint(folder: str) -> str:
+    """The last step checkpoint a finished run left in its save folder."""
+    steps = [d for d in os.listdir(folder) if d.startswith("step") and d[4:].isdigit()]
+    if not steps:
+        raise SystemExit(f"no checkpoint in {folder}: run the run before this one first")
+    return os.path.join(folder, max(steps, key=lambda d: int(d[4:])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", nargs="+", help="a run's config.json (several only with --check)")
+    ap.add_argument(
+        "--check", metavar="OUT", help="build each model and step its LR only; write JSON lines"
+    )
+    a = ap.parse_args()
+    if not a.check and len(a.config) != 1:
+        ap.error("one config per training run")
+    for path in a.config:
+        with open(path) as f:
+            cfg = json.load(f)
+        if a.check:
+            check(cfg, a.check)
+        else:
+            train(cfg, os.path.dirname(os.path.abspath(path)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

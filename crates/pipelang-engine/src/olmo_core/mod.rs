@@ -1,0 +1,154 @@
+//! OLMo-core 3.0: each engine run rendered as a JSON config that `driver.py` (kept here as a
+//! real Python file, written beside the configs) turns into OLMo-core's model, optimizer,
+//! scheduler, data loader and trainer; and the launch scripts that run them in plan order.
+
+pub mod launch;
+pub mod lr;
+
+use std::path::{Path, PathBuf};
+
+use pipelang::check::ir::Pipeline;
+use pipelang::plan::Plan;
+use pipelang::schema::tokenizer;
+use serde_json::{Value, json};
+
+use crate::runs::{EngineRun, Init, Lowering};
+
+/// The driver every run's config is handed to.
+pub const DRIVER: &str = include_str!("driver.py");
+
+/// Steps between the periodic checkpoints of a run (its final one is always written).
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// What OLMo-core is told the RoPE base is: `rope_theta` is an integer.
+pub fn rope_theta(base: f64) -> u64 {
+    base.round().max(1.0) as u64
+}
+
+/// A run's directory under the export: `runs/NN-NAME`, numbered in plan order.
+pub fn run_dir(index: usize, run: &EngineRun) -> String {
+    format!("runs/{index:02}-{}", run.name)
+}
+
+/// Where a source's token files are expected: `data/SOURCE/*.npy` under the export
+/// (`pipe prepare-data FILE --format olmo-core --out DIR/data` writes them).
+pub fn data_glob(source: &str) -> String {
+    format!("data/{source}/*.npy")
+}
+
+/// The end-of-document and padding ids of the sources a run reads, when the language knows
+/// them: the byte tokenizer's (its specials follow the 256 byte ids). A source with its own
+/// tokenizer file gets `null`; the prepared-data manifest has them.
+fn special_ids(p: &Pipeline, run: &EngineRun) -> (Value, Value) {
+    let byte = run
+        .mixture
+        .iter()
+        .all(|s| p.data[s.index].tokenizer.is_none());
+    if byte {
+        let eos = tokenizer::BYTE_BASE;
+        (json!(eos), json!(eos + tokenizer::SPECIALS - 1))
+    } else {
+        (Value::Null, Value::Null)
+    }
+}
+
+/// The config of one run, as the driver reads it (paths relative to the run's directory).
+pub fn config(p: &Pipeline, l: &Lowering, index: usize) -> Value {
+    let run = &l.runs[index];
+    let (eos, pad) = special_ids(p, run);
+    let init = match &run.init {
+        Init::Fresh => json!({"kind": "fresh"}),
+        Init::From {
+            run: from,
+            optimizer,
+        } => {
+            let fi = l
+                .runs
+                .iter()
+                .position(|r| &r.name == from)
+                .expect("an earlier run");
+            json!({
+                "kind": "from",
+                "run": from,
+                "checkpoint": format!("../../{}/checkpoint", run_dir(fi, &l.runs[fi])),
+                "optimizer": optimizer,
+            })
+        }
+    };
+    let dtype = if run.model.vocab <= u16::MAX as u64 + 1 {
+        "uint16"
+    } else {
+        "uint32"
+    };
+    json!({
+        "pipeline": l.pipeline,
+        "profile": l.profile,
+        "run": run.name,
+        "stage": run.stage,
+        "phase": run.phase,
+        "piece": run.piece,
+        "pieces": run.pieces,
+        "first_step": run.first_step,
+        "global_first_step": run.global_first_step,
+        "steps": run.steps,
+        "batch": run.batch,
+        "seq_len": run.seq_len,
+        "tokens_per_step": run.tokens_per_step,
+        // One sequence per micro-batch per rank: memory, not arithmetic (the step's batch is
+        // the global one whatever the split).
+        "rank_microbatch_size": 1,
+        "checkpoint_every": CHECKPOINT_EVERY,
+        "seed": run.seed,
+        "model": run.model,
+        "rope_base": run.rope_base,
+        "rope_theta": rope_theta(run.rope_base),
+        "first_lr": run.plan_lr(0),
+        "scheduler": lr::Scheduler::of(run),
+        "optimizer": run.optimizer,
+        "mixture_error": run.mixture_error,
+        "data": {
+            "dtype": dtype,
+            "eos_token_id": eos,
+            "pad_token_id": pad,
+            "sources": run.mixture.iter().map(|s| json!({
+                "name": s.source,
+                "share": s.share,
+                "paths": [format!("../../{}", data_glob(&s.source))],
+            })).collect::<Vec<_>>(),
+        },
+        "init": init,
+    })
+}
+
+/// Every file of an export, relative to its directory, in the order they are written.
+pub fn files(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<(PathBuf, String)> {
+    let mut out = vec![
+        (PathBuf::from("driver.py"), DRIVER.to_string()),
+        (
+            PathBuf::from("plan.json"),
+            serde_json::to_string_pretty(plan).expect("a plan serialises"),
+        ),
+    ];
+    for (i, run) in l.runs.iter().enumerate() {
+        let cfg = serde_json::to_string_pretty(&config(p, l, i)).expect("json");
+        out.push((Path::new(&run_dir(i, run)).join("config.json"), cfg + "\n"));
+    }
+    out.extend(launch::scripts(l));
+    out
+}
+
+/// Writes the export under `dir`, every file atomically.
+pub fn write(dir: &Path, files: &[(PathBuf, String)]) -> std::io::Result<()> {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        pipelang::atomic::write(&path, text.as_bytes())?;
+        if rel.extension().is_some_and(|e| e == "sh" || e == "sbatch") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! A plan lowered into engine runs: one per stage, phase and mixture piece, in plan order.
+//! Each run carries everything its engine needs (model dims, RoPE base, seq_len, batch,
+//! mixture, the LR from its first token, where its weights and optimizer state come from), so
+//! an exporter renders it and computes nothing. The rules are the candle runtime's: a model's
+//! weights come from the stage the plan names; `resume` carries the optimizer state of the
+//! stage before on the schedule, a new schedule starts a fresh optimizer. An engine's step
+//! counter and data position never cross runs: every run starts its own at zero.
+
+use pipelang::check::ir::{self, ModelKind, Pipeline};
+use pipelang::diag::{Code, Diagnostic};
+use pipelang::plan::{Plan, lr::Piece as LrPiece};
+use serde::{Deserialize, Serialize};
+
+use crate::pieces;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Pieces per phase whose mixture moves (`--ramp-pieces`); `None`: the fewest that keep
+    /// every share within `pieces::MAX_ERROR` of the plan.
+    pub ramp_pieces: Option<u64>,
+}
+
+/// A decoder as the engine builds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelDims {
+    pub name: String,
+    pub vocab: u64,
+    pub d_model: u64,
+    pub layers: u64,
+    pub heads: u64,
+    /// Hidden width of the SwiGLU MLP (of each expert under MoE).
+    pub mlp_hidden: u64,
+    pub experts: Option<u64>,
+    pub active_experts: Option<u64>,
+    /// Parameters of the model as pipelang builds it (embedding, blocks, final norm, untied
+    /// head; no biases).
+    pub params: u64,
+}
+
+impl ModelDims {
+    fn of(name: &str, d: &ir::DecoderSpec) -> Self {
+        let dm = d.d_model.value;
+        // pipelang-runtime's `default_mlp_hidden` for SwiGLU: 8/3 d rounded up to a multiple of 8.
+        let hidden = (8 * dm).div_ceil(3).div_ceil(8) * 8;
+        let experts = d.experts.map(|e| e.value);
+        let mlp = 3 * dm * hidden * experts.unwrap_or(1) + experts.map_or(0, |e| e * dm);
+        let block = 2 * dm + 4 * dm * dm + mlp;
+        let v = d.vocab.value;
+        ModelDims {
+            name: name.to_string(),
+            vocab: v,
+            d_model: dm,
+            layers: d.layers.value,
+            heads: d.heads.value,
+            mlp_hidden: hidden,
+            experts,
+            active_experts: d.active_experts.map(|e| e.value),
+            params: 2 * v * dm + d.layers.value * block + dm,
+        }
+    }
+}
+
+/// One source of a run's mixture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    pub source: String,
+    /// Index in `Plan::sources`.
+    pub index: usize,
+    /// The piece's static share (the mean of the plan's over its steps).
+    pub share: f64,
+}
+
+/// The LR of a run: `curve` evaluated at `offset + k * tokens_per_step` for its step `k`.
+/// `pieces` are the schedule's pieces that the run's steps fall in, unchanged (positions on
+/// the schedule's span), so a piece entered part-way keeps its own formula.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunLr {
+    pub schedule: String,
+    /// Position on the schedule's span of the run's first token.
+    pub offset: f64,
+    pub span: f64,
+    pub pieces: Vec<LrPiece>,
+}
+
+/// Where a run's weights (and optimizer state) come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Init {
+    /// Freshly initialised from the pipeline's seed.
+    Fresh,
+    /// The final weights of an earlier run; `optimizer`: its AdamW state too.
+    From { run: String, optimizer: bool },
+}
+
+/// The optimizer settings: those of the candle runtime (`AdamWConfig::default`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+}
+
+pub const ADAMW: Optimizer = Optimizer {
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    weight_decay: 0.1,
+    clip_norm: 1.0,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineRun {
+    /// `STAGE[.PHASE][.pK]`: unique, and the name of the run's directory.
+    pub name: String,
+    pub stage: String,
+    /// Index in `Plan::stages`.
+    pub stage_index: usize,
+    pub phase: Option<String>,
+    /// This run's piece of its phase, and how many there are.
+    pub piece: u64,
+    pub pieces: u64,
+    /// First step of the run, counted within the stage.
+    pub first_step: u64,
+    pub steps: u64,
+    /// Steps before this run along the whole plan (metrics count steps globally).
+    pub global_first_step: u64,
+    /// Tokens into the stage where the run starts.
+    pub start_tokens: f64,
+    pub batch: u64,
+    pub seq_len: u64,
+    pub tokens_per_step: u64,
+    pub rope_base: f64,
+    pub model: ModelDims,
+    pub mixture: Vec<Share>,
+    /// The largest distance of a share from the plan's over the run's steps.
+    pub mixture_error: f64,
+    pub lr: RunLr,
+    pub init: Init,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lowering {
+    pub pipeline: String,
+    pub profile: Option<String>,
+    pub sources: Vec<String>,
+    pub runs: Vec<EngineRun>,
+    /// Stages the engine cannot take; a run or an export refuses while there are any.
+    #[serde(skip)]
+    pub unmappable: Vec<Unmappable>,
+}
+
+/// A stage the engine cannot train, reported at the stage before anything runs.
+#[derive(Debug, Clone)]
+pub struct Unmappable {
+    pub stage: String,
+    pub diagnostic: Diagnostic,
+}
+
+fn cannot(p: &Pipeline, stage: usize, why: String) -> Unmappable {
+    let st = &p.stages[stage];
+    Unmappable {
+        stage: st.name.clone(),
+        diagnostic: Diagnostic::new(
+            Code::ENGINE_CANNOT_TRAIN,
+            format!("OLMo-core cannot train stage `{}`: {why}", st.name),
+        )
+        .label(st.header, "this stage")
+        .help(
+            "train this recipe with pipelang's own runtime (`pipe run` without `--engine`); \
+             OLMo-core takes stages that train one text decoder with next-token loss \
+             (docs/engines.md)",
+        ),
+    }
+}
+
+/// The one decoder a stage trains, or why the engine cannot take the stage.
+fn decoder_of<'p>(
+    p: &'p Pipeline,
+    plan: &Plan,
+    si: usize,
+) -> Result<(&'p str, &'p ir::DecoderSpec), Unmappable> {
+    let st = &plan.stages[si];
+    let ir = &p.stages[st.id];
+    if let ir::Loss::Coca { .. } = ir.loss.value {
+        return Err(cannot(p, st.id, "its loss is CoCa (a vision loss)".into()));
+    }
+    let used: Vec<_> = ir.train.iter().chain(&ir.freeze).map(|m| m.value).collect();
+    if let Some(&m) = used
+        .iter()
+        .find(|&&m| !matches!(p.models[m].kind, ModelKind::Decoder(_)))
+    {
+        let k = match p.models[m].kind {
+            ModelKind::Vit(_) => "a ViT",
+            _ => "a projector",
+        };
+        return Err(cannot(
+            p,
+            st.id,
+            format!(
+                "it uses `{}`, {k}: the engine has no vision models",
+                p.models[m].name
+            ),
+        ));
+    }
+    if used.len() != 1 || !ir.freeze.is_empty() {
+        return Err(cannot(
+            p,
+            st.id,
+            "it uses more than one model; an engine run trains one decoder".into(),
+        ));
+    }
+    if let Some(d) = p
+        .data
+        .iter()
+        .enumerate()
+        .find(|(i, d)| d.kind.has_images() && st.mix_tree.used_sources().contains(i))
+    {
+        return Err(cannot(
+            p,
+            st.id,
+            format!("its data `{}` is {}, not text", d.1.name, d.1.kind.name()),
+        ));
+    }
+    let ModelKind::Decoder(d) = &p.models[used[0]].kind else {
+        unreachable!("checked above")
+    };
+    if d.mlp.value != ir::Mlp::SwiGlu {
+        return Err(cannot(
+            p,
+            st.id,
+            "its decoder's MLP is GELU; OLMo-core's feed-forward is SwiGLU".into(),
+        ));
+    }
+    Ok((&p.models[used[0]].name, d))
+}
+
+/// Lowers the plan. Every stage the engine cannot take is reported (all of them, not the
+/// first), with the stages that take weights from one of them left out.
+pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
+    let mut runs: Vec<EngineRun> = vec![];
+    let mut problems = vec![];
+    // The last run of every stage: where later stages take weights and optimizer state from.
+    let mut last_of: Vec<Option<String>> = vec![None; plan.stages.len()];
+    let mut global = 0;
+    for (si, st) in plan.stages.iter().enumerate() {
+        let (model_name, dec) = match decoder_of(p, plan, si) {
+            Ok(x) => x,
+            Err(u) => {
+                problems.push(u);
+                global += st.steps;
+                continue;
+            }
+        };
+        let dims = ModelDims::of(model_name, dec);
+        let sched = &plan.schedules[st.run];
+        // The stage's first run: weights from where the plan says, AdamW state with them when
+        // the stage resumes its schedule from that same stage.
+        let from = st
+            .weights_from
+            .iter()
+            .find(|w| w.model == model_name)
+            .and_then(|w| w.from.clone());
+        let schedule_from = st
+            .schedule
+            .resumed
+            .then(|| {
+                let i = sched.stages.iter().position(|n| n == &st.name)?;
+                i.checked_sub(1).map(|i| sched.stages[i].clone())
+            })
+            .flatten();
+        let mut init = match &from {
+            None => Init::Fresh,
+            Some(f) => {
+                let fi = plan.stage_index(f).expect("the plan names its own stages");
+                match &last_of[fi] {
+                    Some(run) => Init::From {
+                        run: run.clone(),
+                        optimizer: schedule_from.as_deref() == Some(f.as_str()),
+                    },
+                    None => {
+                        // Its source stage was not lowered (reported already).
+                        global += st.steps;
+                        continue;
+                    }
+                }
+            }
+        };
+        if schedule_from.is_some() && schedule_from != from {
+            problems.push(cannot(
+                p,
+                st.id,
+                "it resumes the optimizer of one stage and takes its weights from another; an \
+                 engine run loads both from one checkpoint"
+                    .into(),
+            ));
+        }
+        let several = st.phases.len() > 1;
+        for ph in &st.phases {
+            let cut = pieces::split(plan, si, ph, opts.ramp_pieces);
+            let n = cut.len() as u64;
+            for (k, pc) in cut.iter().enumerate() {
+                let mut name = st.name.clone();
+                if several {
+                    name += &format!(".{}", ph.name.as_deref().unwrap_or("phase"));
+                }
+                if n > 1 {
+                    name += &format!(".p{k}");
+                }
+                let start_tokens = st.tokens_at(pc.first_step);
+                let offset = st.schedule.offset + start_tokens;
+                let end = offset + (pc.steps * ph.tokens_per_step) as f64;
+                let lr_pieces = sched
+                    .curve
+                    .pieces
+                    .iter()
+                    .filter(|q| q.end > offset && q.start < end)
+                    .copied()
+                    .collect::<Vec<_>>();
+                let lr_pieces = if lr_pieces.is_empty() {
+                    // Past the end of the span: the curve holds its last piece's end.
+                    sched.curve.pieces.last().copied().into_iter().collect()
+                } else {
+                    lr_pieces
+                };
+                let mixture = pc
+                    .shares
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| **s > 0.0)
+                    .map(|(i, s)| Share {
+                        source: plan.sources[i].clone(),
+                        index: i,
+                        share: *s,
+                    })
+                    .collect();
+                runs.push(EngineRun {
+                    name: name.clone(),
+                    stage: st.name.clone(),
+                    stage_index: si,
+                    phase: ph.name.clone(),
+                    piece: k as u64,
+                    pieces: n,
+                    first_step: pc.first_step,
+                    steps: pc.steps,
+                    global_first_step: global + pc.first_step,
+                    start_tokens,
+                    batch: ph.batch,
+                    seq_len: ph.seq_len,
+                    tokens_per_step: ph.tokens_per_step,
+                    rope_base: ph
+                        .rope_base
+                        .get(model_name)
+                        .copied()
+                        .unwrap_or(dec.rope_base.value),
+                    model: dims.clone(),
+                    mixture,
+                    mixture_error: pc.max_error,
+                    lr: RunLr {
+                        schedule: sched.name.clone(),
+                        offset,
+                        span: sched.span,
+                        pieces: lr_pieces,
+                    },
+                    init: init.clone(),
+                    optimizer: ADAMW,
+                    seed: plan.seed,
+                });
+                // The stage's next run continues this one: weights and AdamW state.
+                init = Init::From {
+                    run: name,
+                    optimizer: true,
+                };
+            }
+        }
+        last_of[si] = runs.last().map(|r| r.name.clone());
+        global += st.steps;
+    }
+    Lowering {
+        pipeline: plan.pipeline.clone(),
+        profile: plan.profile.clone(),
+        sources: plan.sources.clone(),
+        runs,
+        unmappable: problems,
+    }
+}
+
+impl EngineRun {
+    /// The LR at the run's step `k` as the plan has it (the curve at the step's first token).
+    pub fn plan_lr(&self, k: u64) -> f64 {
+        let x = (self.lr.offset + (k * self.tokens_per_step) as f64).clamp(0.0, self.lr.span);
+        let i = self
+            .lr
+            .pieces
+            .partition_point(|p| p.end <= x)
+            .min(self.lr.pieces.len() - 1);
+        self.lr.pieces[i].at(x)
+    }
+}

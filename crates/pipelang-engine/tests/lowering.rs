@@ -1,0 +1,114 @@
+//! Golden files of the lowering, and the rules it follows: weights and optimizer state across
+//! runs, mixture pieces within the bound, vision stages reported at the stage.
+
+use pipelang::check::check_with;
+use pipelang_engine::runs::{Init, Lowering, Options};
+use pipelang_engine::{lower, pieces};
+
+fn lowered(file: &str, profile: Option<&str>, opts: &Options) -> (Lowering, pipelang::plan::Plan) {
+    let path = format!("{}/../../pipelines/{file}", env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(path).unwrap();
+    let c = check_with(&src, profile);
+    let plan = c.plan.clone().expect("the recipe plans");
+    (lower(c.pipeline.as_ref().unwrap(), &plan, opts), plan)
+}
+
+fn golden(l: &Lowering) -> String {
+    let mut out = String::new();
+    for u in &l.unmappable {
+        out += &format!(
+            "unmappable {}: [{}] {}\n  help: {}\n",
+            u.stage,
+            u.diagnostic.code.as_str(),
+            u.diagnostic.message,
+            u.diagnostic.help.as_deref().unwrap_or("")
+        );
+    }
+    out + &serde_json::to_string_pretty(&l.runs).unwrap()
+}
+
+#[test]
+fn kimi_vl_text_stages() {
+    let (l, _) = lowered("kimi_vl.pipe", None, &Options::default());
+    insta::assert_snapshot!("kimi_vl_full", golden(&l));
+    let (l, _) = lowered("kimi_vl.pipe", Some("smoke"), &Options::default());
+    insta::assert_snapshot!("kimi_vl_smoke", golden(&l));
+    // Every vision stage is reported, none silently dropped: only text_pretrain lowers.
+    let named: Vec<_> = l.unmappable.iter().map(|u| u.stage.as_str()).collect();
+    assert_eq!(
+        named,
+        [
+            "vit_coca",
+            "vit_align",
+            "joint_pretrain",
+            "joint_cooldown",
+            "joint_long_context"
+        ]
+    );
+    assert!(l.runs.iter().all(|r| r.stage == "text_pretrain"));
+}
+
+#[test]
+fn tiny_text() {
+    let (l, _) = lowered("tiny_text.pipe", None, &Options::default());
+    assert!(l.unmappable.is_empty());
+    insta::assert_snapshot!("tiny_text", golden(&l));
+}
+
+#[test]
+fn runs_cover_every_step_in_order_and_weights_flow() {
+    let (l, plan) = lowered("tiny_text.pipe", None, &Options::default());
+    let mut next = 0;
+    for r in &l.runs {
+        assert_eq!(r.global_first_step, next, "{}", r.name);
+        next += r.steps;
+    }
+    assert_eq!(next, plan.total_steps);
+    assert_eq!(l.runs[0].init, Init::Fresh);
+    for w in l.runs.windows(2) {
+        let Init::From { run, optimizer } = &w[1].init else {
+            panic!("{} starts fresh", w[1].name)
+        };
+        assert_eq!(run, &w[0].name, "weights come from the run before");
+        // The cooldown starts a new schedule (fresh AdamW); long_context resumes its schedule.
+        let fresh = w[1].stage == "cooldown" && w[0].stage == "pretrain";
+        assert_eq!(*optimizer, !fresh, "{}", w[1].name);
+    }
+}
+
+#[test]
+fn pieces_keep_every_share_within_the_bound_and_mean_the_plan() {
+    let (l, plan) = lowered("tiny_text.pipe", None, &Options::default());
+    let pre: Vec<_> = l.runs.iter().filter(|r| r.stage == "pretrain").collect();
+    // hq ramps 10% -> 30% over 160 steps: 10 pieces of 16 steps, each within 1 point.
+    assert_eq!(pre.len(), 10);
+    for r in &l.runs {
+        for k in 0..r.steps {
+            let want = plan.mix_at(r.stage_index, r.first_step + k);
+            for s in &r.mixture {
+                let d = (want[s.index] - s.share).abs();
+                assert!(
+                    d <= pieces::MAX_ERROR + 1e-12,
+                    "{} step {k} {}: {d}",
+                    r.name,
+                    s.source
+                );
+            }
+        }
+        let sum: f64 = r.mixture.iter().map(|s| s.share).sum();
+        assert!((sum - 1.0).abs() < 1e-12, "{}: shares sum to {sum}", r.name);
+    }
+    // --ramp-pieces 2: two pieces, each with the mean of its 80 steps (10% + 20% x 39.5/159).
+    let (l, _) = lowered(
+        "tiny_text.pipe",
+        None,
+        &Options {
+            ramp_pieces: Some(2),
+        },
+    );
+    let pre: Vec<_> = l.runs.iter().filter(|r| r.stage == "pretrain").collect();
+    assert_eq!(pre.len(), 2);
+    let hq = pre[0].mixture.iter().find(|s| s.source == "hq").unwrap();
+    let want = 0.1 + 0.2 * 39.5 / 160.0;
+    assert!((hq.share - want).abs() < 1e-12, "{} != {want}", hq.share);
+}

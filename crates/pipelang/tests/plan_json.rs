@@ -1,0 +1,87 @@
+//! `pipe plan --format json` is a complete plan: read back, it answers every step as the plan
+//! it came from (LR, mixture, phase, seq_len, RoPE), and its curves carry every piece.
+
+use pipelang::check::check_with;
+use pipelang::plan::Plan;
+
+fn plans() -> Vec<(String, Plan)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines");
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "pipe") {
+            let src = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            for profile in [None, Some("smoke")] {
+                let c = check_with(&src, profile);
+                if let Some(p) = c.plan {
+                    out.push((format!("{name} {profile:?}"), p));
+                }
+            }
+        }
+    }
+    assert!(out.len() >= 4, "the recipes in pipelines/ plan");
+    out
+}
+
+#[test]
+fn the_json_reads_back_into_the_same_plan() {
+    for (name, plan) in plans() {
+        let json = serde_json::to_string_pretty(&plan).unwrap();
+        let back = Plan::from_json(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(serde_json::to_string_pretty(&back).unwrap(), json, "{name}");
+        assert_eq!(back.hash(), plan.hash(), "{name}");
+        for (i, st) in plan.stages.iter().enumerate() {
+            // Every step of small stages, a spread of steps of full-scale ones.
+            let stride = (st.steps / 997).max(1);
+            let mut step = 0;
+            while step < st.steps {
+                let (a, b) = (plan.step(i, step), back.step(i, step));
+                assert_eq!(a.lr.to_bits(), b.lr.to_bits(), "{name} {} @{step}", st.name);
+                assert_eq!(a.shares, b.shares, "{name} {} @{step}", st.name);
+                assert_eq!(
+                    (a.phase, a.seq_len, a.batch, a.rope_base),
+                    (b.phase, b.seq_len, b.batch, b.rope_base)
+                );
+                step += stride;
+            }
+        }
+    }
+}
+
+#[test]
+fn each_schedule_carries_its_pieces_in_the_json() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../pipelines/tiny_text.pipe"
+    ))
+    .unwrap();
+    let plan = check_with(&src, None).plan.unwrap();
+    let v: serde_json::Value = serde_json::to_value(&plan).unwrap();
+    let main = &v["schedules"][0];
+    assert_eq!(main["name"], "main");
+    // wsd over pretrain (40,960 tokens): warm-up 5%, hold, decay the last 20%.
+    let pieces = main["curve"]["pieces"].as_array().unwrap();
+    let kinds: Vec<&str> = pieces
+        .iter()
+        .map(|p| p["shape"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["linear", "linear", "linear"]);
+    assert_eq!(pieces[0]["end"], 2048.0);
+    assert_eq!(pieces[2]["start"], 40960.0 * 0.8);
+    assert_eq!(pieces[2]["shape"]["from"], 3e-3);
+    assert_eq!(pieces[2]["shape"]["to"], 3e-4);
+    // The cooldown's inline schedule: re-warm-up from the hand-over, then a cosine.
+    let cool = &v["schedules"][1]["curve"]["pieces"];
+    assert_eq!(cool[1]["shape"]["kind"], "cosine");
+    // The mixture as written: a ramp and a rest.
+    let mix = &v["stages"][0]["mixture"]["nodes"];
+    assert_eq!(mix[0]["weight"], "rest");
+    assert_eq!(mix[1]["weight"]["ramp"][0], 0.1);
+}
+
+#[test]
+fn a_plan_json_that_is_not_one_is_an_error_not_a_panic() {
+    assert!(Plan::from_json("{\"pipeline\": 3}").is_err());
+    assert!(Plan::from_json("").is_err());
+}
