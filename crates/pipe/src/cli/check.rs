@@ -5,6 +5,13 @@ use std::process::ExitCode;
 
 use super::{EXIT_ERRORS, EXIT_USAGE, Format, use_color};
 use pipelang::diag::{self, Severity};
+#[cfg(feature = "train")]
+use pipelang_runtime::data::prepared::Manifest;
+
+/// Without the runtime there is no manifest to read.
+#[cfg(not(feature = "train"))]
+#[derive(Debug)]
+enum Manifest {}
 
 /// Check pipelines: names, units, ranges, the stage graph and every hand-over.
 #[derive(clap::Args, Debug)]
@@ -29,6 +36,11 @@ pub struct Args {
     #[cfg(feature = "train")]
     #[arg(long)]
     data: bool,
+    /// With --data: read the counts of the sources `pipe prepare-data` wrote to DIR from its
+    /// manifest instead of tokenising them, where the files still hash the same.
+    #[cfg(feature = "train")]
+    #[arg(long, value_name = "DIR", requires = "data")]
+    prepared: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -40,9 +52,21 @@ pub fn run(a: Args) -> ExitCode {
         fix,
         #[cfg(feature = "train")]
         data,
+        #[cfg(feature = "train")]
+        prepared,
     } = a;
     #[cfg(not(feature = "train"))]
     let data = false;
+    #[cfg(feature = "train")]
+    let prepared = match prepared.map(|d| Manifest::read(&d)).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    #[cfg(not(feature = "train"))]
+    let prepared: Option<Manifest> = None;
     let mut all_data = vec![];
     let profile = profile.as_deref();
     let mut all_json = vec![];
@@ -89,7 +113,7 @@ pub fn run(a: Args) -> ExitCode {
             all.sort_by_key(|d| (d.primary_span().start, d.severity));
             checked.diagnostics = all;
         }
-        let report = data_report(data, &checked, path, format);
+        let report = data_report(data, &checked, path, format, prepared.as_ref());
         if let Some((diags, json, _)) = &report {
             // The census repeats the file checks above; each is reported once.
             for d in diags {
@@ -156,13 +180,14 @@ fn data_report(
     checked: &pipelang::check::Checked,
     path: &std::path::Path,
     format: Format,
+    prepared: Option<&Manifest>,
 ) -> Option<(Vec<diag::Diagnostic>, serde_json::Value, String)> {
     use std::io::IsTerminal;
     if !data {
         return None;
     }
     let progress = format == Format::Human && std::io::stderr().is_terminal();
-    let r = super::check_data::census(checked, path, progress)?;
+    let r = super::check_data::census(checked, path, progress, prepared)?;
     Some((
         r.diagnostics.clone(),
         super::check_data::json(&r),
@@ -176,6 +201,7 @@ fn data_report(
     _: &pipelang::check::Checked,
     _: &std::path::Path,
     _: Format,
+    _: Option<&Manifest>,
 ) -> Option<(Vec<diag::Diagnostic>, serde_json::Value, String)> {
     None
 }

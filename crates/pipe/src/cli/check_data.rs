@@ -5,12 +5,18 @@ use std::path::Path;
 
 use pipelang::check::Checked;
 use pipelang_runtime::data::census::{self, DataReport, short};
+use pipelang_runtime::data::prepared::Manifest;
 
 /// Counts the data of a checked pipeline read from `path`; `None` when it has no plan (the
 /// check found errors, so there is nothing to ask of the data yet).
-pub fn census(checked: &Checked, path: &Path, progress: bool) -> Option<DataReport> {
+pub fn census(
+    checked: &Checked,
+    path: &Path,
+    progress: bool,
+    prepared: Option<&Manifest>,
+) -> Option<DataReport> {
     let (p, plan) = (checked.pipeline.as_ref()?, checked.plan.as_ref()?);
-    Some(census::census(p, plan, path, progress))
+    Some(census::census(p, plan, path, progress, prepared))
 }
 
 /// The summary tables: one row per source, one per (stage, source).
@@ -21,7 +27,11 @@ pub fn table(r: &DataReport) -> String {
         "source", "kind", "files", "bytes", "documents", "tokens", "images"
     ));
     for s in &r.sources {
-        let mark = if s.complete { "" } else { " (incomplete)" };
+        let mark = match (s.complete, s.prepared) {
+            (false, _) => " (incomplete)",
+            (true, true) => " (prepared)",
+            (true, false) => "",
+        };
         out.push_str(&format!(
             "{:<16} {:<12} {:>6} {:>10} {:>10} {:>10} {:>8}{mark}\n",
             s.name,

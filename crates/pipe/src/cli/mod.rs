@@ -11,6 +11,8 @@ mod fmt;
 mod lsp;
 mod plan;
 #[cfg(feature = "train")]
+mod prepare_data;
+#[cfg(feature = "train")]
 mod report;
 #[cfg(feature = "train")]
 mod run;
@@ -59,6 +61,8 @@ pub enum Command {
     #[cfg(feature = "train")]
     SampleData(sample_data::Args),
     #[cfg(feature = "train")]
+    PrepareData(prepare_data::Args),
+    #[cfg(feature = "train")]
     Bench(bench::Args),
     #[cfg(feature = "train")]
     Report(report::Args),
@@ -74,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         #[cfg(feature = "train")]
         Command::SampleData(a) => sample_data::run(a),
+        #[cfg(feature = "train")]
+        Command::PrepareData(a) => prepare_data::run(a),
         #[cfg(feature = "train")]
         Command::Bench(a) => bench::run(a),
         #[cfg(feature = "train")]

@@ -348,7 +348,8 @@ mod pipeline {
     use pipelang::plan::Plan;
     use pipelang::syntax::Span;
 
-    use super::{Census, SourceCount, count_source};
+    use super::{Census, SourceCount, count_source, expand_globs};
+    use crate::data::prepared::{self, Manifest};
     use crate::setup::{image_config, source_kind, tokenizer_for};
 
     /// Past this many passes over a source, repeated data stops helping (and starts to be
@@ -363,6 +364,9 @@ mod pipeline {
         pub count: SourceCount,
         /// Whether every file was read without a problem (the counts are then exact).
         pub complete: bool,
+        /// Whether the counts come from a `pipe prepare-data` manifest whose content hashes
+        /// match the files (nothing was tokenised).
+        pub prepared: bool,
         pub seconds: f64,
     }
 
@@ -434,8 +438,16 @@ mod pipeline {
     /// reports what the stages ask of them. Diagnostics: the file-aware checks of
     /// `check::files` (tokenizers), globs that match nothing and records that do not read
     /// (P0701, at the glob), and sources read for more than `EPOCH_WARNING` epochs (P0702,
-    /// at the stage's mixture entry where the count passes it).
-    pub fn census(p: &Pipeline, plan: &Plan, file: &Path, progress: bool) -> DataReport {
+    /// at the stage's mixture entry where the count passes it). A source that `prepared` (the
+    /// manifest of `pipe prepare-data`) holds with the same file contents and tokenizer is
+    /// counted from it instead of tokenised.
+    pub fn census(
+        p: &Pipeline,
+        plan: &Plan,
+        file: &Path,
+        progress: bool,
+        prepared: Option<&Manifest>,
+    ) -> DataReport {
         let started = std::time::Instant::now();
         let root = files::data_root(file, p);
         let mut diagnostics = files::check(p, file);
@@ -485,6 +497,19 @@ mod pipeline {
                 continue;
             };
             let patterns: Vec<String> = data.globs.iter().map(|g| g.value.clone()).collect();
+            if let Some(count) = prepared.and_then(|m| from_manifest(m, p, d, &root, &patterns)) {
+                bar.inc(count.bytes);
+                counts[d] = Some(count.clone());
+                sources.push(SourceRow {
+                    name: data.name.clone(),
+                    kind: data.kind.name(),
+                    count,
+                    complete: true,
+                    prepared: true,
+                    seconds: 0.0,
+                });
+                continue;
+            }
             let Census {
                 count,
                 problems,
@@ -513,6 +538,7 @@ mod pipeline {
                 kind: data.kind.name(),
                 count,
                 complete,
+                prepared: false,
                 seconds,
             });
         }
@@ -588,6 +614,26 @@ mod pipeline {
             diagnostics: list.finish(),
             seconds: started.elapsed().as_secs_f64(),
         }
+    }
+
+    /// A text source's count from the manifest, when its files and tokenizer hash the same.
+    fn from_manifest(
+        m: &Manifest,
+        p: &Pipeline,
+        d: DataId,
+        root: &Path,
+        patterns: &[String],
+    ) -> Option<SourceCount> {
+        let files = expand_globs(root, patterns).ok()?;
+        let tok = prepared::tokenizer_id(p, d, root).ok()?;
+        let (documents, tokens, bytes) = m.current_counts(&p.data[d].name, &files, &tok)?;
+        Some(SourceCount {
+            files: files.len(),
+            bytes,
+            documents,
+            tokens,
+            images: 0,
+        })
     }
 
     /// A folder for messages: `.` rather than nothing.

@@ -13,6 +13,7 @@ mod image_patches;
 mod loader;
 mod mixture;
 mod multimodal;
+pub mod prepared;
 mod records;
 mod sample;
 mod sequence;
