@@ -160,7 +160,7 @@ pub struct Unmappable {
     pub diagnostic: Diagnostic,
 }
 
-fn cannot(p: &Pipeline, stage: usize, why: String) -> Unmappable {
+fn cannot(p: &Pipeline, stage: ir::StageId, why: String) -> Unmappable {
     let st = &p.stages[stage];
     Unmappable {
         stage: st.name.clone(),
@@ -215,8 +215,7 @@ fn decoder_of<'p>(
     }
     if let Some(d) = p
         .data
-        .iter()
-        .enumerate()
+        .iter_enumerated()
         .find(|(i, d)| d.kind.has_images() && st.mix_tree.used_sources().contains(i))
     {
         return Err(cannot(
@@ -332,7 +331,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                     .enumerate()
                     .filter(|(_, s)| **s > 0.0)
                     .map(|(i, s)| Share {
-                        source: plan.sources[i].clone(),
+                        source: plan.sources[ir::DataId::new(i)].clone(),
                         index: i,
                         share: *s,
                     })
@@ -382,7 +381,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
     Lowering {
         pipeline: plan.pipeline.clone(),
         profile: plan.profile.clone(),
-        sources: plan.sources.clone(),
+        sources: plan.sources.as_raw().to_vec(),
         runs,
         unmappable: problems,
     }

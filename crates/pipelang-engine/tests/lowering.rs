@@ -86,7 +86,7 @@ fn pieces_keep_every_share_within_the_bound_and_mean_the_plan() {
         for k in 0..r.steps {
             let want = plan.mix_at(r.stage_index, r.first_step + k);
             for s in &r.mixture {
-                let d = (want[s.index] - s.share).abs();
+                let d = (want.as_raw()[s.index] - s.share).abs();
                 assert!(
                     d <= pieces::MAX_ERROR + 1e-12,
                     "{} step {k} {}: {d}",

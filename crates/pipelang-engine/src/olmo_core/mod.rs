@@ -7,7 +7,7 @@ pub mod lr;
 
 use std::path::{Path, PathBuf};
 
-use pipelang::check::ir::Pipeline;
+use pipelang::check::ir::{DataId, Pipeline};
 use pipelang::plan::Plan;
 use pipelang::schema::tokenizer;
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ fn special_ids(p: &Pipeline, run: &EngineRun) -> (Value, Value) {
     let byte = run
         .mixture
         .iter()
-        .all(|s| p.data[s.index].tokenizer.is_none());
+        .all(|s| p.data[DataId::new(s.index)].tokenizer.is_none());
     if byte {
         let eos = tokenizer::BYTE_BASE;
         (json!(eos), json!(eos + tokenizer::SPECIALS - 1))

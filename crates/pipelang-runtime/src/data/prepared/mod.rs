@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use pipelang::check::ir::{DataKind, Pipeline};
+use pipelang::check::ir::{DataId, DataKind, Pipeline};
 
 pub use manifest::{
     Dtype, MANIFEST, Manifest, Shard, Skipped, SourceEntry, TokenizerId, sha256_file,
@@ -138,7 +138,7 @@ pub fn prepare(
 }
 
 /// The tokenizer's identity, by content.
-pub fn tokenizer_id(p: &Pipeline, d: usize, root: &Path) -> std::io::Result<TokenizerId> {
+pub fn tokenizer_id(p: &Pipeline, d: DataId, root: &Path) -> std::io::Result<TokenizerId> {
     Ok(match &p.data[d].tokenizer {
         None => TokenizerId {
             name: "bytes".into(),
@@ -187,7 +187,7 @@ pub fn prepare_pipeline(
         path: path.to_path_buf(),
         error,
     };
-    for (d, data) in p.data.iter().enumerate() {
+    for (d, data) in p.data.iter_enumerated() {
         let data_err = |error| PrepareError::Data {
             source_name: data.name.clone(),
             error,
