@@ -3,7 +3,8 @@
 //! wrote them into metrics.jsonl, follow the plan read back from `pipe plan --format json`:
 //! LR within 1e-6 relative, seq_len, batch and RoPE base exactly; the loss falls in every
 //! stage; weights flow (each stage starts near the loss its predecessor ended at); `pipe
-//! report` reads the run. Needs the pinned engines (scripts/install-engines.sh).
+//! report` reads the run; killed with SIGKILL part-way, `--resume` continues from OLMo-core's
+//! own checkpoint and completes. Needs the pinned engines (scripts/install-engines.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,27 +43,59 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
+fn metrics_lines(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |t| t.lines().count())
+}
+
 #[test]
-fn tiny_text_on_olmo_core_follows_the_plan() {
+fn tiny_text_on_olmo_core_follows_the_plan_through_a_sigkill() {
     let out = tempfile::tempdir().unwrap();
-    let run = pipe(
-        &[
-            "run",
-            "pipelines/tiny_text.pipe",
-            "--engine",
-            "olmo-core",
-            "--nproc",
-            "2",
-            "--ramp-pieces",
-            "1",
-            "--out",
-        ],
-        out.path(),
-    );
+    let args = [
+        "run",
+        "pipelines/tiny_text.pipe",
+        "--engine",
+        "olmo-core",
+        "--nproc",
+        "2",
+        "--ramp-pieces",
+        "1",
+        "--out",
+    ];
+    // Killed with SIGKILL (pipe, torchrun and both ranks: the whole process group) once
+    // pretrain is past its checkpoint at step 100.
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(args)
+        .arg(out.path())
+        .env("PIPE_ENGINE_PYTHON", python())
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    while metrics_lines(out.path()) < 120 {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("pipe run ended before it was killed: {s}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+    let run = pipe(&[&["run", "--resume"], &args[1..]].concat(), out.path());
     assert!(
         run.status.success(),
-        "pipe run --engine olmo-core failed:\n{}",
+        "pipe run --engine olmo-core --resume failed:\n{}",
         String::from_utf8_lossy(&run.stderr)
+    );
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        log.contains("pretrain: 160 steps of 8 x 32 tokens on 2 process(es), from its checkpoint at step 100"),
+        "the resumed run continues pretrain from the engine's checkpoint:\n{log}"
     );
     let planned = Command::new(env!("CARGO_BIN_EXE_pipe"))
         .args(["plan", "pipelines/tiny_text.pipe", "--format", "json"])

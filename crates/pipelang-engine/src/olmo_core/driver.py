@@ -245,7 +245,19 @@ def dataset_config(cfg: Dict[str, Any], here: str):
     )
 
 
+def die_with_parent() -> None:
+    """A rank dies with the torchrun that started it (and torchrun with pipe): a run killed
+    with SIGKILL leaves no orphan rank writing into its folder while it is resumed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def train(cfg: Dict[str, Any], here: str) -> None:
+    die_with_parent()
     # gloo alone on CPU (OLMo-core would ask CUDA for a device with "cuda:nccl" in the list).
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     prepare_training_environment(seed=cfg["seed"], backend=backend)
@@ -269,6 +281,10 @@ def train(cfg: Dict[str, Any], here: str) -> None:
             max_duration=Duration.steps(cfg["steps"]),
             metrics_collect_interval=1,
             cancel_check_interval=1,
+            # Metrics reduced in the step that made them: every step's line is written before
+            # the next step, and a background bookkeeping thread cannot stall the run's end
+            # (seen on gloo: the last checkpoint waiting on pending reductions for minutes).
+            async_bookkeeping=False,
             # No BatchSizeSchedulerCallback: it rescales the LR by sqrt(batch ratio).
         )
         .with_callback(

@@ -192,6 +192,29 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_is_the_packed_stream_of_one_epoch() {
+        let dir = corpus();
+        let eod = Tokenizer::Bytes.specials().eod;
+        let pass = open(dir.path()).one_pass().unwrap();
+        let mut want: Vec<u32> = b"hello".iter().map(|&b| b as u32).collect();
+        want.push(eod);
+        want.extend(b"world!".iter().map(|&b| b as u32));
+        want.push(eod);
+        want.extend(b"line one\nline two\n".iter().map(|&b| b as u32));
+        want.push(eod);
+        assert_eq!(pass, want);
+        // Packing reads the same stream: sequences of n + 1 tokens overlapping by one.
+        let mut s = open(dir.path());
+        let mut stream = s.next_sequence(pass.len() - 1).unwrap().tokens;
+        stream.truncate(pass.len());
+        assert_eq!(stream, pass);
+        // The next pass starts again at the first document.
+        let mut s = open(dir.path());
+        assert_eq!(s.one_pass().unwrap(), pass);
+        assert_eq!(s.one_pass().unwrap(), pass);
+    }
+
+    #[test]
     fn documents_are_packed_with_eod_and_every_token_is_a_target_once() {
         let dir = corpus();
         let mut s = open(dir.path());

@@ -275,12 +275,27 @@ pub fn run(
             }
         ));
         let engine_log = std::fs::File::create(dir.join("engine.log"))?;
-        let mut child = Command::new(&python)
+        let mut cmd = Command::new(&python);
+        // torchrun dies with pipe (and its ranks with it, as the driver asks): a killed run
+        // leaves nothing behind that would write into the folder it is resumed from.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        // The cores shared among the ranks (torch would start a thread per core in each).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (cores / o.nproc as usize).max(1);
+        let mut child = cmd
             .args(["-m", "torch.distributed.run", "--standalone"])
             .arg(format!("--nproc-per-node={}", o.nproc))
             .arg("driver.py")
             .arg(Path::new(&run_dir(i, r)).join("config.json"))
             .current_dir(&eng)
+            .env("OMP_NUM_THREADS", threads.to_string())
             .stdin(Stdio::null())
             .stdout(engine_log.try_clone()?)
             .stderr(engine_log)
