@@ -94,7 +94,9 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_sigkill() {
     );
     let log = String::from_utf8_lossy(&run.stderr);
     assert!(
-        log.contains("pretrain: 160 steps of 8 x 32 tokens on 2 process(es), from its checkpoint at step 100"),
+        log.contains(
+            "pretrain: 160 steps of 8 x 32 tokens on 2 process(es), from its checkpoint at step 100"
+        ),
         "the resumed run continues pretrain from the engine's checkpoint:\n{log}"
     );
     let planned = Command::new(env!("CARGO_BIN_EXE_pipe"))

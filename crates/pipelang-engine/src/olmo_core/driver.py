@@ -179,11 +179,11 @@ class StepLog(Callback):
         self.rope_base = rope.theta if rope is not None else None
 
     def log_metrics(self, step: int, metrics: Dict[str, float]):
-        # Rank 0 writes; metrics arrive once reduced over ranks. A step without a loss is the
+        # Rank 0 writes; metrics arrive once reduced over ranks. Step 0, or a step without a loss, is the
         # trainer's bookkeeping before the first batch.
         if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
             return
-        if metrics.get("train/CE loss") is None:
+        if step < 1 or metrics.get("train/CE loss") is None:
             return
         line = {
             "run": self.cfg["run"],

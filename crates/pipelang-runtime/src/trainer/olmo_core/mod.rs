@@ -112,7 +112,8 @@ fn last_checkpoint(dir: &Path) -> Option<u64> {
 /// One line of the driver's `steps.jsonl`.
 #[derive(serde::Deserialize)]
 struct EngineStep {
-    step: u64,
+    /// The trainer's bookkeeping before its first batch may log step -1: not a step.
+    step: i64,
     loss: f64,
     lr: f64,
     grad_norm: Option<f64>,
@@ -129,7 +130,10 @@ fn truncate_steps(path: &Path, step: u64) -> std::io::Result<()> {
     };
     let kept: String = text
         .lines()
-        .filter(|l| serde_json::from_str::<EngineStep>(l).is_ok_and(|s| s.step < step))
+        .filter(|l| {
+            serde_json::from_str::<EngineStep>(l)
+                .is_ok_and(|s| s.step >= 0 && (s.step as u64) < step)
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     pipelang::atomic::write(path, kept.as_bytes())
@@ -147,19 +151,20 @@ struct Stream<'a> {
 
 impl Stream<'_> {
     fn line(&mut self, s: EngineStep, log: &mut dyn FnMut(String)) -> Result<(), RunError> {
-        if s.step != self.next {
+        if s.step != self.next as i64 {
             return Ok(());
         }
+        let step = s.step as u64;
         let r = self.run;
         let st = &self.plan.stages[r.stage_index];
-        let k = r.first_step + s.step;
+        let k = r.first_step + step;
         let dt = self.last_time.map(|t| s.time - t).filter(|d| *d > 0.0);
         self.last_time = Some(s.time);
         let m = MetricsLine {
             stage: r.stage.clone(),
             phase: r.phase.clone(),
             step: k,
-            global_step: r.global_first_step + s.step,
+            global_step: r.global_first_step + step,
             tokens: st.tokens_at(k) + r.tokens_per_step as f64,
             loss: s.loss,
             lr: s.lr,
