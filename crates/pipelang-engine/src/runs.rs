@@ -160,7 +160,7 @@ pub struct Unmappable {
     pub diagnostic: Diagnostic,
 }
 
-fn cannot(p: &Pipeline, stage: ir::StageId, why: String) -> Unmappable {
+pub(crate) fn cannot(p: &Pipeline, stage: ir::StageId, why: String) -> Unmappable {
     let st = &p.stages[stage];
     Unmappable {
         stage: st.name.clone(),

@@ -112,3 +112,35 @@ fn pieces_keep_every_share_within_the_bound_and_mean_the_plan() {
     let want = 0.1 + 0.2 * 39.5 / 160.0;
     assert!((hq.share - want).abs() < 1e-12, "{} != {want}", hq.share);
 }
+
+#[test]
+fn the_olmo_core_export_refuses_what_it_does_not_map_yet() {
+    let path = format!(
+        "{}/../../pipelines/kimi_vl.pipe",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let src = std::fs::read_to_string(path).unwrap();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let l = lower(&p, &plan, &Options::default());
+    let r = pipelang_engine::olmo_core::refusals(&p, &plan, &l);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].stage, "text_pretrain");
+    assert!(r[0].diagnostic.message.contains("mixture of experts"));
+    // Located at the stage's header.
+    let span = r[0].diagnostic.primary_span();
+    assert!(src[span.start..span.end].starts_with("stage text_pretrain"));
+    let (p, plan) = {
+        let c = check_with(
+            &std::fs::read_to_string(format!(
+                "{}/../../pipelines/tiny_text.pipe",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+            None,
+        );
+        (c.pipeline.unwrap(), c.plan.unwrap())
+    };
+    let l = lower(&p, &plan, &Options::default());
+    assert!(pipelang_engine::olmo_core::refusals(&p, &plan, &l).is_empty());
+}

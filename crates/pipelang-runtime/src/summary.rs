@@ -70,12 +70,18 @@ pub fn render(plan: &Plan, record: &RunRecord, out: &Path, wall_s: f64) -> Strin
             );
         }
     }
-    let _ = writeln!(
-        s,
-        "checkpoints: {}/{}",
-        out.display(),
+    // A run trained by an external engine keeps the engine's own checkpoints.
+    let engine = record.stages.iter().any(|r| {
+        r.checkpoint
+            .as_deref()
+            .is_some_and(|c| c.starts_with("engine/"))
+    });
+    let checkpoints = if engine {
+        "engine/runs/<NN-run>/checkpoint".to_string()
+    } else {
         super::checkpoint::final_path("<stage>")
-    );
+    };
+    let _ = writeln!(s, "checkpoints: {}/{checkpoints}", out.display());
     let _ = writeln!(
         s,
         "metrics:     {}/metrics.jsonl   record: {}/run.ron",

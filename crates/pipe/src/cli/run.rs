@@ -37,9 +37,57 @@ pub struct Args {
     /// Re-check the pipeline file on every change and apply safe edits between stages.
     #[arg(long)]
     watch: bool,
+    /// Train with an external engine instead of pipelang's runtime (docs/engines.md).
+    #[arg(long, value_enum)]
+    engine: Option<super::export::Engine>,
+    /// Processes per engine run (`torchrun --nproc-per-node`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    nproc: u32,
+    /// Pieces per phase whose mixture ramps, for an engine (default: within 1 point of the plan).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    ramp_pieces: Option<u64>,
+}
+
+/// `--engine olmo-core`: the plan's runs trained by OLMo-core under torchrun.
+fn run_engine(a: Args) -> ExitCode {
+    if a.watch {
+        eprintln!("error: --watch is not yet supported with --engine (docs/engines.md)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let o = pipelang_runtime::trainer::olmo_core::EngineOptions {
+        out: a.out.clone(),
+        nproc: a.nproc,
+        ramp_pieces: a.ramp_pieces,
+        resume: a.resume,
+    };
+    let started = std::time::Instant::now();
+    let mut log = |m: String| eprintln!("{m}");
+    match pipelang_runtime::trainer::olmo_core::run_file(
+        &a.file,
+        a.profile.as_deref(),
+        &o,
+        &mut log,
+    ) {
+        Ok((prep, record)) => {
+            print!(
+                "{}",
+                pipelang_runtime::summary::render(
+                    &prep.plan,
+                    &record,
+                    &a.out,
+                    started.elapsed().as_secs_f64()
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(e),
+    }
 }
 
 pub fn run(a: Args) -> ExitCode {
+    if a.engine.is_some() {
+        return run_engine(a);
+    }
     let watch = a.watch;
     let opts = options(a);
     let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
@@ -165,7 +166,7 @@ class StepLog(Callback):
         self.cfg = cfg
         self.seq_len = None
         self.batch = None
-        self.sources: Dict[str, int] = {}
+        self.rope_base = None
 
     def pre_step(self, batch: Dict[str, Any]):
         ids = batch["input_ids"]
@@ -173,18 +174,27 @@ class StepLog(Callback):
         self.batch = ids.shape[0] * world
         self.seq_len = ids.shape[1]
 
+    def pre_train(self):
+        rope = self.trainer.train_module.model.blocks["0"].attention.rope
+        self.rope_base = rope.theta if rope is not None else None
+
     def log_metrics(self, step: int, metrics: Dict[str, float]):
+        # Rank 0 writes; metrics arrive once reduced over ranks. Step 0, or a step without a loss, is the
+        # trainer's bookkeeping before the first batch.
         if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        if step < 1 or metrics.get("train/CE loss") is None:
             return
         line = {
             "run": self.cfg["run"],
             "step": step - 1,
-            "tokens": self.trainer.global_train_tokens_seen,
-            "loss": metrics.get("train/CE loss"),
+            "loss": metrics["train/CE loss"],
             "lr": metrics.get("optim/LR (group 0)"),
+            "grad_norm": metrics.get("optim/total grad norm"),
             "seq_len": self.seq_len,
             "batch": self.batch,
-            "rope_base": self.cfg["rope_theta"],
+            "rope_base": self.rope_base,
+            "time": time.time(),
         }
         with open(self.path, "a") as f:
             f.write(json.dumps(line) + "\n")
@@ -235,8 +245,22 @@ def dataset_config(cfg: Dict[str, Any], here: str):
     )
 
 
+def die_with_parent() -> None:
+    """A rank dies with the torchrun that started it (and torchrun with pipe): a run killed
+    with SIGKILL leaves no orphan rank writing into its folder while it is resumed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def train(cfg: Dict[str, Any], here: str) -> None:
-    prepare_training_environment(seed=cfg["seed"], backend="cpu:gloo,cuda:nccl")
+    die_with_parent()
+    # gloo alone on CPU (OLMo-core would ask CUDA for a device with "cuda:nccl" in the list).
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    prepare_training_environment(seed=cfg["seed"], backend=backend)
     model = build_model_config(cfg).build(init_device="meta")
     train_module = TransformerTrainModuleConfig(
         rank_microbatch_size=cfg["rank_microbatch_size"] * cfg["seq_len"],
@@ -257,6 +281,10 @@ def train(cfg: Dict[str, Any], here: str) -> None:
             max_duration=Duration.steps(cfg["steps"]),
             metrics_collect_interval=1,
             cancel_check_interval=1,
+            # Metrics reduced in the step that made them: every step's line is written before
+            # the next step, and a background bookkeeping thread cannot stall the run's end
+            # (seen on gloo: the last checkpoint waiting on pending reductions for minutes).
+            async_bookkeeping=False,
             # No BatchSizeSchedulerCallback: it rescales the LR by sqrt(batch ratio).
         )
         .with_callback(

@@ -52,6 +52,25 @@ fn special_ids(p: &Pipeline, run: &EngineRun) -> (Value, Value) {
     }
 }
 
+/// What the lowering carries that this export does not map yet, at each stage (once).
+pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<crate::runs::Unmappable> {
+    let mut out: Vec<crate::runs::Unmappable> = vec![];
+    for r in &l.runs {
+        if r.model.experts.is_some() && !out.iter().any(|u| u.stage == r.stage) {
+            out.push(crate::runs::cannot(
+                p,
+                plan.stages[r.stage_index].id,
+                format!(
+                    "its decoder `{}` is a mixture of experts, which the OLMo-core export does \
+                     not map yet",
+                    r.model.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// The config of one run, as the driver reads it (paths relative to the run's directory).
 pub fn config(p: &Pipeline, l: &Lowering, index: usize) -> Value {
     let run = &l.runs[index];

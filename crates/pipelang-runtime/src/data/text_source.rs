@@ -74,34 +74,54 @@ impl TextSource {
 
     /// Reads lines until at least `need` tokens are pending.
     fn fill(&mut self, need: usize) -> Result<()> {
-        let eod = self.tokenizer.specials().eod;
         while self.pending.len() < need {
-            match self.reader.next_event()? {
-                LineEvent::Line { text, start } => {
-                    if self.plain[start.file] {
-                        // Lines are tokenised one at a time to stay streaming; the newline is
-                        // kept so the model still sees line structure.
-                        let mut t = text;
-                        t.push('\n');
-                        self.pending.extend(self.tokenizer.encode(&t)?);
-                    } else {
-                        let origin = Origin {
-                            path: self.reader.path(start.file),
-                            line: start.line,
-                        };
-                        let doc = parse_text(origin, &text)?;
-                        self.pending.extend(self.tokenizer.encode(&doc)?);
-                        self.pending.push(eod);
-                    }
+            let mut out = std::mem::take(&mut self.pending);
+            let r = self.read_event(&mut out);
+            self.pending = out;
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Tokenises the next line (or closes a plain-text document) into `out`.
+    fn read_event(&mut self, out: &mut Vec<u32>) -> Result<()> {
+        let eod = self.tokenizer.specials().eod;
+        match self.reader.next_event()? {
+            LineEvent::Line { text, start } => {
+                if self.plain[start.file] {
+                    // Lines are tokenised one at a time to stay streaming; the newline is
+                    // kept so the model still sees line structure.
+                    let mut t = text;
+                    t.push('\n');
+                    out.extend(self.tokenizer.encode(&t)?);
+                } else {
+                    let origin = Origin {
+                        path: self.reader.path(start.file),
+                        line: start.line,
+                    };
+                    let doc = parse_text(origin, &text)?;
+                    out.extend(self.tokenizer.encode(&doc)?);
+                    out.push(eod);
                 }
-                LineEvent::EndOfFile(i) => {
-                    if self.plain[i] {
-                        self.pending.push(eod);
-                    }
+            }
+            LineEvent::EndOfFile(i) => {
+                if self.plain[i] {
+                    out.push(eod);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Every token of one pass over the files from the start, documents closed by
+    /// end-of-document: the stream packing reads, for an engine's token files.
+    pub fn one_pass(&mut self) -> Result<Vec<u32>> {
+        let epoch = self.epoch();
+        let mut out = vec![];
+        while self.epoch() == epoch {
+            self.read_event(&mut out)?;
+        }
+        Ok(out)
     }
 
     /// The next packed sequence of `seq_len + 1` tokens (all of them count for the loss).
@@ -169,6 +189,29 @@ mod tests {
 
     fn open(dir: &Path) -> TextSource {
         TextSource::open("t", dir, &["t/*".into()], Tokenizer::Bytes).unwrap()
+    }
+
+    #[test]
+    fn one_pass_is_the_packed_stream_of_one_epoch() {
+        let dir = corpus();
+        let eod = Tokenizer::Bytes.specials().eod;
+        let pass = open(dir.path()).one_pass().unwrap();
+        let mut want: Vec<u32> = b"hello".iter().map(|&b| b as u32).collect();
+        want.push(eod);
+        want.extend(b"world!".iter().map(|&b| b as u32));
+        want.push(eod);
+        want.extend(b"line one\nline two\n".iter().map(|&b| b as u32));
+        want.push(eod);
+        assert_eq!(pass, want);
+        // Packing reads the same stream: sequences of n + 1 tokens overlapping by one.
+        let mut s = open(dir.path());
+        let mut stream = s.next_sequence(pass.len() - 1).unwrap().tokens;
+        stream.truncate(pass.len());
+        assert_eq!(stream, pass);
+        // The next pass starts again at the first document.
+        let mut s = open(dir.path());
+        assert_eq!(s.one_pass().unwrap(), pass);
+        assert_eq!(s.one_pass().unwrap(), pass);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! so `metrics.jsonl`, `run.ron` and resume do not depend on which one trained.
 
 pub mod candle;
+pub mod olmo_core;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
