@@ -97,6 +97,9 @@ pub struct Shard {
     pub tokenizer: TokenizerId,
     pub dtype: Dtype,
     pub eos: u32,
+    /// The string column read, for a Parquet input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// One source of the recipe, prepared.
