@@ -127,7 +127,7 @@ impl ParquetText {
             }
             let mut v = values.drain(..);
             for k in 0..records {
-                let present = self.max_def == 0 || defs[k] == self.max_def;
+                let present = self.max_def == 0 || defs.get(k) == Some(&self.max_def);
                 if !present {
                     out.push(None);
                     continue;

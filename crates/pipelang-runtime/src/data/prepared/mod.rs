@@ -99,7 +99,7 @@ pub enum PrepareError {
     #[error("data source `{source_name}`: {error}")]
     Data {
         source_name: String,
-        error: DataError,
+        error: Box<DataError>,
     },
     #[error(
         "{path}: cannot write: {error}\n  hint: check that the output folder is writable and has space"
@@ -198,7 +198,7 @@ pub fn prepare_pipeline(
     for (d, data) in p.data.iter().enumerate() {
         let data_err = |error| PrepareError::Data {
             source_name: data.name.clone(),
-            error,
+            error: Box::new(error),
         };
         if data.kind != DataKind::Text {
             skipped.push(Skipped {
@@ -385,7 +385,7 @@ fn build(
     )
     .map_err(|error| PrepareError::Data {
         source_name: s.name.clone(),
-        error,
+        error: Box::new(error),
     })?;
     let (documents, tokens) = w.counts();
     w.commit().map_err(write_err)?;
