@@ -8,6 +8,9 @@ use std::process::Command;
 
 use pipelang_runtime::data::Tokenizer;
 
+#[path = "common/parquet.rs"]
+mod parquet_fixture;
+
 fn pipe(args: &[&str], dir: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pipe"))
         .args(args)
@@ -123,6 +126,14 @@ fn corpus() -> Corpus {
         })
         .collect();
     std::fs::write(d.join("words/w.jsonl"), jsonl(&w)).unwrap();
+    // And a Parquet file of two row groups with a null row: its rows follow w.jsonl's records.
+    let rows: Vec<Option<String>> = (0..30)
+        .map(|i| (i != 4).then(|| format!("w{} w{}", i, 99 - i)))
+        .collect();
+    parquet_fixture::write(
+        &d.join("words/x.parquet"),
+        &[rows[..10].to_vec(), rows[10..].to_vec()],
+    );
     let g: Vec<String> = (0..50)
         .map(|i| format!("w{} w{} w69999", 65_000 + i * 17, i))
         .collect();
@@ -132,7 +143,7 @@ fn corpus() -> Corpus {
         "pipeline t { seed = 1, batch = 4, seq_len = 32 }\n\
          model lm = decoder { vocab = 70016, d_model = 16, layers = 1, heads = 2 }\n\
          data web = text(\"web/*.jsonl\", \"books/*.txt\")\n\
-         data words = text(\"words/*.jsonl\", tokenizer = \"small.json\")\n\
+         data words = text(\"words/*.jsonl\", \"words/*.parquet\", tokenizer = \"small.json\")\n\
          data big = text(\"big/*.jsonl\", tokenizer = \"big.json\")\n\
          stage s { train = [lm], budget = 1_024, lr = constant(1e-3)\n\
            mix { web = 50%, words = 25%, big = 25% } }\n",
@@ -140,7 +151,11 @@ fn corpus() -> Corpus {
     .unwrap();
     Corpus {
         web,
-        words: w.iter().map(|t| doc(&small, t)).collect(),
+        words: w
+            .iter()
+            .chain(rows.iter().flatten())
+            .map(|t| doc(&small, t))
+            .collect(),
         big: g.iter().map(|t| doc(&big_t, t)).collect(),
         dir,
     }
@@ -321,7 +336,7 @@ fn a_rerun_after_an_interruption_skips_finished_shards_and_rebuilds_the_rest() {
     prepare(d, "megatron");
     let whole = snapshot(&d.join("prep"));
     let err = prepare(d, "megatron");
-    assert!(err.contains("skipped 5 shard(s)"), "{err}");
+    assert!(err.contains("skipped 6 shard(s)"), "{err}");
     assert!(err.contains("tokenised 0 shard(s)"), "{err}");
     assert_eq!(snapshot(&d.join("prep")), whole);
 
@@ -333,7 +348,7 @@ fn a_rerun_after_an_interruption_skips_finished_shards_and_rebuilds_the_rest() {
     std::fs::write(web.join(".part-00002.idx.tmp999"), b"partial").unwrap();
     std::fs::remove_file(d.join("prep/manifest.json")).unwrap();
     let err = prepare(d, "megatron");
-    assert!(err.contains("skipped 4 shard(s)"), "{err}");
+    assert!(err.contains("skipped 5 shard(s)"), "{err}");
     assert!(err.contains("tokenised 1 shard(s)"), "{err}");
     assert_eq!(
         snapshot(&d.join("prep")),
@@ -401,8 +416,9 @@ fn check_data_reads_the_manifest_while_the_files_hash_the_same() {
     let rows = rows(&again.1);
     let words = rows.iter().find(|r| r["name"] == "words").unwrap();
     assert_eq!(words["prepared"], false);
-    assert_eq!(words["documents"], 1);
-    assert!(rows.iter().filter(|r| r["prepared"] == true).count() == 2);
+    // The one record left in w.jsonl and the 29 non-null rows of x.parquet.
+    assert_eq!(words["documents"], 1 + 29);
+    assert_eq!(rows.iter().filter(|r| r["prepared"] == true).count(), 2);
 }
 
 #[test]

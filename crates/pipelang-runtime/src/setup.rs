@@ -140,6 +140,13 @@ pub fn source_kind(k: DataKind) -> SourceKind {
     }
 }
 
+/// The string column a text source reads from Parquet files.
+pub fn column_of(d: &pipelang::check::ir::Data) -> &str {
+    d.column
+        .as_ref()
+        .map_or(pipelang::schema::data::DEFAULT_COLUMN, |c| c.value.as_str())
+}
+
 pub fn tokenizer_for(p: &Pipeline, d: DataId, root: &Path) -> Result<Tokenizer, RunError> {
     match &p.data[d].tokenizer {
         None => Ok(Tokenizer::Bytes),
@@ -179,6 +186,7 @@ pub fn open_source(prep: &Prepared, d: DataId) -> Result<Source, RunError> {
         name: data.name.clone(),
         kind: source_kind(data.kind),
         patterns: data.globs.iter().map(|g| g.value.clone()).collect(),
+        column: data.column.as_ref().map(|c| c.value.clone()),
     };
     let tok = tokenizer_for(p, d, &prep.data_root)?;
     Source::open(&spec, &prep.data_root, &tok, image_config(p)).map_err(|e| data_error(prep, d, e))

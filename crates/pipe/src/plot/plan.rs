@@ -159,7 +159,7 @@ where
         .map_err(err)?;
     c.configure_mesh()
         .x_label_formatter(&xfmt)
-        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .y_label_formatter(&|v: &f64| format!("{:.0}%", v * 100.0))
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::error::{DataError, Result};
-use super::files::expand_globs;
+use super::files::{expand_globs, is_parquet};
 use super::image_patches::{ImageConfig, decode_rgb};
+use super::parquet_text::ParquetText;
 use super::records::{Origin, Piece, SourceKind, parse_multimodal, parse_text};
+use super::text_source::TEXT_FILES;
 use super::tokenizer::Tokenizer;
 
 /// Lines parsed and tokenised together: large enough to keep every core busy, small enough
@@ -60,6 +62,7 @@ pub fn count_source(
     kind: SourceKind,
     base: &Path,
     patterns: &[String],
+    column: &str,
     tokenizer: &Tokenizer,
     image: ImageConfig,
     progress: &indicatif::ProgressBar,
@@ -77,7 +80,7 @@ pub fn count_source(
     files.dedup_by(|a, b| a.1 == b.1);
     out.count.files = files.len();
     for (g, path) in &files {
-        match count_file(kind, path, tokenizer, image, progress) {
+        match count_file(kind, path, column, tokenizer, image, progress) {
             Ok((c, errors)) => {
                 add(&mut out.count, &c);
                 for error in errors {
@@ -106,10 +109,14 @@ fn add(to: &mut SourceCount, c: &SourceCount) {
 fn count_file(
     kind: SourceKind,
     path: &Path,
+    column: &str,
     tokenizer: &Tokenizer,
     image: ImageConfig,
     progress: &indicatif::ProgressBar,
 ) -> Result<(SourceCount, Vec<DataError>)> {
+    if kind == SourceKind::Text && is_parquet(path) {
+        return count_parquet(path, column, tokenizer, progress);
+    }
     let plain = match path.extension().and_then(|e| e.to_str()) {
         Some("txt") if kind == SourceKind::Text => true,
         Some("jsonl") | Some("json") => false,
@@ -117,9 +124,7 @@ fn count_file(
             return Err(DataError::UnsupportedFile {
                 path: path.to_path_buf(),
                 expected: match kind {
-                    SourceKind::Text => {
-                        "text data must be .jsonl ({\"text\": ...} per line) or .txt"
-                    }
+                    SourceKind::Text => TEXT_FILES,
                     _ => "multimodal data must be .jsonl, one record per line",
                 }
                 .into(),
@@ -187,6 +192,42 @@ fn count_file(
         count.tokens += eod;
     }
     Ok((count, errors))
+}
+
+/// A Parquet file, one row group at a time, its rows tokenised on all cores: a document per
+/// non-null row, as `TextSource` reads them.
+fn count_parquet(
+    path: &Path,
+    column: &str,
+    tokenizer: &Tokenizer,
+    progress: &indicatif::ProgressBar,
+) -> Result<(SourceCount, Vec<DataError>)> {
+    let table = ParquetText::open(path, column)?;
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len();
+    let mut count = SourceCount {
+        bytes,
+        ..SourceCount::default()
+    };
+    for g in 0..table.row_groups() {
+        let rows = table.read_group(g)?;
+        let tokens: Result<Vec<u64>> = rows
+            .par_iter()
+            .flatten()
+            .map(|t| Ok(tokenizer.encode(t)?.len() as u64 + 1))
+            .collect();
+        let tokens = tokens?;
+        count.documents += tokens.len() as u64;
+        count.tokens += tokens.iter().sum::<u64>();
+    }
+    progress.inc(bytes);
+    if count.documents == 0 {
+        return Err(DataError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((count, vec![]))
 }
 
 /// One non-blank line: tokens as training packs them.
@@ -266,6 +307,7 @@ mod tests {
             SourceKind::Text,
             dir.path(),
             &["*.jsonl".into(), "*.txt".into(), "none/*.jsonl".into()],
+            "text",
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -292,6 +334,7 @@ mod tests {
             SourceKind::Text,
             dir.path(),
             &["*.jsonl".into()],
+            "text",
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -319,6 +362,7 @@ mod tests {
             SourceKind::ImageText,
             dir.path(),
             &["*.jsonl".into()],
+            "text",
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -350,7 +394,7 @@ mod pipeline {
 
     use super::{Census, SourceCount, count_source, expand_globs};
     use crate::data::prepared::{self, Manifest};
-    use crate::setup::{image_config, source_kind, tokenizer_for};
+    use crate::setup::{column_of, image_config, source_kind, tokenizer_for};
 
     /// Past this many passes over a source, repeated data stops helping (and starts to be
     /// memorised): `pipe check --data` warns.
@@ -514,7 +558,15 @@ mod pipeline {
                 count,
                 problems,
                 seconds,
-            } = count_source(source_kind(data.kind), &root, &patterns, &tok, image, &bar);
+            } = count_source(
+                source_kind(data.kind),
+                &root,
+                &patterns,
+                column_of(data),
+                &tok,
+                image,
+                &bar,
+            );
             for pr in &problems {
                 let span = data.globs.get(pr.glob).map_or(data.name_span, |g| g.span);
                 diagnostics.push(

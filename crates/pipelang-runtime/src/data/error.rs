@@ -80,6 +80,19 @@ pub enum DataError {
         hint: String,
     },
 
+    #[error("{path}: column `{column}` {problem}\n  hint: {hint}")]
+    ParquetColumn {
+        path: PathBuf,
+        column: String,
+        problem: String,
+        hint: String,
+    },
+
+    #[error(
+        "{path}: cannot read Parquet: {message}\n  hint: the file must be a complete Parquet file"
+    )]
+    Parquet { path: PathBuf, message: String },
+
     #[error(
         "{path}: tokenizer error: {message}\n  hint: the tokenizer must be a HuggingFace tokenizer.json"
     )]

@@ -1,11 +1,18 @@
 //! Finding the files of a source (glob patterns, sorted) and reading them line by line from a
 //! resumable position, wrapping around at the end of the last file (one epoch per pass).
+//! Parquet files are read row by row instead, one row group in memory at a time.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::error::{DataError, Result};
+use super::parquet_text::ParquetText;
+
+/// Whether a file is read as Parquet rows rather than lines.
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some("parquet")
+}
 
 /// Expands each pattern relative to `base` (absolute patterns stay as they are) into the sorted,
 /// de-duplicated list of regular files it matches. A pattern that matches nothing is an error,
@@ -62,7 +69,8 @@ pub fn expand_globs(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 /// Where a [`LineReader`] stands: the next unread byte of file `file`, whose line number is
-/// `line` (1-based), after `epoch` complete passes over all files.
+/// `line` (1-based), after `epoch` complete passes over all files. In a Parquet file, `offset`
+/// is the row group and `line` the next unread row within it (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LinePos {
     pub file: usize,
@@ -71,10 +79,21 @@ pub struct LinePos {
     pub epoch: u64,
 }
 
+/// The file being read.
+enum Open {
+    Lines(BufReader<File>),
+    /// A Parquet file and the current row group's column (rows already read are `None`).
+    Rows {
+        table: ParquetText,
+        rows: Vec<Option<String>>,
+    },
+}
+
 /// One event of the endless line stream.
 #[derive(Debug)]
 pub enum LineEvent {
-    /// A non-blank line (newline stripped) and the position it started at.
+    /// A non-blank line (newline stripped), or a Parquet row's string, and the position it
+    /// started at.
     Line { text: String, start: LinePos },
     /// The end of file number `.0` was reached (plain-text sources close a document here).
     EndOfFile(usize),
@@ -86,7 +105,9 @@ pub enum LineEvent {
 pub struct LineReader {
     files: Vec<PathBuf>,
     pos: LinePos,
-    reader: Option<BufReader<File>>,
+    reader: Option<Open>,
+    /// The string column of Parquet files.
+    column: String,
     /// Whether the current file was read from its start and has shown a non-blank line yet.
     from_start: bool,
     seen_content: bool,
@@ -99,17 +120,24 @@ impl LineReader {
             "expand_globs never returns an empty list"
         );
         LineReader {
-            files,
             pos: LinePos {
                 file: 0,
                 offset: 0,
-                line: 1,
+                line: if is_parquet(&files[0]) { 0 } else { 1 },
                 epoch: 0,
             },
+            files,
             reader: None,
+            column: pipelang::schema::data::DEFAULT_COLUMN.into(),
             from_start: true,
             seen_content: false,
         }
+    }
+
+    /// Parquet files are read from `column`.
+    pub fn with_column(mut self, column: &str) -> Self {
+        self.column = column.to_string();
+        self
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -133,6 +161,15 @@ impl LineReader {
         let len = std::fs::metadata(&self.files[pos.file])
             .map(|m| m.len())
             .map_err(|e| format!("{}: {e}", self.files[pos.file].display()))?;
+        let parquet = is_parquet(&self.files[pos.file]);
+        if parquet {
+            // Row groups and rows are checked against the file when it is opened.
+            self.pos = pos;
+            self.reader = None;
+            self.from_start = pos.offset == 0 && pos.line == 0;
+            self.seen_content = false;
+            return Ok(());
+        }
         if pos.offset > len {
             return Err(format!(
                 "offset {} is past the end of {} ({len} bytes)",
@@ -150,34 +187,37 @@ impl LineReader {
     pub fn next_event(&mut self) -> Result<LineEvent> {
         loop {
             if self.reader.is_none() {
-                let path = &self.files[self.pos.file];
-                let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
-                file.seek(SeekFrom::Start(self.pos.offset))
-                    .map_err(|e| DataError::io(path, e))?;
-                self.reader = Some(BufReader::new(file));
+                self.reader = Some(self.open()?);
             }
-            let reader = self.reader.as_mut().expect("opened above");
             let path = &self.files[self.pos.file];
+            let reader = self.reader.as_mut().expect("opened above");
+            let reader = match reader {
+                Open::Rows { table, rows } => {
+                    if self.pos.line as usize >= rows.len() {
+                        if self.pos.offset as usize + 1 < table.row_groups() {
+                            self.pos.offset += 1;
+                            self.pos.line = 0;
+                            *rows = table.read_group(self.pos.offset as usize)?;
+                            continue;
+                        }
+                        return self.end_of_file();
+                    }
+                    let start = self.pos;
+                    let row = rows[self.pos.line as usize].take();
+                    self.pos.line += 1;
+                    // A null row is no document.
+                    let Some(text) = row else { continue };
+                    self.seen_content = true;
+                    return Ok(LineEvent::Line { text, start });
+                }
+                Open::Lines(r) => r,
+            };
             let mut buf = Vec::new();
             let n = reader
                 .read_until(b'\n', &mut buf)
                 .map_err(|e| DataError::io(path, e))? as u64;
             if n == 0 {
-                if self.from_start && !self.seen_content {
-                    return Err(DataError::EmptyFile { path: path.clone() });
-                }
-                let done = self.pos.file;
-                self.reader = None;
-                self.pos.file += 1;
-                if self.pos.file == self.files.len() {
-                    self.pos.file = 0;
-                    self.pos.epoch += 1;
-                }
-                self.pos.offset = 0;
-                self.pos.line = 1;
-                self.from_start = true;
-                self.seen_content = false;
-                return Ok(LineEvent::EndOfFile(done));
+                return self.end_of_file();
             }
             let start = self.pos;
             self.pos.offset += n;
@@ -197,6 +237,59 @@ impl LineReader {
                 start,
             });
         }
+    }
+
+    /// Opens the file at `pos`: seeks to the byte offset, or loads the row group of a Parquet
+    /// file (checking that the position is inside it).
+    fn open(&self) -> Result<Open> {
+        let path = &self.files[self.pos.file];
+        if is_parquet(path) {
+            let table = ParquetText::open(path, &self.column)?;
+            let (group, row) = (self.pos.offset as usize, self.pos.line as usize);
+            let groups = table.row_groups();
+            let rows = match group < groups {
+                true => table.read_group(group)?,
+                false if group == 0 => vec![],
+                false => {
+                    return Err(DataError::Parquet {
+                        path: path.clone(),
+                        message: format!("row group {group} is past the file's {groups}"),
+                    });
+                }
+            };
+            if row > rows.len() {
+                return Err(DataError::Parquet {
+                    path: path.clone(),
+                    message: format!("row {row} is past row group {group}'s {}", rows.len()),
+                });
+            }
+            return Ok(Open::Rows { table, rows });
+        }
+        let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        file.seek(SeekFrom::Start(self.pos.offset))
+            .map_err(|e| DataError::io(path, e))?;
+        Ok(Open::Lines(BufReader::new(file)))
+    }
+
+    /// The end of the current file: on to the next (or the first, one epoch later).
+    fn end_of_file(&mut self) -> Result<LineEvent> {
+        let path = &self.files[self.pos.file];
+        if self.from_start && !self.seen_content {
+            return Err(DataError::EmptyFile { path: path.clone() });
+        }
+        let done = self.pos.file;
+        self.reader = None;
+        self.pos.file += 1;
+        if self.pos.file == self.files.len() {
+            self.pos.file = 0;
+            self.pos.epoch += 1;
+        }
+        let parquet = is_parquet(&self.files[self.pos.file]);
+        self.pos.offset = 0;
+        self.pos.line = if parquet { 0 } else { 1 };
+        self.from_start = true;
+        self.seen_content = false;
+        Ok(LineEvent::EndOfFile(done))
     }
 
     /// Path of file number `i`.

@@ -13,6 +13,7 @@ mod image_patches;
 mod loader;
 mod mixture;
 mod multimodal;
+mod parquet_text;
 pub mod prepared;
 mod records;
 mod sample;

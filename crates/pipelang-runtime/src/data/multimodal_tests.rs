@@ -30,6 +30,7 @@ fn spec(name: &str, kind: SourceKind, pattern: &str) -> SourceSpec {
         name: name.into(),
         kind,
         patterns: vec![pattern.into()],
+        column: None,
     }
 }
 

@@ -18,6 +18,9 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Glob patterns, relative to the base directory given to [`Source::open`].
     pub patterns: Vec<String>,
+    /// The string column of Parquet files (`None`: `text`).
+    #[serde(default)]
+    pub column: Option<String>,
 }
 
 pub enum Source {
@@ -35,11 +38,14 @@ impl Source {
         image: ImageConfig,
     ) -> Result<Self> {
         Ok(match spec.kind {
-            SourceKind::Text => Source::Text(TextSource::open(
+            SourceKind::Text => Source::Text(TextSource::open_with_column(
                 &spec.name,
                 base,
                 &spec.patterns,
                 tokenizer.clone(),
+                spec.column
+                    .as_deref()
+                    .unwrap_or(pipelang::schema::data::DEFAULT_COLUMN),
             )?),
             kind => Source::Multimodal(MultimodalSource::open(
                 &spec.name,

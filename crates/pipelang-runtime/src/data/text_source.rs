@@ -1,5 +1,6 @@
-//! Text sources: JSONL documents (`{"text": ...}` per line) and plain `.txt` files (one document
-//! per file), streamed line by line and packed into sequences separated by end-of-document.
+//! Text sources: JSONL documents (`{"text": ...}` per line), plain `.txt` files (one document
+//! per file) and Parquet files (one document per row of a string column), streamed line by line
+//! (row by row) and packed into sequences separated by end-of-document.
 //!
 //! Packing: each sequence is `seq_len + 1` consecutive tokens of the stream and the next one
 //! starts at its last token, so every token is a target exactly once whatever `seq_len` each
@@ -18,32 +19,61 @@ pub struct TextSource {
     name: String,
     tokenizer: Tokenizer,
     reader: LineReader,
-    /// Per file: true for plain text, false for JSONL.
-    plain: Vec<bool>,
+    /// Per file: how it holds documents.
+    layout: Vec<Layout>,
     pending: Vec<u32>,
     sequences: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Jsonl,
+    Plain,
+    Parquet,
+}
+
+/// What a text source's files may be.
+pub const TEXT_FILES: &str =
+    "text data must be .jsonl ({\"text\": ...} per line), .txt or .parquet (a string column)";
+
 impl TextSource {
     /// Opens the files matched by `patterns` (relative to `base`). Files ending in `.txt` are plain
-    /// text, `.jsonl`/`.json` are JSONL; anything else is an error.
+    /// text, `.jsonl`/`.json` are JSONL, `.parquet` are read from the column `text`; anything
+    /// else is an error.
     pub fn open(
         name: &str,
         base: &Path,
         patterns: &[String],
         tokenizer: Tokenizer,
     ) -> Result<Self> {
+        Self::open_with_column(
+            name,
+            base,
+            patterns,
+            tokenizer,
+            pipelang::schema::data::DEFAULT_COLUMN,
+        )
+    }
+
+    /// [`TextSource::open`], Parquet files read from `column`.
+    pub fn open_with_column(
+        name: &str,
+        base: &Path,
+        patterns: &[String],
+        tokenizer: Tokenizer,
+        column: &str,
+    ) -> Result<Self> {
         let files = expand_globs(base, patterns)?;
-        let mut plain = Vec::with_capacity(files.len());
+        let mut layout = Vec::with_capacity(files.len());
         for f in &files {
             match f.extension().and_then(|e| e.to_str()) {
-                Some("txt") => plain.push(true),
-                Some("jsonl") | Some("json") => plain.push(false),
+                Some("txt") => layout.push(Layout::Plain),
+                Some("jsonl") | Some("json") => layout.push(Layout::Jsonl),
+                Some("parquet") => layout.push(Layout::Parquet),
                 _ => {
                     return Err(DataError::UnsupportedFile {
                         path: f.clone(),
-                        expected: "text data must be .jsonl ({\"text\": ...} per line) or .txt"
-                            .into(),
+                        expected: TEXT_FILES.into(),
                     });
                 }
             }
@@ -51,8 +81,8 @@ impl TextSource {
         Ok(TextSource {
             name: name.to_string(),
             tokenizer,
-            reader: LineReader::new(files),
-            plain,
+            reader: LineReader::new(files).with_column(column),
+            layout,
             pending: Vec::new(),
             sequences: 0,
         })
@@ -88,7 +118,10 @@ impl TextSource {
         let eod = self.tokenizer.specials().eod;
         match self.reader.next_event()? {
             LineEvent::Line { text, start } => {
-                if self.plain[start.file] {
+                if self.layout[start.file] == Layout::Parquet {
+                    out.extend(self.tokenizer.encode(&text)?);
+                    out.push(eod);
+                } else if self.layout[start.file] == Layout::Plain {
                     // Lines are tokenised one at a time to stay streaming; the newline is
                     // kept so the model still sees line structure.
                     let mut t = text;
@@ -105,7 +138,7 @@ impl TextSource {
                 }
             }
             LineEvent::EndOfFile(i) => {
-                if self.plain[i] {
+                if self.layout[i] == Layout::Plain {
                     out.push(eod);
                 }
             }
@@ -297,6 +330,81 @@ mod tests {
             s.restore(&cursor),
             Err(DataError::BadCursor { .. })
         ));
+    }
+
+    fn parquet_corpus() -> tempfile::TempDir {
+        use crate::data::parquet_text::fixtures::write;
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("a.parquet"),
+            &[
+                vec![Some("first"), None, Some("second doc")],
+                vec![None],
+                vec![Some(""), Some("fourth")],
+            ],
+        );
+        write(
+            &dir.path().join("b.parquet"),
+            &[vec![Some("b one")], vec![Some("b two")]],
+        );
+        dir
+    }
+
+    #[test]
+    fn parquet_rows_are_documents_and_a_cursor_resumes_inside_a_row_group() {
+        let dir = parquet_corpus();
+        let open =
+            || TextSource::open("p", dir.path(), &["*.parquet".into()], Tokenizer::Bytes).unwrap();
+        let mut s = open();
+        let seq = s.next_sequence(41).unwrap();
+        assert!(
+            Tokenizer::Bytes
+                .decode(&seq.tokens)
+                .starts_with("first<eod>second doc<eod><eod>fourth<eod>b one<eod>b two<eod>first"),
+            "{:?}",
+            Tokenizer::Bytes.decode(&seq.tokens)
+        );
+        let lens = [3usize, 5, 2, 7, 1, 4, 9, 2, 6, 3, 11, 5];
+        let mut full = open();
+        let all: Vec<_> = lens
+            .iter()
+            .map(|&l| full.next_sequence(l).unwrap())
+            .collect();
+        for cut in 0..lens.len() {
+            let mut a = open();
+            for &l in &lens[..cut] {
+                a.next_sequence(l).unwrap();
+            }
+            let saved = ron::to_string(&a.cursor()).unwrap();
+            let mut b = open();
+            b.restore(&ron::from_str(&saved).unwrap()).unwrap();
+            for (i, &l) in lens.iter().enumerate().skip(cut) {
+                assert_eq!(
+                    b.next_sequence(l).unwrap(),
+                    all[i],
+                    "cut {cut}, sequence {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_parquet_source_without_its_column_is_a_located_error() {
+        let dir = parquet_corpus();
+        let mut s = TextSource::open_with_column(
+            "p",
+            dir.path(),
+            &["a.parquet".into()],
+            Tokenizer::Bytes,
+            "body",
+        )
+        .unwrap();
+        let err = s.next_sequence(4).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a.parquet: column `body` does not exist"),
+            "{err}"
+        );
     }
 
     #[test]

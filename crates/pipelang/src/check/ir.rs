@@ -160,6 +160,8 @@ pub struct Data {
     pub kind: DataKind,
     pub globs: Vec<Sp<String>>,
     pub tokenizer: Option<Sp<String>>,
+    /// The string column of Parquet files (`schema::data::DEFAULT_COLUMN` when not written).
+    pub column: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

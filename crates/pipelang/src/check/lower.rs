@@ -485,11 +485,15 @@ impl<'a> Lower<'a> {
         };
         let mut globs = vec![];
         let mut tokenizer = None;
+        let mut column = None;
         for arg in &d.args.args {
             match arg.name.as_ref().map(|n| n.name.as_str()) {
                 None => globs.extend(values::string(&mut self.diags, &arg.value, "files")),
                 Some(n) if n == schema::data::TOKENIZER.name => {
                     tokenizer = values::string(&mut self.diags, &arg.value, n)
+                }
+                Some(n) if n == schema::data::COLUMN.name => {
+                    column = values::string(&mut self.diags, &arg.value, n)
                 }
                 Some(other) => self.diags.push(
                     Diagnostic::new(
@@ -497,7 +501,10 @@ impl<'a> Lower<'a> {
                         format!("a data source has no argument `{other}`"),
                     )
                     .label(arg.span, "unknown argument")
-                    .help("data sources take file globs and `tokenizer = \"tokenizer.json\"`"),
+                    .help(
+                        "data sources take file globs, `tokenizer = \"tokenizer.json\"` and \
+                         `column = \"text\"` (Parquet)",
+                    ),
                 ),
             }
         }
@@ -510,6 +517,9 @@ impl<'a> Lower<'a> {
             );
             if let Some(x) = f.get(&schema::data::TOKENIZER) {
                 tokenizer = values::string(&mut self.diags, &x.value, &x.key.name);
+            }
+            if let Some(x) = f.get(&schema::data::COLUMN) {
+                column = values::string(&mut self.diags, &x.value, &x.key.name);
             }
         }
         if globs.is_empty() {
@@ -529,6 +539,7 @@ impl<'a> Lower<'a> {
             kind,
             globs,
             tokenizer,
+            column,
         }
     }
 

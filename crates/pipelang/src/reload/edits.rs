@@ -269,6 +269,11 @@ pub(super) fn data_fields(d: &Data) -> Vec<Field> {
             format!("{:?}", d.tokenizer.as_ref().map(|t| &t.value)),
             d.tokenizer.as_ref().map_or(d.span, |t| t.span),
         ),
+        field(
+            data::COLUMN.name,
+            format!("{:?}", d.column.as_ref().map(|t| &t.value)),
+            d.column.as_ref().map_or(d.span, |t| t.span),
+        ),
     ]
 }
 

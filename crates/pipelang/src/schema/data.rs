@@ -13,10 +13,23 @@ pub const TOKENIZER: Field = Field {
     reload: Reload::Value,
 };
 
+/// The text column of Parquet files (`text("fineweb/*.parquet", column = "content")`).
+pub const COLUMN: Field = Field {
+    name: "column",
+    ty: Ty::Str,
+    missing: Missing::Means("text"),
+    doc: "the string column holding each document, in Parquet files; also accepted as an argument",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
+/// The column a Parquet text source reads when none is named.
+pub const DEFAULT_COLUMN: &str = "text";
+
 pub const BLOCK: Block = Block {
     keyword: "data",
     what: "a data source",
-    fields: &[TOKENIZER],
+    fields: &[TOKENIZER, COLUMN],
     blocks: &[],
     scales: false,
 };

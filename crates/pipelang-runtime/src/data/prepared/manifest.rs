@@ -97,6 +97,9 @@ pub struct Shard {
     pub tokenizer: TokenizerId,
     pub dtype: Dtype,
     pub eos: u32,
+    /// The string column read, for a Parquet input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// One source of the recipe, prepared.
@@ -122,8 +125,8 @@ impl SourceEntry {
     pub fn engine_paths(&self, root: &Path) -> Vec<PathBuf> {
         self.shards
             .iter()
-            .filter_map(|s| s.outputs.first())
-            .map(|o| match self.shards[0].format {
+            .filter_map(|s| Some((s.format, s.outputs.first()?)))
+            .map(|(format, o)| match format {
                 Format::OlmoCore => root.join(o),
                 Format::Megatron => root.join(o.with_extension("")),
             })
@@ -244,6 +247,61 @@ mod tests {
         let mut b = vec![];
         Dtype::Uint16.extend_bytes(&[1, 258], &mut b);
         assert_eq!(b, [1, 0, 2, 1]);
+    }
+
+    #[test]
+    fn engine_paths_are_the_npy_files_or_the_megatron_prefixes() {
+        let shard = |format, outputs: &[&str]| Shard {
+            input: "/in/a.jsonl".into(),
+            bytes: 1,
+            sha256: String::new(),
+            documents: 1,
+            tokens: 1,
+            outputs: outputs.iter().map(PathBuf::from).collect(),
+            format,
+            tokenizer: TokenizerId {
+                name: "bytes".into(),
+                sha256: String::new(),
+            },
+            dtype: Dtype::Uint16,
+            eos: 256,
+            column: None,
+        };
+        let mut e = SourceEntry {
+            name: "web".into(),
+            kind: "text".into(),
+            tokenizer: shard(Format::OlmoCore, &[]).tokenizer,
+            vocab_size: 261,
+            eos: 256,
+            pad: 260,
+            dtype: Dtype::Uint16,
+            documents: 2,
+            tokens: 2,
+            bytes: 2,
+            shards: vec![
+                shard(
+                    Format::OlmoCore,
+                    &["web/part-00000.npy", "web/part-00000.csv.gz"],
+                ),
+                shard(
+                    Format::OlmoCore,
+                    &["web/part-00001.npy", "web/part-00001.csv.gz"],
+                ),
+            ],
+        };
+        let root = Path::new("/tok");
+        assert_eq!(
+            e.engine_paths(root),
+            [
+                PathBuf::from("/tok/web/part-00000.npy"),
+                PathBuf::from("/tok/web/part-00001.npy")
+            ]
+        );
+        e.shards = vec![shard(
+            Format::Megatron,
+            &["web/part-00000.bin", "web/part-00000.idx"],
+        )];
+        assert_eq!(e.engine_paths(root), [PathBuf::from("/tok/web/part-00000")]);
     }
 
     #[test]

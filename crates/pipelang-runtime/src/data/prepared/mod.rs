@@ -46,7 +46,7 @@ use writer::TokenWriter;
 use super::error::DataError;
 use super::files::expand_globs;
 use super::tokenizer::Tokenizer;
-use crate::setup::{Prepared, tokenizer_for};
+use crate::setup::{Prepared, column_of, tokenizer_for};
 
 /// The engine whose files are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,7 +99,7 @@ pub enum PrepareError {
     #[error("data source `{source_name}`: {error}")]
     Data {
         source_name: String,
-        error: DataError,
+        error: Box<DataError>,
     },
     #[error(
         "{path}: cannot write: {error}\n  hint: check that the output folder is writable and has space"
@@ -156,8 +156,16 @@ struct Job {
     source: usize,
     input: PathBuf,
     layout: Layout,
+    /// The string column of Parquet files.
+    column: String,
     /// `SOURCE/part-NNNNN`, relative to `out`.
     prefix: PathBuf,
+}
+
+impl Job {
+    fn parquet_column(&self) -> Option<String> {
+        (self.layout == Layout::Parquet).then(|| self.column.clone())
+    }
 }
 
 /// Per source: what every shard of it shares.
@@ -190,7 +198,7 @@ pub fn prepare_pipeline(
     for (d, data) in p.data.iter_enumerated() {
         let data_err = |error| PrepareError::Data {
             source_name: data.name.clone(),
-            error,
+            error: Box::new(error),
         };
         if data.kind != DataKind::Text {
             skipped.push(Skipped {
@@ -238,6 +246,7 @@ pub fn prepare_pipeline(
                     source: setups.len(),
                     input: std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()),
                     layout,
+                    column: column_of(data).to_string(),
                     prefix: PathBuf::from(&data.name).join(format!("part-{i:05}")),
                 }),
                 Err(e) => errors.push(data_err(e)),
@@ -339,6 +348,7 @@ fn reusable(out: &Path, job: &Job, s: &SourceSetup, format: Format) -> Option<Sh
         && rec.dtype == s.dtype
         && rec.eos == s.tokenizer.specials().eod
         && rec.input == job.input
+        && rec.column == job.parquet_column()
         && rec.outputs == outputs;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
     if !same
@@ -365,11 +375,18 @@ fn build(
         error,
     };
     let mut w = format.writer(&prefix, s.dtype, eos).map_err(write_err)?;
-    let read = shard::tokenize_file(&job.input, job.layout, &s.tokenizer, w.as_mut(), progress)
-        .map_err(|error| PrepareError::Data {
-            source_name: s.name.clone(),
-            error,
-        })?;
+    let read = shard::tokenize_file(
+        &job.input,
+        job.layout,
+        &job.column,
+        &s.tokenizer,
+        w.as_mut(),
+        progress,
+    )
+    .map_err(|error| PrepareError::Data {
+        source_name: s.name.clone(),
+        error: Box::new(error),
+    })?;
     let (documents, tokens) = w.counts();
     w.commit().map_err(write_err)?;
     let outputs = format.outputs(&job.prefix);
@@ -384,6 +401,7 @@ fn build(
         tokenizer: s.id.clone(),
         dtype: s.dtype,
         eos,
+        column: job.parquet_column(),
     };
     let json = serde_json::to_string_pretty(&shard).expect("a shard record serialises");
     crate::atomic::write(&manifest::record_path(out, &outputs[0]), json.as_bytes())

@@ -2,7 +2,8 @@
 //! tokenised on all cores (rayon) and written in order, so the tokens are exactly those
 //! training reads: a JSONL record is a document (`{"text": ...}`, its tokens then EOS); a
 //! `.txt` file is one document whose non-blank lines are tokenised one at a time with their
-//! newline, then EOS (`TextSource::fill`).
+//! newline, then EOS (`TextSource::fill`); a Parquet row group's non-null strings are
+//! documents, one row group in memory at a time.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,9 @@ use rayon::prelude::*;
 use super::manifest::Hashing;
 use super::writer::TokenWriter;
 use crate::data::error::{DataError, Result};
+use crate::data::parquet_text::ParquetText;
 use crate::data::records::{Origin, parse_text};
+use crate::data::text_source::TEXT_FILES;
 use crate::data::tokenizer::Tokenizer;
 
 /// Lines read before a batch is tokenised: enough to keep every core busy.
@@ -26,6 +29,7 @@ const BATCH_BYTES: u64 = 16 << 20;
 pub enum Layout {
     Jsonl,
     PlainText,
+    Parquet,
 }
 
 impl Layout {
@@ -33,9 +37,10 @@ impl Layout {
         match path.extension().and_then(|e| e.to_str()) {
             Some("jsonl") | Some("json") => Ok(Layout::Jsonl),
             Some("txt") => Ok(Layout::PlainText),
+            Some("parquet") => Ok(Layout::Parquet),
             _ => Err(DataError::UnsupportedFile {
                 path: path.to_path_buf(),
-                expected: "text data must be .jsonl ({\"text\": ...} per line) or .txt".into(),
+                expected: TEXT_FILES.into(),
             }),
         }
     }
@@ -51,11 +56,15 @@ pub struct Read {
 pub fn tokenize_file(
     path: &Path,
     layout: Layout,
+    column: &str,
     tokenizer: &Tokenizer,
     w: &mut dyn TokenWriter,
     progress: &indicatif::ProgressBar,
 ) -> Result<Read> {
     let io = |e| DataError::io(path, e);
+    if layout == Layout::Parquet {
+        return tokenize_parquet(path, column, tokenizer, w, progress);
+    }
     let mut reader = BufReader::with_capacity(1 << 20, Hashing::new(File::open(path).map_err(io)?));
     let mut bytes = 0u64;
     let mut line_no = 0u64;
@@ -106,6 +115,42 @@ pub fn tokenize_file(
     })
 }
 
+fn tokenize_parquet(
+    path: &Path,
+    column: &str,
+    tokenizer: &Tokenizer,
+    w: &mut dyn TokenWriter,
+    progress: &indicatif::ProgressBar,
+) -> Result<Read> {
+    let io = |e| DataError::io(path, e);
+    let table = ParquetText::open(path, column)?;
+    let bytes = std::fs::metadata(path).map_err(io)?.len();
+    let mut seen = false;
+    for g in 0..table.row_groups() {
+        let rows = table.read_group(g)?;
+        let encoded: Result<Vec<Vec<u32>>> = rows
+            .par_iter()
+            .flatten()
+            .map(|t| tokenizer.encode(t))
+            .collect();
+        for ids in encoded? {
+            seen = true;
+            w.push(&ids).map_err(io)?;
+            w.end_document().map_err(io)?;
+        }
+        progress.inc(bytes / table.row_groups() as u64);
+    }
+    if !seen {
+        return Err(DataError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Read {
+        bytes,
+        sha256: super::manifest::sha256_file(path).map_err(io)?,
+    })
+}
+
 /// One line's tokens; `None` for a blank line (training skips them: `LineReader`).
 fn encode_line(
     path: &Path,
@@ -126,6 +171,7 @@ fn encode_line(
     let ids = match layout {
         Layout::Jsonl => tokenizer.encode(&parse_text(Origin { path, line }, text)?)?,
         Layout::PlainText => tokenizer.encode(&format!("{text}\n"))?,
+        Layout::Parquet => unreachable!("Parquet files are read by row group"),
     };
     Ok(Some(ids))
 }
