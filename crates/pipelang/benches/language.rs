@@ -1,5 +1,6 @@
 //! Benchmarks of the language side (not timed tests): check a generated 100k-line pipeline and
-//! the reference in-process, plan and summarise the reference, one `--at` query, one plot.
+//! the reference in-process, plan and summarise the reference, one `--at` query (and two in
+//! DeepSeek-V3's 15,000-step batch ramp), one plot.
 //! Run: `cargo bench --bench language`. Each figure is the median of repeated runs.
 
 use std::fmt::Write;
@@ -103,4 +104,23 @@ fn main() {
         "one --at query            {:>10.3} us",
         s.elapsed().as_secs_f64() * 1e6 / n as f64
     );
+
+    // DeepSeek-V3's batch ramp: about 15,000 steps of changing batch, one run per batch value.
+    let deepseek = std::fs::read_to_string(concat!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
+        "/pipelines/deepseek_v3.pipe"
+    ))
+    .unwrap();
+    let plan = pipelang::check::check(&deepseek).plan.unwrap();
+    for (name, at) in [("step", "pretrain@7500"), ("tokens", "pretrain@200B")] {
+        let q: pipelang::plan::PointQuery = at.parse().unwrap();
+        let s = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(plan.query(std::hint::black_box(&q)).unwrap());
+        }
+        println!(
+            "--at in a batch ramp ({name:<6}) {:>6.3} us",
+            s.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
 }

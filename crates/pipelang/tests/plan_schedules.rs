@@ -32,13 +32,75 @@ fn lr(p: &Plan, stage: &str, pos: f64) -> f64 {
     p.schedules[st.run].curve.at(pos)
 }
 
+/// DeepSeek-V3's batch ramp (section 4.2), by its definition, one step at a time: a step's
+/// batch is 3,072 + 12,288 x (its first token / 469B), rounded down, and 15,360 from 469B on;
+/// each step is its batch x 4,096 tokens. Returns the first token of every step up to `until`.
+fn deepseek_steps(until: f64) -> Vec<(f64, u64)> {
+    let mut out = vec![];
+    let mut x = 0.0f64;
+    while x < until {
+        let b = if x >= 469e9 {
+            15_360
+        } else {
+            (3072.0 + 12_288.0 * x / 469e9).floor() as u64
+        };
+        out.push((x, b));
+        x += (b * 4096) as f64;
+    }
+    out
+}
+
+#[test]
+fn deepseek_v3_batch_ramp_steps_and_batches() {
+    let p = recipe("deepseek_v3.pipe");
+    let pre = p.stage_index("pretrain").unwrap();
+    let st = &p.stages[pre];
+    let ramp = deepseek_steps(469e9);
+    // Under the ramp: about (469B / (12,288 x 4,096)) ln(15,360 / 3,072) = 9,318.2 x 1.6094 =
+    // 14,997 steps in the continuous limit; whole sequences make it a few more.
+    let n = ramp.len() as u64;
+    assert!((14_990..15_010).contains(&n), "{n} steps under the ramp");
+    for (k, &(x, b)) in ramp.iter().enumerate() {
+        let at = p.step(pre, k as u64);
+        assert_eq!(at.batch, b, "step {k}");
+        assert_eq!(at.tokens, x, "step {k}");
+        assert_eq!(at.tokens_per_step, b * 4096);
+    }
+    assert_eq!(ramp[0].1, 3072);
+    // The first step past 469B trains 15,360 sequences, and so does every later one.
+    let first_after = p.step(pre, n);
+    assert_eq!(first_after.batch, 15_360);
+    assert!(first_after.tokens >= 469e9);
+    assert_eq!(p.step(pre, st.steps - 1).batch, 15_360);
+    // The whole stage: the ramp's steps, then whole steps of 15,360 x 4,096 to 14.8T.
+    let after_ramp = first_after.tokens;
+    let rest = ((14.8e12 - after_ramp) / (15_360.0 * 4096.0)).ceil() as u64;
+    assert_eq!(st.steps, n + rest);
+    // The plan shows the ramp: the phase's first and last batch.
+    assert_eq!(st.phases[0].batch, 3072);
+    assert_eq!(st.phases[0].batch_end, Some(15_360));
+    // `--at` by tokens finds the step whose start is at or before the position.
+    let q: pipelang::plan::PointQuery = "pretrain@100B".parse().unwrap();
+    let at = p.query(&q).unwrap();
+    let want = ramp.iter().rposition(|&(x, _)| x <= 100e9).unwrap() as u64;
+    assert_eq!(at.step, want);
+}
+
 #[test]
 fn deepseek_v3_constant_until_10t_then_cosine_over_4_3t() {
     // DeepSeek-V3 (section 4.2): 0 -> 2.2e-4 over the first 2K steps, constant until 10T
     // tokens, cosine to 2.2e-5 over 4.3T, 2.2e-5 for 333B, 7.3e-6 for the last 167B.
     let p = recipe("deepseek_v3.pipe");
-    let tps = 15_360.0 * 4096.0;
-    let warmup = 2000.0 * tps; // 125,829,120,000 tokens
+    // The warm-up is the first 2,000 steps, which fall inside the batch ramp: it ends where
+    // step 2,000 starts, counted step by step.
+    let steps = deepseek_steps(469e9);
+    let warmup = steps[2000].0;
+    // Batches 3,072 .. about 3,072 + 12,288 x 30B / 469B: between 2,000 steps of the first and
+    // of the ramp's end batch.
+    assert!(warmup > 2000.0 * 3072.0 * 4096.0 && warmup < 2000.0 * 15_360.0 * 4096.0);
+    let pre = p.stage_index("pretrain").unwrap();
+    close(p.step(pre, 2000).lr, 2.2e-4);
+    close(p.step(pre, 1000).lr, 2.2e-4 * steps[1000].0 / warmup);
     close(lr(&p, "pretrain", 0.0), 0.0);
     close(lr(&p, "pretrain", warmup / 2.0), 1.1e-4);
     close(lr(&p, "pretrain", warmup), 2.2e-4);
@@ -203,4 +265,56 @@ stage pre {{
     let end = 100_000.0 * tps;
     close(lr(&p, "pre", end), 1e-3);
     close(lr(&p, "pre", (end + 1e12) / 2.0), 5e-4);
+}
+
+/// Llama 3 405B (Llama 3 paper, section 3.4.1): tokens per step as the paper states them, 4M at
+/// a 4,096 context for the first 252M tokens, 8M at 8,192 up to 2.87T, then 16M; the LR warms
+/// up linearly to 8e-5 over 8,000 steps, across the first batch change.
+const LLAMA3: &str = r#"
+pipeline llama3 { seed = 1, batch = 1, seq_len = 4K }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
+data web = text("corpus/*.jsonl")
+stage pretrain {
+  train  = [lm]
+  budget = 15.6T
+  data   = web
+  lr     = cosine(peak = 8e-5, warmup = 8000 steps, min = 8e-7)
+  phase tokens_4m  { budget = 252M, batch_tokens = 4M }
+  phase tokens_8m  { budget = 2_869_748_000_000, batch_tokens = 8M, seq_len = 4K -> 8K }
+  phase tokens_16m { budget = 12.73T, batch_tokens = 16M }
+}
+"#;
+
+#[test]
+fn llama3_batch_tokens_per_phase_and_an_8000_step_warmup_across_the_change() {
+    let p = plan(LLAMA3);
+    let st = &p.stages[0];
+    // 4M / 4,096 = 976.56 -> 977 sequences (4,001,792 tokens, +0.045%: no warning); 8M / 8,192
+    // -> 977 (8,003,584); 16M / 8,192 = 1,953.1 -> 1,953 (15,998,976).
+    let b: Vec<(u64, u64)> = st.phases.iter().map(|ph| (ph.batch, ph.seq_len)).collect();
+    assert_eq!(b, vec![(977, 4096), (977, 8192), (1953, 8192)]);
+    // The first phase: ceil(252M / 4,001,792) = 63 steps.
+    assert_eq!(st.phases[0].steps, 63);
+    assert_eq!(
+        st.phases[1].steps,
+        (2_869_748_000_000f64 / 8_003_584.0).ceil() as u64
+    );
+    assert_eq!(
+        st.phases[2].steps,
+        (12.73e12f64 / 15_998_976.0).ceil() as u64
+    );
+    // Step k >= 63 starts at 252M + (k - 63) x 8,003,584 tokens.
+    let pos = |k: u64| 252e6 + (k - 63) as f64 * 8_003_584.0;
+    assert_eq!(p.step(0, 8000).tokens, pos(8000));
+    // The warm-up ends where step 8,000 starts: the peak there, linear before it.
+    close(p.step(0, 8000).lr, 8e-5);
+    close(p.step(0, 4000).lr, 8e-5 * pos(4000) / pos(8000));
+    close(p.step(0, 63).lr, 8e-5 * 252e6 / pos(8000));
+    assert!(p.step(0, 8001).lr < 8e-5);
+    // Counted at the first phase's 4,001,792 tokens per step, 8,000 steps would end at token
+    // 32.0B, inside step 4,031 of this run (its start is at or before it): the peak would come
+    // about 4,000 steps early.
+    let early: f64 = 8000.0 * 4_001_792.0;
+    assert_eq!(((early - 252e6) / 8_003_584.0).floor() as u64 + 63, 4031);
+    assert!(p.step(0, 4031).lr < 8e-5 * 0.51);
 }

@@ -303,6 +303,19 @@ pub enum PhaseBudget {
     Share(f64),
 }
 
+/// The batch of a stage or phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Batch {
+    /// `batch = N`: sequences per step.
+    Sequences(u64),
+    /// `batch = ramp(from -> to, over = T)`: sequences, the linear value at the token position
+    /// where a step starts (counted from the start of the stage or phase that writes it),
+    /// rounded down; `to` once `over` tokens have passed.
+    Ramp { from: u64, to: u64, over: f64 },
+    /// `batch_tokens = T`: tokens per step; the sequences follow each phase's seq_len.
+    Tokens(f64),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
     pub name: String,
@@ -311,7 +324,7 @@ pub struct Phase {
     pub budget: Sp<PhaseBudget>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,
-    pub batch: Option<Sp<u64>>,
+    pub batch: Option<Sp<Batch>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -325,7 +338,7 @@ pub struct Stage {
     pub train: Vec<Sp<ModelId>>,
     pub freeze: Vec<Sp<ModelId>>,
     pub budget: Sp<f64>,
-    pub batch: Option<Sp<u64>>,
+    pub batch: Option<Sp<Batch>>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,
     pub loss: Sp<Loss>,

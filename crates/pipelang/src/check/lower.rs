@@ -341,9 +341,12 @@ impl<'a> Lower<'a> {
         self.count(&f.value, field)
     }
 
-    fn count(&mut self, e: &Expr, field: &schema::Field) -> Option<Sp<u64>> {
-        let schema::Ty::Count { min } = field.ty else {
-            unreachable!("`{}` is not a count", field.name)
+    pub fn count(&mut self, e: &Expr, field: &schema::Field) -> Option<Sp<u64>> {
+        let min = match field.ty {
+            schema::Ty::Count { min } => min,
+            // A batch's plain form: sequences per step.
+            schema::Ty::Batch => 1,
+            _ => unreachable!("`{}` is not a count", field.name),
         };
         values::count(&mut self.diags, e, field.name, min)
     }

@@ -48,7 +48,7 @@ impl Lower<'_> {
             .require(&stage::BUDGET, at, &what, &mut self.diags)
             .and_then(|x| values::tokens(&mut self.diags, &x.value, "budget"))
             .unwrap_or(Sp::new(f64::NAN, at));
-        let batch = self.opt_count(&f, &stage::BATCH);
+        let batch = self.batch(&f, &stage::BATCH, &stage::BATCH_TOKENS);
         let seq_len = f
             .get(&stage::SEQ_LEN)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "seq_len", values::length));
@@ -206,7 +206,7 @@ impl Lower<'_> {
         let rope_base = f
             .get(&phase::ROPE_BASE)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
-        let batch = self.opt_count(&f, &phase::BATCH);
+        let batch = self.batch(&f, &phase::BATCH, &phase::BATCH_TOKENS);
         Some(Phase {
             name,
             name_span,
@@ -216,6 +216,84 @@ impl Lower<'_> {
             rope_base,
             batch,
         })
+    }
+
+    /// `batch = N`, `batch = ramp(A -> B, over = T)` or `batch_tokens = T`; one of them.
+    fn batch(
+        &mut self,
+        f: &Fields,
+        batch: &crate::schema::Field,
+        tokens: &crate::schema::Field,
+    ) -> Option<Sp<Batch>> {
+        let (b, t) = (f.get(batch), f.get(tokens));
+        if let (Some(b), Some(t)) = (b, t) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BATCH_BOTH,
+                    "`batch` and `batch_tokens` both set the batch",
+                )
+                .label(t.key.span, "tokens per step here")
+                .label(b.key.span, "sequences per step here")
+                .help("keep one: `batch` in sequences, or `batch_tokens` in tokens per step"),
+            );
+            return None;
+        }
+        if let Some(t) = t {
+            let v = values::tokens(&mut self.diags, &t.value, tokens.name)?;
+            if v.value <= 0.0 {
+                self.diags.push(
+                    Diagnostic::new(Code::RANGE, "`batch_tokens` must be above 0")
+                        .label(v.span, "no tokens per step")
+                        .help("write the tokens of one step, e.g. `batch_tokens = 4M`"),
+                );
+                return None;
+            }
+            return Some(Sp::new(Batch::Tokens(v.value), v.span));
+        }
+        let e = &b?.value;
+        match &e.kind {
+            ExprKind::Call { name, args } if name.name == "ramp" => {
+                let a = self.bind(name, args, &["batch", "over"], &["batch", "over"]);
+                let (x, over) = (a[0]?, a[1]?);
+                let ExprKind::Transition(from, to) = &x.kind else {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::TYPE,
+                            "a batch `ramp` takes a transition of sequences",
+                        )
+                        .label(x.span, format!("this is {}", values::found(x)))
+                        .help("write `ramp(3072 -> 15360, over = 469B)`"),
+                    );
+                    return None;
+                };
+                let from = values::count(&mut self.diags, from, "ramp", 1);
+                let to = values::count(&mut self.diags, to, "ramp", 1);
+                let over = values::tokens(&mut self.diags, over, "over");
+                let (from, to, over) = (from?, to?, over?);
+                if over.value <= 0.0 {
+                    self.diags.push(
+                        Diagnostic::new(Code::RANGE, "a batch ramp's `over` must be above 0")
+                            .label(over.span, "no tokens to ramp over")
+                            .help(format!(
+                                "write a plain `batch = {}` for a constant batch",
+                                to.value
+                            )),
+                    );
+                    return None;
+                }
+                Some(Sp::new(
+                    Batch::Ramp {
+                        from: from.value,
+                        to: to.value,
+                        over: over.value,
+                    },
+                    e.span,
+                ))
+            }
+            _ => self
+                .count(e, batch)
+                .map(|n| Sp::new(Batch::Sequences(n.value), n.span)),
+        }
     }
 
     fn loss(&mut self, e: &Expr) -> Option<Sp<Loss>> {

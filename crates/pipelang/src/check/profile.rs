@@ -178,8 +178,10 @@ fn targets() -> String {
 }
 
 fn drop_batch(body: &mut Body) {
-    body.entries
-        .retain(|e| !matches!(e, Entry::Field(f) if f.key.name == profile::BATCH.name));
+    body.entries.retain(|e| {
+        !matches!(e, Entry::Field(f) if f.key.name == profile::BATCH.name
+            || f.key.name == crate::schema::stage::BATCH_TOKENS.name)
+    });
     for e in &mut body.entries {
         if let Entry::Block(b) = e {
             drop_batch(&mut b.body);

@@ -126,37 +126,103 @@ pub enum Problem {
     },
 }
 
-/// Tokens of a duration: shares are of the whole span; steps use `tokens_per_step`.
-pub fn tokens_of(d: Duration, span: f64, tokens_per_step: f64) -> f64 {
+/// Where the optimizer steps of a schedule's span fall: steps of different sizes (phases with
+/// other batches or lengths, batch ramps) one after the other, so a duration in steps is the
+/// tokens of the steps it covers where it lies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepClock {
+    /// Runs of equal steps in span order: (first token, first step, tokens per step).
+    runs: Vec<(f64, f64, f64)>,
+}
+
+impl StepClock {
+    /// Steps of `tokens_per_step` everywhere.
+    pub fn uniform(tokens_per_step: f64) -> StepClock {
+        StepClock {
+            runs: vec![(0.0, 0.0, tokens_per_step)],
+        }
+    }
+
+    /// From runs of equal steps in span order: (first token, tokens per step, steps).
+    pub fn from_runs(runs: impl IntoIterator<Item = (f64, f64, u64)>) -> StepClock {
+        let mut out: Vec<(f64, f64, f64)> = vec![];
+        let mut step = 0u64;
+        for (pos, tps, n) in runs {
+            out.push((pos, step as f64, tps));
+            step += n;
+        }
+        if out.is_empty() {
+            out.push((0.0, 0.0, 1.0));
+        }
+        StepClock { runs: out }
+    }
+
+    /// The step (fractional) where token `pos` of the span falls.
+    fn step_at(&self, pos: f64) -> f64 {
+        let i = self.runs.partition_point(|r| r.0 <= pos).saturating_sub(1);
+        let (p, s, t) = self.runs[i];
+        s + (pos - p) / t
+    }
+
+    /// The token where (fractional) step `step` starts.
+    fn pos_at(&self, step: f64) -> f64 {
+        let i = self.runs.partition_point(|r| r.1 <= step).saturating_sub(1);
+        let (p, s, t) = self.runs[i];
+        p + (step - s) * t
+    }
+
+    /// Tokens of `n` steps from token `pos` on (backwards for a negative `n`).
+    pub fn tokens_of_steps(&self, pos: f64, n: f64) -> f64 {
+        (self.pos_at((self.step_at(pos) + n).max(0.0)) - pos).abs()
+    }
+
+    /// Tokens per step at token `pos`.
+    pub fn at(&self, pos: f64) -> f64 {
+        let i = self.runs.partition_point(|r| r.0 <= pos).saturating_sub(1);
+        self.runs[i].2
+    }
+}
+
+/// Tokens of a duration at token `at` of the span: shares are of the whole span; steps are
+/// those of the span from `at` on (backwards for `back`, a duration that ends at `at`).
+pub fn tokens_of(d: Duration, span: f64, clock: &StepClock, at: f64, back: bool) -> f64 {
     match d {
         Duration::Tokens(t) => t,
         Duration::Share(s) => s * span,
-        Duration::Steps(n) => n as f64 * tokens_per_step,
+        Duration::Steps(n) => clock.tokens_of_steps(at, if back { -(n as f64) } else { n as f64 }),
     }
 }
 
 /// Builds pieces and collects problems for one curve.
-struct Builder {
+struct Builder<'c> {
     span: f64,
-    tokens_per_step: f64,
+    clock: &'c StepClock,
     pieces: Vec<Piece>,
     problems: Vec<Problem>,
 }
 
-impl Builder {
-    /// Tokens of a duration argument, and whether it is usable for further checks (a token
-    /// duration under one step is reported once, as that).
-    fn tokens(&mut self, d: Sp<Duration>, what: &'static str) -> (f64, bool) {
-        let t = tokens_of(d.value, self.span, self.tokens_per_step);
+impl Builder<'_> {
+    /// Tokens of a duration argument that starts at token `at` (ends there, for `back`), and
+    /// whether it is usable for further checks (a token duration under one step is reported
+    /// once, as that).
+    fn tokens_at(
+        &mut self,
+        d: Sp<Duration>,
+        what: &'static str,
+        at: f64,
+        back: bool,
+    ) -> (f64, bool) {
+        let t = tokens_of(d.value, self.span, self.clock, at, back);
+        let step = self.clock.at(at);
         if let Duration::Tokens(_) = d.value
             && t > 0.0
-            && t < self.tokens_per_step
+            && t < step
         {
             self.problems.push(Problem::UnderAStep {
                 span: d.span,
                 what,
                 tokens: t,
-                step: self.tokens_per_step,
+                step,
             });
             return (t, false);
         }
@@ -200,7 +266,7 @@ impl Builder {
     /// it ends.
     fn warm(&mut self, w: Option<Sp<Duration>>, start: f64, len: f64, peak: f64) -> f64 {
         let Some(w) = w else { return start };
-        let (t, ok) = self.tokens(w, "warmup");
+        let (t, ok) = self.tokens_at(w, "warmup", start, false);
         if ok && t >= len && t > 0.0 {
             self.problems.push(Problem::TooLong {
                 span: w.span,
@@ -223,7 +289,8 @@ impl Builder {
 
     /// `max(min, from 2^(-t / half_life))` over `[a, b]`: the halving part, then `min` held.
     fn exponential(&mut self, a: f64, b: f64, from: f64, half_life: Sp<Duration>, min: f64) {
-        let (h, _) = self.tokens(half_life, "half_life");
+        // A half-life in steps is counted where the decay starts.
+        let (h, _) = self.tokens_at(half_life, "half_life", a, false);
         if from <= min {
             return self.hold(a, b, min);
         }
@@ -255,12 +322,12 @@ impl Builder {
 pub fn build(
     segments: &[Segment],
     span: f64,
-    tokens_per_step: f64,
+    clock: &StepClock,
     handover: Option<f64>,
 ) -> (Curve, Vec<Problem>) {
     let mut b = Builder {
         span,
-        tokens_per_step,
+        clock,
         pieces: vec![],
         problems: vec![],
     };
@@ -273,7 +340,7 @@ pub fn build(
         let room = (span - pos).max(0.0);
         let len = match (seg.over, seg.until) {
             (Some(o), _) if !last || rewarmup => {
-                let (t, ok) = b.tokens(o, "over");
+                let (t, ok) = b.tokens_at(o, "over", pos, false);
                 // A non-last segment must leave room for what follows.
                 if ok && t >= room && (!last || t > room) {
                     b.problems.push(Problem::TooLong {
@@ -286,7 +353,7 @@ pub fn build(
                 t.min(room)
             }
             (_, Some(u)) if !last || rewarmup => {
-                let (at, ok) = b.tokens(u, "until");
+                let (at, ok) = b.tokens_at(u, "until", 0.0, false);
                 if ok && at <= pos {
                     b.problems.push(Problem::UntilNotAfter {
                         span: u.span,
@@ -352,7 +419,7 @@ pub fn build(
                 match horizon {
                     None => b.push(s, end, Shape::Cosine { from: p, to }),
                     Some(h) => {
-                        let (ht, ok) = b.tokens(*h, "horizon");
+                        let (ht, ok) = b.tokens_at(*h, "horizon", start, false);
                         let reach = start + ht;
                         if ok && reach <= s && s > start {
                             b.problems.push(Problem::HorizonWithinWarmup {
@@ -379,7 +446,7 @@ pub fn build(
                 shape,
             } => {
                 let s = b.warm(Some(*warmup), start, len, peak.value);
-                let (d, ok) = b.tokens(*decay, "decay");
+                let (d, ok) = b.tokens_at(*decay, "decay", end, true);
                 if ok && d > end - s {
                     b.problems.push(Problem::TooLong {
                         span: decay.span,
@@ -437,7 +504,7 @@ mod tests {
             until: None,
             span: Span::default(),
         };
-        let (c, p) = build(&[seg], 1000.0, 1.0, None);
+        let (c, p) = build(&[seg], 1000.0, &StepClock::uniform(1.0), None);
         assert!(p.is_empty());
         assert_eq!(c.at(0.0), 0.0);
         assert_eq!(c.at(5.0), 0.5);
@@ -468,7 +535,7 @@ mod tests {
                 span: Span::default(),
             },
         ];
-        let (c, p) = build(&segs, 300.0, 1.0, Some(0.5));
+        let (c, p) = build(&segs, 300.0, &StepClock::uniform(1.0), Some(0.5));
         assert!(p.is_empty());
         assert_eq!(c.at(0.0), 0.5);
         assert_eq!(c.at(50.0), 1.25);
@@ -491,7 +558,7 @@ mod tests {
             until: None,
             span: Span::default(),
         };
-        let (_, p) = build(&[seg], 100.0, 10.0, None);
+        let (_, p) = build(&[seg], 100.0, &StepClock::uniform(10.0), None);
         assert_eq!(
             p,
             vec![Problem::TooLong {

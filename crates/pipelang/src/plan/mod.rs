@@ -3,6 +3,7 @@
 //! run cannot disagree. Queries are O(log n) in the number of phases and LR pieces: nothing
 //! is tabulated per step (full scale is millions of steps).
 
+pub mod batch;
 pub mod lr;
 mod mix;
 pub mod query;
@@ -82,12 +83,23 @@ pub struct PhasePlan {
     pub tokens: f64,
     /// Token position inside the stage where the phase starts.
     pub start_tokens: f64,
+    /// Of the first step.
     pub batch: u64,
+    /// Of the last step, where the batch changes inside the phase (a ramp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_end: Option<u64>,
     pub seq_len: u64,
+    /// Of the first step.
     pub tokens_per_step: u64,
     pub rope_base: BTreeMap<String, f64>,
     pub lr: Lr,
     pub mix: MixSummary,
+    /// Tokens of the phase's whole steps.
+    pub trained_tokens: f64,
+    /// Steps with one batch, in order (one run unless the batch ramps): `Plan::step` finds a
+    /// step's batch and start by a binary search here.
+    #[serde(skip)]
+    pub runs: Vec<batch::BatchRun>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +165,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 tokens: ph.tokens,
                 start_tokens: ph.start,
                 batch: ph.batch,
+                batch_end: (ph.runs.len() > 1).then(|| ph.runs[ph.runs.len() - 1].batch),
                 seq_len: ph.seq_len,
                 tokens_per_step: ph.tokens_per_step,
                 rope_base: ph.rope.iter().map(|(m, b)| (name_of(*m), *b)).collect(),
@@ -165,16 +178,14 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                     start: tree.named(fa, &sources),
                     end: tree.named(fb, &sources),
                 },
+                trained_tokens: ph.trained,
+                runs: ph.runs.clone(),
             });
             first_step += ph.steps;
         }
         let a = sf.offset;
         let b = a + st.budget.value;
-        let trained: f64 = sf
-            .phases
-            .iter()
-            .map(|ph| (ph.steps * ph.tokens_per_step) as f64)
-            .sum();
+        let trained: f64 = sf.phases.iter().map(|ph| ph.trained).sum();
         // The ViT branch: stages where no decoder learns next-token prediction.
         let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
             || !st

@@ -32,29 +32,56 @@ impl std::str::FromStr for PointQuery {
             Some((a, b)) => (a.to_string(), Some(b.to_string())),
             None => (target.to_string(), None),
         };
-        let at = parse_point(point.trim()).ok_or_else(|| {
-            format!(
-                "`{point}`: a point is a step (`1200`), tokens (`10B`), a share (`50%`) or `end`"
-            )
-        })?;
+        let at = parse_point(point.trim())?;
         Ok(PointQuery { stage, phase, at })
     }
 }
 
-fn parse_point(p: &str) -> Option<At> {
+fn parse_point(p: &str) -> Result<At, String> {
+    let unknown =
+        || format!("`{p}`: a point is a step (`1200`), tokens (`10B`), a share (`50%`) or `end`");
     if p == "end" {
-        return Some(At::End);
+        return Ok(At::End);
     }
     if let Some(x) = p.strip_suffix('%') {
-        let v: f64 = x.trim().parse().ok()?;
-        return (0.0..=100.0).contains(&v).then_some(At::Share(v / 100.0));
+        let v: f64 = x.trim().parse().map_err(|_| unknown())?;
+        // A share that parses but is out of range is not a syntax problem: say which end.
+        return match v {
+            v if v > 100.0 => Err(format!(
+                "`{p}` is past the end: a share runs from 0% to 100% (`end` is the last step)"
+            )),
+            v if v < 0.0 => Err(format!(
+                "`{p}` is before the start: a share runs from 0% to 100%"
+            )),
+            v => Ok(At::Share(v / 100.0)),
+        };
     }
     match units::split(p) {
-        (num, Suffix::None) => num.parse::<u64>().ok().map(At::Step),
+        (num, Suffix::None) => num.parse::<u64>().map(At::Step).map_err(|_| unknown()),
         (num, suffix) => {
-            let v: f64 = num.parse().ok()?;
-            (v >= 0.0).then_some(At::Tokens(v * units::factor(suffix, Context::Amount)))
+            let v: f64 = num.parse().map_err(|_| unknown())?;
+            if v < 0.0 {
+                return Err(format!("`{p}` is before the start of the stage"));
+            }
+            Ok(At::Tokens(v * units::factor(suffix, Context::Amount)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_past_100_percent_says_so() {
+        let e = "pre@101%".parse::<PointQuery>().unwrap_err();
+        assert!(
+            e.contains("past the end") && e.contains("0% to 100%"),
+            "{e}"
+        );
+        let e = "pre@abc".parse::<PointQuery>().unwrap_err();
+        assert!(e.contains("a point is a step"), "{e}");
+        assert_eq!("pre@100%".parse::<PointQuery>().unwrap().at, At::Share(1.0));
     }
 }
 
@@ -66,7 +93,7 @@ impl Plan {
             format!("no stage `{}`; stages: {}", q.stage, names.join(", "))
         })?;
         let st = &self.stages[si];
-        let (first, steps, start, tokens, tps) = match &q.phase {
+        let (first, steps, start, tokens, phase) = match &q.phase {
             None => (0, st.steps, 0.0, st.tokens, None),
             Some(name) => {
                 let ph = st
@@ -91,7 +118,7 @@ impl Plan {
                     ph.steps,
                     ph.start_tokens,
                     ph.tokens,
-                    Some(ph.tokens_per_step),
+                    Some(ph),
                 )
             }
         };
@@ -120,9 +147,8 @@ impl Plan {
                     ));
                 }
                 // The step whose start is at or before that token position.
-                let tps = tps.unwrap_or_else(|| st.phase_of(0).tokens_per_step) as f64;
-                match q.phase {
-                    Some(_) => ((t / tps).floor() as u64).min(steps.saturating_sub(1)),
+                match phase {
+                    Some(ph) => ph.step_at_tokens(t),
                     None => step_at_tokens(st, start + t),
                 }
             }
@@ -137,8 +163,21 @@ fn step_at_tokens(st: &StagePlan, t: f64) -> u64 {
         .partition_point(|p| p.start_tokens + p.tokens <= t)
         .min(st.phases.len() - 1);
     let ph = &st.phases[i];
-    let k = ((t - ph.start_tokens) / ph.tokens_per_step as f64)
-        .floor()
-        .max(0.0) as u64;
-    ph.first_step + k.min(ph.steps.saturating_sub(1))
+    ph.first_step + ph.step_at_tokens(t - ph.start_tokens)
+}
+
+impl super::PhasePlan {
+    /// The step of the phase (counted within it) whose start is at or before `t` tokens into
+    /// the phase: a binary search over its runs of one batch.
+    pub fn step_at_tokens(&self, t: f64) -> u64 {
+        let i = self
+            .runs
+            .partition_point(|r| r.start <= t)
+            .saturating_sub(1);
+        let run = &self.runs[i];
+        let k = ((t - run.start) / (run.batch * self.seq_len) as f64)
+            .floor()
+            .max(0.0) as u64;
+        (run.first_step + k).min(self.steps.saturating_sub(1))
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::batch::BatchRun;
 use super::{PhasePlan, Plan, StagePlan};
 use crate::check::ir::{DataId, IndexVec};
 
@@ -44,7 +45,26 @@ impl StagePlan {
     /// Tokens into the stage where `step` starts.
     pub fn tokens_at(&self, step: u64) -> f64 {
         let ph = self.phase_of(step);
-        ph.start_tokens + (step - ph.first_step.min(step)) as f64 * ph.tokens_per_step as f64
+        let (run, k) = ph.run_of(step);
+        ph.start_tokens + run.start + k as f64 * (run.batch * ph.seq_len) as f64
+    }
+
+    /// Sequences in `step`'s batch.
+    pub fn batch_at(&self, step: u64) -> u64 {
+        self.phase_of(step).run_of(step).0.batch
+    }
+}
+
+impl PhasePlan {
+    /// The run of one batch that a step of the stage falls in, and the step's place in it.
+    fn run_of(&self, step: u64) -> (&BatchRun, u64) {
+        let k = step - self.first_step.min(step);
+        let i = self
+            .runs
+            .partition_point(|r| r.first_step <= k)
+            .saturating_sub(1);
+        let run = &self.runs[i];
+        (run, k - run.first_step)
     }
 }
 
@@ -82,9 +102,9 @@ impl Plan {
             global_step,
             tokens: st.tokens_at(step),
             lr: self.lr_at(stage, step),
-            batch: ph.batch,
+            batch: st.batch_at(step),
             seq_len: ph.seq_len,
-            tokens_per_step: ph.tokens_per_step,
+            tokens_per_step: st.batch_at(step) * ph.seq_len,
             rope_base: ph.rope_base.clone(),
             mix: shares
                 .iter_enumerated()

@@ -5,7 +5,22 @@ use std::fmt::Write;
 
 use crate::check::units;
 
-use super::{Plan, StepState};
+use super::{PhasePlan, Plan, StepState};
+
+/// A phase's batch and tokens per step: `a -> b` where a ramp changes them.
+fn batch_cells(ph: &PhasePlan) -> (String, String) {
+    match ph.batch_end {
+        Some(end) => (
+            format!("{} -> {}", units::grouped(ph.batch), units::grouped(end)),
+            format!(
+                "{} -> {}",
+                units::grouped(ph.tokens_per_step),
+                units::grouped(end * ph.seq_len)
+            ),
+        ),
+        None => (units::grouped(ph.batch), units::grouped(ph.tokens_per_step)),
+    }
+}
 
 fn shares(m: &BTreeMap<String, f64>) -> String {
     if m.len() == 1 {
@@ -33,10 +48,11 @@ fn rope(m: &BTreeMap<String, f64>) -> String {
 }
 
 pub fn render(plan: &Plan) -> String {
-    let mut rows: Vec<[String; 9]> = vec![[
+    let mut rows: Vec<[String; 10]> = vec![[
         "stage / phase".into(),
         "steps".into(),
         "tokens".into(),
+        "batch".into(),
         "tok/step".into(),
         "seq_len".into(),
         "rope".into(),
@@ -50,15 +66,17 @@ pub fn render(plan: &Plan) -> String {
             if st.schedule.resumed { "resume " } else { "" },
             st.schedule.name
         );
+        let (batch, tps) = if st.phases.len() > 1 {
+            ("-".into(), "-".into())
+        } else {
+            batch_cells(&st.phases[0])
+        };
         rows.push([
             st.name.clone(),
             units::grouped(st.steps),
             units::tokens(st.tokens),
-            if st.phases.len() > 1 {
-                "-".into()
-            } else {
-                units::grouped(st.tokens_per_step)
-            },
+            batch,
+            tps,
             if st.phases.len() > 1 {
                 "-".into()
             } else {
@@ -75,11 +93,13 @@ pub fn render(plan: &Plan) -> String {
         ]);
         if st.phases.len() > 1 {
             for ph in &st.phases {
+                let (batch, tps) = batch_cells(ph);
                 rows.push([
                     format!("  .{}", ph.name.as_deref().unwrap_or("")),
                     units::grouped(ph.steps),
                     units::tokens(ph.tokens),
-                    units::grouped(ph.tokens_per_step),
+                    batch,
+                    tps,
                     units::length(ph.seq_len),
                     rope(&ph.rope_base),
                     String::new(),
@@ -89,7 +109,7 @@ pub fn render(plan: &Plan) -> String {
             }
         }
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..10)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -107,8 +127,8 @@ pub fn render(plan: &Plan) -> String {
     );
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();
-        for c in 0..9 {
-            let right = (1..=4).contains(&c);
+        for c in 0..10 {
+            let right = (1..=5).contains(&c);
             let cell = if right {
                 format!("{:>w$}", r[c], w = widths[c])
             } else {
@@ -119,7 +139,7 @@ pub fn render(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
         if i == 0 {
-            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 8));
+            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 9));
         }
     }
     out

@@ -95,7 +95,11 @@ fn phases(a: &StagePlan, b: &StagePlan) -> Option<String> {
                 bases(&q.rope_base)
             ));
         }
-        if p.batch != q.batch || p.first_step != q.first_step || p.steps != q.steps {
+        if p.batch != q.batch
+            || p.runs != q.runs
+            || p.first_step != q.first_step
+            || p.steps != q.steps
+        {
             return Some(format!(
                 "its batches would change{at} (batch {} x {} steps -> {} x {})",
                 p.batch, p.steps, q.batch, q.steps

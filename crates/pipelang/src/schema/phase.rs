@@ -28,17 +28,25 @@ pub const ROPE_BASE: Field = Field {
 };
 pub const BATCH: Field = Field {
     name: "batch",
-    ty: Ty::Count { min: 1 },
+    ty: Ty::Batch,
     missing: Missing::Means("the stage's batch"),
-    doc: "",
+    doc: "a ramp here counts from the phase's start",
     scale: Scale::No,
     reload: Reload::Value,
+};
+pub const BATCH_TOKENS: Field = Field {
+    name: "batch_tokens",
+    ty: Ty::Tokens,
+    missing: Missing::Means("the stage's batch"),
+    doc: "tokens per step, in whole sequences of the phase's seq_len",
+    scale: Scale::No,
+    reload: Reload::Within("batch"),
 };
 
 pub const BLOCK: Block = Block {
     keyword: "phase",
     what: "a phase",
-    fields: &[BUDGET, SEQ_LEN, ROPE_BASE, BATCH],
+    fields: &[BUDGET, SEQ_LEN, ROPE_BASE, BATCH, BATCH_TOKENS],
     blocks: &[],
     scales: false,
 };

@@ -29,11 +29,19 @@ pub const BUDGET: Field = Field {
 };
 pub const BATCH: Field = Field {
     name: "batch",
-    ty: Ty::Count { min: 1 },
+    ty: Ty::Batch,
     missing: Missing::Means("the pipeline's"),
-    doc: "sequences per step",
+    doc: "sequences per step, or `ramp(A -> B, over = TOKENS)` from the stage's start; not with `batch_tokens` ([P0210](errors/P0210.md))",
     scale: Scale::No,
     reload: Reload::Value,
+};
+pub const BATCH_TOKENS: Field = Field {
+    name: "batch_tokens",
+    ty: Ty::Tokens,
+    missing: Missing::Means("`batch`"),
+    doc: "tokens per step: the batch is this over each phase's seq_len, in whole sequences ([P0211](errors/P0211.md))",
+    scale: Scale::No,
+    reload: Reload::Within("batch"),
 };
 pub const SEQ_LEN: Field = Field {
     name: "seq_len",
@@ -92,6 +100,7 @@ pub const BLOCK: Block = Block {
         FREEZE,
         BUDGET,
         BATCH,
+        BATCH_TOKENS,
         SEQ_LEN,
         ROPE_BASE,
         DATA,

@@ -14,6 +14,8 @@ pub enum Ty {
     Share,
     Duration,
     PhaseBudget,
+    /// Sequences per step, or `ramp(A -> B, over = TOKENS)`.
+    Batch,
     Str,
     Names(NameKind),
     Name(NameKind),
@@ -39,6 +41,7 @@ impl Ty {
             Ty::Share => "percentage".into(),
             Ty::Duration => "duration".into(),
             Ty::PhaseBudget => "phase budget".into(),
+            Ty::Batch => "whole number or batch ramp".into(),
             Ty::Str => "string".into(),
             Ty::Names(k) => format!("list of {}s", k.word()),
             Ty::Name(k) => format!("{} name", k.word()),
@@ -68,6 +71,9 @@ impl Ty {
             }
             Ty::PhaseBudget => {
                 "a token amount (`50B`) or a share of the stage's budget (`50%`)".into()
+            }
+            Ty::Batch => {
+                "sequences per step (`16`) or a ramp (`ramp(3072 -> 15360, over = 469B)`)".into()
             }
             other => other.short(),
         }

@@ -6,6 +6,7 @@ use crate::check::units;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
 use super::transitions::{self, Held};
+use crate::plan::batch::{self, BatchRun};
 
 /// One phase (a stage without phases has one, unnamed), before the plan names its models.
 #[derive(Debug, Clone)]
@@ -14,10 +15,16 @@ pub(crate) struct PhaseSteps {
     /// Token position inside the stage where the phase starts (declared budgets).
     pub start: f64,
     pub tokens: f64,
+    /// Of the first step.
     pub batch: u64,
     pub seq_len: u64,
+    /// Of the first step.
     pub tokens_per_step: u64,
     pub steps: u64,
+    /// Runs of steps with one batch (one run unless the batch ramps).
+    pub runs: Vec<BatchRun>,
+    /// Tokens of the phase's whole steps.
+    pub trained: f64,
     /// RoPE base of each decoder in the stage.
     pub rope: Vec<(ModelId, f64)>,
 }
@@ -31,7 +38,9 @@ pub(super) fn phases(
     rope: &mut [(ModelId, Held<f64>)],
     diags: &mut Diagnostics,
 ) -> Vec<PhaseSteps> {
-    let stage_batch = st.batch.map_or(p.batch.value, |b| b.value);
+    let stage_batch = st
+        .batch
+        .unwrap_or(Sp::new(Batch::Sequences(p.batch.value), p.batch.span));
     let declared: Vec<Option<&Phase>> = if st.phases.is_empty() {
         vec![None]
     } else {
@@ -40,8 +49,9 @@ pub(super) fn phases(
     let mut out = vec![];
     let mut start = 0.0;
     for ph in declared {
-        let (tokens, batch, budget_span) = match ph {
-            None => (st.budget.value, stage_batch, st.budget.span),
+        // A ramp counts from where it is written: the stage's start, or its own phase's.
+        let (tokens, batch, origin, budget_span) = match ph {
+            None => (st.budget.value, stage_batch, 0.0, st.budget.span),
             Some(ph) => {
                 if let Some(t) = ph.seq_len {
                     transitions::apply_seq_len(seq, t, diags);
@@ -53,23 +63,29 @@ pub(super) fn phases(
                     PhaseBudget::Share(x) => x * st.budget.value,
                     PhaseBudget::Tokens(t) => t,
                 };
-                (
-                    tokens,
-                    ph.batch.map_or(stage_batch, |b| b.value),
-                    ph.budget.span,
-                )
+                match ph.batch {
+                    Some(b) => (tokens, b, 0.0, ph.budget.span),
+                    None => (tokens, stage_batch, start, ph.budget.span),
+                }
             }
         };
-        let tps = batch * seq.value;
-        let steps = whole_steps(tokens, tps, batch, seq.value, budget_span, diags);
+        if let Batch::Tokens(t) = batch.value {
+            batch_tokens_rounding(t, seq.value, batch.span, diags);
+        }
+        let runs = batch::runs(batch.value, seq.value, origin, tokens);
+        let first = runs.runs[0].batch;
+        let tps = first * seq.value;
+        whole_steps(tokens, &runs, tps, first, seq.value, budget_span, diags);
         out.push(PhaseSteps {
             name: ph.map(|x| x.name.clone()),
             start,
             tokens,
-            batch,
+            batch: first,
             seq_len: seq.value,
             tokens_per_step: tps,
-            steps,
+            steps: runs.steps,
+            trained: runs.trained,
+            runs: runs.runs,
             rope: rope.iter().map(|(m, h)| (*m, h.value)).collect(),
         });
         start += tokens;
@@ -77,28 +93,75 @@ pub(super) fn phases(
     out
 }
 
-/// Steps of `tps` tokens that cover `tokens` (the last one whole).
+/// `batch_tokens` that whole sequences of the phase's seq_len miss by more than 0.1%.
+fn batch_tokens_rounding(
+    tokens: f64,
+    seq_len: u64,
+    span: crate::syntax::Span,
+    diags: &mut Diagnostics,
+) {
+    let n = batch::tokens_to_sequences(tokens, seq_len);
+    let got = (n * seq_len) as f64;
+    if (got - tokens).abs() / tokens > 1e-3 {
+        diags.push(
+            Diagnostic::new(
+                Code::BATCH_TOKENS_ROUNDING,
+                format!(
+                    "`batch_tokens = {}` is {} sequences of {} = {} tokens per step",
+                    units::tokens(tokens),
+                    units::grouped(n),
+                    units::length(seq_len),
+                    units::grouped(n * seq_len),
+                ),
+            )
+            .label(
+                span,
+                format!(
+                    "{:+.2}% in whole sequences of {}",
+                    (got - tokens) / tokens * 100.0,
+                    units::length(seq_len)
+                ),
+            )
+            .help(format!(
+                "a step holds whole sequences: write a multiple of the seq_len {} (e.g. `batch_tokens = {}`)",
+                units::length(seq_len),
+                n * seq_len
+            )),
+        );
+    }
+}
+
+/// Warns when the whole steps that cover `tokens` (the last one whole) train more than 0.1%
+/// past it.
 fn whole_steps(
     tokens: f64,
+    runs: &batch::PhaseRuns,
     tps: u64,
     batch: u64,
     seq_len: u64,
     budget_span: crate::syntax::Span,
     diags: &mut Diagnostics,
-) -> u64 {
+) {
     if !(tokens.is_finite() && tokens > 0.0) {
-        return 0;
+        return;
     }
-    let steps = (tokens / tps as f64).ceil() as u64;
-    let trained = steps as f64 * tps as f64;
+    let (steps, trained) = (runs.steps, runs.trained);
     if (trained - tokens).abs() / tokens > 1e-3 {
+        // Under a ramp the steps differ; the last one is what passes the budget.
+        let of = match runs.runs.last() {
+            Some(last) if runs.runs.len() > 1 => format!(
+                "(batch {} -> {})",
+                units::grouped(batch),
+                units::grouped(last.batch)
+            ),
+            _ => format!("of {} tokens", units::grouped(tps)),
+        };
         diags.push(
             Diagnostic::new(
                 Code::ROUNDING,
                 format!(
-                    "{} whole steps of {} tokens train {} tokens, not {}",
+                    "{} whole steps {of} train {} tokens, not {}",
                     units::grouped(steps),
-                    units::grouped(tps),
                     units::tokens(trained),
                     units::tokens(tokens)
                 ),
@@ -115,5 +178,4 @@ fn whole_steps(
             )),
         );
     }
-    steps
 }

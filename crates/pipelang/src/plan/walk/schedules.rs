@@ -257,8 +257,8 @@ impl Runs {
                         .at(stages[q].offset + p.stages[q].budget.value)
                 })
             });
-            let tps = stages[first].phases[0].tokens_per_step as f64;
-            let (curve, problems) = lr::build(&self[r].segments, self[r].span, tps, handover);
+            let clock = clock(&self[r], stages);
+            let (curve, problems) = lr::build(&self[r].segments, self[r].span, &clock, handover);
             for pr in problems {
                 if let Some(d) = problem(pr, st, &self[r], pred.is_none()) {
                     diags.push(d);
@@ -288,6 +288,26 @@ impl Runs {
             self[r].curve = curve;
         }
     }
+}
+
+/// Where the steps of a run fall in its span: every phase's runs of one batch, stage after
+/// stage (a phase starts at its declared token, its last step may pass it).
+fn clock(run: &ScheduleRun, stages: &IndexVec<StageId, StageWalk>) -> lr::StepClock {
+    let mut runs = vec![];
+    for &q in &run.stages {
+        let sw = &stages[q];
+        for ph in &sw.phases {
+            for (i, br) in ph.runs.iter().enumerate() {
+                let end = ph.runs.get(i + 1).map_or(ph.steps, |n| n.first_step);
+                runs.push((
+                    sw.offset + ph.start + br.start,
+                    (br.batch * ph.seq_len) as f64,
+                    end - br.first_step,
+                ));
+            }
+        }
+    }
+    lr::StepClock::from_runs(runs)
 }
 
 /// The diagnostic of a problem found while building a run's curve; `None` for a missing start
