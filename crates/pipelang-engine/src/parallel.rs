@@ -111,6 +111,19 @@ pub fn check(p: &Pipeline, plan: &Plan, l: &Lowering, par: &Layout) -> Vec<Diagn
                     format!("use a --tp that divides {}", d.heads.value),
                 ));
             }
+            // Megatron pads the vocabulary to a multiple of the tensor size: another model.
+            if d.vocab.value % par.tp != 0 {
+                out.push(problem(
+                    d.vocab.span,
+                    "this vocabulary",
+                    format!(
+                        "`{name}`'s vocabulary of {} does not divide by tensor parallelism of {}: \
+                         Megatron-LM would pad it",
+                        d.vocab.value, par.tp
+                    ),
+                    format!("use a --tp that divides {}", d.vocab.value),
+                ));
+            }
             if d.layers.value % par.pp != 0 {
                 out.push(problem(
                     d.layers.span,

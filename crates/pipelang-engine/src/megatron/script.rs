@@ -257,9 +257,10 @@ pub fn train(
             }
             let _ = write!(
                 head,
-                "# Vision: Megatron-LM's multimodal example trains `{}` with the ViT `{vit}` and the\n\
-                 # projector; its ViT comes from --vision-model-type (examples/multimodal/config.py),\n\
-                 # set VISION_ARGS to the type whose dims match the recipe's ViT.\n",
+                "# Vision: Megatron-LM's multimodal example runs `{}` with the ViT `{vit}` and the\n\
+                 # projector (--freeze-LM / --freeze-ViT as the stage freezes them); its ViT comes\n\
+                 # from --vision-model-type (examples/multimodal/config.py): set VISION_ARGS to the\n\
+                 # type whose dims match the recipe's ViT.\n",
                 run.model.name
             );
             "examples/multimodal/train.py".to_string()
