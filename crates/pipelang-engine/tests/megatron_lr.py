@@ -13,8 +13,9 @@ a `pipe export --engine megatron` directory, the way Megatron-LM core_v0.16.1 do
   optimizer steps with, then `scheduler.step(increment=global_batch)`, and stops at
   `--exit-interval`; the run's checkpoint is saved with torch.save and loaded by the next run.
 
-Usage: python megatron_lr.py EXPORT_DIR OUT.jsonl; one JSON line per run: its name, the LR of
-each iteration, the iteration and samples it started at.
+Usage: python megatron_lr.py EXPORT_DIR OUT.jsonl [--drop FLAG]; one JSON line per run: its
+name, the LR of each iteration, the iteration and samples it started at. `--drop FLAG` removes
+a flag from every run (the tests show what the export's flags are there for).
 """
 
 import copy
@@ -27,6 +28,9 @@ import torch
 from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
 
+DROP = []
+
+
 def flags(train_sh, env):
     out = subprocess.run(
         ["bash", train_sh],
@@ -36,7 +40,7 @@ def flags(train_sh, env):
         text=True,
     ).stdout
     # One element of the script's ARGS array per line, as Megatron-LM's argv gets them.
-    argv = out.splitlines()
+    argv = [x for x in out.splitlines() if x not in DROP]
     args = {}
     i = 0
     while i < len(argv):
@@ -135,6 +139,8 @@ def run(train_sh, env):
 
 def main():
     export, out = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 4 and sys.argv[3] == "--drop":
+        DROP.append(sys.argv[4])
     runs = sorted(os.listdir(os.path.join(export, "runs")))
     with open(out, "w") as f:
         for r in runs:

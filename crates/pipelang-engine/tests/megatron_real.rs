@@ -32,6 +32,43 @@ fn python() -> PathBuf {
     p
 }
 
+/// Writes the Megatron export of `file` and runs the harness on it with `extra` arguments.
+fn harness(file: &str, extra: &[&str]) -> std::process::Output {
+    let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let opts = Options {
+        target: Target::Megatron,
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let x = megatron::export(&p, &plan, &l);
+    let dir = tempfile::tempdir().unwrap();
+    let files = megatron::files(&p, &plan, &l, &x, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    Command::new(python())
+        .arg(root().join("crates/pipelang-engine/tests/megatron_lr.py"))
+        .arg(dir.path())
+        .arg(dir.path().join("lrs.jsonl"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Megatron-LM #118 in megatron-core's own code: without `--override-opt-param-scheduler` the
+/// first resumed run fails `load_state_dict`'s assertion (its cumulative `--train-samples`, the
+/// weight-decay horizon, differs from the checkpoint's), so the flag the export writes is needed.
+#[test]
+fn without_the_override_flag_megatron_core_refuses_the_resume() {
+    let out = harness(
+        "tiny_text.pipe",
+        &["--drop", "--override-opt-param-scheduler"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("do not match"), "{err}");
+}
+
 struct Checked {
     runs: usize,
     iterations: u64,

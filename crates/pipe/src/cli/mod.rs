@@ -6,6 +6,7 @@ mod bench;
 mod check;
 #[cfg(feature = "train")]
 mod check_data;
+mod export;
 mod fix;
 mod fmt;
 mod lsp;
@@ -54,6 +55,7 @@ pub enum Format {
 pub enum Command {
     Check(check::Args),
     Plan(plan::Args),
+    Export(export::Args),
     #[cfg(feature = "train")]
     Run(run::Args),
     #[cfg(feature = "train")]
@@ -70,6 +72,7 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(a) => check::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Export(a) => export::run(a),
         #[cfg(feature = "train")]
         Command::Run(a) => run::run(a),
         #[cfg(feature = "train")]
