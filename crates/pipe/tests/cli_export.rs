@@ -61,7 +61,7 @@ fn a_layout_that_does_not_divide_is_refused_before_anything_is_written() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("P0904"), "{err}");
-    assert!(err.contains("batch = 8"), "the batch is pointed at: {err}");
+    assert!(err.contains("tiny_text.pipe:8:17"), "the batch is pointed at: {err}");
     assert!(!out.exists(), "nothing is written");
 }
 
