@@ -3,8 +3,10 @@
 //! it would have to compute; `olmo_core` renders those runs as OLMo-core configs, the Python
 //! driver that reads them, and launch scripts.
 
+pub mod megatron;
 pub mod olmo_core;
+pub mod parallel;
 pub mod pieces;
 pub mod runs;
 
-pub use runs::{EngineRun, Lowering, Options, Unmappable, lower};
+pub use runs::{EngineRun, Lowering, Options, Target, Unmappable, lower};

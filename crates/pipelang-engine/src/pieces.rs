@@ -35,7 +35,10 @@ fn sample_steps(first: u64, n: u64) -> Vec<u64> {
 
 fn piece(plan: &Plan, stage: usize, first: u64, n: u64) -> Piece {
     let steps = sample_steps(first, n);
-    let all: Vec<Vec<f64>> = steps.iter().map(|&s| plan.mix_at(stage, s).into_raw()).collect();
+    let all: Vec<Vec<f64>> = steps
+        .iter()
+        .map(|&s| plan.mix_at(stage, s).into_raw())
+        .collect();
     let mut mean = vec![0.0; plan.sources.len()];
     for v in &all {
         for (m, x) in mean.iter_mut().zip(v) {

@@ -18,6 +18,31 @@ pub struct Options {
     /// Pieces per phase whose mixture moves (`--ramp-pieces`); `None`: the fewest that keep
     /// every share within `pieces::MAX_ERROR` of the plan.
     pub ramp_pieces: Option<u64>,
+    /// The engine the runs are for: what it can train decides which stages are refused.
+    pub target: Target,
+}
+
+/// The engines a plan is lowered for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Target {
+    #[default]
+    OlmoCore,
+    /// Megatron-LM: its multimodal example (`examples/multimodal/train.py`) trains a ViT and
+    /// projector with the decoder, with `--freeze-LM` / `--freeze-ViT`.
+    Megatron,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::OlmoCore => "OLMo-core",
+            Target::Megatron => "Megatron-LM",
+        }
+    }
+    /// Whether the engine trains vision models (a ViT, a projector) beside the decoder.
+    pub fn vision(self) -> bool {
+        self == Target::Megatron
+    }
 }
 
 /// A decoder as the engine builds it.
@@ -160,39 +185,49 @@ pub struct Unmappable {
     pub diagnostic: Diagnostic,
 }
 
-pub(crate) fn cannot(p: &Pipeline, stage: ir::StageId, why: String) -> Unmappable {
+pub(crate) fn cannot(p: &Pipeline, t: Target, stage: ir::StageId, why: String) -> Unmappable {
     let st = &p.stages[stage];
+    let takes = if t.vision() {
+        "stages with next-token loss that train or freeze one decoder, with a ViT and projector"
+    } else {
+        "stages that train one text decoder with next-token loss"
+    };
     Unmappable {
         stage: st.name.clone(),
         diagnostic: Diagnostic::new(
             Code::ENGINE_CANNOT_TRAIN,
-            format!("OLMo-core cannot train stage `{}`: {why}", st.name),
+            format!("{} cannot train stage `{}`: {why}", t.name(), st.name),
         )
         .label(st.header, "this stage")
-        .help(
+        .help(format!(
             "train this recipe with pipelang's own runtime (`pipe run` without `--engine`); \
-             OLMo-core takes stages that train one text decoder with next-token loss \
-             (docs/engines.md)",
-        ),
+             {} takes {takes} (docs/engines.md)",
+            t.name()
+        )),
     }
 }
 
 /// The one decoder a stage trains, or why the engine cannot take the stage.
 fn decoder_of<'p>(
     p: &'p Pipeline,
+    t: Target,
     plan: &Plan,
     si: usize,
 ) -> Result<(&'p str, &'p ir::DecoderSpec), Unmappable> {
+    let cannot = |p, stage, why| cannot(p, t, stage, why);
     let st = &plan.stages[si];
     let ir = &p.stages[st.id];
     if let ir::Loss::Coca { .. } = ir.loss.value {
         return Err(cannot(p, st.id, "its loss is CoCa (a vision loss)".into()));
     }
-    let used: Vec<_> = ir.train.iter().chain(&ir.freeze).map(|m| m.value).collect();
-    if let Some(&m) = used
-        .iter()
-        .find(|&&m| !matches!(p.models[m].kind, ModelKind::Decoder(_)))
-    {
+    let all: Vec<_> = ir.train.iter().chain(&ir.freeze).map(|m| m.value).collect();
+    let is_decoder = |m: &ir::ModelId| matches!(p.models[*m].kind, ModelKind::Decoder(_));
+    let used: Vec<_> = if t.vision() {
+        all.iter().copied().filter(is_decoder).collect()
+    } else {
+        all.clone()
+    };
+    if let Some(&m) = used.iter().find(|m| !is_decoder(m)) {
         let k = match p.models[m].kind {
             ModelKind::Vit(_) => "a ViT",
             _ => "a projector",
@@ -206,7 +241,7 @@ fn decoder_of<'p>(
             ),
         ));
     }
-    if used.len() != 1 || !ir.freeze.is_empty() {
+    if used.len() != 1 || (!t.vision() && !ir.freeze.is_empty()) {
         return Err(cannot(
             p,
             st.id,
@@ -216,7 +251,7 @@ fn decoder_of<'p>(
     if let Some(d) = p
         .data
         .iter_enumerated()
-        .find(|(i, d)| d.kind.has_images() && st.mix_tree.used_sources().contains(i))
+        .find(|(i, d)| !t.vision() && d.kind.has_images() && st.mix_tree.used_sources().contains(i))
     {
         return Err(cannot(
             p,
@@ -227,7 +262,7 @@ fn decoder_of<'p>(
     let ModelKind::Decoder(d) = &p.models[used[0]].kind else {
         unreachable!("checked above")
     };
-    if d.mlp.value != ir::Mlp::SwiGlu {
+    if t == Target::OlmoCore && d.mlp.value != ir::Mlp::SwiGlu {
         return Err(cannot(
             p,
             st.id,
@@ -246,7 +281,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
     let mut last_of: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut global = 0;
     for (si, st) in plan.stages.iter().enumerate() {
-        let (model_name, dec) = match decoder_of(p, plan, si) {
+        let (model_name, dec) = match decoder_of(p, opts.target, plan, si) {
             Ok(x) => x,
             Err(u) => {
                 problems.push(u);
@@ -291,6 +326,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
         if schedule_from.is_some() && schedule_from != from {
             problems.push(cannot(
                 p,
+                opts.target,
                 st.id,
                 "it resumes the optimizer of one stage and takes its weights from another; an \
                  engine run loads both from one checkpoint"

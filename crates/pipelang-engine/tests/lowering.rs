@@ -104,6 +104,7 @@ fn pieces_keep_every_share_within_the_bound_and_mean_the_plan() {
         None,
         &Options {
             ramp_pieces: Some(2),
+            ..Options::default()
         },
     );
     let pre: Vec<_> = l.runs.iter().filter(|r| r.stage == "pretrain").collect();

@@ -57,6 +57,7 @@ fn other_recipes() {
             None,
             Options {
                 ramp_pieces: Some(3),
+                ..Options::default()
             },
         );
     }

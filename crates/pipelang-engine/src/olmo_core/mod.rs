@@ -59,6 +59,7 @@ pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<crate::runs::Unm
         if r.model.experts.is_some() && !out.iter().any(|u| u.stage == r.stage) {
             out.push(crate::runs::cannot(
                 p,
+                crate::Target::OlmoCore,
                 plan.stages[r.stage_index].id,
                 format!(
                     "its decoder `{}` is a mixture of experts, which the OLMo-core export does \

@@ -71,6 +71,9 @@ codes! {
     DATA_REPEATED = "P0702", "data-repeated", Warning, "the stages read a data source for more than 4 epochs";
     RELOAD_REFUSED = "P0801", "reload-refused", Error, "a live edit changes what already ran";
     ENGINE_CANNOT_TRAIN = "P0901", "engine-cannot-train", Error, "an external engine cannot train a stage";
+    ENGINE_LR_UNEXPRESSIBLE = "P0902", "engine-lr-unexpressible", Error, "an engine's LR scheduler cannot follow a run's LR";
+    ENGINE_APPROXIMATION = "P0903", "engine-approximation", Warning, "an engine run approximates the plan (positions or RoPE base rounded)";
+    ENGINE_PARALLEL_LAYOUT = "P0904", "engine-parallel-layout", Error, "a parallel layout does not divide the recipe";
 }
 
 impl Code {

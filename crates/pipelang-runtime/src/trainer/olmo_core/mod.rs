@@ -49,7 +49,14 @@ pub fn python() -> PathBuf {
 /// The lowering, or every stage the engine cannot take as located diagnostics.
 pub fn lowering(prep: &Prepared, ramp_pieces: Option<u64>) -> Result<Lowering, RunError> {
     let p = prep.checked.pipeline.as_ref().expect("a planned pipeline");
-    let mut l = pipelang_engine::lower(p, &prep.plan, &Options { ramp_pieces });
+    let mut l = pipelang_engine::lower(
+        p,
+        &prep.plan,
+        &Options {
+            ramp_pieces,
+            target: pipelang_engine::Target::OlmoCore,
+        },
+    );
     l.unmappable.extend(olmo_core::refusals(p, &prep.plan, &l));
     if l.unmappable.is_empty() {
         return Ok(l);

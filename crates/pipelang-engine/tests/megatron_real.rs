@@ -1,0 +1,181 @@
+//! The Megatron export against megatron-core itself: `megatron_lr.py` drives megatron-core's
+//! `OptimizerParamScheduler` through every iteration of every exported run, with each run's
+//! own flags (read from its train.sh) and each hand-over done as Megatron-LM core_v0.16.1 does
+//! it (checkpoint saved and loaded, parameter groups with their stored bounds, override
+//! flags). Every iteration's LR must be the plan's within 1e-6 relative, or within the bound
+//! the export reported for that run (positions rounded to whole samples), and every run must
+//! take exactly its planned iterations.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use pipelang::check::check_with;
+use pipelang_engine::megatron;
+use pipelang_engine::parallel::Layout;
+use pipelang_engine::runs::{Options, Target};
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The pinned engines' Python; a test that needs it fails (never skips) without it.
+fn python() -> PathBuf {
+    let p = std::env::var_os("PIPE_ENGINE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".tools/engines/bin/python"));
+    assert!(
+        p.exists(),
+        "{} not found: install the pinned engines with scripts/install-engines.sh \
+         (or set PIPE_ENGINE_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+/// Writes the Megatron export of `file` and runs the harness on it with `extra` arguments.
+fn harness(file: &str, extra: &[&str]) -> std::process::Output {
+    let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let opts = Options {
+        target: Target::Megatron,
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let x = megatron::export(&p, &plan, &l);
+    let dir = tempfile::tempdir().unwrap();
+    let files = megatron::files(&p, &plan, &l, &x, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    Command::new(python())
+        .arg(root().join("crates/pipelang-engine/tests/megatron_lr.py"))
+        .arg(dir.path())
+        .arg(dir.path().join("lrs.jsonl"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Megatron-LM #118 in megatron-core's own code: without `--override-opt-param-scheduler` the
+/// first resumed run fails `load_state_dict`'s assertion (its cumulative `--train-samples`, the
+/// weight-decay horizon, differs from the checkpoint's), so the flag the export writes is needed.
+#[test]
+fn without_the_override_flag_megatron_core_refuses_the_resume() {
+    let out = harness(
+        "tiny_text.pipe",
+        &["--drop", "--override-opt-param-scheduler"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("do not match"), "{err}");
+}
+
+struct Checked {
+    runs: usize,
+    iterations: u64,
+    exact: usize,
+    worst: f64,
+}
+
+fn check(file: &str, profile: Option<&str>, language_only: bool) -> Checked {
+    let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
+    let c = check_with(&src, profile);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let opts = Options {
+        target: Target::Megatron,
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let x = megatron::export(&p, &plan, &l);
+    assert!(!x.refused(), "{file}: {:#?}", x.diagnostics);
+    let dir = tempfile::tempdir().unwrap();
+    let files = megatron::files(&p, &plan, &l, &x, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let out = dir.path().join("lrs.jsonl");
+    let harness = root().join("crates/pipelang-engine/tests/megatron_lr.py");
+    let res = Command::new(python())
+        .arg(&harness)
+        .arg(dir.path())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "megatron_lr.py failed:\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), l.runs.len());
+    let mut done = Checked {
+        runs: 0,
+        iterations: 0,
+        exact: 0,
+        worst: 0.0,
+    };
+    for ((line, run), m) in lines.iter().zip(&l.runs).zip(&x.runs) {
+        assert_eq!(line["run"], run.name.as_str());
+        assert_eq!(
+            line["start_iteration"], m.i0,
+            "{}: iteration loaded",
+            run.name
+        );
+        assert_eq!(line["start_samples"], m.n0, "{}: samples loaded", run.name);
+        let lrs = line["lrs"].as_array().unwrap();
+        assert_eq!(lrs.len() as u64, run.steps, "{}: iterations", run.name);
+        let vision = matches!(m.entry, megatron::Entry::Multimodal { .. });
+        if language_only
+            && vision
+            && plan.stages[run.stage_index]
+                .freeze
+                .contains(&run.model.name)
+        {
+            continue;
+        }
+        let bound = m.lr.max_rel_error.max(1e-6) * (1.0 + 1e-9);
+        let mut worst: f64 = 0.0;
+        for (k, lr) in lrs.iter().enumerate() {
+            let got = lr.as_f64().unwrap();
+            let want = plan.lr_at(run.stage_index, run.first_step + k as u64);
+            let err = if got == want {
+                0.0
+            } else {
+                (got - want).abs() / want.abs()
+            };
+            assert!(
+                err <= bound,
+                "{} iteration {k}: megatron-core sets {got}, the plan says {want} ({err:e} > {bound:e})",
+                run.name
+            );
+            worst = worst.max(err);
+        }
+        done.runs += 1;
+        done.iterations += run.steps;
+        if m.lr.max_rel_error <= 1e-6 {
+            done.exact += 1;
+        }
+        done.worst = done.worst.max(worst);
+    }
+    done
+}
+
+#[test]
+fn megatron_core_steps_every_run_of_tiny_text_at_the_plans_lr() {
+    let c = check("tiny_text.pipe", None, false);
+    // tiny_text's positions are whole samples: every run is exact.
+    assert_eq!(c.exact, c.runs);
+    assert!(c.worst <= 1e-6, "{}", c.worst);
+    assert_eq!(c.iterations, 296, "every planned step, once");
+}
+
+#[test]
+fn megatron_core_steps_kimi_vl_language_stages_within_the_reported_bound() {
+    let c = check("kimi_vl.pipe", Some("smoke"), true);
+    eprintln!(
+        "kimi_vl smoke: {} runs, {} iterations, {} exact, worst {:e}",
+        c.runs, c.iterations, c.exact, c.worst
+    );
+    assert!(c.runs > 0);
+}
