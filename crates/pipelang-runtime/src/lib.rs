@@ -12,6 +12,7 @@ pub mod model;
 mod progress;
 pub mod record;
 pub mod setup;
+pub mod stop;
 pub mod summary;
 pub mod train;
 pub mod trainer;

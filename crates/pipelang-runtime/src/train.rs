@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
 use super::model::Kernels;
 use super::progress::StageBar;
-use super::record::{RunRecord, StageRecord, Status, sha256};
+use super::record::{RunRecord, StageRecord, Status, Stopped, sha256};
 use super::setup::{self, Prepared, RunError};
+use super::stop::StopFlag;
 use super::summary;
 use super::trainer::candle::CandleTrainer;
 use super::trainer::{Resume, StageContext, StageStart, Trainer};
@@ -36,6 +37,12 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Checkpoint every N steps (and always at the end of a stage).
     pub checkpoint_every: u64,
+    /// Checkpoint also once this much time has passed since the last one.
+    pub checkpoint_wall: Option<Duration>,
+    /// Checkpoints kept of a running stage: the latest and the ones before it.
+    pub keep_checkpoints: usize,
+    /// Set by SIGINT/SIGTERM (`StopFlag::on_signals`): stop at the next step boundary.
+    pub stop: StopFlag,
     pub progress: bool,
 }
 
@@ -124,9 +131,12 @@ impl<'a> Runner<'a> {
             }
         };
         let record = match record {
-            Some(r) => {
+            Some(mut r) => {
                 if r.plan_hash != prep.plan.hash() {
                     return Err(RunError::Other("the resumed source plans differently from the recorded plan (different profile?)".into()));
+                }
+                if let Some(s) = r.stopped.take() {
+                    log(format!("pipe run: resuming the run {s}"));
                 }
                 r
             }
@@ -141,6 +151,7 @@ impl<'a> Runner<'a> {
                     stages: vec![],
                     cursors: BTreeMap::new(),
                     versions: vec![],
+                    stopped: None,
                 };
                 record.add_version(&opts.out, &prep.source, None, 0, vec![])?;
                 record
@@ -176,6 +187,7 @@ impl<'a> Runner<'a> {
                     evals: BTreeMap::new(),
                     wall_s: 0.0,
                     phases: vec![],
+                    earlier: vec![],
                 });
             } else if let Some(r) = self.record.stage_mut(&st.name)
                 && r.status != Status::Done
@@ -211,6 +223,9 @@ impl<'a> Runner<'a> {
                     .is_none_or(|r| r.status != Status::Done)
             });
             let Some(si) = next else { break };
+            if self.opts.stop.requested() {
+                return Err(self.stopped_between(si));
+            }
             self.train_stage(si)?;
             if let Some(new) = boundary(&self.prep, &mut self.record) {
                 check_trainer(&*self.trainer, &new)?;
@@ -220,6 +235,40 @@ impl<'a> Runner<'a> {
             self.record.save(&self.run_file())?;
         }
         Ok(())
+    }
+
+    /// A stop asked for while stage `si - 1` took its last step: the run stops before `si`.
+    fn stopped_between(&mut self, si: usize) -> RunError {
+        let (stage, step, checkpoint) = match si.checked_sub(1) {
+            Some(prev) => {
+                let st = &self.prep.plan.stages[prev];
+                let r = self.record.stage(&st.name);
+                (
+                    st.name.clone(),
+                    st.steps,
+                    r.and_then(|r| r.checkpoint.clone()),
+                )
+            }
+            None => (self.prep.plan.stages[si].name.clone(), 0, None),
+        };
+        let stopped = Stopped {
+            cause: self.opts.stop.cause(),
+            stage,
+            step,
+            checkpoint,
+        };
+        self.record_stop(stopped)
+    }
+
+    /// Notes the stop in `run.ron`; a record that cannot be written is the error to report.
+    fn record_stop(&mut self, stopped: Stopped) -> RunError {
+        self.record.stopped = Some(stopped.clone());
+        match self.record.save(&self.run_file()) {
+            Ok(()) => RunError::Stopped(stopped),
+            Err(e) => RunError::Other(format!(
+                "{stopped}, but `run.ron` could not be updated: {e}"
+            )),
+        }
     }
 
     /// Where stage `si` starts from: part-way through, when an earlier process recorded a
@@ -274,6 +323,10 @@ impl<'a> Runner<'a> {
             checkpoint_every: ir
                 .checkpoint_every
                 .map_or(self.opts.checkpoint_every, |c| c.value),
+            checkpoint_wall: self.opts.checkpoint_wall,
+            keep_checkpoints: self.opts.keep_checkpoints,
+            stop: self.opts.stop.clone(),
+            last_checkpoint: Instant::now(),
             run_file: self.run_file(),
             metrics: MetricsWriter::open(&self.opts.out)?,
             bar: StageBar::new(&st.name, st.steps, start, self.opts.progress),
@@ -282,7 +335,15 @@ impl<'a> Runner<'a> {
         if let Some(r) = ctx.record.stage_mut(&st.name) {
             r.status = Status::Running;
         }
-        let outcome = self.trainer.train_stage(&mut ctx)?;
+        let outcome = match self.trainer.train_stage(&mut ctx) {
+            Ok(o) => o,
+            Err(RunError::Stopped(stopped)) => {
+                let r = self.record.stage_mut(&st.name).unwrap();
+                r.wall_s += started.elapsed().as_secs_f64();
+                return Err(self.record_stop(stopped));
+            }
+            Err(e) => return Err(e),
+        };
         let wall = started.elapsed().as_secs_f64();
         self.record.cursors = outcome.cursors;
         let r = self.record.stage_mut(&st.name).unwrap();

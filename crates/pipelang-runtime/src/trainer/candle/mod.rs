@@ -130,6 +130,9 @@ impl Trainer for CandleTrainer {
             if ctx.checkpoint_due(step) {
                 self.checkpoint(&s, ctx, step)?;
             }
+            if ctx.stop_requested(step) {
+                return Err(ctx.stopped(step + 1));
+            }
         }
         found.extend(evals.at_end(&s, &self.dev)?);
         Ok(StageOutcome {
