@@ -127,5 +127,9 @@ fn a_second_process_on_a_live_run_directory_is_refused() {
         }
     }
     assert!(first.wait().unwrap().success());
-    assert_eq!(steps_once(&out), 80, "every step of both stages logged once");
+    assert_eq!(
+        steps_once(&out),
+        80,
+        "every step of both stages logged once"
+    );
 }

@@ -38,9 +38,14 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 fn clean_run(dir: &Path, file: &Path) -> std::path::PathBuf {
     let clean = dir.join("clean");
-    let o = pipe(&["run", file.to_str().unwrap(), "--out", clean.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = pipe(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        clean.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     clean
 }
@@ -75,13 +80,19 @@ fn stop_and_resume(sig: i32, name: &str, at: usize, stage: &str) {
     // The stop is recorded, with the checkpoint written for it part-way through the stage.
     let rec = record(&out);
     let stopped = rec.stopped.clone().expect("run.ron records the stop");
-    assert_eq!((stopped.cause.as_str(), stopped.stage.as_str()), (name, stage));
+    assert_eq!(
+        (stopped.cause.as_str(), stopped.stage.as_str()),
+        (name, stage)
+    );
     let r = rec.stage(stage).unwrap();
     assert_eq!(r.status, Status::Running);
     assert!(r.step > 0 && r.step < r.steps, "stopped part-way: {r:?}");
     assert_eq!(stopped.step, r.step);
     let ck = stopped.checkpoint.clone().unwrap();
-    assert_eq!(ck, format!("checkpoints/{stage}/step-{:08}.safetensors", r.step));
+    assert_eq!(
+        ck,
+        format!("checkpoints/{stage}/step-{:08}.safetensors", r.step)
+    );
     assert!(out.join(&ck).exists());
     assert!(err.contains(&ck), "the message names the checkpoint: {err}");
 
@@ -144,7 +155,10 @@ fn a_second_signal_stops_at_once() {
     let status = child.wait().unwrap();
     // 128 + SIGTERM, as a shell reports a process the signal ended (a graceful stop is 5).
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
-    assert!(record(&out).stopped.is_none(), "no graceful stop was recorded");
+    assert!(
+        record(&out).stopped.is_none(),
+        "no graceful stop was recorded"
+    );
     // Nothing half-written: the run resumes (from the stage's start) and finishes.
     let resumed = pipe(&["run", file.to_str().unwrap(), "--out", o, "--resume"])
         .output()
@@ -186,7 +200,12 @@ fn checkpoints_by_wall_time_keep_the_last_three() {
     let r = rec.stage("first").unwrap();
     let mut on_disk: Vec<String> = std::fs::read_dir(out.join("checkpoints/first"))
         .unwrap()
-        .map(|e| format!("checkpoints/first/{}", e.unwrap().file_name().to_string_lossy()))
+        .map(|e| {
+            format!(
+                "checkpoints/first/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .collect();
     on_disk.sort();
     let mut kept: Vec<String> = r.earlier.iter().map(|k| k.checkpoint.clone()).collect();

@@ -6,6 +6,7 @@ pub use pipelang::atomic;
 pub mod build;
 pub mod checkpoint;
 pub mod data;
+pub mod edit;
 pub mod lock;
 pub mod metrics;
 pub mod model;

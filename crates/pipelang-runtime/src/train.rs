@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::edit::{self, Applied, Refused};
 use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
 use super::model::Kernels;
@@ -100,7 +101,7 @@ impl<'a> Runner<'a> {
             })?;
             (text, None)
         };
-        let prep = setup::prepare(&opts.file, opts.profile.as_deref(), source)?;
+        let mut prep = setup::prepare(&opts.file, opts.profile.as_deref(), source)?;
         let p = prep.checked.pipeline.as_ref().unwrap();
         let seed = opts.seed.unwrap_or(p.seed.value);
         setup::ensure_sample_data(p, &prep.data_root, seed, &mut *log)?;
@@ -137,6 +138,9 @@ impl<'a> Runner<'a> {
                 }
                 if let Some(s) = r.stopped.take() {
                     log(format!("pipe run: resuming the run {s}"));
+                }
+                if let Some(new) = resume_edit(&opts, &prep, &mut r, &mut *log)? {
+                    prep = new;
                 }
                 r
             }
@@ -354,6 +358,86 @@ impl<'a> Runner<'a> {
         self.record.save(&self.run_file())?;
         (self.log)(msg);
         Ok(())
+    }
+}
+
+/// `--resume` of a directory whose pipeline file differs from the version the run last
+/// applied: the edit is judged by the hot-reload rules at the run's progress and applied as a
+/// new version (its changes said), or the resume is refused with the rules' diagnostics. A
+/// file that only reformats or comments plans the same and changes nothing.
+fn resume_edit(
+    opts: &RunOptions,
+    prep: &Prepared,
+    record: &mut RunRecord,
+    log: &mut dyn FnMut(String),
+) -> Result<Option<Prepared>, RunError> {
+    let last = record
+        .versions
+        .last()
+        .map(|v| v.source_file.clone())
+        .unwrap_or_default();
+    let text = match std::fs::read_to_string(&opts.file) {
+        Ok(t) => t,
+        Err(e) => {
+            log(format!(
+                "pipe run --resume: cannot read `{}` ({e}): continuing with {last}, the version \
+                 the run last applied",
+                opts.file.display()
+            ));
+            return Ok(None);
+        }
+    };
+    if text == prep.source {
+        return Ok(None);
+    }
+    let file = opts.file.display();
+    let checked = pipelang::check::check_with(&text, opts.profile.as_deref());
+    match edit::apply(prep, record, &opts.out, text.clone(), checked) {
+        Ok(Applied::Unchanged) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, but plans the same: continuing"
+            ));
+            Ok(None)
+        }
+        Ok(Applied::Version(v)) => {
+            let mut msg = format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied: applied {}:",
+                v.describe()
+            );
+            for c in &v.changes {
+                msg.push_str("\n  ");
+                msg.push_str(c);
+            }
+            log(msg);
+            Ok(Some(v.prep))
+        }
+        Err(Refused::Rules(diagnostics)) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, and the hot-reload rules refuse the edit (below): revert it to \
+                 continue this run, or start a new run with another --out"
+            ));
+            Err(RunError::Diagnostics {
+                file: opts.file.clone(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, diagnostics }) if !diagnostics.is_empty() => {
+            log(format!(
+                "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+            ));
+            Err(RunError::Diagnostics {
+                file: opts.file.clone(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, .. }) => Err(RunError::Other(format!(
+            "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+        ))),
     }
 }
 
