@@ -155,6 +155,40 @@ impl<'r> StageContext<'r> {
         self.stop.requested() && step + 1 < self.stage().steps
     }
 
+    /// The checkpoint a run that fails now would go back to: this stage's latest, or else the
+    /// final checkpoint of the last finished stage before it (`None`: nothing was saved yet).
+    pub fn last_good_checkpoint(&self) -> Option<String> {
+        let stage = self.stage();
+        if let Some(c) = self
+            .record
+            .stage(&stage.name)
+            .and_then(|r| r.checkpoint.clone())
+        {
+            return Some(c);
+        }
+        self.plan().stages[..self.index].iter().rev().find_map(|s| {
+            self.record
+                .stage(&s.name)
+                .filter(|r| r.status == Status::Done)
+                .and_then(|r| r.checkpoint.clone())
+        })
+    }
+
+    /// The error a trainer returns when training cannot go on at `step` (a non-finite loss or
+    /// gradient): the stage, the step and the LR, and the last good checkpoint.
+    pub fn diverged(&self, step: u64, lr: f64, what: &str) -> RunError {
+        let last = match self.last_good_checkpoint() {
+            Some(c) => format!("the last good checkpoint is {c}"),
+            None => "no checkpoint was written before it".into(),
+        };
+        RunError::Training(format!(
+            "stage `{}` step {step}: {what} at LR {}; lower the LR or check the data ({last}; \
+             every checkpoint written before is intact)",
+            self.stage().name,
+            pipelang::check::units::lr(lr)
+        ))
+    }
+
     /// The error a trainer returns to stop after its checkpoint of `steps_done` steps.
     pub fn stopped(&self, steps_done: u64) -> RunError {
         let stage = self.stage();

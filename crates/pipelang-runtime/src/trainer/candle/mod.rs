@@ -57,16 +57,17 @@ impl CandleTrainer {
         let t_fwd = t0.elapsed();
         let grads = fwd.loss.backward()?;
         let t_bwd = t0.elapsed();
-        let stats = s.opt.step(&grads, at.lr)?;
+        // Checked before the update, so that nothing non-finite reaches the weights.
         let loss = step::scalar(&fwd.loss)?;
-        let t_opt = t0.elapsed();
         if !loss.is_finite() {
-            return Err(RunError::Training(format!(
-                "stage `{}` step {step}: the loss is {loss} at LR {}; lower the LR or check the data",
-                st.name,
-                pipelang::check::units::lr(at.lr)
-            )));
+            return Err(ctx.diverged(step, at.lr, &format!("the loss is {loss}")));
         }
+        let stats = s.opt.step(&grads, at.lr).map_err(|e| {
+            // candle appends a backtrace when RUST_BACKTRACE is set: the first line says it.
+            let what = e.to_string();
+            ctx.diverged(step, at.lr, what.lines().next().unwrap_or(""))
+        })?;
+        let t_opt = t0.elapsed();
         Ok(MetricsLine {
             stage: st.name.clone(),
             step,
