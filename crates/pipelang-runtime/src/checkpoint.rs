@@ -86,6 +86,17 @@ impl Checkpoint {
     }
 }
 
+/// Reads a checkpoint file back and checks that it is a whole safetensors file (its header and
+/// every tensor's extent within the file): what a resume must find before it trusts it.
+pub fn verify(run_dir: &Path, rel: &str) -> Result<(), String> {
+    let bytes = std::fs::read(run_dir.join(rel)).map_err(|e| e.to_string())?;
+    let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
+    if t.is_empty() {
+        return Err("it holds no tensors".into());
+    }
+    Ok(())
+}
+
 /// Whether `rel` is a periodic checkpoint (one that may be pruned); a final checkpoint is
 /// where later stages take their weights from and is never removed.
 pub fn is_periodic(rel: &str) -> bool {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::checkpoint;
 use super::edit::{self, Applied, Refused};
 use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
@@ -275,6 +276,43 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A stage stopped part-way resumes from its last checkpoint only when that file reads back
+    /// whole; otherwise from the latest earlier one kept (said, and recorded), or not at all.
+    fn readable_resume(&mut self, si: usize) -> Result<(), RunError> {
+        let name = self.prep.plan.stages[si].name.clone();
+        let run_file = self.run_file();
+        loop {
+            let Some(r) = self.record.stage_mut(&name) else {
+                return Ok(());
+            };
+            let Some(ck) = r.checkpoint.clone() else {
+                return Ok(());
+            };
+            if r.status != Status::Running || r.step == 0 {
+                return Ok(());
+            }
+            let Err(why) = checkpoint::verify(&self.opts.out, &ck) else {
+                return Ok(());
+            };
+            let Some(k) = r.earlier.pop() else {
+                return Err(RunError::Other(format!(
+                    "stage `{name}`: the checkpoint {ck} cannot be read ({why}), and no earlier \
+                     checkpoint of the stage is kept (`--keep-checkpoints` keeps more); restore \
+                     the file, or start a new run with another --out"
+                )));
+            };
+            (self.log)(format!(
+                "pipe run --resume: the checkpoint {ck} cannot be read ({why}): stage `{name}` \
+                 resumes from the one before it, {} (step {})",
+                k.checkpoint, k.step
+            ));
+            r.checkpoint = Some(k.checkpoint);
+            r.step = k.step;
+            r.loader = k.loader;
+            self.record.save(&run_file)?;
+        }
+    }
+
     /// Where stage `si` starts from: part-way through, when an earlier process recorded a
     /// checkpoint of it; the optimizer state of the stage before it on its schedule, when it
     /// resumes that schedule.
@@ -308,6 +346,9 @@ impl<'a> Runner<'a> {
     /// Hands stage `si` to the trainer, then records what it reports.
     fn train_stage(&mut self, si: usize) -> Result<(), RunError> {
         let started = Instant::now();
+        if self.opts.resume {
+            self.readable_resume(si)?;
+        }
         let st = &self.prep.plan.stages[si];
         let stage_start = self.stage_start(si);
         let start = stage_start.first_step();

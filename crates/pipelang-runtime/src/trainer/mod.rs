@@ -189,6 +189,22 @@ impl<'r> StageContext<'r> {
         ))
     }
 
+    /// The error a trainer returns when it cannot write the checkpoint `rel` (a full disk, a
+    /// read-only run directory): what failed, and the checkpoint the run still has.
+    pub fn checkpoint_failed(&self, rel: &str, e: &dyn std::fmt::Display) -> RunError {
+        let kept = match self.last_good_checkpoint() {
+            Some(c) => {
+                format!("the previous checkpoint {c} is whole and `--resume` continues from it")
+            }
+            None => "no earlier checkpoint was written".into(),
+        };
+        RunError::Other(format!(
+            "stage `{}`: cannot write the checkpoint {rel} in `{}`: {e}; {kept}",
+            self.stage().name,
+            self.run_dir.display()
+        ))
+    }
+
     /// The error a trainer returns to stop after its checkpoint of `steps_done` steps.
     pub fn stopped(&self, steps_done: u64) -> RunError {
         let stage = self.stage();
@@ -238,7 +254,14 @@ impl<'r> StageContext<'r> {
             let excess = (r.earlier.len() + 1).saturating_sub(keep);
             drop.extend(r.earlier.drain(..excess));
         }
-        self.record.save(&self.run_file)?;
+        self.record.save(&self.run_file).map_err(|e| {
+            RunError::Other(format!(
+                "stage `{}`: wrote the checkpoint {checkpoint} but cannot update `{}`: {e}; \
+                 it still names the checkpoint before, which is kept",
+                stage.name,
+                self.run_file.display()
+            ))
+        })?;
         self.last_checkpoint = Instant::now();
         for k in drop {
             checkpoint::remove(self.run_dir, &k.checkpoint);

@@ -101,7 +101,9 @@ impl CandleTrainer {
         let st = ctx.stage();
         let done = step + 1;
         let rel = checkpoint::rel_path(&st.name, done, done == st.steps);
-        s.checkpoint(&self.dev)?.save(ctx.run_dir, &rel)?;
+        s.checkpoint(&self.dev)?
+            .save(ctx.run_dir, &rel)
+            .map_err(|e| ctx.checkpoint_failed(&rel, &e))?;
         ctx.checkpointed(done, rel, Some(s.loader.state()))
     }
 }
