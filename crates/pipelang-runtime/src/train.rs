@@ -244,18 +244,24 @@ impl<'a> Runner<'a> {
 
     /// A stop asked for while stage `si - 1` took its last step: the run stops before `si`.
     fn stopped_between(&mut self, si: usize) -> RunError {
-        let (stage, step, checkpoint) = match si.checked_sub(1) {
-            Some(prev) => {
-                let st = &self.prep.plan.stages[prev];
-                let r = self.record.stage(&st.name);
-                (
-                    st.name.clone(),
-                    st.steps,
-                    r.and_then(|r| r.checkpoint.clone()),
-                )
-            }
-            None => (self.prep.plan.stages[si].name.clone(), 0, None),
-        };
+        let next = &self.prep.plan.stages[si];
+        // A stage resumed part-way stands where it stopped (a stop before it took a step).
+        let part_way = self
+            .record
+            .stage(&next.name)
+            .filter(|r| r.step > 0)
+            .map(|r| (next.name.clone(), r.step, r.checkpoint.clone()));
+        let before = si.checked_sub(1).map(|prev| {
+            let st = &self.prep.plan.stages[prev];
+            let ck = self
+                .record
+                .stage(&st.name)
+                .and_then(|r| r.checkpoint.clone());
+            (st.name.clone(), st.steps, ck)
+        });
+        let (stage, step, checkpoint) = part_way
+            .or(before)
+            .unwrap_or_else(|| (next.name.clone(), 0, None));
         let stopped = Stopped {
             cause: self.opts.stop.cause(),
             stage,
