@@ -287,17 +287,35 @@ fn watch_applies_safe_edits_between_stages() {
         PIPELINE
     );
 
-    // `--resume` continues with the last applied version, not the (now broken) file.
-    let resumed = Command::new(env!("CARGO_BIN_EXE_pipe"))
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--resume",
-        ])
-        .output()
-        .unwrap();
+    // `--resume` never goes on silently with the last applied version: the (now broken) file
+    // differs from it, so the resume is refused with the file's errors and writes nothing...
+    let resume = || {
+        Command::new(env!("CARGO_BIN_EXE_pipe"))
+            .args([
+                "run",
+                file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--resume",
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = resume();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("differs from pipeline.v2.pipe"), "{err}");
+    assert!(err.contains("P0001"), "{err}");
+    assert_eq!(
+        RunRecord::load(&out.join("run.ron"))
+            .unwrap()
+            .versions
+            .len(),
+        2
+    );
+    // ...and with the file back at the applied version it continues (here: nothing left).
+    std::fs::write(&file, &v2).unwrap();
+    let resumed = resume();
     assert!(
         resumed.status.success(),
         "{}",

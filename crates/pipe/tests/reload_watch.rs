@@ -69,6 +69,7 @@ fn record(done: &[&str]) -> RunRecord {
         evals: Default::default(),
         wall_s: 0.0,
         phases: vec![],
+        earlier: vec![],
     };
     RunRecord {
         pipeline: "t".into(),
@@ -85,6 +86,7 @@ fn record(done: &[&str]) -> RunRecord {
             global_step: 0,
             changes: vec![],
         }],
+        stopped: None,
     }
 }
 

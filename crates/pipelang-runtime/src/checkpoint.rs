@@ -86,12 +86,28 @@ impl Checkpoint {
     }
 }
 
-/// Removes the checkpoint a stage recorded before `current`, once `current` is recorded. Only
-/// periodic ones go: a final checkpoint is where later stages take their weights from.
-pub fn prune(run_dir: &Path, previous: Option<&str>, current: &str) {
-    if let Some(prev) = previous.filter(|p| *p != current && p.contains("/step-")) {
+/// Reads a checkpoint file back and checks that it is a whole safetensors file (its header and
+/// every tensor's extent within the file): what a resume must find before it trusts it.
+pub fn verify(run_dir: &Path, rel: &str) -> Result<(), String> {
+    let bytes = std::fs::read(run_dir.join(rel)).map_err(|e| e.to_string())?;
+    let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
+    if t.is_empty() {
+        return Err("it holds no tensors".into());
+    }
+    Ok(())
+}
+
+/// Whether `rel` is a periodic checkpoint (one that may be pruned); a final checkpoint is
+/// where later stages take their weights from and is never removed.
+pub fn is_periodic(rel: &str) -> bool {
+    rel.contains("/step-")
+}
+
+/// Removes a periodic checkpoint no longer recorded in `run.ron`.
+pub fn remove(run_dir: &Path, rel: &str) {
+    if is_periodic(rel) {
         // A checkpoint that cannot be removed costs disk space, nothing else.
-        let _ = std::fs::remove_file(run_dir.join(prev));
+        let _ = std::fs::remove_file(run_dir.join(rel));
     }
 }
 
@@ -121,8 +137,9 @@ mod tests {
         let last = rel_path("s", 40, true);
         assert_eq!(last, final_path("s"));
         ck.save(dir.path(), &last).unwrap();
-        prune(dir.path(), Some(&rel), &last);
-        prune(dir.path(), Some(&last), &last);
+        assert!(is_periodic(&rel) && !is_periodic(&last));
+        remove(dir.path(), &rel);
+        remove(dir.path(), &last);
         assert!(!dir.path().join(&rel).exists());
         assert!(dir.path().join(&last).exists());
     }

@@ -39,6 +39,46 @@ pub struct StageRecord {
     /// The same loss figures per phase, for stages with more than one phase.
     #[serde(default)]
     pub phases: Vec<PhaseLoss>,
+    /// Periodic checkpoints kept before `checkpoint`, oldest first: where a resume can go back
+    /// to when the last one cannot be read. Removed when the stage ends.
+    #[serde(default)]
+    pub earlier: Vec<Kept>,
+}
+
+/// A periodic checkpoint kept behind the latest one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kept {
+    /// Steps done when it was written.
+    pub step: u64,
+    /// Relative to the run directory.
+    pub checkpoint: String,
+    pub loader: Option<LoaderState>,
+}
+
+/// Where a run stopped on request: recorded in `run.ron` until `--resume` continues it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Stopped {
+    /// What asked for the stop ("SIGTERM", "SIGINT").
+    pub cause: String,
+    pub stage: String,
+    /// Steps of `stage` done (and checkpointed).
+    pub step: u64,
+    /// The checkpoint it resumes from, relative to the run directory.
+    pub checkpoint: Option<String>,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped by {} after step {} of stage `{}`",
+            self.cause, self.step, self.stage
+        )?;
+        match &self.checkpoint {
+            Some(c) => write!(f, "; checkpoint {c}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Mean loss over the first and last tenth of one phase's steps. Within a phase the sequence
@@ -77,6 +117,9 @@ pub struct RunRecord {
     /// stages instead of restarting).
     pub cursors: BTreeMap<String, SourceCursor>,
     pub versions: Vec<Version>,
+    /// Set when the run stopped on request (SIGINT, SIGTERM); cleared when it resumes.
+    #[serde(default)]
+    pub stopped: Option<Stopped>,
 }
 
 impl RunRecord {
@@ -255,6 +298,7 @@ mod tests {
             evals: Default::default(),
             wall_s: 0.0,
             phases: vec![],
+            earlier: vec![],
         };
         let record = RunRecord {
             pipeline: "t".into(),
@@ -269,6 +313,7 @@ mod tests {
             ],
             cursors: Default::default(),
             versions: vec![],
+            stopped: None,
         };
         assert_eq!(
             record.progress_during(&plan),

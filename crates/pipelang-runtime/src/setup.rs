@@ -22,6 +22,9 @@ pub enum RunError {
     Training(String),
     /// Another live process trains into the run directory.
     Locked(String),
+    /// The run stopped on request (SIGINT, SIGTERM) at a step boundary, after a checkpoint;
+    /// `--resume` continues it.
+    Stopped(super::record::Stopped),
     /// Anything else (I/O, a run directory that does not fit), with what to do about it.
     Other(String),
 }
@@ -33,6 +36,7 @@ impl std::fmt::Display for RunError {
                 file, diagnostics, ..
             } => write!(f, "{}: {} problem(s)", file.display(), diagnostics.len()),
             RunError::Training(s) | RunError::Locked(s) | RunError::Other(s) => f.write_str(s),
+            RunError::Stopped(s) => write!(f, "{s}"),
         }
     }
 }

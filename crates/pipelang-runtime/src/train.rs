@@ -11,14 +11,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::checkpoint;
+use super::edit::{self, Applied, Refused};
 use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
 use super::model::Kernels;
 use super::progress::StageBar;
-use super::record::{RunRecord, StageRecord, Status, sha256};
+use super::record::{RunRecord, StageRecord, Status, Stopped, sha256};
 use super::setup::{self, Prepared, RunError};
+use super::stop::StopFlag;
 use super::summary;
 use super::trainer::candle::CandleTrainer;
 use super::trainer::{Resume, StageContext, StageStart, Trainer};
@@ -36,6 +39,12 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Checkpoint every N steps (and always at the end of a stage).
     pub checkpoint_every: u64,
+    /// Checkpoint also once this much time has passed since the last one.
+    pub checkpoint_wall: Option<Duration>,
+    /// Checkpoints kept of a running stage: the latest and the ones before it.
+    pub keep_checkpoints: usize,
+    /// Set by SIGINT/SIGTERM (`StopFlag::on_signals`): stop at the next step boundary.
+    pub stop: StopFlag,
     pub progress: bool,
 }
 
@@ -93,7 +102,7 @@ impl<'a> Runner<'a> {
             })?;
             (text, None)
         };
-        let prep = setup::prepare(&opts.file, opts.profile.as_deref(), source)?;
+        let mut prep = setup::prepare(&opts.file, opts.profile.as_deref(), source)?;
         let p = prep.checked.pipeline.as_ref().unwrap();
         let seed = opts.seed.unwrap_or(p.seed.value);
         setup::ensure_sample_data(p, &prep.data_root, seed, &mut *log)?;
@@ -124,9 +133,15 @@ impl<'a> Runner<'a> {
             }
         };
         let record = match record {
-            Some(r) => {
+            Some(mut r) => {
                 if r.plan_hash != prep.plan.hash() {
                     return Err(RunError::Other("the resumed source plans differently from the recorded plan (different profile?)".into()));
+                }
+                if let Some(s) = r.stopped.take() {
+                    log(format!("pipe run: resuming the run {s}"));
+                }
+                if let Some(new) = resume_edit(&opts, &prep, &mut r, &mut *log)? {
+                    prep = new;
                 }
                 r
             }
@@ -141,6 +156,7 @@ impl<'a> Runner<'a> {
                     stages: vec![],
                     cursors: BTreeMap::new(),
                     versions: vec![],
+                    stopped: None,
                 };
                 record.add_version(&opts.out, &prep.source, None, 0, vec![])?;
                 record
@@ -176,6 +192,7 @@ impl<'a> Runner<'a> {
                     evals: BTreeMap::new(),
                     wall_s: 0.0,
                     phases: vec![],
+                    earlier: vec![],
                 });
             } else if let Some(r) = self.record.stage_mut(&st.name)
                 && r.status != Status::Done
@@ -211,6 +228,9 @@ impl<'a> Runner<'a> {
                     .is_none_or(|r| r.status != Status::Done)
             });
             let Some(si) = next else { break };
+            if self.opts.stop.requested() {
+                return Err(self.stopped_between(si));
+            }
             self.train_stage(si)?;
             if let Some(new) = boundary(&self.prep, &mut self.record) {
                 check_trainer(&*self.trainer, &new)?;
@@ -220,6 +240,83 @@ impl<'a> Runner<'a> {
             self.record.save(&self.run_file())?;
         }
         Ok(())
+    }
+
+    /// A stop asked for while stage `si - 1` took its last step: the run stops before `si`.
+    fn stopped_between(&mut self, si: usize) -> RunError {
+        let next = &self.prep.plan.stages[si];
+        // A stage resumed part-way stands where it stopped (a stop before it took a step).
+        let part_way = self
+            .record
+            .stage(&next.name)
+            .filter(|r| r.step > 0)
+            .map(|r| (next.name.clone(), r.step, r.checkpoint.clone()));
+        let before = si.checked_sub(1).map(|prev| {
+            let st = &self.prep.plan.stages[prev];
+            let ck = self
+                .record
+                .stage(&st.name)
+                .and_then(|r| r.checkpoint.clone());
+            (st.name.clone(), st.steps, ck)
+        });
+        let (stage, step, checkpoint) = part_way
+            .or(before)
+            .unwrap_or_else(|| (next.name.clone(), 0, None));
+        let stopped = Stopped {
+            cause: self.opts.stop.cause(),
+            stage,
+            step,
+            checkpoint,
+        };
+        self.record_stop(stopped)
+    }
+
+    /// Notes the stop in `run.ron`; a record that cannot be written is the error to report.
+    fn record_stop(&mut self, stopped: Stopped) -> RunError {
+        self.record.stopped = Some(stopped.clone());
+        match self.record.save(&self.run_file()) {
+            Ok(()) => RunError::Stopped(stopped),
+            Err(e) => RunError::Other(format!(
+                "{stopped}, but `run.ron` could not be updated: {e}"
+            )),
+        }
+    }
+
+    /// A stage stopped part-way resumes from its last checkpoint only when that file reads back
+    /// whole; otherwise from the latest earlier one kept (said, and recorded), or not at all.
+    fn readable_resume(&mut self, si: usize) -> Result<(), RunError> {
+        let name = self.prep.plan.stages[si].name.clone();
+        let run_file = self.run_file();
+        loop {
+            let Some(r) = self.record.stage_mut(&name) else {
+                return Ok(());
+            };
+            let Some(ck) = r.checkpoint.clone() else {
+                return Ok(());
+            };
+            if r.status != Status::Running || r.step == 0 {
+                return Ok(());
+            }
+            let Err(why) = checkpoint::verify(&self.opts.out, &ck) else {
+                return Ok(());
+            };
+            let Some(k) = r.earlier.pop() else {
+                return Err(RunError::Other(format!(
+                    "stage `{name}`: the checkpoint {ck} cannot be read ({why}), and no earlier \
+                     checkpoint of the stage is kept (`--keep-checkpoints` keeps more); restore \
+                     the file, or start a new run with another --out"
+                )));
+            };
+            (self.log)(format!(
+                "pipe run --resume: the checkpoint {ck} cannot be read ({why}): stage `{name}` \
+                 resumes from the one before it, {} (step {})",
+                k.checkpoint, k.step
+            ));
+            r.checkpoint = Some(k.checkpoint);
+            r.step = k.step;
+            r.loader = k.loader;
+            self.record.save(&run_file)?;
+        }
     }
 
     /// Where stage `si` starts from: part-way through, when an earlier process recorded a
@@ -255,6 +352,9 @@ impl<'a> Runner<'a> {
     /// Hands stage `si` to the trainer, then records what it reports.
     fn train_stage(&mut self, si: usize) -> Result<(), RunError> {
         let started = Instant::now();
+        if self.opts.resume {
+            self.readable_resume(si)?;
+        }
         let st = &self.prep.plan.stages[si];
         let stage_start = self.stage_start(si);
         let start = stage_start.first_step();
@@ -274,6 +374,10 @@ impl<'a> Runner<'a> {
             checkpoint_every: ir
                 .checkpoint_every
                 .map_or(self.opts.checkpoint_every, |c| c.value),
+            checkpoint_wall: self.opts.checkpoint_wall,
+            keep_checkpoints: self.opts.keep_checkpoints,
+            stop: self.opts.stop.clone(),
+            last_checkpoint: Instant::now(),
             run_file: self.run_file(),
             metrics: MetricsWriter::open(&self.opts.out)?,
             bar: StageBar::new(&st.name, st.steps, start, self.opts.progress),
@@ -282,7 +386,15 @@ impl<'a> Runner<'a> {
         if let Some(r) = ctx.record.stage_mut(&st.name) {
             r.status = Status::Running;
         }
-        let outcome = self.trainer.train_stage(&mut ctx)?;
+        let outcome = match self.trainer.train_stage(&mut ctx) {
+            Ok(o) => o,
+            Err(RunError::Stopped(stopped)) => {
+                let r = self.record.stage_mut(&st.name).unwrap();
+                r.wall_s += started.elapsed().as_secs_f64();
+                return Err(self.record_stop(stopped));
+            }
+            Err(e) => return Err(e),
+        };
         let wall = started.elapsed().as_secs_f64();
         self.record.cursors = outcome.cursors;
         let r = self.record.stage_mut(&st.name).unwrap();
@@ -293,6 +405,86 @@ impl<'a> Runner<'a> {
         self.record.save(&self.run_file())?;
         (self.log)(msg);
         Ok(())
+    }
+}
+
+/// `--resume` of a directory whose pipeline file differs from the version the run last
+/// applied: the edit is judged by the hot-reload rules at the run's progress and applied as a
+/// new version (its changes said), or the resume is refused with the rules' diagnostics. A
+/// file that only reformats or comments plans the same and changes nothing.
+fn resume_edit(
+    opts: &RunOptions,
+    prep: &Prepared,
+    record: &mut RunRecord,
+    log: &mut dyn FnMut(String),
+) -> Result<Option<Prepared>, RunError> {
+    let last = record
+        .versions
+        .last()
+        .map(|v| v.source_file.clone())
+        .unwrap_or_default();
+    let text = match std::fs::read_to_string(&opts.file) {
+        Ok(t) => t,
+        Err(e) => {
+            log(format!(
+                "pipe run --resume: cannot read `{}` ({e}): continuing with {last}, the version \
+                 the run last applied",
+                opts.file.display()
+            ));
+            return Ok(None);
+        }
+    };
+    if text == prep.source {
+        return Ok(None);
+    }
+    let file = opts.file.display();
+    let checked = pipelang::check::check_with(&text, opts.profile.as_deref());
+    match edit::apply(prep, record, &opts.out, text.clone(), checked) {
+        Ok(Applied::Unchanged) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, but plans the same: continuing"
+            ));
+            Ok(None)
+        }
+        Ok(Applied::Version(v)) => {
+            let mut msg = format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied: applied {}:",
+                v.describe()
+            );
+            for c in &v.changes {
+                msg.push_str("\n  ");
+                msg.push_str(c);
+            }
+            log(msg);
+            Ok(Some(v.prep))
+        }
+        Err(Refused::Rules(diagnostics)) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, and the hot-reload rules refuse the edit (below): revert it to \
+                 continue this run, or start a new run with another --out"
+            ));
+            Err(RunError::Diagnostics {
+                file: opts.file.clone(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, diagnostics }) if !diagnostics.is_empty() => {
+            log(format!(
+                "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+            ));
+            Err(RunError::Diagnostics {
+                file: opts.file.clone(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, .. }) => Err(RunError::Other(format!(
+            "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+        ))),
     }
 }
 

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
+use crate::edit::{self, Applied, Refused};
 use crate::record::RunRecord;
-use crate::{Prepared, RunError, Runner, setup};
+use crate::{Prepared, RunError, Runner};
 use pipelang::check::Checked;
 use pipelang::diag::{self, Diagnostic};
-use pipelang::reload::{Outcome, Progress, evaluate, judge};
+use pipelang::reload::{Outcome, Progress, evaluate};
 
 /// Quiet time before a change is read: long enough to merge an editor's truncate-and-write
 /// into one change, short enough to keep the verdict well under 100 ms.
@@ -166,100 +167,31 @@ impl Watch {
     }
 
     fn apply(&self, prep: &Prepared, record: &mut RunRecord, q: Queued) -> Option<Prepared> {
-        let t = &self.target;
-        let pipeline = prep.checked.pipeline.as_ref()?;
-        let progress = record.progress_between();
-        let accepted = match judge(&prep.plan, pipeline, &progress, q.checked) {
-            Outcome::Accepted(a) => a,
-            Outcome::Rejected(diags) => {
+        match edit::apply(prep, record, &self.target.out, q.source.clone(), q.checked) {
+            Ok(Applied::Unchanged) => None,
+            Ok(Applied::Version(v)) => {
+                (self.log)(format!("pipe run --watch: applied {}", v.describe()));
+                Some(v.prep)
+            }
+            Err(Refused::Rules(diags)) => {
                 self.show(&q.source, &diags);
                 (self.log)(
                     "pipe run --watch: the queued edit is no longer safe now that the stage has \
                      ended: not applied"
                         .into(),
                 );
-                return None;
+                None
             }
-        };
-        if accepted.changes.is_empty() {
-            return None;
-        }
-        let fail = |what: String| {
-            (self.log)(format!(
-                "pipe run --watch: the queued edit was not applied: {what}"
-            ));
-            None
-        };
-        let new = match setup::from_checked(&t.file, q.source.clone(), accepted.checked) {
-            Ok(p) => p,
-            Err(RunError::Diagnostics {
-                source,
-                diagnostics,
-                ..
-            }) => {
-                self.show(&source, &diagnostics);
-                return fail("it has errors".into());
-            }
-            Err(e) => return fail(e.to_string()),
-        };
-        // Data the remaining stages read must open now rather than fail half-way through.
-        let done = progress.done.clone();
-        let p = new.checked.pipeline.as_ref()?;
-        for d in p.data.indices() {
-            let used = new
-                .plan
-                .stages
-                .iter()
-                .any(|s| !done.contains(&s.name) && s.mix_tree.used_sources().contains(&d));
-            if !used {
-                continue;
-            }
-            match setup::open_source(&new, d) {
-                Ok(_) => {}
-                Err(RunError::Diagnostics {
-                    source,
-                    diagnostics,
-                    ..
-                }) => {
-                    self.show(&source, &diagnostics);
-                    return fail(format!("data source `{}` cannot be read", p.data[d].name));
+            Err(Refused::Failed { what, diagnostics }) => {
+                if !diagnostics.is_empty() {
+                    self.show(&q.source, &diagnostics);
                 }
-                Err(e) => {
-                    return fail(e.to_string());
-                }
+                (self.log)(format!(
+                    "pipe run --watch: the queued edit was not applied: {what}"
+                ));
+                None
             }
         }
-        let from_stage = new
-            .plan
-            .stages
-            .iter()
-            .find(|s| !done.contains(&s.name))
-            .map(|s| s.name.clone());
-        let global_step = record
-            .stages
-            .iter()
-            .filter(|s| done.contains(&s.name))
-            .map(|s| s.steps)
-            .sum();
-        let from = from_stage
-            .as_ref()
-            .map_or("the end".to_string(), |s| format!("stage `{s}`"));
-        let source_file = match record.add_version(
-            &t.out,
-            &q.source,
-            from_stage,
-            global_step,
-            accepted.changes,
-        ) {
-            Ok(f) => f,
-            Err(e) => return fail(format!("cannot save the new version: {e}")),
-        };
-        (self.log)(format!(
-            "pipe run --watch: applied version {} ({source_file}) from {from} at global step \
-             {global_step}",
-            record.versions.len()
-        ));
-        Some(new)
     }
 
     fn show(&self, source: &str, diags: &[Diagnostic]) {

@@ -17,12 +17,18 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full disk keeps the target as it was; the partial temporary file goes, so that
+        // the space it took is free again.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     // The rename is durable only once the folder's entry is on disk.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

@@ -102,6 +102,9 @@ pub fn run(a: Args) -> ExitCode {
         kernels: None,
         seed: None,
         checkpoint_every: u64::MAX,
+        checkpoint_wall: None,
+        keep_checkpoints: 1,
+        stop: Default::default(),
         progress: false,
     };
     let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {

@@ -35,6 +35,10 @@ pub const EXIT_TRAINING: u8 = 3;
 /// `pipe run`: another live process trains into the run directory (its PID is named).
 #[cfg(feature = "train")]
 pub const EXIT_BUSY: u8 = 4;
+/// `pipe run`: stopped by SIGINT or SIGTERM at a step boundary after a checkpoint;
+/// `--resume` continues (a second signal exits at once with 128 + the signal's number).
+#[cfg(feature = "train")]
+pub const EXIT_STOPPED: u8 = 5;
 
 #[derive(Parser, Debug)]
 #[command(

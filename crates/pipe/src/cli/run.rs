@@ -1,13 +1,18 @@
 //! `pipe run FILE [--profile NAME] --out RUN_DIR [--resume] [--device cpu|cuda]
-//! [--kernels fused|reference] [--seed N]`
+//! [--kernels fused|reference] [--seed N] [--checkpoint-every N] [--checkpoint-minutes M]
+//! [--keep-checkpoints N] [--watch]`
+//!
+//! SIGINT and SIGTERM stop at the next step boundary with a checkpoint (exit 5, and the
+//! command that continues); a second one stops at once.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_BUSY, EXIT_ERRORS, EXIT_TRAINING, EXIT_USAGE, use_color};
+use super::{EXIT_BUSY, EXIT_ERRORS, EXIT_STOPPED, EXIT_TRAINING, EXIT_USAGE, use_color};
 use pipelang::diag;
 use pipelang_runtime::model::Kernels;
+use pipelang_runtime::stop::StopFlag;
 use pipelang_runtime::{RunError, RunOptions, Runner};
 
 /// Train the pipeline's stages in plan order, with checkpoints, resume and metrics.
@@ -34,6 +39,13 @@ pub struct Args {
     /// Checkpoint every N steps (and at the end of every stage).
     #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
+    /// Checkpoint also once this many minutes have passed since the last checkpoint
+    /// (0: by steps only).
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
+    /// Checkpoints kept of a running stage: the latest and the ones before it (at least 1).
+    #[arg(long, default_value_t = 3)]
+    keep_checkpoints: usize,
     /// Re-check the pipeline file on every change and apply safe edits between stages.
     #[arg(long)]
     watch: bool,
@@ -50,6 +62,14 @@ pub struct Args {
 
 /// `--engine olmo-core`: the plan's runs trained by OLMo-core under torchrun.
 fn run_engine(a: Args) -> ExitCode {
+    if a.engine == Some(super::export::Engine::Megatron) {
+        eprintln!(
+            "error: `pipe run` trains with OLMo-core (`--engine olmo-core`); for Megatron-LM write \
+             the launch files with `pipe export {} --engine megatron --out DIR` (docs/engines.md)",
+            a.file.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     if a.watch {
         eprintln!("error: --watch is not yet supported with --engine (docs/engines.md)");
         return ExitCode::from(EXIT_USAGE);
@@ -60,6 +80,7 @@ fn run_engine(a: Args) -> ExitCode {
         ramp_pieces: a.ramp_pieces,
         resume: a.resume,
     };
+    let resume = resume_command(&a);
     let started = std::time::Instant::now();
     let mut log = |m: String| eprintln!("{m}");
     match pipelang_runtime::trainer::olmo_core::run_file(
@@ -80,7 +101,7 @@ fn run_engine(a: Args) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => report(e),
+        Err(e) => report(e, &resume),
     }
 }
 
@@ -89,10 +110,21 @@ pub fn run(a: Args) -> ExitCode {
         return run_engine(a);
     }
     let watch = a.watch;
-    let opts = options(a);
+    let resume = resume_command(&a);
+    let stop = match StopFlag::on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let opts = match options(a, stop) {
+        Ok(o) => o,
+        Err(e) => return report(e, &resume),
+    };
     let mut runner = match Runner::new(opts, Box::new(|m| eprintln!("{m}"))) {
         Ok(r) => r,
-        Err(e) => return report(e),
+        Err(e) => return report(e, &resume),
     };
     let started = std::time::Instant::now();
     let result = if watch {
@@ -101,7 +133,7 @@ pub fn run(a: Args) -> ExitCode {
         runner.run(&mut |_, _| None)
     };
     if let Err(e) = result {
-        return report(e);
+        return report(e, &resume);
     }
     print!(
         "{}",
@@ -115,7 +147,36 @@ pub fn run(a: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn report(e: RunError) -> ExitCode {
+/// The command that continues this run, as the user would type it.
+fn resume_command(a: &Args) -> String {
+    let mut c = format!(
+        "pipe run {} --out {}",
+        quote(&a.file.display().to_string()),
+        quote(&a.out.display().to_string())
+    );
+    if let Some(p) = &a.profile {
+        c.push_str(&format!(" --profile {}", quote(p)));
+    }
+    if a.engine.is_some() {
+        c.push_str(&format!(" --engine olmo-core --nproc {}", a.nproc));
+    }
+    c.push_str(" --resume");
+    c
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn quote(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+fn report(e: RunError, resume: &str) -> ExitCode {
     match e {
         RunError::Diagnostics {
             file,
@@ -142,6 +203,11 @@ fn report(e: RunError) -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(EXIT_BUSY)
         }
+        RunError::Stopped(s) => {
+            eprintln!("pipe run: {s}");
+            eprintln!("  continue with: {resume}");
+            ExitCode::from(EXIT_STOPPED)
+        }
         RunError::Other(msg) => {
             eprintln!("error: {msg}");
             ExitCode::from(EXIT_USAGE)
@@ -149,8 +215,16 @@ fn report(e: RunError) -> ExitCode {
     }
 }
 
-fn options(a: Args) -> RunOptions {
-    RunOptions {
+fn options(a: Args, stop: StopFlag) -> Result<RunOptions, RunError> {
+    if !(a.checkpoint_minutes >= 0.0 && a.checkpoint_minutes.is_finite()) {
+        return Err(RunError::Other(format!(
+            "--checkpoint-minutes {}: give a number of minutes, 0 to checkpoint by steps only",
+            a.checkpoint_minutes
+        )));
+    }
+    let wall = (a.checkpoint_minutes > 0.0)
+        .then(|| std::time::Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
+    Ok(RunOptions {
         file: a.file,
         profile: a.profile,
         out: a.out,
@@ -162,6 +236,9 @@ fn options(a: Args) -> RunOptions {
         }),
         seed: a.seed,
         checkpoint_every: a.checkpoint_every.max(1),
+        checkpoint_wall: wall,
+        keep_checkpoints: a.keep_checkpoints.max(1),
+        stop,
         progress: std::io::stderr().is_terminal(),
-    }
+    })
 }

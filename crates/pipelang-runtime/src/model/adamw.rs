@@ -131,9 +131,7 @@ impl AdamW {
             .sum();
         let grad_norm = sq.sqrt();
         if !grad_norm.is_finite() {
-            bail!(
-                "adamw: gradient norm is {grad_norm}; refusing to update (lower the LR or check the data)"
-            );
+            bail!("adamw: gradient norm is {grad_norm}; refusing to update");
         }
         let clip = match self.cfg.clip_norm {
             Some(c) if grad_norm > c => (c / (grad_norm + 1e-6)) as f32,

@@ -11,6 +11,7 @@ pub mod olmo_core;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use pipelang::check::ir::Pipeline;
 use pipelang::plan::{Plan, StagePlan};
@@ -19,8 +20,9 @@ use super::checkpoint;
 use super::data::{LoaderState, SourceCursor};
 use super::metrics::{MetricsLine, MetricsWriter};
 use super::progress::StageBar;
-use super::record::{RunRecord, Status};
+use super::record::{Kept, RunRecord, Status, Stopped};
 use super::setup::{Prepared, RunError};
+use super::stop::StopFlag;
 
 pub trait Trainer {
     fn name(&self) -> &str;
@@ -31,6 +33,8 @@ pub trait Trainer {
 
     /// Trains the context's stage from its start to its last step, reporting every step with
     /// [`StageContext::step_done`] and every checkpoint with [`StageContext::checkpointed`].
+    /// After each step it checkpoints when [`StageContext::checkpoint_due`] says so, then
+    /// returns [`StageContext::stopped`] when [`StageContext::stop_requested`] (a signal).
     fn train_stage(&mut self, ctx: &mut StageContext) -> Result<StageOutcome, RunError>;
 }
 
@@ -82,6 +86,13 @@ pub struct StageContext<'r> {
     pub start: StageStart,
     /// Checkpoint after every this many steps, and after the last.
     pub checkpoint_every: u64,
+    /// Checkpoint also once this much time has passed since the last one (`None`: steps only).
+    pub checkpoint_wall: Option<Duration>,
+    /// How many checkpoints of a running stage are kept: the latest and the ones before it.
+    pub keep_checkpoints: usize,
+    /// Set by SIGINT and SIGTERM: stop at the next step boundary, after a checkpoint.
+    pub stop: StopFlag,
+    pub(crate) last_checkpoint: Instant,
     pub(crate) record: &'r mut RunRecord,
     pub(crate) run_file: PathBuf,
     pub(crate) metrics: MetricsWriter,
@@ -126,14 +137,93 @@ impl<'r> StageContext<'r> {
         Ok(())
     }
 
-    /// Whether the trainer checkpoints after `step`.
+    /// Whether the trainer checkpoints after `step`: at the end of the stage, every
+    /// `checkpoint_every` steps, once `checkpoint_wall` has passed since the last one, and
+    /// before a requested stop.
     pub fn checkpoint_due(&self, step: u64) -> bool {
-        step + 1 == self.stage().steps || (step + 1).is_multiple_of(self.checkpoint_every)
+        step + 1 == self.stage().steps
+            || (step + 1).is_multiple_of(self.checkpoint_every)
+            || self
+                .checkpoint_wall
+                .is_some_and(|w| self.last_checkpoint.elapsed() >= w)
+            || self.stop.requested()
+    }
+
+    /// Whether the trainer should stop after `step` (a signal asked for it): true only
+    /// part-way through the stage, since a stage at its last step simply ends, and the runner
+    /// stops before the next one.
+    pub fn stop_requested(&self, step: u64) -> bool {
+        self.stop.requested() && step + 1 < self.stage().steps
+    }
+
+    /// The checkpoint a run that fails now would go back to: this stage's latest, or else the
+    /// final checkpoint of the last finished stage before it (`None`: nothing was saved yet).
+    pub fn last_good_checkpoint(&self) -> Option<String> {
+        let stage = self.stage();
+        if let Some(c) = self
+            .record
+            .stage(&stage.name)
+            .and_then(|r| r.checkpoint.clone())
+        {
+            return Some(c);
+        }
+        self.plan().stages[..self.index].iter().rev().find_map(|s| {
+            self.record
+                .stage(&s.name)
+                .filter(|r| r.status == Status::Done)
+                .and_then(|r| r.checkpoint.clone())
+        })
+    }
+
+    /// The error a trainer returns when training cannot go on at `step` (a non-finite loss or
+    /// gradient): the stage, the step and the LR, and the last good checkpoint.
+    pub fn diverged(&self, step: u64, lr: f64, what: &str) -> RunError {
+        let last = match self.last_good_checkpoint() {
+            Some(c) => format!("the last good checkpoint is {c}"),
+            None => "no checkpoint was written before it".into(),
+        };
+        RunError::Training(format!(
+            "stage `{}` step {step}: {what} at LR {}; lower the LR or check the data ({last}; \
+             every checkpoint written before is intact)",
+            self.stage().name,
+            pipelang::check::units::lr(lr)
+        ))
+    }
+
+    /// The error a trainer returns when it cannot write the checkpoint `rel` (a full disk, a
+    /// read-only run directory): what failed, and the checkpoint the run still has.
+    pub fn checkpoint_failed(&self, rel: &str, e: &dyn std::fmt::Display) -> RunError {
+        let kept = match self.last_good_checkpoint() {
+            Some(c) => {
+                format!("the previous checkpoint {c} is whole and `--resume` continues from it")
+            }
+            None => "no earlier checkpoint was written".into(),
+        };
+        RunError::Other(format!(
+            "stage `{}`: cannot write the checkpoint {rel} in `{}`: {e}; {kept}",
+            self.stage().name,
+            self.run_dir.display()
+        ))
+    }
+
+    /// The error a trainer returns to stop after its checkpoint of `steps_done` steps.
+    pub fn stopped(&self, steps_done: u64) -> RunError {
+        let stage = self.stage();
+        RunError::Stopped(Stopped {
+            cause: self.stop.cause(),
+            stage: stage.name.clone(),
+            step: steps_done,
+            checkpoint: self
+                .record
+                .stage(&stage.name)
+                .and_then(|r| r.checkpoint.clone()),
+        })
     }
 
     /// Records a checkpoint the trainer has written (`checkpoint`, relative to the run
     /// directory) after `steps_done` steps: the metrics lines up to it are made durable first,
-    /// then `run.ron` points at it, then the checkpoint it replaces is removed.
+    /// then `run.ron` points at it, then the checkpoints past `keep_checkpoints` are removed
+    /// (all periodic ones once the stage's final checkpoint is written).
     pub fn checkpointed(
         &mut self,
         steps_done: u64,
@@ -142,18 +232,41 @@ impl<'r> StageContext<'r> {
     ) -> Result<(), RunError> {
         self.metrics.sync()?;
         let stage = self.stage();
+        let keep = self.keep_checkpoints.max(1);
         let r = self
             .record
             .stage_mut(&stage.name)
             .expect("the runner records every planned stage");
         let previous = r.checkpoint.replace(checkpoint.clone());
-        r.step = steps_done;
-        r.loader = loader;
+        let previous_loader = std::mem::replace(&mut r.loader, loader);
+        let previous_step = std::mem::replace(&mut r.step, steps_done);
+        if let Some(p) = previous.filter(|p| *p != checkpoint && checkpoint::is_periodic(p)) {
+            r.earlier.push(Kept {
+                step: previous_step,
+                checkpoint: p,
+                loader: previous_loader,
+            });
+        }
+        let mut drop = vec![];
         if steps_done == stage.steps {
             r.status = Status::Done;
+            drop.append(&mut r.earlier);
+        } else {
+            let excess = (r.earlier.len() + 1).saturating_sub(keep);
+            drop.extend(r.earlier.drain(..excess));
         }
-        self.record.save(&self.run_file)?;
-        checkpoint::prune(self.run_dir, previous.as_deref(), &checkpoint);
+        self.record.save(&self.run_file).map_err(|e| {
+            RunError::Other(format!(
+                "stage `{}`: wrote the checkpoint {checkpoint} but cannot update `{}`: {e}; \
+                 it still names the checkpoint before, which is kept",
+                stage.name,
+                self.run_file.display()
+            ))
+        })?;
+        self.last_checkpoint = Instant::now();
+        for k in drop {
+            checkpoint::remove(self.run_dir, &k.checkpoint);
+        }
         Ok(())
     }
 }

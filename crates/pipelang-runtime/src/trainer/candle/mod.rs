@@ -57,16 +57,17 @@ impl CandleTrainer {
         let t_fwd = t0.elapsed();
         let grads = fwd.loss.backward()?;
         let t_bwd = t0.elapsed();
-        let stats = s.opt.step(&grads, at.lr)?;
+        // Checked before the update, so that nothing non-finite reaches the weights.
         let loss = step::scalar(&fwd.loss)?;
-        let t_opt = t0.elapsed();
         if !loss.is_finite() {
-            return Err(RunError::Training(format!(
-                "stage `{}` step {step}: the loss is {loss} at LR {}; lower the LR or check the data",
-                st.name,
-                pipelang::check::units::lr(at.lr)
-            )));
+            return Err(ctx.diverged(step, at.lr, &format!("the loss is {loss}")));
         }
+        let stats = s.opt.step(&grads, at.lr).map_err(|e| {
+            // candle appends a backtrace when RUST_BACKTRACE is set: the first line says it.
+            let what = e.to_string();
+            ctx.diverged(step, at.lr, what.lines().next().unwrap_or(""))
+        })?;
+        let t_opt = t0.elapsed();
         Ok(MetricsLine {
             stage: st.name.clone(),
             step,
@@ -100,7 +101,9 @@ impl CandleTrainer {
         let st = ctx.stage();
         let done = step + 1;
         let rel = checkpoint::rel_path(&st.name, done, done == st.steps);
-        s.checkpoint(&self.dev)?.save(ctx.run_dir, &rel)?;
+        s.checkpoint(&self.dev)?
+            .save(ctx.run_dir, &rel)
+            .map_err(|e| ctx.checkpoint_failed(&rel, &e))?;
         ctx.checkpointed(done, rel, Some(s.loader.state()))
     }
 }
@@ -129,6 +132,9 @@ impl Trainer for CandleTrainer {
             ctx.step_done(&line)?;
             if ctx.checkpoint_due(step) {
                 self.checkpoint(&s, ctx, step)?;
+            }
+            if ctx.stop_requested(step) {
+                return Err(ctx.stopped(step + 1));
             }
         }
         found.extend(evals.at_end(&s, &self.dev)?);

@@ -92,10 +92,12 @@ fn new_record(prep: &Prepared, out: &Path) -> Result<RunRecord, RunError> {
                 evals: Default::default(),
                 wall_s: 0.0,
                 phases: vec![],
+                earlier: vec![],
             })
             .collect(),
         cursors: Default::default(),
         versions: vec![],
+        stopped: None,
     };
     r.add_version(out, &prep.source, None, 0, vec![])?;
     Ok(r)
