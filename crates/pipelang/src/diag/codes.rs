@@ -43,6 +43,8 @@ codes! {
     ARGUMENTS = "P0207", "bad-arguments", Error, "missing, unknown or repeated arguments of a function";
     ROUNDING = "P0208", "budget-rounding", Warning, "whole steps change a token budget by more than 0.1%";
     UNDER_A_STEP = "P0209", "duration-under-a-step", Error, "an LR schedule duration in tokens shorter than one step";
+    KV_HEADS = "P0220", "kv-heads-do-not-divide", Error, "key/value heads do not divide the query heads";
+    DENSE_LAYERS = "P0221", "no-moe-layer-left", Error, "`dense_layers` leaves no layer for the experts";
     CYCLE = "P0301", "stage-cycle", Error, "stages depend on each other in a cycle";
     TRAINED_AND_FROZEN = "P0302", "trained-and-frozen", Error, "a model is both trained and frozen in one stage";
     AMBIGUOUS_WEIGHTS = "P0303", "ambiguous-weights", Error, "a model's weights could come from two predecessors";
