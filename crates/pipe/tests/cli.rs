@@ -221,10 +221,16 @@ fn plots_are_written_and_not_trivial() {
     // Ticks as the recipe writes them: lengths 1,024-based, RoPE bases 1,000-based (plotters
     // writes each text on a line of its own).
     for tick in ["4K", "8K", "32K", "128K", "50K", "800K"] {
-        assert!(text.contains(&format!("\n{tick}\n")), "svg lacks the tick {tick}");
+        assert!(
+            text.contains(&format!("\n{tick}\n")),
+            "svg lacks the tick {tick}"
+        );
     }
     for wrong in ["10000", "1M", "131072"] {
-        assert!(!text.contains(&format!("\n{wrong}\n")), "svg has the tick {wrong}");
+        assert!(
+            !text.contains(&format!("\n{wrong}\n")),
+            "svg has the tick {wrong}"
+        );
     }
     let ron_path = dir.path().join("plan.ron");
     assert_eq!(
