@@ -186,20 +186,51 @@ fn plots_are_written_and_not_trivial() {
         .0,
         0
     );
-    let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (1400, 1000));
+    let img = image::open(&png).unwrap().to_rgb8();
+    // The figure's height follows its lanes and label rows; its width is fixed.
+    assert_eq!(img.width(), 1600);
+    assert!(img.height() > 1000, "{}", img.height());
     // A blank figure compresses to almost nothing; ours has curves, bands and text.
     assert!(std::fs::metadata(&png).unwrap().len() > 30_000);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"));
+    // Every panel, by its caption; the legends' titles; every stage; every source in use.
     for needle in [
         "learning rate",
-        "vit_coca",
-        "joint_long_context",
+        "data mixture (stacked shares), a row per lane",
+        "sequence length (log scale)",
+        "RoPE base (log scale), per decoder",
+        "batch: sequences per step",
+        "tokens per step",
+        "sources",
+        "decoders",
+        "curves by lane",
+        "stages in parallel lanes",
+        "vit_coca (2T)",
+        "text_pretrain (5.2T)",
+        "vit_align* (100B)", // widened to stay visible
+        "joint_long_context (300B)",
         "web_text",
+        "hq_multimodal",
+        "long_video",
+        "caption_decoder",
         "<polyline",
     ] {
         assert!(text.contains(needle), "svg lacks {needle}");
+    }
+    // Ticks as the recipe writes them: lengths 1,024-based, RoPE bases 1,000-based (plotters
+    // writes each text on a line of its own).
+    for tick in ["4K", "8K", "32K", "128K", "50K", "800K"] {
+        assert!(
+            text.contains(&format!("\n{tick}\n")),
+            "svg lacks the tick {tick}"
+        );
+    }
+    for wrong in ["10000", "1M", "131072"] {
+        assert!(
+            !text.contains(&format!("\n{wrong}\n")),
+            "svg has the tick {wrong}"
+        );
     }
     let ron_path = dir.path().join("plan.ron");
     assert_eq!(

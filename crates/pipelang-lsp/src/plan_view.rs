@@ -13,9 +13,9 @@ use lsp_types::{Position, TextDocumentIdentifier};
 use serde::{Deserialize, Serialize};
 
 use super::document::Document;
-use pipelang::check::ir::{DataId, IndexVec};
 use pipelang::check::units;
-use pipelang::plan::Plan;
+use pipelang::plan::picture::{self, Axis, Timeline};
+use pipelang::plan::{Plan, StagePlan};
 use pipelang::syntax::Item;
 
 pub enum PlanRequest {}
@@ -92,53 +92,89 @@ fn stage_at(doc: &Document, offset: usize) -> Option<String> {
     })
 }
 
-const WIDTH: f64 = 960.0;
+const WIDTH: f64 = 1000.0;
+/// The column right of the panels that holds the legends.
+const LEGEND_W: f64 = 170.0;
 const LEFT: f64 = 78.0;
-const RIGHT: f64 = 16.0;
-const TOP: f64 = 64.0;
-const PANEL: f64 = 118.0;
-const GAP: f64 = 26.0;
+/// Room for the batch panel's tokens-per-step ticks.
+const RIGHT: f64 = 48.0;
+const TOP: f64 = 34.0;
+const PANEL: f64 = 110.0;
+const GAP: f64 = 28.0;
+const LANE_H: f64 = 18.0;
+const LABEL_ROW: f64 = 14.0;
+/// Width of a character at font-size 11, for placing labels (no font metrics in a webview
+/// answer; a little wide, so labels keep apart).
+const CHAR_W: f64 = 6.6;
 const SAMPLES_PER_STAGE: u64 = 120;
-const COLORS: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
+const MIN_SHARE: f64 = 0.035;
+const LANE_COLORS: [&str; 4] = ["#1f4fb4", "#d66e00", "#008856", "#875692"];
+/// Hues apart from the lanes', so that a decoder's RoPE line is not read as a lane.
+const DECODER_COLORS: [&str; 4] = ["#be0032", "#008080", "#882d17", "#604e97"];
+
+fn hex((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+fn lane_color(l: usize) -> String {
+    LANE_COLORS
+        .get(l)
+        .map_or_else(|| hex(picture::color(l + 4)), |c| c.to_string())
+}
 
 struct Sample {
     x: f64,
     lr: f64,
-    mix: IndexVec<DataId, f64>,
+    mix: Vec<f64>,
     seq_len: f64,
     batch: f64,
+    tokens_per_step: f64,
     rope: Vec<(String, f64)>,
 }
 
-fn samples(plan: &Plan) -> Vec<Sample> {
-    let mut out = vec![];
-    for (i, st) in plan.stages.iter().enumerate() {
-        let n = st.steps.clamp(1, SAMPLES_PER_STAGE);
-        let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
-        // Phase boundaries and the last step exactly, so transitions show as steps.
-        for ph in &st.phases {
-            steps.push(ph.first_step);
-            steps.push(ph.first_step.saturating_sub(1));
-        }
-        steps.push(st.steps.saturating_sub(1));
-        steps.sort();
-        steps.dedup();
-        for step in steps {
-            let p = plan.step(i, step);
-            out.push(Sample {
-                x: st.global_start + p.tokens,
-                lr: p.lr,
-                mix: plan.mix_at(i, step),
-                seq_len: p.seq_len as f64,
-                batch: p.batch as f64,
-                rope: p.rope_base.into_iter().collect(),
-            });
-        }
-    }
-    out
+/// Samples of each stage, at its place on the timeline (the last step held to the stage's end).
+fn samples(plan: &Plan, t: &Timeline) -> Vec<Vec<Sample>> {
+    plan.stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let n = st.steps.clamp(1, SAMPLES_PER_STAGE);
+            let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
+            // Phase boundaries and the last step exactly, so transitions show as steps.
+            for ph in &st.phases {
+                steps.push(ph.first_step);
+                steps.push(ph.first_step.saturating_sub(1));
+            }
+            steps.push(st.steps.saturating_sub(1));
+            steps.sort();
+            steps.dedup();
+            let mut out: Vec<Sample> = steps
+                .into_iter()
+                .map(|step| {
+                    let p = plan.step(i, step);
+                    Sample {
+                        x: t.slots[i].start + p.tokens,
+                        lr: p.lr,
+                        mix: p.shares.as_raw().to_vec(),
+                        seq_len: p.seq_len as f64,
+                        batch: p.batch as f64,
+                        tokens_per_step: p.tokens_per_step as f64,
+                        rope: p.rope_base.into_iter().collect(),
+                    }
+                })
+                .collect();
+            if let Some(last) = out.last() {
+                let end = Sample {
+                    x: t.slots[i].end,
+                    mix: last.mix.clone(),
+                    rope: last.rope.clone(),
+                    ..*last
+                };
+                out.push(end);
+            }
+            out
+        })
+        .collect()
 }
 
 fn esc(s: &str) -> String {
@@ -151,6 +187,7 @@ fn esc(s: &str) -> String {
 /// One panel's frame: a y-range and where it sits.
 struct Panel {
     top: f64,
+    height: f64,
     lo: f64,
     hi: f64,
     log: bool,
@@ -164,15 +201,77 @@ impl Panel {
             (v, self.lo, self.hi)
         };
         let f = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-        self.top + PANEL * (1.0 - f.clamp(0.0, 1.0))
+        self.top + self.height * (1.0 - f.clamp(0.0, 1.0))
+    }
+
+    /// A log panel around the values the plan takes, ticked at those that keep apart.
+    fn log(top: f64, height: f64, used: &[f64]) -> (Panel, Vec<f64>) {
+        let (lo, hi) = match (used.first(), used.last()) {
+            (Some(a), Some(b)) => (a / 1.6, b * 1.6),
+            _ => (1.0, 10.0),
+        };
+        let p = Panel {
+            top,
+            height,
+            lo,
+            hi,
+            log: true,
+        };
+        let items: Vec<(f64, f64)> = used.iter().map(|v| (-p.y(*v), 11.0)).collect();
+        let mut order: Vec<usize> = (0..used.len()).collect();
+        order.sort_by(|a, b| items[*a].0.total_cmp(&items[*b].0));
+        let sorted: Vec<(f64, f64)> = order.iter().map(|&i| items[i]).collect();
+        let ticks = picture::thin(&sorted, 1.0)
+            .into_iter()
+            .map(|k| used[order[k]])
+            .collect();
+        (p, ticks)
     }
 }
 
+/// Stage labels: inside the band when they fit (`None`), else placed in rows under the lanes.
+fn labels(
+    plan: &Plan,
+    t: &Timeline,
+    x: &dyn Fn(f64) -> f64,
+) -> (Vec<Option<picture::Placed>>, usize) {
+    let mut out = vec![None; plan.stages.len()];
+    let mut outside = vec![];
+    for (i, st) in plan.stages.iter().enumerate() {
+        let (x0, x1) = (x(t.slots[i].start), x(t.slots[i].end));
+        let w = label_of(st).chars().count() as f64 * CHAR_W;
+        if w + 6.0 > x1 - x0 {
+            outside.push((i, ((x0 + x1) / 2.0, w)));
+        }
+    }
+    let placed = picture::place(
+        &outside.iter().map(|o| o.1).collect::<Vec<_>>(),
+        4.0,
+        WIDTH - LEGEND_W,
+        8.0,
+    );
+    let rows = placed.iter().map(|p| p.row + 1).max().unwrap_or(0);
+    for ((i, _), p) in outside.iter().zip(placed) {
+        out[*i] = Some(p);
+    }
+    (out, rows)
+}
+
+fn label_of(st: &StagePlan) -> String {
+    format!("{} ({})", st.name, units::tokens(st.tokens))
+}
+
 pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
-    let s = samples(plan);
-    let total = plan.total_tokens.max(1.0);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let x = |t: f64| LEFT + plot_w * (t / total).clamp(0.0, 1.0);
+    let t = Timeline::new(plan);
+    let axis = Axis::new(&t, MIN_SHARE);
+    let s = samples(plan, &t);
+    let plot_w = WIDTH - LEGEND_W - LEFT - RIGHT;
+    let x = |v: f64| LEFT + plot_w * axis.at(v);
+    let (placed, rows) = labels(plan, &t, &x);
+    let strip_top = TOP;
+    let lane_y = |l: usize| strip_top + l as f64 * (LANE_H + 3.0);
+    let rows_top = lane_y(t.lanes) + 2.0;
+    let panels_top = rows_top + rows as f64 * LABEL_ROW + 14.0;
     let titles = [
         "learning rate",
         "data mixture",
@@ -180,7 +279,23 @@ pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
         "RoPE base",
         "batch",
     ];
-    let height = TOP + titles.len() as f64 * (PANEL + GAP) + 30.0;
+    let heights = [
+        PANEL,
+        PANEL + 60.0 * (t.lanes as f64 - 1.0),
+        PANEL,
+        PANEL,
+        PANEL,
+    ];
+    let tops: Vec<f64> = heights
+        .iter()
+        .scan(panels_top, |y, h| {
+            let top = *y;
+            *y += h + GAP;
+            Some(top)
+        })
+        .collect();
+    let bottom = tops[4] + heights[4];
+    let height = bottom + 34.0;
     let mut o = String::new();
     let _ = write!(
         o,
@@ -189,13 +304,18 @@ pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
     );
     let _ = write!(
         o,
-        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}{} — {} tokens, {} steps{}</text>"##,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}{} — {} tokens, {} steps{}{}</text>"##,
         esc(&plan.pipeline),
         plan.profile
             .as_ref()
             .map_or(String::new(), |p| format!(" (profile {})", esc(p))),
         units::tokens(plan.total_tokens),
         units::grouped(plan.total_steps),
+        if t.lanes > 1 {
+            format!("; {} along the longest path", units::tokens(t.length))
+        } else {
+            String::new()
+        },
         if stale {
             " (last version without errors)"
         } else {
@@ -203,100 +323,185 @@ pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
         }
     );
 
-    let max_of = |f: &dyn Fn(&Sample) -> f64| s.iter().map(f).fold(0.0, f64::max);
-    let ropes: Vec<f64> = s.iter().flat_map(|p| p.rope.iter().map(|r| r.1)).collect();
-    let (rope_lo, rope_hi) = ropes
-        .iter()
-        .fold((f64::MAX, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let panels: Vec<Panel> = (0..titles.len())
-        .map(|i| {
-            let top = TOP + i as f64 * (PANEL + GAP);
-            let (lo, hi, log) = match i {
-                0 => (0.0, max_of(&|p| p.lr) * 1.1 + 1e-12, false),
-                1 => (0.0, 1.0, false),
-                2 => (0.0, max_of(&|p| p.seq_len) * 1.1 + 1.0, false),
-                3 if !ropes.is_empty() => (rope_lo / 2.0, rope_hi * 2.0, true),
-                3 => (1.0, 10.0, true),
-                _ => (0.0, max_of(&|p| p.batch) * 1.1 + 1.0, false),
-            };
-            Panel { top, lo, hi, log }
-        })
-        .collect();
-
-    // Stage bands first, under the curves, across all panels; labels along the top.
-    let band_top = TOP - 18.0;
-    let band_h = titles.len() as f64 * (PANEL + GAP) - GAP + 18.0;
+    // Stages: a band in their lane, the label in it or under the lanes, and for the stage under
+    // the cursor a highlight down through every panel.
     for (i, st) in plan.stages.iter().enumerate() {
-        let (x0, x1) = (x(st.global_start), x(st.global_start + st.tokens));
+        let slot = t.slots[i];
+        let (x0, x1) = (x(slot.start), x(slot.end));
         let is_current = current == Some(st.name.as_str());
-        let (fill, class) = match (is_current, st.vision_branch, i % 2) {
-            (true, _, _) => ("#ffd54f", "stage current"),
-            (false, true, _) => ("#e8f0fb", "stage"),
-            (false, false, 0) => ("#f4f4f4", "stage"),
-            _ => ("#fbfbfb", "stage"),
-        };
+        let class = if is_current { "stage current" } else { "stage" };
+        let widened = axis.is_widened(slot.start, slot.end);
+        let y0 = lane_y(slot.lane);
         let _ = write!(
             o,
-            r##"<g class="{class}" data-stage="{name}"><title>{name}: {tok} tokens, {steps} steps</title><rect x="{x0:.1}" y="{band_top}" width="{w:.1}" height="{band_h}" fill="{fill}" fill-opacity="{op}" stroke="{stroke}" stroke-width="{sw}"/>"##,
+            r##"<g class="{class}" data-stage="{name}" data-lane="{lane}"><title>{name}: {tok} tokens, {steps} steps{note}</title>"##,
             name = esc(&st.name),
+            lane = slot.lane,
             tok = units::tokens(st.tokens),
             steps = units::grouped(st.steps),
-            w = (x1 - x0).max(1.0),
-            op = if is_current { 0.55 } else { 1.0 },
-            stroke = if is_current { "#e0a800" } else { "none" },
-            sw = if is_current { 2 } else { 0 },
+            note = if widened {
+                " (widened to stay visible: not to scale)"
+            } else {
+                ""
+            },
         );
-        // Names of narrow stages would collide: they get their title tooltip only.
-        if x1 - x0 > 46.0 || is_current {
+        if is_current {
             let _ = write!(
                 o,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="{}" fill="#333">{}</text>"##,
-                (x0 + x1) / 2.0,
-                band_top + 12.0,
-                if is_current { "bold" } else { "normal" },
-                esc(&st.name)
+                r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#ffd54f" fill-opacity="0.35" stroke="#e0a800" stroke-width="2"/>"##,
+                panels_top - 4.0,
+                (x1 - x0).max(1.0),
+                bottom - panels_top + 4.0
             );
+        }
+        let _ = write!(
+            o,
+            r##"<rect x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{LANE_H}" fill="{}" fill-opacity="{}" stroke="{}" stroke-dasharray="{}"/>"##,
+            (x1 - x0).max(1.0),
+            if is_current {
+                "#ffd54f".to_string()
+            } else {
+                lane_color(slot.lane)
+            },
+            if is_current {
+                0.9
+            } else if i % 2 == 0 {
+                0.2
+            } else {
+                0.34
+            },
+            lane_color(slot.lane),
+            if widened { "3,2" } else { "none" },
+        );
+        let label = esc(&label_of(st));
+        let weight = if is_current { "bold" } else { "normal" };
+        match placed[i] {
+            None => {
+                let _ = write!(
+                    o,
+                    r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="{weight}" fill="#222">{label}</text>"##,
+                    (x0 + x1) / 2.0,
+                    y0 + 13.0
+                );
+            }
+            Some(p) => {
+                let ly = rows_top + p.row as f64 * LABEL_ROW;
+                let w = label_of(st).chars().count() as f64 * CHAR_W;
+                let _ = write!(
+                    o,
+                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888"/><text x="{:.1}" y="{:.1}" font-weight="{weight}" fill="#222">{label}</text>"##,
+                    (x0 + x1) / 2.0,
+                    y0 + LANE_H,
+                    (p.left + w / 2.0).clamp(p.left, p.left + w),
+                    ly + 2.0,
+                    p.left,
+                    ly + 11.0
+                );
+            }
         }
         o.push_str("</g>");
     }
-
-    for (i, (title, p)) in titles.iter().zip(&panels).enumerate() {
+    // Stage boundaries: faint lines through the panels, ticked under the last one.
+    let bounds = axis.boundaries();
+    let items: Vec<(f64, f64)> = bounds
+        .iter()
+        .map(|b| (x(*b), units::tokens(*b).len() as f64 * CHAR_W))
+        .collect();
+    o.push_str(r#"<g class="x-axis">"#);
+    for k in picture::thin(&items, 6.0) {
+        let bx = x(bounds[k]);
         let _ = write!(
             o,
-            r##"<g class="panel" data-panel="{title}"><rect x="{LEFT}" y="{}" width="{plot_w}" height="{PANEL}" fill="none" stroke="#999"/><text x="{}" y="{}" font-weight="bold">{title}</text>"##,
-            p.top,
-            LEFT + 4.0,
-            p.top + 13.0
+            r##"<line x1="{bx:.1}" x2="{bx:.1}" y1="{panels_top:.1}" y2="{bottom:.1}" stroke="#ddd"/><text x="{bx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            bottom + 14.0,
+            units::tokens(bounds[k])
+        );
+    }
+    let _ = write!(
+        o,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">tokens along the stage graph (ticks at stage boundaries{})</text></g>"##,
+        LEFT + plot_w / 2.0,
+        bottom + 28.0,
+        if axis.widened.is_empty() {
+            ""
+        } else {
+            "; dashed stages widened to stay visible"
+        }
+    );
+
+    let all = || s.iter().flatten();
+    let runs = runs(&t);
+    for (i, title) in titles.iter().enumerate() {
+        let (top, h) = (tops[i], heights[i]);
+        let (p, ticks): (Panel, Vec<f64>) = match i {
+            0 => {
+                let hi = all().map(|p| p.lr).fold(0.0, f64::max) * 1.1 + 1e-12;
+                let p = Panel {
+                    top,
+                    height: h,
+                    lo: 0.0,
+                    hi,
+                    log: false,
+                };
+                // The peak to two significant digits, and half of it: `1e-3`, not `9.999e-4`.
+                let peak = hi / 1.1;
+                let unit = 10f64.powf(peak.log10().floor() - 1.0);
+                let peak = (peak / unit).round() * unit;
+                (p, vec![0.0, peak / 2.0, peak])
+            }
+            1 => {
+                let n = t.lanes as f64;
+                let p = Panel {
+                    top,
+                    height: h,
+                    lo: 0.0,
+                    hi: n,
+                    log: false,
+                };
+                (p, (0..=2 * t.lanes).map(|k| k as f64 / 2.0).collect())
+            }
+            2 => Panel::log(top, h, &picture::used_values(all().map(|p| p.seq_len))),
+            3 => Panel::log(
+                top,
+                h,
+                &picture::used_values(all().flat_map(|p| p.rope.iter().map(|r| r.1))),
+            ),
+            _ => Panel::log(top, h, &picture::used_values(all().map(|p| p.batch))),
+        };
+        let _ = write!(
+            o,
+            r##"<g class="panel" data-panel="{title}"><rect x="{LEFT}" y="{top}" width="{plot_w}" height="{h}" fill="none" stroke="#999"/><text x="{LEFT}" y="{}" font-weight="bold">{}</text>"##,
+            top - 4.0,
+            match i {
+                1 if t.lanes > 1 => "data mixture, a row per lane".to_string(),
+                4 => "batch: sequences per step (solid, left), tokens per step (dashed, right)"
+                    .to_string(),
+                _ => title.to_string(),
+            }
         );
         let label = |v: f64| match i {
             0 => units::lr(v),
-            1 => format!("{}%", units::trim(v * 100.0)),
+            1 => {
+                let f = v - v.floor();
+                match f {
+                    0.0 if v == 0.0 => "0%".to_string(),
+                    0.0 if v >= t.lanes as f64 => "100%".to_string(),
+                    0.0 => "100% | 0%".to_string(),
+                    _ => format!("{}%", units::trim(f * 100.0)),
+                }
+            }
             2 => units::length(v.round() as u64),
             3 => units::tokens(v),
             _ => units::grouped(v.round() as u64),
         };
-        let ticks: Vec<f64> = if p.log {
-            let (a, b) = (p.lo.log10().ceil() as i32, p.hi.log10().floor() as i32);
-            (a..=b).map(|e| 10f64.powi(e)).collect()
-        } else {
-            vec![p.lo, (p.lo + p.hi / 1.1) / 2.0, p.hi / 1.1]
-        };
-        for t in ticks {
-            let y = p.y(t);
-            let _ = write!(
-                o,
-                r##"<line x1="{}" x2="{LEFT}" y1="{y:.1}" y2="{y:.1}" stroke="#999"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                LEFT - 4.0,
-                LEFT - 6.0,
-                y + 4.0,
-                esc(&label(t))
-            );
+        for v in ticks {
+            tick(&mut o, p.y(v), &label(v), false);
         }
         match i {
-            1 => mixture(&mut o, plan, &s, p, &x),
+            1 => mixture(&mut o, plan, &t, &s, &p, &x, tops[1]),
             3 => {
                 let mut models: Vec<&str> = vec![];
-                for sm in &s {
+                for sm in all() {
                     for (m, _) in &sm.rope {
                         if !models.contains(&m.as_str()) {
                             models.push(m);
@@ -304,11 +509,21 @@ pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
                     }
                 }
                 for (k, m) in models.iter().enumerate() {
-                    let pts: Vec<(f64, f64)> = s
-                        .iter()
-                        .filter_map(|sm| sm.rope.iter().find(|r| r.0 == *m).map(|r| (sm.x, r.1)))
-                        .collect();
-                    line(&mut o, &pts, p, &x, COLORS[k % COLORS.len()], m);
+                    let color = DECODER_COLORS
+                        .get(k)
+                        .map_or_else(|| hex(picture::color(k + 8)), |c| c.to_string());
+                    for run in &runs {
+                        let pts: Vec<(f64, f64)> = run
+                            .1
+                            .iter()
+                            .flat_map(|&st| &s[st])
+                            .filter_map(|sm| {
+                                sm.rope.iter().find(|r| r.0 == *m).map(|r| (sm.x, r.1))
+                            })
+                            .collect();
+                        line(&mut o, &pts, &p, &x, &color, m, false);
+                    }
+                    swatch(&mut o, tops[3] + 14.0 * k as f64, &color, m, false);
                 }
             }
             _ => {
@@ -317,20 +532,114 @@ pub fn svg(plan: &Plan, current: Option<&str>, stale: bool) -> String {
                     2 => |p| p.seq_len,
                     _ => |p| p.batch,
                 };
-                let pts: Vec<(f64, f64)> = s.iter().map(|sm| (sm.x, f(sm))).collect();
-                line(&mut o, &pts, p, &x, "#1f4fb4", title);
+                for run in &runs {
+                    let pts: Vec<(f64, f64)> = run
+                        .1
+                        .iter()
+                        .flat_map(|&st| &s[st])
+                        .map(|sm| (sm.x, f(sm)))
+                        .collect();
+                    line(&mut o, &pts, &p, &x, &lane_color(run.0), title, false);
+                }
+                if i == 4 {
+                    let (q, ticks) = Panel::log(
+                        top,
+                        h,
+                        &picture::used_values(all().map(|p| p.tokens_per_step)),
+                    );
+                    for v in ticks {
+                        tick(&mut o, q.y(v), &units::tokens(v), true);
+                    }
+                    for run in &runs {
+                        let pts: Vec<(f64, f64)> = run
+                            .1
+                            .iter()
+                            .flat_map(|&st| &s[st])
+                            .map(|sm| (sm.x, sm.tokens_per_step))
+                            .collect();
+                        line(
+                            &mut o,
+                            &pts,
+                            &q,
+                            &x,
+                            &lane_color(run.0),
+                            "tokens per step",
+                            true,
+                        );
+                    }
+                    if t.lanes > 1 {
+                        for l in 0..t.lanes {
+                            let name = if l == 0 {
+                                "longest path".to_string()
+                            } else {
+                                format!("parallel lane {l}")
+                            };
+                            swatch(&mut o, top + 14.0 * l as f64, &lane_color(l), &name, false);
+                        }
+                    }
+                }
             }
         }
         o.push_str("</g>");
     }
-    let bottom = TOP + titles.len() as f64 * (PANEL + GAP) - GAP + 16.0;
+    o.push_str("</svg>");
+    o
+}
+
+/// Runs of stages that follow each other in one lane, drawn as one line: (lane, stages).
+fn runs(t: &Timeline) -> Vec<(usize, Vec<usize>)> {
+    let mut runs: Vec<(usize, Vec<usize>)> = vec![];
+    for (i, s) in t.slots.iter().enumerate() {
+        match runs.iter_mut().rev().find(|(lane, _)| *lane == s.lane) {
+            Some((_, stages)) if t.slots[*stages.last().unwrap_or(&i)].end == s.start => {
+                stages.push(i)
+            }
+            _ => runs.push((s.lane, vec![i])),
+        }
+    }
+    runs
+}
+
+fn tick(o: &mut String, y: f64, label: &str, right: bool) {
+    let (x, x2, tx, anchor) = if right {
+        let r = WIDTH - LEGEND_W - RIGHT;
+        (r, r + 4.0, r + 6.0, "start")
+    } else {
+        (LEFT - 4.0, LEFT, LEFT - 6.0, "end")
+    };
     let _ = write!(
         o,
-        r##"<text x="{LEFT}" y="{bottom}">0</text><text x="{}" y="{bottom}" text-anchor="end">{} tokens</text></svg>"##,
-        WIDTH - RIGHT,
-        units::tokens(plan.total_tokens)
+        r##"<line x1="{x}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#999"/><text x="{tx}" y="{:.1}" text-anchor="{anchor}">{}</text>"##,
+        y + 4.0,
+        esc(label)
     );
-    o
+}
+
+/// A legend row in the column right of the panels.
+fn swatch(o: &mut String, y: f64, color: &str, name: &str, filled: bool) {
+    let x = WIDTH - LEGEND_W + 8.0;
+    if filled {
+        let _ = write!(
+            o,
+            r##"<rect x="{x}" y="{:.1}" width="9" height="9" fill="{color}"/>"##,
+            y + 2.0
+        );
+    } else {
+        let _ = write!(
+            o,
+            r##"<line x1="{x}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/>"##,
+            x + 12.0,
+            y + 6.0,
+            y + 6.0
+        );
+    }
+    let _ = write!(
+        o,
+        r##"<text x="{}" y="{:.1}" font-size="10" class="legend">{}</text>"##,
+        x + 16.0,
+        y + 10.0,
+        esc(name)
+    );
 }
 
 fn line(
@@ -340,13 +649,19 @@ fn line(
     x: &dyn Fn(f64) -> f64,
     color: &str,
     name: &str,
+    dashed: bool,
 ) {
     if pts.is_empty() {
         return;
     }
     let _ = write!(
         o,
-        r##"<polyline fill="none" stroke="{color}" stroke-width="2" data-series="{}" points=""##,
+        r##"<polyline fill="none" stroke="{color}" stroke-width="2"{} data-series="{}" points=""##,
+        if dashed {
+            r#" stroke-dasharray="6,4""#
+        } else {
+            ""
+        },
         esc(name)
     );
     for (t, v) in pts {
@@ -355,42 +670,65 @@ fn line(
     o.push_str(r#""/>"#);
 }
 
-/// Stacked shares, one polygon per source in use, with a legend at the panel's right.
-fn mixture(o: &mut String, plan: &Plan, s: &[Sample], p: &Panel, x: &dyn Fn(f64) -> f64) {
-    let used: Vec<DataId> = plan
-        .sources
-        .indices()
-        .filter(|&k| s.iter().any(|sm| sm.mix.get(k).is_some_and(|v| *v > 0.0)))
+/// Stacked shares, one polygon per stage and source in use, in the row of the stage's lane
+/// (lane 0 on top), with the legend in the column right of the panel.
+fn mixture(
+    o: &mut String,
+    plan: &Plan,
+    t: &Timeline,
+    s: &[Vec<Sample>],
+    p: &Panel,
+    x: &dyn Fn(f64) -> f64,
+    top: f64,
+) {
+    let used: Vec<usize> = (0..plan.sources.len())
+        .filter(|&k| {
+            s.iter()
+                .flatten()
+                .any(|sm| sm.mix.get(k).is_some_and(|v| *v > 0.0))
+        })
         .collect();
-    let mut below = vec![0.0; s.len()];
+    for (i, stage) in s.iter().enumerate() {
+        let base = (t.lanes - 1 - t.slots[i].lane) as f64;
+        let mut below = vec![base; stage.len()];
+        for (n, &k) in used.iter().enumerate() {
+            let above: Vec<f64> = stage
+                .iter()
+                .zip(&below)
+                .map(|(sm, b)| b + sm.mix.get(k).copied().unwrap_or(0.0))
+                .collect();
+            if above != below {
+                let _ = write!(
+                    o,
+                    r##"<polygon fill="{}" fill-opacity="0.85" data-series="{}" points=""##,
+                    hex(picture::color(n)),
+                    esc(&plan.sources.as_raw()[k])
+                );
+                for (sm, v) in stage.iter().zip(&above) {
+                    let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
+                }
+                for (sm, v) in stage.iter().zip(&below).rev() {
+                    let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
+                }
+                o.push_str(r#""/>"#);
+            }
+            below = above;
+        }
+    }
+    // Two columns when one would run past the panel.
+    let per_col = ((p.height / 13.0) as usize).max(1);
     for (n, &k) in used.iter().enumerate() {
-        let above: Vec<f64> = s
-            .iter()
-            .zip(&below)
-            .map(|(sm, b)| b + sm.mix.get(k).copied().unwrap_or(0.0))
-            .collect();
-        let color = COLORS[n % COLORS.len()];
+        let col = (n / per_col) as f64;
+        let y = top + 13.0 * (n % per_col) as f64;
+        let xx = WIDTH - LEGEND_W + 8.0 + col * 82.0;
         let _ = write!(
             o,
-            r##"<polygon fill="{color}" fill-opacity="0.75" data-series="{}" points=""##,
-            esc(&plan.sources[k])
+            r##"<rect x="{xx:.1}" y="{:.1}" width="9" height="9" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10" class="legend">{}</text>"##,
+            y + 2.0,
+            hex(picture::color(n)),
+            xx + 12.0,
+            y + 10.0,
+            esc(&plan.sources.as_raw()[k])
         );
-        for (sm, v) in s.iter().zip(&above) {
-            let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
-        }
-        for (sm, v) in s.iter().zip(&below).rev() {
-            let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
-        }
-        o.push_str(r#""/>"#);
-        let _ = write!(
-            o,
-            r##"<rect x="{:.1}" y="{:.1}" width="9" height="9" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="10">{}</text>"##,
-            WIDTH - RIGHT - 120.0,
-            p.top + 6.0 + n as f64 * 12.0,
-            WIDTH - RIGHT - 107.0,
-            p.top + 14.0 + n as f64 * 12.0,
-            esc(&plan.sources[k])
-        );
-        below = above;
     }
 }

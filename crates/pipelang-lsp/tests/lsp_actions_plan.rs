@@ -145,10 +145,13 @@ fn the_plan_request_draws_the_plan_and_highlights_the_stage_under_the_cursor() {
         "one band per stage"
     );
     assert_eq!(
-        svg.matches(r#"<g class="stage current" data-stage="joint_pretrain">"#)
+        svg.matches(r#"<g class="stage current" data-stage="joint_pretrain" data-lane="0">"#)
             .count(),
         1
     );
+    // The ViT branch runs beside text pre-training, in a lane of its own.
+    assert!(svg.contains(r#"<g class="stage" data-stage="vit_coca" data-lane="1">"#));
+    assert!(svg.contains(r#"<g class="stage" data-stage="text_pretrain" data-lane="0">"#));
     for panel in [
         "learning rate",
         "data mixture",

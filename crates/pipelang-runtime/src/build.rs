@@ -26,15 +26,22 @@ pub fn decoder_config(d: &ir::DecoderSpec) -> DecoderConfig {
         layers: d.layers.value as usize,
         heads: d.heads.value as usize,
         mlp,
-        mlp_hidden: default_mlp_hidden(mlp, d_model),
+        mlp_hidden: d
+            .ffn
+            .map_or_else(|| default_mlp_hidden(mlp, d_model), |f| f.value as usize),
         moe: match (d.experts, d.active_experts) {
             (Some(e), Some(a)) => Some(MoeConfig {
                 experts: e.value as usize,
                 active: a.value as usize,
                 aux_weight: MOE_AUX_WEIGHT,
+                shared: d.shared_experts.map_or(0, |s| s.value as usize),
             }),
             _ => None,
         },
+        kv_heads: d.kv_heads.map(|k| k.value as usize),
+        qk_norm: d.qk_norm.value,
+        tie_embeddings: d.tie_embeddings.value,
+        dense_layers: d.dense_layers.map_or(0, |n| n.value as usize),
         kernels: Default::default(),
     }
 }

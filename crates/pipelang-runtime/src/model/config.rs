@@ -42,6 +42,11 @@ pub struct MoeConfig {
     pub active: usize,
     /// Weight of the Switch load-balancing loss, per MoE layer.
     pub aux_weight: f64,
+    /// Experts every token goes through beside the routed ones (DeepSeekMoE's shared
+    /// experts), held as one MLP `shared` times as wide: the sum of `shared` MLPs of width H
+    /// is one MLP of width `shared x H`.
+    #[serde(default)]
+    pub shared: usize,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -54,6 +59,19 @@ pub struct DecoderConfig {
     /// Hidden width of the MLP (of each expert under MoE). See [`default_mlp_hidden`].
     pub mlp_hidden: usize,
     pub moe: Option<MoeConfig>,
+    /// Key/value heads (grouped-query attention; 1 = multi-query). `None`: as many as `heads`.
+    #[serde(default)]
+    pub kv_heads: Option<usize>,
+    /// RMSNorm over each head's queries and keys (own weights of width `d_model / heads`),
+    /// before RoPE.
+    #[serde(default)]
+    pub qk_norm: bool,
+    /// The output head multiplies by the input embedding matrix (no `head` parameter).
+    #[serde(default)]
+    pub tie_embeddings: bool,
+    /// Under MoE, the first `dense_layers` blocks have a dense MLP of width `mlp_hidden`.
+    #[serde(default)]
+    pub dense_layers: usize,
     #[serde(default)]
     pub kernels: Kernels,
 }
@@ -78,8 +96,17 @@ impl DecoderConfig {
             mlp,
             mlp_hidden: default_mlp_hidden(mlp, d_model),
             moe: None,
+            kv_heads: None,
+            qk_norm: false,
+            tie_embeddings: false,
+            dense_layers: 0,
             kernels: Kernels::default(),
         }
+    }
+
+    /// Key/value heads: `kv_heads`, or `heads` when unset.
+    pub fn kv_heads(&self) -> usize {
+        self.kv_heads.unwrap_or(self.heads)
     }
 
     /// The throughput benchmark's model (issue 6): d 128, 4 layers, 4 heads, GELU MLP 4x,
@@ -103,6 +130,19 @@ impl DecoderConfig {
         }
         if self.mlp_hidden == 0 {
             return bad("mlp_hidden must be positive".into());
+        }
+        let kv = self.kv_heads();
+        if kv == 0 || !self.heads.is_multiple_of(kv) {
+            return bad(format!(
+                "{kv} key/value heads must divide the {} query heads",
+                self.heads
+            ));
+        }
+        if self.dense_layers > 0 && (self.moe.is_none() || self.dense_layers >= self.layers) {
+            return bad(format!(
+                "{} dense layers need a mixture of experts with more than {} layers",
+                self.dense_layers, self.dense_layers
+            ));
         }
         if let Some(moe) = &self.moe
             && (moe.experts == 0 || moe.active == 0 || moe.active > moe.experts)

@@ -1,5 +1,7 @@
-//! Decoder-only language model: embedding, pre-norm blocks (RMSNorm, causal RoPE attention,
-//! dense or MoE feed-forward), final norm, untied output head. No biases.
+//! Decoder-only language model: embedding, pre-norm blocks (RMSNorm, causal RoPE attention with
+//! grouped key/value heads and QK-norm when asked, dense or MoE feed-forward, the first
+//! `dense_layers` dense under MoE), final norm, output head (the embedding matrix when tied).
+//! No biases.
 
 use super::config::DecoderConfig;
 use super::kernels::attention::AttnSpec;
@@ -46,28 +48,38 @@ pub struct DecoderOut {
 }
 
 impl Decoder {
-    /// Parameters are named `embedding`, `block{i}.{norm1,attn.qkv,attn.out,norm2,mlp|moe}`,
-    /// `norm`, `head` under `vb`.
+    /// Parameters are named `embedding`, `block{i}.{norm1,attn.qkv,attn.out,norm2,mlp|moe}`
+    /// (and `attn.q_norm`, `attn.k_norm` with QK-norm), `norm`, `head` (none when tied) under
+    /// `vb`.
     pub fn new(vb: VarBuilder, cfg: &DecoderConfig) -> Result<Self> {
         cfg.validate()?;
         super::kernels::keep_freed_memory();
         let d = cfg.d_model;
         // Residual-branch outputs start smaller with depth (GPT-2), so the stream stays O(1).
         let out_std = (d as f64).powf(-0.5) / (2.0 * cfg.layers as f64).sqrt();
+        // A tied matrix is also the output head: drawn at the head's scale, so that the first
+        // logits are O(1) rather than O(sqrt(d)).
+        let embedding_std = if cfg.tie_embeddings {
+            (d as f64).powf(-0.5)
+        } else {
+            1.0
+        };
         let embedding = vb.get_with_hints(
             (cfg.vocab, d),
             "embedding",
             Init::Randn {
                 mean: 0.0,
-                stdev: 1.0,
+                stdev: embedding_std,
             },
         )?;
         let blocks = (0..cfg.layers)
             .map(|i| {
                 let vb = vb.pp(format!("block{i}"));
                 let ffn = match &cfg.moe {
-                    Some(m) => Ffn::Moe(Moe::new(vb.pp("moe"), cfg, m, out_std)?),
-                    None => Ffn::Dense(Mlp::new(
+                    Some(m) if i >= cfg.dense_layers => {
+                        Ffn::Moe(Moe::new(vb.pp("moe"), cfg, m, out_std)?)
+                    }
+                    _ => Ffn::Dense(Mlp::new(
                         vb.pp("mlp"),
                         d,
                         cfg.mlp_hidden,
@@ -78,10 +90,12 @@ impl Decoder {
                 };
                 Ok(Block {
                     norm1: RmsNorm::new(vb.pp("norm1"), d, cfg.kernels)?,
-                    attn: SelfAttention::new(
+                    attn: SelfAttention::grouped(
                         vb.pp("attn"),
                         d,
                         cfg.heads,
+                        cfg.kv_heads(),
+                        cfg.qk_norm,
                         false,
                         cfg.kernels,
                         out_std,
@@ -92,8 +106,12 @@ impl Decoder {
             })
             .collect::<Result<_>>()?;
         let norm = RmsNorm::new(vb.pp("norm"), d, cfg.kernels)?;
-        let head = Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?
-            .with_kernels(cfg.kernels);
+        let head = if cfg.tie_embeddings {
+            Linear::shared(embedding.clone(), cfg.kernels)
+        } else {
+            Linear::new(vb.pp("head"), d, cfg.vocab, false, (d as f64).powf(-0.5))?
+                .with_kernels(cfg.kernels)
+        };
         Ok(Self {
             cfg: cfg.clone(),
             embedding,
@@ -119,12 +137,18 @@ impl Decoder {
                 },
             })
             .collect();
+        let embedding = self.embedding.detach();
+        let head = if self.cfg.tie_embeddings {
+            Linear::shared(embedding.clone(), self.cfg.kernels)
+        } else {
+            self.head.detached()
+        };
         Self {
             cfg: self.cfg.clone(),
-            embedding: self.embedding.detach(),
+            embedding,
             blocks,
             norm: self.norm.detached(),
-            head: self.head.detached(),
+            head,
         }
     }
 

@@ -40,6 +40,16 @@ impl Linear {
         })
     }
 
+    /// A layer over an existing weight `[out, in]` (tied embeddings: the head is the
+    /// embedding matrix, so both uses add to one gradient).
+    pub fn shared(weight: Tensor, kernels: Kernels) -> Self {
+        Self {
+            weight,
+            bias: None,
+            kernels,
+        }
+    }
+
     /// The same layer multiplying with `kernels`.
     pub fn with_kernels(self, kernels: Kernels) -> Self {
         Self { kernels, ..self }
@@ -87,7 +97,7 @@ impl Linear {
 #[derive(Clone, Debug)]
 pub struct RmsNorm {
     pub weight: Tensor,
-    eps: f64,
+    pub eps: f64,
     kernels: Kernels,
 }
 
@@ -172,16 +182,24 @@ impl Mlp {
     }
 }
 
-/// Multi-head self-attention from one packed qkv projection; RoPE and mask come in the spec.
+/// Self-attention from one packed projection `[Q | K | V]`: `heads` query heads and `kv_heads`
+/// key/value heads of width `D / heads` (grouped-query attention when fewer; query head j reads
+/// key/value head `j / (heads / kv_heads)`, Llama's `repeat_kv` order), optionally with
+/// RMSNorm over each head's queries and keys before RoPE (QK-norm). RoPE and mask come in the
+/// spec.
 #[derive(Clone, Debug)]
 pub struct SelfAttention {
     qkv: Linear,
     out: Linear,
     pub heads: usize,
+    kv_heads: usize,
+    /// Weights `[D / heads]` of the query and key norms.
+    qk_norm: Option<(RmsNorm, RmsNorm)>,
     kernels: Kernels,
 }
 
 impl SelfAttention {
+    /// Multi-head attention (as many key/value heads as query heads), no QK-norm.
     pub fn new(
         vb: VarBuilder,
         d: usize,
@@ -190,13 +208,39 @@ impl SelfAttention {
         kernels: Kernels,
         out_std: f64,
     ) -> Result<Self> {
+        Self::grouped(vb, d, heads, heads, false, bias, kernels, out_std)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn grouped(
+        vb: VarBuilder,
+        d: usize,
+        heads: usize,
+        kv_heads: usize,
+        qk_norm: bool,
+        bias: bool,
+        kernels: Kernels,
+        out_std: f64,
+    ) -> Result<Self> {
+        let dh = d / heads;
+        let width = (heads + 2 * kv_heads) * dh;
         let qkv =
-            Linear::new(vb.pp("qkv"), d, 3 * d, bias, (d as f64).powf(-0.5))?.with_kernels(kernels);
+            Linear::new(vb.pp("qkv"), d, width, bias, (d as f64).powf(-0.5))?.with_kernels(kernels);
         let out = Linear::new(vb.pp("out"), d, d, bias, out_std)?.with_kernels(kernels);
+        let qk_norm = if qk_norm {
+            Some((
+                RmsNorm::new(vb.pp("q_norm"), dh, kernels)?,
+                RmsNorm::new(vb.pp("k_norm"), dh, kernels)?,
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             qkv,
             out,
             heads,
+            kv_heads,
+            qk_norm,
             kernels,
         })
     }
@@ -205,6 +249,10 @@ impl SelfAttention {
         Self {
             qkv: self.qkv.detached(),
             out: self.out.detached(),
+            qk_norm: self
+                .qk_norm
+                .as_ref()
+                .map(|(q, k)| (q.detached(), k.detached())),
             ..self.clone()
         }
     }
@@ -214,13 +262,61 @@ impl SelfAttention {
         let qkv = self.qkv.forward(x)?;
         let spec = AttnSpec {
             heads: self.heads,
+            seq: if x.rank() == 3 { x.dim(1)? } else { spec.seq },
             ..spec.clone()
         };
-        let a = match self.kernels {
-            Kernels::Fused => fused_attention(&qkv, &spec)?,
-            Kernels::Reference => reference::attention(&qkv, &spec)?,
+        let plain = self.kv_heads == self.heads && self.qk_norm.is_none();
+        let a = match (self.kernels, plain) {
+            (Kernels::Fused, true) => fused_attention(&qkv, &spec)?,
+            (Kernels::Reference, true) => reference::attention(&qkv, &spec)?,
+            (Kernels::Fused, false) => self.fused_grouped(&qkv, &spec)?,
+            (Kernels::Reference, false) => {
+                let norms = self
+                    .qk_norm
+                    .as_ref()
+                    .map(|(q, k)| (&q.weight, &k.weight, q.eps));
+                reference::grouped_attention(&qkv, self.kv_heads, norms, &spec)?
+            }
         };
         self.out.forward(&a)
+    }
+
+    /// The fused kernels on grouped or QK-normed heads: queries and keys normed by the fused
+    /// RMSNorm (a row per head), each key/value head repeated for its group, and the packed
+    /// `[Q | K | V]` of `heads` heads handed to the fused attention (its backward sums the
+    /// repeated heads' gradients back through the broadcast).
+    fn fused_grouped(&self, qkv: &Tensor, spec: &AttnSpec) -> Result<Tensor> {
+        let width = *qkv.dims().last().unwrap_or(&0);
+        let rows = qkv.elem_count() / width.max(1);
+        let (h, kv) = (self.heads, self.kv_heads);
+        let dh = width / (h + 2 * kv);
+        let x = qkv.reshape((rows, width))?;
+        let mut q = x.narrow(1, 0, h * dh)?;
+        let mut k = x.narrow(1, h * dh, kv * dh)?;
+        let v = x.narrow(1, (h + kv) * dh, kv * dh)?;
+        if let Some((qn, kn)) = &self.qk_norm {
+            let per_head = |t: &Tensor, n: &RmsNorm, heads: usize| -> Result<Tensor> {
+                n.forward(&t.contiguous()?.reshape((rows * heads, dh))?)?
+                    .reshape((rows, heads * dh))
+            };
+            q = per_head(&q, qn, h)?;
+            k = per_head(&k, kn, kv)?;
+        }
+        let group = h / kv;
+        let repeat = |t: Tensor| -> Result<Tensor> {
+            if group == 1 {
+                return Ok(t);
+            }
+            t.reshape((rows, kv, 1, dh))?
+                .broadcast_as((rows, kv, group, dh))?
+                .contiguous()?
+                .reshape((rows, h * dh))
+        };
+        let packed = Tensor::cat(&[q, repeat(k)?, repeat(v)?], 1)?;
+        let a = fused_attention(&packed, spec)?;
+        let mut dims = qkv.dims().to_vec();
+        *dims.last_mut().expect("attention input has a last dim") = h * dh;
+        a.reshape(dims)
     }
 }
 

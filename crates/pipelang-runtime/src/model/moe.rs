@@ -1,5 +1,6 @@
 //! Mixture-of-experts feed-forward: top-k routing with the gates renormalised over the chosen
-//! experts, and the Switch Transformer load-balancing loss.
+//! experts, shared experts every token goes through (DeepSeekMoE), and the Switch Transformer
+//! load-balancing loss.
 
 use super::config::{DecoderConfig, MoeConfig};
 use super::layers::{Linear, Mlp};
@@ -10,6 +11,8 @@ use candle_nn::VarBuilder;
 pub struct Moe {
     router: Linear,
     experts: Vec<Mlp>,
+    /// The shared experts as one MLP (see [`MoeConfig::shared`]).
+    shared: Option<Mlp>,
     cfg: MoeConfig,
 }
 
@@ -35,9 +38,22 @@ impl Moe {
                 )
             })
             .collect::<Result<_>>()?;
+        let shared = if moe.shared > 0 {
+            Some(Mlp::new(
+                vb.pp("shared"),
+                d,
+                cfg.mlp_hidden * moe.shared,
+                cfg.mlp,
+                cfg.kernels,
+                out_std,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             router,
             experts,
+            shared,
             cfg: moe.clone(),
         })
     }
@@ -46,6 +62,7 @@ impl Moe {
         Self {
             router: self.router.detached(),
             experts: self.experts.iter().map(Mlp::detached).collect(),
+            shared: self.shared.as_ref().map(Mlp::detached),
             cfg: self.cfg.clone(),
         }
     }
@@ -84,6 +101,9 @@ impl Moe {
             let out = expert.forward(&x.index_select(&ids, 0)?)?;
             let g = gates.narrow(1, e, 1)?.contiguous()?.index_select(&ids, 0)?;
             y = y.index_add(&ids, &out.broadcast_mul(&g)?, 0)?;
+        }
+        if let Some(shared) = &self.shared {
+            y = (y + shared.forward(x)?)?;
         }
         let share: Vec<f32> = rows
             .iter()

@@ -20,18 +20,66 @@ pub fn attention(qkv: &Tensor, spec: &AttnSpec) -> Result<Tensor> {
             .reshape((b, t, h, dh))?
             .transpose(1, 2)
     };
-    let (mut q, mut k, v) = (head(0)?, head(1)?, head(2)?);
+    let (q, k, v) = (head(0)?, head(1)?, head(2)?);
+    heads_attention(q, k, v, spec)
+}
+
+/// Reference of grouped-query attention with optional QK-norm: `qkv [B, T, (H + 2 KV) dh]` or
+/// `[B*T, ..]` -> `[B, T, H dh]`. Key/value heads are gathered per query head by index
+/// (`j / (H / KV)`), not broadcast as the fused path does, so the two are independent.
+/// `qk_norm`: the query and key norm weights `[dh]` and epsilon.
+pub fn grouped_attention(
+    qkv: &Tensor,
+    kv_heads: usize,
+    qk_norm: Option<(&Tensor, &Tensor, f64)>,
+    spec: &AttnSpec,
+) -> Result<Tensor> {
+    if qkv.rank() == 2 {
+        let (n, w) = qkv.dims2()?;
+        let t = spec.seq.max(1);
+        let out = grouped_attention(&qkv.reshape((n / t, t, w))?, kv_heads, qk_norm, spec)?;
+        let d = out.dim(2)?;
+        return out.reshape((n, d));
+    }
+    let (b, t, w) = qkv.dims3()?;
+    let h = spec.heads;
+    let dh = w / (h + 2 * kv_heads);
+    let part = |from: usize, heads: usize| -> Result<Tensor> {
+        qkv.narrow(2, from * dh, heads * dh)?
+            .reshape((b, t, heads, dh))
+    };
+    let (mut q, mut k, v) = (
+        part(0, h)?,
+        part(h, kv_heads)?,
+        part(h + kv_heads, kv_heads)?,
+    );
+    if let Some((wq, wk, eps)) = qk_norm {
+        q = rms_norm(&q, wq, eps)?;
+        k = rms_norm(&k, wk, eps)?;
+    }
+    let group = h / kv_heads;
+    let of: Vec<u32> = (0..h).map(|j| (j / group) as u32).collect();
+    let of = Tensor::from_vec(of, h, qkv.device())?;
+    let gather =
+        |x: Tensor| -> Result<Tensor> { x.transpose(1, 2)?.contiguous()?.index_select(&of, 1) };
+    heads_attention(q.transpose(1, 2)?, gather(k)?, gather(v)?, spec)
+}
+
+/// `q`, `k`, `v` `[B, H, T, dh]` (queries and keys not yet rotated) -> `[B, T, H dh]`.
+fn heads_attention(mut q: Tensor, mut k: Tensor, v: Tensor, spec: &AttnSpec) -> Result<Tensor> {
+    let (b, h, t, dh) = q.dims4()?;
+    let dev = q.device().clone();
     if let Some(r) = &spec.rope {
-        let (cos, sin) = rope_tensors(r, b, t, qkv.device())?;
+        let (cos, sin) = rope_tensors(r, b, t, &dev)?;
         q = rotate(&q, &cos, &sin)?;
         k = rotate(&k, &cos, &sin)?;
     }
     let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
-    let scores = scores.broadcast_add(&mask(spec, b, t, qkv.device())?)?;
+    let scores = scores.broadcast_add(&mask(spec, b, t, &dev)?)?;
     let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
     p.matmul(&v.contiguous()?)?
         .transpose(1, 2)?
-        .reshape((b, t, d))
+        .reshape((b, t, h * dh))
 }
 
 /// cos and sin as `[B or 1, 1, T, half]` tensors.

@@ -111,6 +111,14 @@ pub struct DecoderSpec {
     pub active_experts: Option<Sp<u64>>,
     pub rope_base: Sp<f64>,
     pub mlp: Sp<Mlp>,
+    /// `None`: as many as `heads`.
+    pub kv_heads: Option<Sp<u64>>,
+    /// `None`: the MLP kind's usual width.
+    pub ffn: Option<Sp<u64>>,
+    pub tie_embeddings: Sp<bool>,
+    pub qk_norm: Sp<bool>,
+    pub shared_experts: Option<Sp<u64>>,
+    pub dense_layers: Option<Sp<u64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

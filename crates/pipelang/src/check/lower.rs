@@ -322,6 +322,12 @@ impl<'a> Lower<'a> {
             active_experts: None,
             rope_base: Sp::new(decoder::DEFAULT_ROPE_BASE, at),
             mlp: Sp::new(Mlp::SwiGlu, at),
+            kv_heads: None,
+            ffn: None,
+            tie_embeddings: Sp::new(false, at),
+            qk_norm: Sp::new(false, at),
+            shared_experts: None,
+            dense_layers: None,
         }
     }
 
@@ -411,6 +417,47 @@ impl<'a> Lower<'a> {
                         .label(x.value.span, "expected `swiglu` or `gelu`")
                         .help("write `mlp = swiglu` or `mlp = gelu`"),
                 ),
+            }
+        }
+        d.kv_heads = self.opt_count(&f, &decoder::KV_HEADS);
+        d.ffn = self.opt_count(&f, &decoder::FFN);
+        d.shared_experts = self.opt_count(&f, &decoder::SHARED_EXPERTS);
+        d.dense_layers = self.opt_count(&f, &decoder::DENSE_LAYERS);
+        for (field, slot) in [
+            (&decoder::TIE_EMBEDDINGS, &mut d.tie_embeddings),
+            (&decoder::QK_NORM, &mut d.qk_norm),
+        ] {
+            if let Some(x) = f.get(field) {
+                match x.value.as_ident() {
+                    Some("true") => *slot = Sp::new(true, x.value.span),
+                    Some("false") => *slot = Sp::new(false, x.value.span),
+                    _ => self.diags.push(
+                        Diagnostic::new(
+                            Code::TYPE,
+                            format!("`{}` is `true` or `false`", field.name),
+                        )
+                        .label(x.value.span, "expected `true` or `false`")
+                        .help(format!(
+                            "write `{} = true` or `{} = false`",
+                            field.name, field.name
+                        )),
+                    ),
+                }
+            }
+        }
+        for (field, v) in [
+            (&decoder::SHARED_EXPERTS, d.shared_experts),
+            (&decoder::DENSE_LAYERS, d.dense_layers),
+        ] {
+            if let (Some(v), None) = (v, d.experts) {
+                self.diags.push(
+                    Diagnostic::new(Code::MISSING_FIELD, format!("`{}` without `experts`", field.name))
+                        .label(v.span, format!("`{}` of a dense model", field.name))
+                        .help(format!(
+                            "add `experts = N` (and `active_experts = K`) for a mixture of experts, or remove `{}`",
+                            field.name
+                        )),
+                );
             }
         }
         d

@@ -11,6 +11,7 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
         match &m.kind {
             ModelKind::Decoder(d) => {
                 heads(diags, &m.name, d.d_model, d.heads);
+                decoder_shape(diags, &m.name, d);
                 if let (Some(e), Some(a)) = (d.experts, d.active_experts)
                     && a.value > e.value
                 {
@@ -76,6 +77,56 @@ pub fn models(p: &Pipeline, diags: &mut Diagnostics) {
                 }
             }
         }
+    }
+}
+
+/// Grouped-query attention and the layer split of a mixture of experts.
+fn decoder_shape(diags: &mut Diagnostics, name: &str, d: &DecoderSpec) {
+    if let Some(kv) = d.kv_heads
+        && d.heads.value > 0
+        && !d.heads.value.is_multiple_of(kv.value)
+    {
+        let divisors: Vec<String> = (1..=d.heads.value)
+            .filter(|k| d.heads.value.is_multiple_of(*k))
+            .map(|k| k.to_string())
+            .collect();
+        diags.push(
+            Diagnostic::new(
+                Code::KV_HEADS,
+                format!(
+                    "{} key/value heads do not divide the {} query heads of `{name}`",
+                    kv.value, d.heads.value
+                ),
+            )
+            .label(kv.span, format!("{} kv heads", kv.value))
+            .label(d.heads.span, format!("{} query heads", d.heads.value))
+            .help(format!(
+                "each key/value head serves an equal group of query heads: `kv_heads` must \
+                 divide `heads` (here one of {})",
+                divisors.join(", ")
+            )),
+        );
+    }
+    if let Some(n) = d.dense_layers
+        && d.experts.is_some()
+        && n.value >= d.layers.value
+    {
+        diags.push(
+            Diagnostic::new(
+                Code::DENSE_LAYERS,
+                format!(
+                    "`{name}` makes {} of its {} layers dense: no layer is left for the experts",
+                    n.value, d.layers.value
+                ),
+            )
+            .label(n.span, format!("{} dense layers", n.value))
+            .label(d.layers.span, format!("{} layers in all", d.layers.value))
+            .help(format!(
+                "`dense_layers` counts the dense layers before the MoE layers: make it at most {}, \
+                 or drop `experts` for a dense model",
+                d.layers.value.saturating_sub(1)
+            )),
+        );
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod lr;
 mod mix;
+pub mod picture;
 pub mod query;
 mod step;
 pub mod table;
@@ -107,6 +108,9 @@ pub struct StagePlan {
     pub name: String,
     /// The stage's index in the checked pipeline.
     pub id: StageId,
+    /// The stages it runs after (its `after` list): the edges of the stage graph, which the
+    /// pictures follow to draw parallel branches side by side (`picture::Timeline`).
+    pub after: Vec<String>,
     pub phases: Vec<PhasePlan>,
     pub steps: u64,
     pub tokens: f64,
@@ -195,6 +199,11 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
         stages.push(StagePlan {
             name: st.name.clone(),
             id: s,
+            after: st
+                .after
+                .iter()
+                .map(|a| p.stages[a.value].name.clone())
+                .collect(),
             steps: first_step,
             tokens: st.budget.value,
             trained_tokens: trained,

@@ -224,6 +224,10 @@ pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
             num(decoder::HEADS.name, Some(d.heads));
             num(decoder::EXPERTS.name, d.experts);
             num(decoder::ACTIVE_EXPERTS.name, d.active_experts);
+            num(decoder::KV_HEADS.name, d.kv_heads);
+            num(decoder::FFN.name, d.ffn);
+            num(decoder::SHARED_EXPERTS.name, d.shared_experts);
+            num(decoder::DENSE_LAYERS.name, d.dense_layers);
             out.push(field(
                 decoder::ROPE_BASE.name,
                 d.rope_base.value.to_string(),
@@ -234,6 +238,12 @@ pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
                 format!("{:?}", d.mlp.value),
                 d.mlp.span,
             ));
+            for (f, v) in [
+                (&decoder::TIE_EMBEDDINGS, d.tie_embeddings),
+                (&decoder::QK_NORM, d.qk_norm),
+            ] {
+                out.push(field(f.name, v.value.to_string(), v.span));
+            }
         }
         ModelKind::Vit(v) => {
             num(vit::PATCH.name, Some(v.patch));

@@ -53,6 +53,52 @@ pub const MLP: Field = Field {
     reload: Reload::Value,
 };
 
+/// `false` first: the default.
+pub const SWITCH: &[&str] = &["false", "true"];
+
+pub const KV_HEADS: Field = count(
+    "kv_heads",
+    Missing::Means("`heads` (multi-head attention)"),
+    "key/value heads shared by groups of query heads: grouped-query attention, `1` for \
+     multi-query; must divide `heads` ([P0220](errors/P0220.md))",
+);
+pub const FFN: Field = count(
+    "ffn",
+    Missing::Means(
+        "`8/3 d_model` for swiglu (rounded up to a multiple of 8), `4 d_model` for gelu",
+    ),
+    "hidden width of the feed-forward block (of each expert, and of the dense layers, under \
+     MoE)",
+);
+pub const TIE_EMBEDDINGS: Field = Field {
+    name: "tie_embeddings",
+    ty: Ty::Choice(SWITCH),
+    missing: Missing::Word(SWITCH[0]),
+    doc: "the output head reuses the input embedding matrix",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const QK_NORM: Field = Field {
+    name: "qk_norm",
+    ty: Ty::Choice(SWITCH),
+    missing: Missing::Word(SWITCH[0]),
+    doc: "RMSNorm over each head's queries and keys before RoPE",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const SHARED_EXPERTS: Field = count(
+    "shared_experts",
+    Missing::Means("none"),
+    "experts every token goes through beside the `active_experts` routed ones; only with \
+     `experts`",
+);
+pub const DENSE_LAYERS: Field = count(
+    "dense_layers",
+    Missing::Means("none"),
+    "the first N layers have a dense feed-forward instead of experts; fewer than `layers`, \
+     only with `experts` ([P0221](errors/P0221.md))",
+);
+
 pub const BLOCK: Block = Block {
     keyword: "decoder",
     what: "a decoder",
@@ -65,6 +111,12 @@ pub const BLOCK: Block = Block {
         ACTIVE_EXPERTS,
         ROPE_BASE,
         MLP,
+        KV_HEADS,
+        FFN,
+        TIE_EMBEDDINGS,
+        QK_NORM,
+        SHARED_EXPERTS,
+        DENSE_LAYERS,
     ],
     blocks: &[],
     scales: false,

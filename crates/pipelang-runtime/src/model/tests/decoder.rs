@@ -39,6 +39,7 @@ fn every_parameter_gets_a_gradient() {
         experts: 3,
         active: 2,
         aux_weight: 0.01,
+        shared: 0,
     });
     for kernels in [Kernels::Fused, Kernels::Reference] {
         for (mlp, moe) in [
@@ -69,6 +70,7 @@ fn fused_and_reference_decoders_agree() {
         experts: 4,
         active: 1,
         aux_weight: 0.1,
+        shared: 0,
     });
     for (mlp, moe) in [(MlpKind::Gelu, None), (MlpKind::SwiGlu, moe)] {
         let (mf, df) = build(&tiny(mlp, moe.clone(), Kernels::Fused), 2);

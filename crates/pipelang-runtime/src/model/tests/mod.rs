@@ -4,6 +4,7 @@
 mod coca;
 mod decoder;
 mod kernels;
+mod modern;
 mod optim;
 mod speed;
 mod vision;
