@@ -220,6 +220,19 @@ fn decoder_of<'p>(
     if let ir::Loss::Coca { .. } = ir.loss.value {
         return Err(cannot(p, st.id, "its loss is CoCa (a vision loss)".into()));
     }
+    // Engine runs have one batch each; a ramp would need a run per batch value (thousands).
+    if let Some(ph) = st.phases.iter().find(|ph| ph.runs.len() > 1) {
+        return Err(cannot(
+            p,
+            st.id,
+            format!(
+                "its batch ramps ({} -> {} sequences); an engine run has one batch, and batch \
+                 ramps are not lowered yet",
+                ph.runs[0].batch,
+                ph.runs[ph.runs.len() - 1].batch
+            ),
+        ));
+    }
     let all: Vec<_> = ir.train.iter().chain(&ir.freeze).map(|m| m.value).collect();
     let is_decoder = |m: &ir::ModelId| matches!(p.models[*m].kind, ModelKind::Decoder(_));
     let used: Vec<_> = if t.vision() {

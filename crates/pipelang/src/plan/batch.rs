@@ -4,12 +4,12 @@
 //! per batch value (at most |to - from| + 1 of them, however many steps), and a step is found
 //! by a binary search over the runs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::ir::Batch;
 
 /// Consecutive steps of one phase with the same batch.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BatchRun {
     /// First step of the run, counted within the phase.
     pub first_step: u64,

@@ -99,7 +99,6 @@ pub struct PhasePlan {
     pub trained_tokens: f64,
     /// Steps with one batch, in order (one run unless the batch ramps): `Plan::step` finds a
     /// step's batch and start by a binary search here.
-    #[serde(skip)]
     pub runs: Vec<batch::BatchRun>,
 }
 

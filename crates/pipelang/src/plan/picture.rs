@@ -242,7 +242,8 @@ pub fn place(labels: &[(f64, f64)], lo: f64, hi: f64, gap: f64) -> Vec<Placed> {
 }
 
 /// The i-th of a set of colours that stay apart: Kelly's colours of maximum contrast (white and
-/// black left out, a dark blue first), then hues a golden angle apart at alternating lightness.
+/// black left out, a dark blue first, the two yellows closest to others swapped for a teal and a
+/// violet), then hues a golden angle apart at alternating lightness.
 pub fn color(i: usize) -> (u8, u8, u8) {
     const KELLY: [(u8, u8, u8); 20] = [
         (0x00, 0x67, 0xa5),
@@ -260,11 +261,11 @@ pub fn color(i: usize) -> (u8, u8, u8) {
         (0x8d, 0xb6, 0x00),
         (0xb3, 0x44, 0x6c),
         (0x88, 0x2d, 0x17),
-        (0xdc, 0xd3, 0x00),
+        (0x00, 0x9e, 0xa8),
         (0x65, 0x45, 0x22),
         (0xe2, 0x58, 0x22),
         (0x2b, 0x3d, 0x26),
-        (0xf6, 0xa6, 0x00),
+        (0x4b, 0x00, 0x92),
     ];
     if let Some(c) = KELLY.get(i) {
         return *c;

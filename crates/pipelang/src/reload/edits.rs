@@ -211,10 +211,12 @@ pub(super) fn pipeline_fields(p: &Pipeline) -> Vec<Field> {
 
 pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
     let mut out = vec![field("kind", m.kind.name(), m.name_span)];
+    // An unset optional field is compared as `unset`, so setting it later is a change too.
     let mut num = |name: &str, v: Option<Sp<u64>>| {
-        if let Some(v) = v {
-            out.push(field(name, v.value.to_string(), v.span));
-        }
+        out.push(match v {
+            Some(v) => field(name, v.value.to_string(), v.span),
+            None => field(name, "unset", m.name_span),
+        });
     };
     match &m.kind {
         ModelKind::Decoder(d) => {

@@ -378,7 +378,7 @@ fn every_schema_field_is_compared() {
     let names =
         |fields: Vec<edits::Field>| -> Vec<String> { fields.into_iter().map(|f| f.name).collect() };
     covered(&schema::pipeline::BLOCK, names(edits::pipeline_fields(&p)));
-    // Unset optional fields (a dense decoder's `experts`) are compared by their absence.
+    // Unset optional fields (a dense decoder's `experts`) are compared as `unset`.
     for block in schema::MODELS {
         let of_kind = p.models.iter().filter(|m| m.kind.name() == block.keyword);
         covered(
