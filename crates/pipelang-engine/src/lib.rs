@@ -7,6 +7,7 @@ pub mod megatron;
 pub mod olmo_core;
 pub mod parallel;
 pub mod pieces;
+pub mod python;
 pub mod runs;
 
 pub use runs::{EngineRun, Lowering, Options, Target, Unmappable, lower};
