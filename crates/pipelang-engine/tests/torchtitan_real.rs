@@ -176,3 +176,102 @@ fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
         }],
     );
 }
+
+/// The hand-over of `vit_align` (decoder from `text_pretrain`, ViT from the skipped `vit_coca`,
+/// a fresh projector) as launch.sh does it: a DCP checkpoint in `text_pretrain`'s final place,
+/// the given ViT as a `torch.save` file, launch.sh run up to `vit_align` (`text_pretrain` marked
+/// done), then the assembled checkpoint loaded into `vit_align`'s model with DCP's strict load,
+/// as torchtitan's model-only initial load does: every group holds its source's tensors.
+#[test]
+fn launch_sh_assembles_vit_align_from_text_pretrain_the_given_vit_and_a_fresh_projector() {
+    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
+    let c = check_with(&src, Some("smoke"));
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let given = dir.path().join("given_vit.pt");
+    let opts = Options {
+        target: Target::Torchtitan,
+        skip: vec![Skip {
+            stage: "vit_coca".into(),
+            weights: Some(given.display().to_string()),
+        }],
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let py = |code: &str| {
+        let out = Command::new(python())
+            .current_dir(dir.path())
+            .env("PYTHONPATH", dir.path())
+            .arg("-c")
+            .arg(code)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    const BUILD: &str = "
+import importlib, torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+def build(mod, seed):
+    cfg = importlib.import_module(mod).config()
+    torch.manual_seed(seed)
+    m = cfg.model_spec.model.build()
+    m.init_weights(buffer_device=None)
+    return m
+";
+    py(&format!(
+        "{BUILD}
+text = build('pipelang_runs.r00_text_pretrain', 1)
+dcp.save(text.state_dict(), checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
+vis = build('pipelang_runs.r01_vit_align', 2)
+torch.save({{k: v for k, v in vis.state_dict().items()
+            if k.startswith('vision_encoder.') and not k.startswith('vision_encoder.projector.')}},
+           'given_vit.pt')
+open('runs/00-text_pretrain/DONE', 'w').close()
+",
+        l.runs[0].steps
+    ));
+    let launch = std::fs::read_to_string(dir.path().join("launch.sh")).unwrap();
+    let stop = launch
+        .find("\nrun runs/01-vit_align")
+        .expect("vit_align's run line");
+    std::fs::write(dir.path().join("upto.sh"), &launch[..stop + 1]).unwrap();
+    let run = Command::new("bash")
+        .arg(dir.path().join("upto.sh"))
+        .env("PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "launch.sh up to vit_align:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    py(&format!(
+        "{BUILD}
+text = build('pipelang_runs.r00_text_pretrain', 1).state_dict()
+vis = build('pipelang_runs.r01_vit_align', 2).state_dict()
+fresh = build('pipelang_runs.r01_vit_align', 2025).state_dict()
+target = build('pipelang_runs.r01_vit_align', 3)
+sd = target.state_dict()
+dcp.load(sd, checkpoint_id='runs/01-vit_align/initial')
+groups = {{'decoder': 0, 'vit': 0, 'projector': 0}}
+for k, v in sd.items():
+    if k.startswith('vision_encoder.projector.'):
+        want, g = fresh[k], 'projector'
+    elif k.startswith('vision_encoder.'):
+        want, g = vis[k], 'vit'
+    else:
+        want, g = text[k], 'decoder'
+    assert torch.equal(v, want), k
+    groups[g] += 1
+assert all(groups.values()), groups
+"
+    ));
+}
