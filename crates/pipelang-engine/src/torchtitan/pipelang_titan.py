@@ -441,6 +441,9 @@ def trainer(
             seq_len=seq_len,
             steps=steps,
             max_norm=1.0,
+            # torchtitan 0.3.0 refuses CUDA graphs under pipeline parallelism and with its
+            # standard expert-parallel token dispatcher.
+            disable_cuda_graphs=pp > 1 or ep > 1,
         ),
         dataloader=data(sources, seed, vit),
         **_vision_tokenizer(vit),
