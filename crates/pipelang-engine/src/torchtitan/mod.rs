@@ -275,12 +275,12 @@ pub fn config(
     let st = &plan.stages[run.stage_index];
     let (vit, proj) = vision(p, plan, run);
     let frozen = |n: &str| st.freeze.iter().any(|f| f == n);
+    // Every piece is monotone, so its largest value is at one of its ends.
     let peak = run
         .lr
         .pieces
         .iter()
         .flat_map(|q| [q.at(q.start), q.at(q.end)])
-        .chain((0..run.steps.min(1)).map(|_| run.plan_lr(0)))
         .fold(0.0, f64::max);
     let peak = if peak > 0.0 { peak } else { 1.0 };
     let saves_optimizer = l.runs.iter().enumerate().any(|(j, r)| {
