@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the training engines pipelang hands stages to, pinned, from PyPI, into
-#   .tools/engines   a Python 3.11 venv with torch, ai2-olmo-core and megatron-core
+#   .tools/engines   a Python 3.11 venv with torch, ai2-olmo-core, megatron-core and torchtitan
 # (scripts/engines-requirements.txt is the whole resolved set, so CI gets exactly what the tests
 # were written against). The default Linux torch wheel brings ~4.6 GB of CUDA libraries; it runs
 # on the CPU here and on a GPU where there is one.
@@ -38,7 +38,8 @@ fi
 versions="$("$VENV/bin/python" -W ignore - <<'PY' 2>&1
 import importlib.metadata as m
 import torch, olmo_core, megatron.core  # noqa: F401  (each must import, not just be installed)
-print(" ".join(f"{p}=={m.version(p)}" for p in ("torch", "ai2-olmo-core", "megatron-core", "numpy")))
+import torchtitan.trainer, torchvision  # noqa: F401  (torchtitan's config registry imports both)
+print(" ".join(f"{p}=={m.version(p)}" for p in ("torch", "ai2-olmo-core", "megatron-core", "torchtitan", "numpy")))
 PY
 )" || die "the engines do not import: $versions"
 echo "  engines                $VENV/bin/python ($versions)"

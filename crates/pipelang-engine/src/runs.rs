@@ -20,6 +20,24 @@ pub struct Options {
     pub ramp_pieces: Option<u64>,
     /// The engine the runs are for: what it can train decides which stages are refused.
     pub target: Target,
+    /// Stages left out of the export (`--skip STAGE[=PATH]`): trained elsewhere, their models
+    /// read from `PATH` by the stages that take them.
+    pub skip: Vec<Skip>,
+}
+
+/// A stage the export leaves out, and where the weights it would have trained are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub stage: String,
+    pub weights: Option<String>,
+}
+
+/// A model whose weights come from a skipped stage, read from the path the user gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Given {
+    pub model: String,
+    pub stage: String,
+    pub path: String,
 }
 
 /// The engines a plan is lowered for.
@@ -30,6 +48,8 @@ pub enum Target {
     /// Megatron-LM: its multimodal example (`examples/multimodal/train.py`) trains a ViT and
     /// projector with the decoder, with `--freeze-LM` / `--freeze-ViT`.
     Megatron,
+    /// torchtitan 0.3.0: a decoder alone, or in its Kimi-VL container (MoonViT + projector).
+    Torchtitan,
 }
 
 impl Target {
@@ -37,11 +57,12 @@ impl Target {
         match self {
             Target::OlmoCore => "OLMo-core",
             Target::Megatron => "Megatron-LM",
+            Target::Torchtitan => "torchtitan",
         }
     }
     /// Whether the engine trains vision models (a ViT, a projector) beside the decoder.
     pub fn vision(self) -> bool {
-        self == Target::Megatron
+        matches!(self, Target::Megatron | Target::Torchtitan)
     }
 }
 
@@ -211,6 +232,10 @@ pub struct EngineRun {
     pub mixture_error: f64,
     pub lr: RunLr,
     pub init: Init,
+    /// Vision models of the run's stage whose weights come from a skipped stage (first run of
+    /// the stage only: later runs continue it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<Given>,
     pub optimizer: Optimizer,
     pub seed: u64,
 }
@@ -224,6 +249,9 @@ pub struct Lowering {
     /// Stages the engine cannot take; a run or an export refuses while there are any.
     #[serde(skip)]
     pub unmappable: Vec<Unmappable>,
+    /// Warnings about what the export takes from outside the plan (`--skip STAGE=PATH`).
+    #[serde(skip)]
+    pub notes: Vec<Diagnostic>,
 }
 
 /// A stage the engine cannot train, reported at the stage before anything runs.
@@ -323,11 +351,14 @@ fn decoder_of<'p>(
     let ModelKind::Decoder(d) = &p.models[used[0]].kind else {
         unreachable!("checked above")
     };
-    if t == Target::OlmoCore && d.mlp.value != ir::Mlp::SwiGlu {
+    if matches!(t, Target::OlmoCore | Target::Torchtitan) && d.mlp.value != ir::Mlp::SwiGlu {
         return Err(cannot(
             p,
             st.id,
-            "its decoder's MLP is GELU; OLMo-core's feed-forward is SwiGLU".into(),
+            format!(
+                "its decoder's MLP is GELU; {}'s feed-forward is SwiGLU",
+                t.name()
+            ),
         ));
     }
     Ok((&p.models[used[0]].name, d))
@@ -338,10 +369,16 @@ fn decoder_of<'p>(
 pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
     let mut runs: Vec<EngineRun> = vec![];
     let mut problems = vec![];
+    let mut notes = vec![];
     // The last run of every stage: where later stages take weights and optimizer state from.
     let mut last_of: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut global = 0;
+    let skipped = |name: &str| opts.skip.iter().find(|s| s.stage == name);
     for (si, st) in plan.stages.iter().enumerate() {
+        if skipped(&st.name).is_some() {
+            global += st.steps;
+            continue;
+        }
         let (model_name, dec) = match decoder_of(p, opts.target, plan, si) {
             Ok(x) => x,
             Err(u) => {
@@ -367,6 +404,74 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                 i.checked_sub(1).map(|i| sched.stages[i].clone())
             })
             .flatten();
+        let ir_st = &p.stages[st.id];
+        let mut given = vec![];
+        let mut blocked = false;
+        for w in &st.weights_from {
+            let Some(sk) = w.from.as_deref().and_then(skipped) else {
+                continue;
+            };
+            let d = |msg: String, help: String| {
+                Diagnostic::new(Code::ENGINE_SKIPPED_STAGE, msg)
+                    .label(ir_st.header, "this stage")
+                    .help(help)
+            };
+            if w.model == model_name {
+                blocked = true;
+                problems.push(Unmappable {
+                    stage: st.name.clone(),
+                    diagnostic: d(
+                        format!(
+                            "stage `{}` takes its decoder `{}` from the skipped stage `{}`",
+                            st.name, w.model, sk.stage
+                        ),
+                        "skip only stages whose models are vision models that later stages \
+                         take (a decoder's checkpoint is the engine's own chain)"
+                            .into(),
+                    ),
+                });
+            } else if let Some(path) = &sk.weights {
+                notes.push(
+                    d(
+                        format!(
+                            "stage `{}` reads `{}` from `{path}`: the stage `{}` that trains it \
+                             is skipped",
+                            st.name, w.model, sk.stage
+                        ),
+                        "the file must hold the weights the skipped stage would have handed \
+                         over, under the engine's names for the model (docs/engines.md)"
+                            .into(),
+                    )
+                    .severity(pipelang::diag::Severity::Warning),
+                );
+                given.push(Given {
+                    model: w.model.clone(),
+                    stage: sk.stage.clone(),
+                    path: path.clone(),
+                });
+            } else {
+                blocked = true;
+                problems.push(Unmappable {
+                    stage: st.name.clone(),
+                    diagnostic: d(
+                        format!(
+                            "stage `{}` takes `{}` from the skipped stage `{}`, whose weights \
+                             the export does not have",
+                            st.name, w.model, sk.stage
+                        ),
+                        format!(
+                            "give them by path: `--skip {}=/abs/path/to/checkpoint` \
+                             (docs/engines.md)",
+                            sk.stage
+                        ),
+                    ),
+                });
+            }
+        }
+        if blocked {
+            global += st.steps;
+            continue;
+        }
         let mut init = match &from {
             None => Init::Fresh,
             Some(f) => {
@@ -462,6 +567,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                         pieces: lr_pieces,
                     },
                     init: init.clone(),
+                    given: std::mem::take(&mut given),
                     optimizer: ADAMW,
                     seed: plan.seed,
                 });
@@ -481,6 +587,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
         sources: plan.sources.as_raw().to_vec(),
         runs,
         unmappable: problems,
+        notes,
     }
 }
 

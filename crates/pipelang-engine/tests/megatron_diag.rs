@@ -94,3 +94,69 @@ fn p0904_layers_and_batch_that_do_not_divide_are_located() {
     let codes: Vec<_> = got.iter().filter(|(c, _)| c == "P0904").collect();
     assert_eq!(codes.len(), 2, "{got:?}");
 }
+
+/// `--skip`: P0905's page against both vision engines. Its example skipped without a path is an
+/// error at the stage that takes the skipped stage's ViT; with a path it is a warning there,
+/// nothing else is refused, and the run's launch file names the path.
+#[test]
+fn p0905_a_skipped_stage_needs_its_weights_by_path_in_both_engines() {
+    let src = &blocks("P0905")[0];
+    let c = check_with(src, None);
+    assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    for target in [Target::Megatron, Target::Torchtitan] {
+        let lower = |weights: Option<&str>| {
+            let opts = Options {
+                target,
+                skip: vec![pipelang_engine::Skip {
+                    stage: "coca".into(),
+                    weights: weights.map(String::from),
+                }],
+                ..Default::default()
+            };
+            pipelang_engine::lower(&p, &plan, &opts)
+        };
+        let refused = lower(None);
+        let codes: Vec<_> = refused
+            .unmappable
+            .iter()
+            .map(|u| {
+                let s = u.diagnostic.labels[0].span;
+                (u.diagnostic.code.as_str(), &src[s.start..s.end])
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [("P0905", "stage align after coca, pre ")],
+            "{target:?}"
+        );
+        let l = lower(Some("/w/coca"));
+        assert!(l.unmappable.is_empty(), "{target:?}: {:?}", l.unmappable);
+        assert_eq!(l.notes.len(), 1);
+        assert_eq!(l.notes[0].severity, pipelang::diag::Severity::Warning);
+        assert!(l.runs.iter().all(|r| r.stage != "coca"));
+        let align = l.runs.iter().find(|r| r.stage == "align").unwrap();
+        assert_eq!(align.given.len(), 1);
+        assert_eq!(align.given[0].model, "vit");
+        let text = match target {
+            Target::Megatron => {
+                let x = megatron::export(&p, &plan, &l);
+                assert!(!x.refused(), "{:?}", x.diagnostics);
+                megatron::files(&p, &plan, &l, &x, &Layout::default())
+            }
+            _ => pipelang_engine::torchtitan::files(&p, &plan, &l, &Layout::default()).0,
+        };
+        let named = text
+            .iter()
+            .filter(|(f, t)| f.to_string_lossy().contains("align") && t.contains("/w/coca"))
+            .count()
+            + text
+                .iter()
+                .filter(|(f, t)| f.ends_with("launch.sh") && t.contains("vit=\"/w/coca\""))
+                .count();
+        assert!(
+            named >= 1,
+            "{target:?}: no launch file names the given weights"
+        );
+    }
+}

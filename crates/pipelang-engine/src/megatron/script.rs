@@ -279,6 +279,15 @@ pub fn train(plan: &Plan, l: &Lowering, x: &Export, i: usize, par: &Layout) -> S
                  # type whose dims match the recipe's ViT.\n",
                 run.model.name
             );
+            for g in &run.given {
+                let _ = write!(
+                    head,
+                    "# Weights: `{}` is read from {} (stage `{}` is skipped: `--skip`); Megatron-LM's\n\
+                     # multimodal example loads the decoder and the ViT from one checkpoint, so combine\n\
+                     # it with the checkpoint below first (examples/multimodal/combine_state_dicts.py).\n",
+                    g.model, g.path, g.stage
+                );
+            }
             "examples/multimodal/train.py".to_string()
         }
     };

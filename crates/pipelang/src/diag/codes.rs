@@ -76,6 +76,7 @@ codes! {
     ENGINE_LR_UNEXPRESSIBLE = "P0902", "engine-lr-unexpressible", Error, "an engine's LR scheduler cannot follow a run's LR";
     ENGINE_APPROXIMATION = "P0903", "engine-approximation", Warning, "an engine run approximates the plan (positions or RoPE base rounded)";
     ENGINE_PARALLEL_LAYOUT = "P0904", "engine-parallel-layout", Error, "a parallel layout does not divide the recipe";
+    ENGINE_SKIPPED_STAGE = "P0905", "engine-skipped-stage", Error, "an export skips a stage whose weights a later stage needs";
 }
 
 impl Code {

@@ -55,6 +55,7 @@ pub fn lowering(prep: &Prepared, ramp_pieces: Option<u64>) -> Result<Lowering, R
         &Options {
             ramp_pieces,
             target: pipelang_engine::Target::OlmoCore,
+            skip: vec![],
         },
     );
     l.unmappable.extend(olmo_core::refusals(p, &prep.plan, &l));

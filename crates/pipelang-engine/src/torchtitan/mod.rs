@@ -1,0 +1,549 @@
+//! torchtitan 0.3.0: each engine run rendered as a Python config module
+//! (`pipelang_runs/rNN_NAME.py`, loaded with `--module pipelang_runs.rNN_NAME --config config`)
+//! that calls the shipped helper `pipelang_titan.py` with the run's numbers, and `launch.sh`,
+//! which runs them under torchrun in plan order.
+//!
+//! Hand-overs follow torchtitan's checkpoint rules: every run has its own checkpoint folder
+//! (`runs/NN-NAME/checkpoint`), so `initial_load_path` (absolute, computed from the export's
+//! own location at launch) is never shadowed by a checkpoint of another run; a run whose
+//! optimizer state a later run takes saves its last checkpoint with the optimizer
+//! (`last_save_model_only = False`); a run that loads it excludes the scheduler, data loader and
+//! step counter (every run counts its own steps). A run whose models come from more than one
+//! place is given one checkpoint by the helper's `assemble` step before it starts: torchtitan
+//! loads exactly one checkpoint and refuses missing keys.
+
+use std::path::PathBuf;
+
+use pipelang::check::ir::{ModelKind, Pipeline};
+use pipelang::diag::{Code, Diagnostic};
+use pipelang::plan::Plan;
+use pipelang::plan::lr::Shape;
+
+use crate::parallel::Layout;
+use crate::runs::{EngineRun, Init, Lowering, Unmappable, cannot};
+
+/// The helper every run module imports.
+pub const HELPER: &str = include_str!("pipelang_titan.py");
+
+/// A run's directory under the export (checkpoints and logs): `runs/NN-NAME`.
+pub fn run_dir(index: usize, run: &EngineRun) -> String {
+    format!("runs/{index:02}-{}", run.name)
+}
+
+/// A run's config module, importable (`pipelang_runs.rNN_NAME`).
+pub fn module(index: usize, run: &EngineRun) -> String {
+    let name: String = run
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("pipelang_runs.r{index:02}_{name}")
+}
+
+/// The model groups of a run, as torchtitan's model holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Decoder,
+    Vit,
+    Projector,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Group::Decoder => "decoder",
+            Group::Vit => "vit",
+            Group::Projector => "projector",
+        }
+    }
+}
+
+/// The ViT and projector of a run's stage, when it has them.
+fn vision<'p>(
+    p: &'p Pipeline,
+    plan: &Plan,
+    run: &EngineRun,
+) -> (
+    Option<(&'p str, &'p pipelang::check::ir::VitSpec)>,
+    Option<(&'p str, u64)>,
+) {
+    let st = &plan.stages[run.stage_index];
+    let mut vit = None;
+    let mut proj = None;
+    for n in st.train.iter().chain(&st.freeze) {
+        let Some(m) = p.model_id(n) else { continue };
+        match &p.models[m].kind {
+            ModelKind::Vit(v) => vit = Some((p.models[m].name.as_str(), v)),
+            ModelKind::Projector(pr) => {
+                proj = Some((p.models[m].name.as_str(), pr.pixel_shuffle.value))
+            }
+            ModelKind::Decoder(_) => {}
+        }
+    }
+    (vit, proj)
+}
+
+/// What the lowering carries that this export does not map, at each stage (once): decoder
+/// fields beyond the dims the lowering's model carries.
+pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Unmappable> {
+    let mut out: Vec<Unmappable> = vec![];
+    for r in &l.runs {
+        if out.iter().any(|u| u.stage == r.stage) {
+            continue;
+        }
+        let Some(ModelKind::Decoder(d)) = p.model_id(&r.model.name).map(|m| &p.models[m].kind)
+        else {
+            continue;
+        };
+        let extra = [
+            d.kv_heads
+                .filter(|k| k.value != d.heads.value)
+                .map(|_| "kv_heads"),
+            d.ffn.map(|_| "ffn"),
+            d.tie_embeddings.value.then_some("tie_embeddings"),
+            d.qk_norm.value.then_some("qk_norm"),
+            d.shared_experts.map(|_| "shared_experts"),
+            d.dense_layers.map(|_| "dense_layers"),
+        ];
+        if let Some(f) = extra.iter().flatten().next() {
+            out.push(cannot(
+                p,
+                crate::Target::Torchtitan,
+                plan.stages[r.stage_index].id,
+                format!(
+                    "its decoder `{}` sets `{f}`, which the torchtitan export does not map yet",
+                    r.model.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Where each model group of a run comes from: `None` fresh.
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Run(usize),
+    Path(String),
+}
+
+/// How a run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    /// Model groups and their sources (`None`: freshly initialised).
+    groups: Vec<(Group, Option<Source>)>,
+    /// One earlier run's final checkpoint holds every group: loaded as it is.
+    direct: Option<usize>,
+    /// AdamW state with the weights (only with `direct`).
+    optimizer: bool,
+}
+
+impl Start {
+    fn assembled(&self) -> bool {
+        self.direct.is_none() && self.groups.iter().any(|(_, s)| s.is_some())
+    }
+}
+
+fn groups_of(p: &Pipeline, plan: &Plan, run: &EngineRun) -> Vec<Group> {
+    let (vit, proj) = vision(p, plan, run);
+    if vit.is_some() || proj.is_some() {
+        vec![Group::Decoder, Group::Vit, Group::Projector]
+    } else {
+        vec![Group::Decoder]
+    }
+}
+
+/// Every run's start, and a warning for each run whose optimizer state cannot travel.
+pub fn starts(p: &Pipeline, plan: &Plan, l: &Lowering) -> (Vec<Start>, Vec<Diagnostic>) {
+    let mut out = vec![];
+    let mut notes = vec![];
+    let index = |name: &str| l.runs.iter().position(|r| r.name == name);
+    for (i, run) in l.runs.iter().enumerate() {
+        let st = &plan.stages[run.stage_index];
+        let mine = groups_of(p, plan, run);
+        let (vit, proj) = vision(p, plan, run);
+        let (decoder_from, optimizer) = match &run.init {
+            Init::Fresh => (None, false),
+            Init::From { run: f, optimizer } => (index(f), *optimizer),
+        };
+        let continues = i > 0 && l.runs[i - 1].stage_index == run.stage_index;
+        let groups: Vec<(Group, Option<Source>)> = mine
+            .iter()
+            .map(|&g| {
+                if g == Group::Decoder || continues {
+                    return (g, decoder_from.map(Source::Run));
+                }
+                let model = match g {
+                    Group::Vit => vit.map(|v| v.0),
+                    _ => proj.map(|v| v.0),
+                };
+                let Some(model) = model else {
+                    return (g, None);
+                };
+                if let Some(given) = run.given.iter().find(|x| x.model == model) {
+                    return (g, Some(Source::Path(given.path.clone())));
+                }
+                let from = st
+                    .weights_from
+                    .iter()
+                    .find(|w| w.model == model)
+                    .and_then(|w| w.from.as_ref())
+                    .and_then(|s| l.runs.iter().rposition(|r| &r.stage == s));
+                (g, from.map(Source::Run))
+            })
+            .collect();
+        let one = match groups.first() {
+            Some((_, Some(Source::Run(r)))) => Some(*r),
+            _ => None,
+        };
+        let direct = one.filter(|&r| {
+            groups.iter().all(|(_, s)| s == &Some(Source::Run(r)))
+                && groups_of(p, plan, &l.runs[r]) == mine
+        });
+        if optimizer && direct.is_none() {
+            let ir = &p.stages[st.id];
+            notes.push(
+                Diagnostic::new(
+                    Code::ENGINE_APPROXIMATION,
+                    format!(
+                        "run `{}` starts a fresh AdamW state where the plan carries the \
+                         optimizer of run `{}`: torchtitan loads one checkpoint whole, and that \
+                         run's holds no state for this run's vision models",
+                        run.name,
+                        decoder_from.map_or("", |r| l.runs[r].name.as_str())
+                    ),
+                )
+                .label(ir.lr_span, "this LR")
+                .help(
+                    "the LR is still the plan's at every step; the AdamW moments restart (see \
+                     docs/engines.md)",
+                ),
+            );
+        }
+        out.push(Start {
+            groups,
+            direct,
+            optimizer: optimizer && direct.is_some(),
+        });
+    }
+    (out, notes)
+}
+
+fn py_f(x: f64) -> String {
+    // Rust's shortest round-trip form reads back exactly in Python.
+    let s = format!("{x:?}");
+    if s.contains('e') && !s.contains('.') {
+        s.replace('e', ".0e")
+    } else {
+        s
+    }
+}
+
+fn py_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn piece(q: &pipelang::plan::lr::Piece) -> String {
+    let (kind, vals) = match q.shape {
+        Shape::Linear { from, to } => ("linear", vec![from, to]),
+        Shape::Cosine { from, to } => ("cosine", vec![from, to]),
+        Shape::CosinePart { from, to, part } => ("cosine_part", vec![from, to, part]),
+        Shape::Sqrt { from, to } => ("sqrt", vec![from, to]),
+        Shape::Exponential { from, halvings } => ("exponential", vec![from, halvings]),
+    };
+    let vals: Vec<String> = vals.into_iter().map(py_f).collect();
+    format!(
+        "(\"{kind}\", {}, {}, {}),",
+        py_f(q.start),
+        py_f(q.end),
+        vals.join(", ")
+    )
+}
+
+/// The config module of one run.
+pub fn config(
+    p: &Pipeline,
+    plan: &Plan,
+    l: &Lowering,
+    starts: &[Start],
+    i: usize,
+    par: &Layout,
+) -> String {
+    let run = &l.runs[i];
+    let start = &starts[i];
+    let m = &run.model;
+    let st = &plan.stages[run.stage_index];
+    let (vit, proj) = vision(p, plan, run);
+    let frozen = |n: &str| st.freeze.iter().any(|f| f == n);
+    // Every piece is monotone, so its largest value is at one of its ends.
+    let peak = run
+        .lr
+        .pieces
+        .iter()
+        .flat_map(|q| [q.at(q.start), q.at(q.end)])
+        .fold(0.0, f64::max);
+    let peak = if peak > 0.0 { peak } else { 1.0 };
+    let saves_optimizer = l.runs.iter().enumerate().any(|(j, r)| {
+        starts[j].optimizer && matches!(&r.init, Init::From { run: f, .. } if f == &run.name)
+    });
+    let mut s = format!(
+        "\"\"\"Run `{}` of pipeline `{}`{}: stage `{}`{}, piece {} of {}: {} steps of {} x {} tokens.\n\n\
+         Written by `pipe export --engine torchtitan` for torchtitan 0.3.0; launch.sh runs it as\n\
+         `torchrun ... -m torchtitan.train --module {} --config config`. Plan steps {}..{}.\n\"\"\"\n\n\
+         import pipelang_titan as pt\n\n",
+        run.name,
+        l.pipeline,
+        l.profile
+            .as_ref()
+            .map(|p| format!(" (profile `{p}`)"))
+            .unwrap_or_default(),
+        run.stage,
+        run.phase
+            .as_ref()
+            .map(|p| format!(", phase `{p}`"))
+            .unwrap_or_default(),
+        run.piece + 1,
+        run.pieces,
+        run.steps,
+        run.batch,
+        run.seq_len,
+        module(i, run),
+        run.global_first_step,
+        run.global_first_step + run.steps,
+    );
+    s += &format!("RUN_DIR = {}\n", py_str(&run_dir(i, run)));
+    s += &format!("STEPS = {}\n", run.steps);
+    if let Some((name, v)) = vit {
+        let merge = proj.map_or(1, |x| x.1);
+        let side = v.max_image_side.value / v.patch.value;
+        s += &format!(
+            "\n# `{name}` as torchtitan's MoonViT (Kimi-VL's vision tower; GELU MLP of 4 x d_model),\n\
+             # its projector merging {merge} x {merge} patches into the decoder's width.\n\
+             VIT = dict(\n    dim={},\n    ffn_dim={},\n    num_layers={},\n    num_heads={},\n    \
+             patch_size={},\n    init_pos_emb_height={side},\n    init_pos_emb_width={side},\n    \
+             merge_kernel_size=[{merge}, {merge}],\n)\n",
+            v.d_model.value,
+            4 * v.d_model.value,
+            v.layers.value,
+            v.heads.value,
+            v.patch.value,
+        );
+    }
+    s += "\n# The plan's LR over this run: its schedule's pieces (shape, start, end, values) on the\n\
+          # schedule's token span; step k runs at the curve at OFFSET + k x TOKENS_PER_STEP.\n";
+    s += &format!(
+        "LR = pt.PlanLR.Config(\n    peak={},\n    offset={},\n    tokens_per_step={},\n    span={},\n    pieces=(\n",
+        py_f(peak),
+        py_f(run.lr.offset),
+        run.tokens_per_step,
+        py_f(run.lr.span)
+    );
+    for q in &run.lr.pieces {
+        s += &format!("        {}\n", piece(q));
+    }
+    s += "    ),\n)\n";
+    s += &format!(
+        "\n# (source, share, files under the data root, kind); largest share error {:.2e}.\nSOURCES = [\n",
+        run.mixture_error
+    );
+    for sh in &run.mixture {
+        let d = &p.data[pipelang::check::ir::DataId::new(sh.index)];
+        let globs: Vec<&str> = d.globs.iter().map(|g| g.value.as_str()).collect();
+        s += &format!(
+            "    ({}, {}, {}, {}),\n",
+            py_str(&sh.source),
+            py_f(sh.share),
+            py_str(&globs.join(",")),
+            py_str(d.kind.name())
+        );
+    }
+    s += "]\n\n";
+    // Where the run's weights come from.
+    let load = match (start.direct, start.assembled()) {
+        (Some(r), _) => format!(
+            "pt.final_checkpoint({}, {})",
+            py_str(&run_dir(r, &l.runs[r])),
+            l.runs[r].steps
+        ),
+        (None, true) => "pt.run_folder(RUN_DIR) + \"/initial\"".to_string(),
+        (None, false) => "None".to_string(),
+    };
+    s += "# Weights: ";
+    s += &start
+        .groups
+        .iter()
+        .map(|(g, src)| {
+            format!(
+                "{} {}",
+                g.name(),
+                match src {
+                    None => "fresh".to_string(),
+                    Some(Source::Run(r)) => format!("from run `{}`", l.runs[*r].name),
+                    Some(Source::Path(path)) => format!("from `{path}` (skipped stage)"),
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if start.assembled() {
+        s += ";\n# assembled into one checkpoint by launch.sh before the run (pipelang_titan.assemble)";
+    }
+    s += ".\n";
+    let freeze = [
+        (Group::Decoder, frozen(&m.name)),
+        (Group::Vit, vit.is_some_and(|v| frozen(v.0))),
+        (Group::Projector, proj.is_some_and(|v| frozen(v.0))),
+    ];
+    let freeze: Vec<String> = freeze
+        .iter()
+        .filter(|(_, f)| *f)
+        .map(|(g, _)| format!("{}=True", g.name()))
+        .collect();
+    s += &format!(
+        "\n\ndef config():\n    return pt.trainer(\n        run_dir=RUN_DIR,\n        spec=pt.model(\n            \
+         vocab={},\n            dim={},\n            layers={},\n            heads={},\n            \
+         hidden={},\n            experts={},\n            top_k={},\n            rope_theta={},\n            \
+         max_seq_len={},\n",
+        m.vocab,
+        m.d_model,
+        m.layers,
+        m.heads,
+        m.mlp_hidden,
+        m.experts.map_or("None".into(), |e| e.to_string()),
+        m.active_experts.map_or("None".into(), |e| e.to_string()),
+        py_f(run.rope_base),
+        run.seq_len,
+    );
+    if vit.is_some() {
+        s += "            vit=VIT,\n";
+    }
+    if !freeze.is_empty() {
+        s += &format!(
+            "            freeze=pt.PlanFreeze.Config({}),\n",
+            freeze.join(", ")
+        );
+    }
+    s += "        ),\n";
+    s += &format!(
+        "        lr=LR,\n        steps=STEPS,\n        global_batch={},\n        local_batch={},\n        \
+         seq_len={},\n        sources=SOURCES,\n        seed={},\n        load={load},\n        \
+         load_optimizer={},\n        save_optimizer={},\n        tp={},\n        pp={},\n        ep={},\n        \
+         dp={},\n        tokenizer=None,\n",
+        run.batch,
+        par.micro_batch,
+        run.seq_len,
+        run.seed,
+        py_bool(start.optimizer),
+        py_bool(saves_optimizer),
+        par.tp,
+        par.pp,
+        par.ep,
+        par.dp(),
+    );
+    if vit.is_some() {
+        s += "        vit=VIT,\n";
+    }
+    s += "    )\n";
+    s
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+/// `launch.sh`: every run in plan order under torchrun, each skipped once it is `DONE`; the
+/// assemble step before each run that needs one.
+pub fn launch(l: &Lowering, starts: &[Start], par: &Layout) -> String {
+    let mut s = format!(
+        "#!/usr/bin/env bash\n\
+         # Written by `pipe export --engine torchtitan`: the {} runs of pipeline `{}` in plan order,\n\
+         # each under torchrun ({} node(s) x {} GPU(s); tensor {} x pipeline {} x data {}, expert {}).\n\
+         # A run killed part-way continues from its own checkpoint folder when started again.\n\
+         # Multi-node: run this on every node with NODE_RANK, MASTER_ADDR and MASTER_PORT set.\n\
+         set -euo pipefail\n\
+         EXPORT=\"$(cd \"$(dirname \"${{BASH_SOURCE[0]}}\")\" && pwd)\"\n\
+         PY=\"${{PYTHON:-python}}\"\n\
+         export PYTHONPATH=\"$EXPORT${{PYTHONPATH:+:$PYTHONPATH}}\"\n\n\
+         run() {{\n  \
+           local dir=\"$EXPORT/$1\" module=\"$2\"\n  \
+           if [ -f \"$dir/DONE\" ]; then echo \"$1: done\"; return; fi\n  \
+           mkdir -p \"$dir\"\n  \
+           \"$PY\" -m torch.distributed.run --nnodes {} --nproc-per-node {} \\\n    \
+             --node-rank \"${{NODE_RANK:-0}}\" --master-addr \"${{MASTER_ADDR:-127.0.0.1}}\" \\\n    \
+             --master-port \"${{MASTER_PORT:-29500}}\" \\\n    \
+             -m torchtitan.train --module \"$module\" --config config\n  \
+           touch \"$dir/DONE\"\n}}\n\n\
+         # One checkpoint from several (earlier runs, a skipped stage's weights, fresh models).\n\
+         assemble() {{\n  \
+           local dir=\"$EXPORT/$1\" module=\"$2\"; shift 2\n  \
+           if [ -f \"$dir/DONE\" ] || [ -d \"$dir/initial\" ]; then return; fi\n  \
+           mkdir -p \"$dir\"\n  \
+           \"$PY\" \"$EXPORT/pipelang_titan.py\" assemble \"$dir/initial.tmp\" \"$module\" \"$@\"\n  \
+           mv \"$dir/initial.tmp\" \"$dir/initial\"\n}}\n\n",
+        l.runs.len(),
+        l.pipeline,
+        par.nodes,
+        par.gpus_per_node,
+        par.tp,
+        par.pp,
+        par.dp(),
+        par.ep,
+        par.nodes,
+        par.gpus_per_node,
+    );
+    for (i, run) in l.runs.iter().enumerate() {
+        let st = &starts[i];
+        if st.assembled() {
+            let srcs: Vec<String> = st
+                .groups
+                .iter()
+                .filter_map(|(g, src)| {
+                    let path = match src.as_ref()? {
+                        Source::Run(r) => format!(
+                            "\"$EXPORT/{}/checkpoint/step-{}\"",
+                            run_dir(*r, &l.runs[*r]),
+                            l.runs[*r].steps
+                        ),
+                        Source::Path(p) => format!("{p:?}"),
+                    };
+                    Some(format!("{}={path}", g.name()))
+                })
+                .collect();
+            s += &format!(
+                "assemble {} {} \\\n  {}\n",
+                run_dir(i, run),
+                module(i, run),
+                srcs.join(" \\\n  ")
+            );
+        }
+        s += &format!("run {} {}\n", run_dir(i, run), module(i, run));
+    }
+    s
+}
+
+/// Every file of an export, relative to its directory.
+pub fn files(
+    p: &Pipeline,
+    plan: &Plan,
+    l: &Lowering,
+    par: &Layout,
+) -> (Vec<(PathBuf, String)>, Vec<Diagnostic>) {
+    let (starts, notes) = starts(p, plan, l);
+    let mut out = vec![
+        (PathBuf::from("pipelang_titan.py"), HELPER.to_string()),
+        (
+            PathBuf::from("plan.json"),
+            serde_json::to_string_pretty(plan).expect("a plan serialises") + "\n",
+        ),
+        (
+            PathBuf::from("pipelang_runs/__init__.py"),
+            "\"\"\"One config module per run (pipe export --engine torchtitan).\"\"\"\n".into(),
+        ),
+    ];
+    for (i, run) in l.runs.iter().enumerate() {
+        let path = format!("{}.py", module(i, run).replace('.', "/"));
+        out.push((PathBuf::from(path), config(p, plan, l, &starts, i, par)));
+    }
+    out.push((PathBuf::from("launch.sh"), launch(l, &starts, par)));
+    (out, notes)
+}

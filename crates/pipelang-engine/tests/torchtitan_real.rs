@@ -1,0 +1,277 @@
+//! The torchtitan export against torchtitan 0.3.0 itself: `pipelang_titan.py --check` loads
+//! every exported run module through torchtitan's own ConfigManager, builds the model on the
+//! meta device, and steps the LR container built by torchtitan's build path (our LR class in
+//! `lr_scheduler`) as `Trainer.train_step` steps it. The decoder's parameter count must be
+//! pipelang's, the RoPE theta, seq_len and batch the plan's, frozen models without trainable
+//! parameters, every hand-over's checkpoint options as docs/engines.md says, and every step's
+//! LR the plan's within 1e-6 relative.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use pipelang::check::check_with;
+use pipelang_engine::parallel::Layout;
+use pipelang_engine::runs::{Init, Options, Skip, Target};
+use pipelang_engine::torchtitan;
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The pinned engines' Python; a test that needs it fails (never skips) without it.
+fn python() -> PathBuf {
+    let p = std::env::var_os("PIPE_ENGINE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".tools/engines/bin/python"));
+    assert!(
+        p.exists(),
+        "{} not found: install the pinned engines with scripts/install-engines.sh \
+         (or set PIPE_ENGINE_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+fn check(file: &str, profile: Option<&str>, skip: Vec<Skip>) {
+    let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
+    let c = check_with(&src, profile);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let opts = Options {
+        target: Target::Torchtitan,
+        skip,
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    assert!(l.unmappable.is_empty(), "{:?}", l.unmappable);
+    assert!(torchtitan::refusals(&p, &plan, &l).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let modules: Vec<String> = (0..l.runs.len())
+        .map(|i| torchtitan::module(i, &l.runs[i]))
+        .collect();
+    let out = dir.path().join("check.jsonl");
+    let run = Command::new(python())
+        .current_dir(dir.path())
+        .env("PYTHONPATH", dir.path())
+        .arg("pipelang_titan.py")
+        .arg("--check")
+        .arg(&out)
+        .args(&modules)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "pipelang_titan.py --check failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), l.runs.len());
+    let mut steps = 0;
+    for (i, (line, r)) in lines.iter().zip(&l.runs).enumerate() {
+        let name = &r.name;
+        assert_eq!(
+            line["decoder_params"], r.model.params,
+            "{name}: decoder parameters"
+        );
+        assert_eq!(
+            line["rope_theta"].as_f64().unwrap(),
+            r.rope_base,
+            "{name}: RoPE"
+        );
+        assert_eq!(line["seq_len"], r.seq_len, "{name}: seq_len");
+        assert_eq!(line["global_batch"], r.batch, "{name}: batch");
+        let st = &plan.stages[r.stage_index];
+        let frozen = |m: &str| st.freeze.iter().any(|f| f == m);
+        let trainable = |g: &str| line["trainable"][g].as_u64().unwrap();
+        let total = |g: &str| line["groups"][g].as_u64().unwrap();
+        assert_eq!(
+            trainable("decoder"),
+            if frozen(&r.model.name) {
+                0
+            } else {
+                r.model.params
+            },
+            "{name}: trainable decoder"
+        );
+        if line["vision_params"].as_u64().unwrap() > 0 {
+            for (g, kind) in [("vit", "vit"), ("projector", "projector")] {
+                let m = st.train.iter().chain(&st.freeze).find(|n| {
+                    p.model_id(n)
+                        .is_some_and(|id| p.models[id].kind.name() == kind)
+                });
+                let want = match m {
+                    Some(m) if !frozen(m) => total(g),
+                    _ => 0,
+                };
+                assert!(total(g) > 0, "{name}: no {g} parameters");
+                assert_eq!(trainable(g), want, "{name}: trainable {g}");
+            }
+        }
+        // Hand-overs: absolute paths, the optimizer where the plan carries it, this run's own
+        // counters, and the optimizer saved where a later run loads it.
+        let dump = line["dump_folder"].as_str().unwrap();
+        assert!(dump.starts_with('/') && dump.ends_with(&torchtitan::run_dir(i, r)));
+        match &r.init {
+            Init::Fresh if r.given.is_empty() => {
+                assert!(line["initial_load_path"].is_null(), "{name}")
+            }
+            _ => {
+                let path = line["initial_load_path"].as_str().unwrap();
+                assert!(path.starts_with('/'), "{name}: {path}");
+            }
+        }
+        let model_only = line["initial_load_model_only"].as_bool().unwrap();
+        if !model_only {
+            assert_eq!(
+                line["exclude_from_loading"],
+                serde_json::json!(["lr_scheduler", "dataloader", "train_state"])
+            );
+        }
+        let loaded_with_optimizer = lines.iter().zip(&l.runs).any(|(x, y)| {
+            !x["initial_load_model_only"].as_bool().unwrap()
+                && matches!(&y.init, Init::From { run, .. } if run == name)
+        });
+        if loaded_with_optimizer {
+            assert!(!line["last_save_model_only"].as_bool().unwrap(), "{name}");
+        }
+        let lrs = line["lrs"].as_array().unwrap();
+        assert_eq!(lrs.len() as u64, r.steps);
+        for (k, lr) in lrs.iter().enumerate() {
+            let got = lr.as_f64().unwrap();
+            let want = plan.lr_at(r.stage_index, r.first_step + k as u64);
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs(),
+                "{name} step {k}: torchtitan sets {got}, the plan says {want}"
+            );
+        }
+        steps += lrs.len() as u64;
+    }
+    let skipped: u64 = plan
+        .stages
+        .iter()
+        .filter(|s| opts.skip.iter().any(|k| k.stage == s.name))
+        .map(|s| s.steps)
+        .sum();
+    assert_eq!(steps + skipped, plan.total_steps);
+}
+
+#[test]
+fn torchtitan_loads_every_run_of_tiny_text() {
+    check("tiny_text.pipe", None, vec![]);
+}
+
+#[test]
+fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
+    check(
+        "kimi_vl.pipe",
+        Some("smoke"),
+        vec![Skip {
+            stage: "vit_coca".into(),
+            weights: Some("/weights/vit_coca".into()),
+        }],
+    );
+}
+
+/// The hand-over of `vit_align` (decoder from `text_pretrain`, ViT from the skipped `vit_coca`,
+/// a fresh projector) as launch.sh does it: a DCP checkpoint in `text_pretrain`'s final place,
+/// the given ViT as a `torch.save` file, launch.sh run up to `vit_align` (`text_pretrain` marked
+/// done), then the assembled checkpoint loaded into `vit_align`'s model with DCP's strict load,
+/// as torchtitan's model-only initial load does: every group holds its source's tensors.
+#[test]
+fn launch_sh_assembles_vit_align_from_text_pretrain_the_given_vit_and_a_fresh_projector() {
+    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
+    let c = check_with(&src, Some("smoke"));
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let given = dir.path().join("given_vit.pt");
+    let opts = Options {
+        target: Target::Torchtitan,
+        skip: vec![Skip {
+            stage: "vit_coca".into(),
+            weights: Some(given.display().to_string()),
+        }],
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let py = |code: &str| {
+        let out = Command::new(python())
+            .current_dir(dir.path())
+            .env("PYTHONPATH", dir.path())
+            .arg("-c")
+            .arg(code)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    const BUILD: &str = "
+import importlib, torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+def build(mod, seed):
+    cfg = importlib.import_module(mod).config()
+    torch.manual_seed(seed)
+    m = cfg.model_spec.model.build()
+    m.init_weights(buffer_device=None)
+    return m
+";
+    py(&format!(
+        "{BUILD}
+text = build('pipelang_runs.r00_text_pretrain', 1)
+dcp.save(text.state_dict(), checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
+vis = build('pipelang_runs.r01_vit_align', 2)
+torch.save({{k: v for k, v in vis.state_dict().items()
+            if k.startswith('vision_encoder.') and not k.startswith('vision_encoder.projector.')}},
+           'given_vit.pt')
+open('runs/00-text_pretrain/DONE', 'w').close()
+",
+        l.runs[0].steps
+    ));
+    let launch = std::fs::read_to_string(dir.path().join("launch.sh")).unwrap();
+    let stop = launch
+        .find("\nrun runs/01-vit_align")
+        .expect("vit_align's run line");
+    std::fs::write(dir.path().join("upto.sh"), &launch[..stop + 1]).unwrap();
+    let run = Command::new("bash")
+        .arg(dir.path().join("upto.sh"))
+        .env("PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "launch.sh up to vit_align:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    py(&format!(
+        "{BUILD}
+text = build('pipelang_runs.r00_text_pretrain', 1).state_dict()
+vis = build('pipelang_runs.r01_vit_align', 2).state_dict()
+fresh = build('pipelang_runs.r01_vit_align', 2025).state_dict()
+target = build('pipelang_runs.r01_vit_align', 3)
+sd = target.state_dict()
+dcp.load(sd, checkpoint_id='runs/01-vit_align/initial')
+groups = {{'decoder': 0, 'vit': 0, 'projector': 0}}
+for k, v in sd.items():
+    if k.startswith('vision_encoder.projector.'):
+        want, g = fresh[k], 'projector'
+    elif k.startswith('vision_encoder.'):
+        want, g = vis[k], 'vit'
+    else:
+        want, g = text[k], 'decoder'
+    assert torch.equal(v, want), k
+    groups[g] += 1
+assert all(groups.values()), groups
+"
+    ));
+}
