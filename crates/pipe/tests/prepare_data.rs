@@ -24,20 +24,9 @@ fn pipe(args: &[&str], dir: &Path) -> (i32, String, String) {
     )
 }
 
-/// The pinned engines' python: `PIPE_ENGINE_PYTHON`, or `.tools/engines/bin/python` at the
-/// repository root. Missing is a failure, never a skip.
+/// The pinned engines' Python; missing is a failure, never a skip.
 fn engine_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PIPE_ENGINE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/engines/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: install the pinned engines with scripts/install-engines.sh (or set \
-         PIPE_ENGINE_PYTHON)",
-        p.display()
-    );
-    p
+    pipelang_engine::python::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 fn read_back(script: &str, out: &Path) -> serde_json::Value {

@@ -8,6 +8,7 @@ pub mod megatron;
 pub mod olmo_core;
 pub mod parallel;
 pub mod pieces;
+pub mod python;
 pub mod runs;
 pub mod torchtitan;
 

@@ -74,34 +74,82 @@ pub struct ModelDims {
     pub d_model: u64,
     pub layers: u64,
     pub heads: u64,
-    /// Hidden width of the SwiGLU MLP (of each expert under MoE).
+    /// Key/value heads: `heads` without grouped-query attention, 1 for multi-query.
+    pub kv_heads: u64,
+    /// SwiGLU (three matrices) rather than GELU (two).
+    pub swiglu: bool,
+    /// Hidden width of the MLP (of each expert under MoE): `ffn`, else the runtime's default.
     pub mlp_hidden: u64,
     pub experts: Option<u64>,
     pub active_experts: Option<u64>,
-    /// Parameters of the model as pipelang builds it (embedding, blocks, final norm, untied
-    /// head; no biases).
+    /// Under MoE: experts every token also goes through (one MLP `shared_experts x
+    /// mlp_hidden` wide), and the first `dense_layers` blocks with a dense MLP.
+    pub shared_experts: u64,
+    pub dense_layers: u64,
+    /// RMSNorm over each head's queries and keys (weights of width `d_model / heads`).
+    pub qk_norm: bool,
+    /// The output head is the embedding matrix.
+    pub tie_embeddings: bool,
+    /// Parameters of the model as pipelang builds it (embedding, blocks, final norm, the head
+    /// unless tied; no biases).
     pub params: u64,
 }
 
 impl ModelDims {
     fn of(name: &str, d: &ir::DecoderSpec) -> Self {
         let dm = d.d_model.value;
-        // pipelang-runtime's `default_mlp_hidden` for SwiGLU: 8/3 d rounded up to a multiple of 8.
-        let hidden = (8 * dm).div_ceil(3).div_ceil(8) * 8;
+        let swiglu = d.mlp.value == ir::Mlp::SwiGlu;
+        // pipelang-runtime's `default_mlp_hidden`: 8/3 d rounded up to a multiple of 8 for
+        // SwiGLU (the parameters of a 4 d GELU MLP), 4 d for GELU.
+        let hidden = d.ffn.map_or_else(
+            || {
+                if swiglu {
+                    (8 * dm).div_ceil(3).div_ceil(8) * 8
+                } else {
+                    4 * dm
+                }
+            },
+            |f| f.value,
+        );
+        let heads = d.heads.value;
+        let kv = d.kv_heads.map_or(heads, |k| k.value);
+        let hd = dm / heads;
+        let qk_norm = d.qk_norm.value;
         let experts = d.experts.map(|e| e.value);
-        let mlp = 3 * dm * hidden * experts.unwrap_or(1) + experts.map_or(0, |e| e * dm);
-        let block = 2 * dm + 4 * dm * dm + mlp;
+        let shared = d.shared_experts.map_or(0, |s| s.value);
+        let layers = d.layers.value;
+        let dense_layers = if experts.is_some() {
+            d.dense_layers.map_or(0, |n| n.value)
+        } else {
+            0
+        };
+        let mlp = |width: u64| if swiglu { 3 } else { 2 } * dm * width;
+        let attention = 2 * dm * dm + 2 * dm * kv * hd + if qk_norm { 2 * hd } else { 0 };
+        let dense_block = 2 * dm + attention + mlp(hidden);
+        let moe_block = experts.map_or(dense_block, |e| {
+            2 * dm + attention + e * mlp(hidden) + e * dm + mlp(shared * hidden)
+        });
         let v = d.vocab.value;
+        let tied = d.tie_embeddings.value;
         ModelDims {
             name: name.to_string(),
             vocab: v,
             d_model: dm,
-            layers: d.layers.value,
-            heads: d.heads.value,
+            layers,
+            heads,
+            kv_heads: kv,
+            swiglu,
             mlp_hidden: hidden,
             experts,
             active_experts: d.active_experts.map(|e| e.value),
-            params: 2 * v * dm + d.layers.value * block + dm,
+            shared_experts: if experts.is_some() { shared } else { 0 },
+            dense_layers,
+            qk_norm,
+            tie_embeddings: tied,
+            params: if tied { 1 } else { 2 } * v * dm
+                + dense_layers * dense_block
+                + (layers - dense_layers) * moe_block
+                + dm,
         }
     }
 }

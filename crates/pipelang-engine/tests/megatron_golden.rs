@@ -81,3 +81,13 @@ fn tiny_text() {
         golden("tiny_text.pipe", None, &Layout::default())
     );
 }
+
+/// Grouped-query and multi-query attention, QK-norm, a tied head, a stated FFN width, a shared
+/// expert and a dense first layer, in Megatron's flags.
+#[test]
+fn tiny_modern() {
+    insta::assert_snapshot!(
+        "megatron_tiny_modern",
+        golden("tiny_modern.pipe", None, &Layout::default())
+    );
+}

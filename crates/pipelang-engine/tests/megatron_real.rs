@@ -18,18 +18,9 @@ fn root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-/// The pinned engines' Python; a test that needs it fails (never skips) without it.
+/// The pinned engines' Python; missing is a failure, never a skip.
 fn python() -> PathBuf {
-    let p = std::env::var_os("PIPE_ENGINE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".tools/engines/bin/python"));
-    assert!(
-        p.exists(),
-        "{} not found: install the pinned engines with scripts/install-engines.sh \
-         (or set PIPE_ENGINE_PYTHON)",
-        p.display()
-    );
-    p
+    pipelang_engine::python::for_tests(&root())
 }
 
 /// Writes the Megatron export of `file` and runs the harness on it with `extra` arguments.

@@ -14,28 +14,34 @@ fn root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-/// The pinned engines' Python; a test that needs it fails (never skips) without it.
+/// The pinned engines' Python; missing is a failure, never a skip.
 fn python() -> PathBuf {
-    let p = std::env::var_os("PIPE_ENGINE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".tools/engines/bin/python"));
-    assert!(
-        p.exists(),
-        "{} not found: install the pinned engines with scripts/install-engines.sh \
-         (or set PIPE_ENGINE_PYTHON)",
-        p.display()
-    );
-    p
+    pipelang_engine::python::for_tests(&root())
 }
 
 fn exported(file: &str, profile: Option<&str>, opts: &Options) -> (tempfile::TempDir, Vec<String>) {
+    exported_but(file, profile, opts, &[])
+}
+
+/// The export of `file`, leaving out the runs of `refused` (stages the export refuses; no
+/// other must be).
+fn exported_but(
+    file: &str,
+    profile: Option<&str>,
+    opts: &Options,
+    refused: &[&str],
+) -> (tempfile::TempDir, Vec<String>) {
     let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
     let c = check_with(&src, profile);
     let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
-    let l = pipelang_engine::lower(&p, &plan, opts);
-    assert!(l.unmappable.is_empty());
+    let mut l = pipelang_engine::lower(&p, &plan, opts);
+    l.unmappable.extend(olmo_core::refusals(&p, &plan, &l));
+    let mut stages: Vec<&str> = l.unmappable.iter().map(|u| u.stage.as_str()).collect();
+    stages.dedup();
+    assert_eq!(stages, refused, "the stages OLMo-core refuses");
+    l.runs.retain(|r| !refused.contains(&r.stage.as_str()));
     let dir = tempfile::tempdir().unwrap();
-    let files = olmo_core::files(&p, &plan, &l);
+    let files = olmo_core::files(&p, &plan, &l, &Default::default());
     olmo_core::write(dir.path(), &files).unwrap();
     let configs = files
         .iter()
@@ -48,13 +54,33 @@ fn exported(file: &str, profile: Option<&str>, opts: &Options) -> (tempfile::Tem
 #[test]
 fn olmo_core_builds_every_run_and_steps_the_plans_lr() {
     let (dir, configs) = exported("tiny_text.pipe", None, &Options::default());
+    check_runs(&dir, &configs);
+}
+
+/// Grouped-query attention, QK-norm, a tied head and a stated FFN width, built by OLMo-core with
+/// pipelang's parameter count (the MoE stage is refused, at its header).
+#[test]
+fn olmo_core_builds_the_modern_dense_decoder_with_pipelangs_parameter_count() {
+    let (dir, configs) = exported_but(
+        "tiny_modern.pipe",
+        None,
+        &Options::default(),
+        &["moe_pretrain"],
+    );
+    assert!(!configs.is_empty());
+    check_runs(&dir, &configs);
+}
+
+/// Every run's model built by OLMo-core with pipelang's parameter count and RoPE base, and its
+/// scheduler stepped through every step at the plan's LR.
+fn check_runs(dir: &tempfile::TempDir, configs: &[String]) {
     let out = dir.path().join("check.jsonl");
     let run = Command::new(python())
         .current_dir(dir.path())
         .arg("driver.py")
         .arg("--check")
         .arg(&out)
-        .args(&configs)
+        .args(configs)
         .output()
         .unwrap();
     assert!(
@@ -73,7 +99,7 @@ fn olmo_core_builds_every_run_and_steps_the_plans_lr() {
         .collect();
     assert_eq!(lines.len(), configs.len());
     let mut steps = 0;
-    for (line, cfg) in lines.iter().zip(&configs) {
+    for (line, cfg) in lines.iter().zip(configs) {
         let cfg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(cfg)).unwrap()).unwrap();
         let name = cfg["run"].as_str().unwrap();
@@ -101,5 +127,17 @@ fn olmo_core_builds_every_run_and_steps_the_plans_lr() {
         }
         steps += lrs.len();
     }
-    assert_eq!(steps as u64, plan.total_steps);
+    // Every step of every stage exported, once.
+    let mut stages: Vec<usize> = configs
+        .iter()
+        .map(|c| {
+            let cfg: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.path().join(c)).unwrap())
+                    .unwrap();
+            plan.stage_index(cfg["stage"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    stages.dedup();
+    let planned: u64 = stages.iter().map(|&i| plan.stages[i].steps).sum();
+    assert_eq!(steps as u64, planned);
 }

@@ -134,45 +134,20 @@ struct Sample {
 
 /// Samples of each stage, at its place on the timeline (the last step held to the stage's end).
 fn samples(plan: &Plan, t: &Timeline) -> Vec<Vec<Sample>> {
-    plan.stages
-        .iter()
-        .enumerate()
-        .map(|(i, st)| {
-            let n = st.steps.clamp(1, SAMPLES_PER_STAGE);
-            let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
-            // Phase boundaries and the last step exactly, so transitions show as steps.
-            for ph in &st.phases {
-                steps.push(ph.first_step);
-                steps.push(ph.first_step.saturating_sub(1));
-            }
-            steps.push(st.steps.saturating_sub(1));
-            steps.sort();
-            steps.dedup();
-            let mut out: Vec<Sample> = steps
+    (0..plan.stages.len())
+        .map(|i| {
+            picture::samples(plan, t, i, SAMPLES_PER_STAGE)
                 .into_iter()
-                .map(|step| {
-                    let p = plan.step(i, step);
-                    Sample {
-                        x: t.slots[i].start + p.tokens,
-                        lr: p.lr,
-                        mix: p.shares.as_raw().to_vec(),
-                        seq_len: p.seq_len as f64,
-                        batch: p.batch as f64,
-                        tokens_per_step: p.tokens_per_step as f64,
-                        rope: p.rope_base.into_iter().collect(),
-                    }
+                .map(|(x, p)| Sample {
+                    x,
+                    lr: p.lr,
+                    mix: p.shares.as_raw().to_vec(),
+                    seq_len: p.seq_len as f64,
+                    batch: p.batch as f64,
+                    tokens_per_step: p.tokens_per_step as f64,
+                    rope: p.rope_base.into_iter().collect(),
                 })
-                .collect();
-            if let Some(last) = out.last() {
-                let end = Sample {
-                    x: t.slots[i].end,
-                    mix: last.mix.clone(),
-                    rope: last.rope.clone(),
-                    ..*last
-                };
-                out.push(end);
-            }
-            out
+                .collect()
         })
         .collect()
 }

@@ -145,3 +145,85 @@ pub fn apply(
         changes,
     })))
 }
+
+/// `--resume` of a directory whose pipeline file differs from the version the run last
+/// applied: the edit is judged by the hot-reload rules at the run's progress and applied as a
+/// new version (its changes said), or the resume is refused with the rules' diagnostics. A
+/// file that only reformats or comments plans the same and changes nothing.
+pub fn on_resume(
+    path: &Path,
+    profile: Option<&str>,
+    out: &Path,
+    prep: &Prepared,
+    record: &mut RunRecord,
+    log: &mut dyn FnMut(String),
+) -> Result<Option<Prepared>, RunError> {
+    let last = record
+        .versions
+        .last()
+        .map(|v| v.source_file.clone())
+        .unwrap_or_default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            log(format!(
+                "pipe run --resume: cannot read `{}` ({e}): continuing with {last}, the version \
+                 the run last applied",
+                path.display()
+            ));
+            return Ok(None);
+        }
+    };
+    if text == prep.source {
+        return Ok(None);
+    }
+    let file = path.display();
+    let checked = pipelang::check::check_with(&text, profile);
+    match apply(prep, record, out, text.clone(), checked) {
+        Ok(Applied::Unchanged) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, but plans the same: continuing"
+            ));
+            Ok(None)
+        }
+        Ok(Applied::Version(v)) => {
+            let mut msg = format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied: applied {}:",
+                v.describe()
+            );
+            for c in &v.changes {
+                msg.push_str("\n  ");
+                msg.push_str(c);
+            }
+            log(msg);
+            Ok(Some(v.prep))
+        }
+        Err(Refused::Rules(diagnostics)) => {
+            log(format!(
+                "pipe run --resume: `{file}` differs from {last}, the version the run last \
+                 applied, and the hot-reload rules refuse the edit (below): revert it to \
+                 continue this run, or start a new run with another --out"
+            ));
+            Err(RunError::Diagnostics {
+                file: path.to_path_buf(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, diagnostics }) if !diagnostics.is_empty() => {
+            log(format!(
+                "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+            ));
+            Err(RunError::Diagnostics {
+                file: path.to_path_buf(),
+                source: text,
+                diagnostics,
+            })
+        }
+        Err(Refused::Failed { what, .. }) => Err(RunError::Other(format!(
+            "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
+        ))),
+    }
+}

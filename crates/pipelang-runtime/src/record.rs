@@ -227,7 +227,48 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 /// How far a run has got, in the terms of the reload rules.
+impl StageRecord {
+    /// A planned stage that has not started.
+    pub fn pending(st: &StagePlan) -> StageRecord {
+        StageRecord {
+            name: st.name.clone(),
+            status: Status::Pending,
+            step: 0,
+            steps: st.steps,
+            tokens: st.tokens,
+            checkpoint: None,
+            loader: None,
+            loss_first_tenth: None,
+            loss_last_tenth: None,
+            evals: BTreeMap::new(),
+            wall_s: 0.0,
+            phases: vec![],
+            earlier: vec![],
+        }
+    }
+}
+
 impl RunRecord {
+    /// Follows the plan a run goes on with (after a reload): a record for every planned stage
+    /// not yet recorded, the sizes of the stages not finished, stages removed before they
+    /// started dropped, and the plan's hash.
+    pub fn sync(&mut self, plan: &Plan) {
+        for st in &plan.stages {
+            match self.stage_mut(&st.name) {
+                None => self.stages.push(StageRecord::pending(st)),
+                Some(r) if r.status != Status::Done => {
+                    r.steps = st.steps;
+                    r.tokens = st.tokens;
+                }
+                Some(_) => {}
+            }
+        }
+        self.stages.retain(|r| {
+            r.status != Status::Pending || plan.stages.iter().any(|s| s.name == r.name)
+        });
+        self.plan_hash = plan.hash();
+    }
+
     fn done_stages(&self) -> Vec<String> {
         self.stages
             .iter()

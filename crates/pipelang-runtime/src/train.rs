@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checkpoint;
-use super::edit::{self, Applied, Refused};
+use super::edit;
 use super::lock::{Acquired, LockError, RunLock};
 use super::metrics::{self, MetricsWriter};
 use super::model::Kernels;
 use super::progress::StageBar;
-use super::record::{RunRecord, StageRecord, Status, Stopped, sha256};
+use super::record::{RunRecord, Status, Stopped, sha256};
 use super::setup::{self, Prepared, RunError};
 use super::stop::StopFlag;
 use super::summary;
@@ -140,7 +140,14 @@ impl<'a> Runner<'a> {
                 if let Some(s) = r.stopped.take() {
                     log(format!("pipe run: resuming the run {s}"));
                 }
-                if let Some(new) = resume_edit(&opts, &prep, &mut r, &mut *log)? {
+                if let Some(new) = edit::on_resume(
+                    &opts.file,
+                    opts.profile.as_deref(),
+                    &opts.out,
+                    &prep,
+                    &mut r,
+                    &mut *log,
+                )? {
                     prep = new;
                 }
                 r
@@ -177,42 +184,7 @@ impl<'a> Runner<'a> {
 
     /// Adds a record for every planned stage not yet recorded (new stages after a reload).
     pub fn sync_record(&mut self) {
-        for st in &self.prep.plan.stages {
-            if self.record.stage(&st.name).is_none() {
-                self.record.stages.push(StageRecord {
-                    name: st.name.clone(),
-                    status: Status::Pending,
-                    step: 0,
-                    steps: st.steps,
-                    tokens: st.tokens,
-                    checkpoint: None,
-                    loader: None,
-                    loss_first_tenth: None,
-                    loss_last_tenth: None,
-                    evals: BTreeMap::new(),
-                    wall_s: 0.0,
-                    phases: vec![],
-                    earlier: vec![],
-                });
-            } else if let Some(r) = self.record.stage_mut(&st.name)
-                && r.status != Status::Done
-            {
-                r.steps = st.steps;
-                r.tokens = st.tokens;
-            }
-        }
-        // Stages removed from the plan before they started are dropped.
-        let names: Vec<String> = self
-            .prep
-            .plan
-            .stages
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        self.record
-            .stages
-            .retain(|r| r.status != Status::Pending || names.contains(&r.name));
-        self.record.plan_hash = self.prep.plan.hash();
+        self.record.sync(&self.prep.plan);
     }
 
     fn run_file(&self) -> PathBuf {
@@ -408,86 +380,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// `--resume` of a directory whose pipeline file differs from the version the run last
-/// applied: the edit is judged by the hot-reload rules at the run's progress and applied as a
-/// new version (its changes said), or the resume is refused with the rules' diagnostics. A
-/// file that only reformats or comments plans the same and changes nothing.
-fn resume_edit(
-    opts: &RunOptions,
-    prep: &Prepared,
-    record: &mut RunRecord,
-    log: &mut dyn FnMut(String),
-) -> Result<Option<Prepared>, RunError> {
-    let last = record
-        .versions
-        .last()
-        .map(|v| v.source_file.clone())
-        .unwrap_or_default();
-    let text = match std::fs::read_to_string(&opts.file) {
-        Ok(t) => t,
-        Err(e) => {
-            log(format!(
-                "pipe run --resume: cannot read `{}` ({e}): continuing with {last}, the version \
-                 the run last applied",
-                opts.file.display()
-            ));
-            return Ok(None);
-        }
-    };
-    if text == prep.source {
-        return Ok(None);
-    }
-    let file = opts.file.display();
-    let checked = pipelang::check::check_with(&text, opts.profile.as_deref());
-    match edit::apply(prep, record, &opts.out, text.clone(), checked) {
-        Ok(Applied::Unchanged) => {
-            log(format!(
-                "pipe run --resume: `{file}` differs from {last}, the version the run last \
-                 applied, but plans the same: continuing"
-            ));
-            Ok(None)
-        }
-        Ok(Applied::Version(v)) => {
-            let mut msg = format!(
-                "pipe run --resume: `{file}` differs from {last}, the version the run last \
-                 applied: applied {}:",
-                v.describe()
-            );
-            for c in &v.changes {
-                msg.push_str("\n  ");
-                msg.push_str(c);
-            }
-            log(msg);
-            Ok(Some(v.prep))
-        }
-        Err(Refused::Rules(diagnostics)) => {
-            log(format!(
-                "pipe run --resume: `{file}` differs from {last}, the version the run last \
-                 applied, and the hot-reload rules refuse the edit (below): revert it to \
-                 continue this run, or start a new run with another --out"
-            ));
-            Err(RunError::Diagnostics {
-                file: opts.file.clone(),
-                source: text,
-                diagnostics,
-            })
-        }
-        Err(Refused::Failed { what, diagnostics }) if !diagnostics.is_empty() => {
-            log(format!(
-                "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
-            ));
-            Err(RunError::Diagnostics {
-                file: opts.file.clone(),
-                source: text,
-                diagnostics,
-            })
-        }
-        Err(Refused::Failed { what, .. }) => Err(RunError::Other(format!(
-            "pipe run --resume: the edit of `{file}` cannot be applied: {what}"
-        ))),
-    }
-}
-
 /// Every stage of the plan must suit the trainer before anything of it runs.
 fn check_trainer(trainer: &dyn Trainer, prep: &Prepared) -> Result<(), RunError> {
     let p = prep.checked.pipeline.as_ref().unwrap();
@@ -503,7 +395,10 @@ fn check_trainer(trainer: &dyn Trainer, prep: &Prepared) -> Result<(), RunError>
     Ok(())
 }
 
-fn take_lock(dir: &std::path::Path, log: &mut dyn FnMut(String)) -> Result<RunLock, RunError> {
+pub(crate) fn take_lock(
+    dir: &std::path::Path,
+    log: &mut dyn FnMut(String),
+) -> Result<RunLock, RunError> {
     match RunLock::acquire(dir) {
         Ok((lock, Acquired::Fresh)) => Ok(lock),
         Ok((lock, Acquired::TakenOver { pid })) => {

@@ -142,7 +142,7 @@ pub fn run(a: Args) -> ExitCode {
                     .into_iter()
                     .map(|u| u.diagnostic),
             );
-            olmo_core::files(p, plan, &l)
+            olmo_core::files(p, plan, &l, &Default::default())
         }
         Engine::Torchtitan => {
             ds.extend(

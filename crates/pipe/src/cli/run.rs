@@ -70,25 +70,53 @@ fn run_engine(a: Args) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    if a.watch {
-        eprintln!("error: --watch is not yet supported with --engine (docs/engines.md)");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let stop = match StopFlag::on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let o = pipelang_runtime::trainer::olmo_core::EngineOptions {
         out: a.out.clone(),
         nproc: a.nproc,
         ramp_pieces: a.ramp_pieces,
         resume: a.resume,
+        stop,
     };
     let resume = resume_command(&a);
     let started = std::time::Instant::now();
     let mut log = |m: String| eprintln!("{m}");
-    match pipelang_runtime::trainer::olmo_core::run_file(
-        &a.file,
-        a.profile.as_deref(),
+    use pipelang_runtime::trainer::olmo_core as engine;
+    let opened = match engine::open(&a.file, a.profile.as_deref(), &o, &mut log) {
+        Ok(x) => x,
+        Err(e) => return report(e, &resume),
+    };
+    // With --watch, accepted edits apply between engine runs, under the same rules (and the
+    // same watcher) as between the candle runtime's stages.
+    let watch = if a.watch {
+        let target = pipelang_runtime::watch::Target {
+            file: a.file.clone(),
+            profile: a.profile.clone(),
+            out: a.out.clone(),
+            color: use_color(),
+        };
+        let progress = opened.record.progress_during(&opened.prep.plan);
+        let watch_log: pipelang_runtime::watch::Log = std::sync::Arc::new(|m| eprintln!("{m}"));
+        match pipelang_runtime::watch::Watch::start(target, &opened.prep, progress, watch_log) {
+            Ok(w) => Some(w),
+            Err(e) => return report(e, &resume),
+        }
+    } else {
+        None
+    };
+    let result = engine::train(
+        opened,
         &o,
+        &mut |prep, record| watch.as_ref().and_then(|w| w.boundary(prep, record)),
         &mut log,
-    ) {
+    );
+    match result {
         Ok((prep, record)) => {
             print!(
                 "{}",

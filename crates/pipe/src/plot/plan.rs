@@ -135,35 +135,8 @@ impl<'p> Figure<'p> {
     fn new(plan: &'p Plan) -> Self {
         let timeline = Timeline::new(plan);
         let axis = Axis::new(&timeline, MIN_SHARE);
-        let samples: Vec<Samples> = plan
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                let n = st.steps.clamp(1, SAMPLES_PER_STAGE);
-                let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
-                // Phase boundaries and the last step exactly, so transitions show sharply.
-                for ph in &st.phases {
-                    steps.push(ph.first_step);
-                    steps.push(ph.first_step.saturating_sub(1));
-                }
-                steps.push(st.steps.saturating_sub(1));
-                steps.sort();
-                steps.dedup();
-                let start = timeline.slots[i].start;
-                let mut v: Samples = steps
-                    .into_iter()
-                    .map(|step| {
-                        let p = plan.step(i, step);
-                        (start + p.tokens, p)
-                    })
-                    .collect();
-                // The last step's values hold to the stage's end.
-                if let Some(last) = v.last().cloned() {
-                    v.push((timeline.slots[i].end, last.1));
-                }
-                v
-            })
+        let samples: Vec<Samples> = (0..plan.stages.len())
+            .map(|i| picture::samples(plan, &timeline, i, SAMPLES_PER_STAGE))
             .collect();
         let used = (0..plan.sources.len())
             .filter(|&k| {

@@ -351,7 +351,7 @@ pub fn files(
     ];
     for (i, run) in l.runs.iter().enumerate() {
         let dir = PathBuf::from(run_dir(i, run));
-        out.push((dir.join("train.sh"), script::train(p, plan, l, x, i, par)));
+        out.push((dir.join("train.sh"), script::train(plan, l, x, i, par)));
         if let Some(blend) = script::energon_blend(p, run, &x.runs[i]) {
             out.push((dir.join("blend.yaml"), blend));
         }

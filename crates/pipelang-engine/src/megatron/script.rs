@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use pipelang::check::ir::{Mlp, ModelKind, Pipeline};
+use pipelang::check::ir::Pipeline;
 use pipelang::plan::Plan;
 
 use super::lr::Style;
@@ -117,22 +117,10 @@ fn max_seq(l: &Lowering, model: &str) -> u64 {
         .unwrap_or(1)
 }
 
-pub fn train(
-    p: &Pipeline,
-    plan: &Plan,
-    l: &Lowering,
-    x: &Export,
-    i: usize,
-    par: &Layout,
-) -> String {
+pub fn train(plan: &Plan, l: &Lowering, x: &Export, i: usize, par: &Layout) -> String {
     let run = &l.runs[i];
     let m = &x.runs[i];
     let d = &run.model;
-    let dec = p.model_id(&d.name).and_then(|id| match &p.models[id].kind {
-        ModelKind::Decoder(dec) => Some(dec),
-        _ => None,
-    });
-    let swiglu = dec.is_none_or(|d| d.mlp.value == Mlp::SwiGlu);
     let f = &m.lr;
     let s = &f.sched;
     let mut head = format!(
@@ -176,11 +164,23 @@ pub fn train(
     flag(&mut a, "--num-layers", d.layers);
     flag(&mut a, "--hidden-size", d.d_model);
     flag(&mut a, "--num-attention-heads", d.heads);
+    if d.kv_heads != d.heads {
+        a += "  --group-query-attention\n";
+        flag(&mut a, "--num-query-groups", d.kv_heads);
+    }
+    if d.qk_norm {
+        // Megatron's QK layernorm normalises each head over its own width, with one gain for
+        // all heads, as pipelang's does; RMSNorm follows --normalization.
+        a += "  --qk-layernorm\n";
+    }
     flag(&mut a, "--ffn-hidden-size", d.mlp_hidden);
-    if swiglu {
+    if d.swiglu {
         a += "  --swiglu\n";
     }
-    a += "  --normalization RMSNorm\n  --disable-bias-linear\n  --untie-embeddings-and-output-weights\n";
+    a += "  --normalization RMSNorm\n  --disable-bias-linear\n";
+    if !d.tie_embeddings {
+        a += "  --untie-embeddings-and-output-weights\n";
+    }
     a += "  --position-embedding-type rope\n  --rotary-percent 1.0\n";
     flag(&mut a, "--rotary-base", m.rotary_base);
     flag(&mut a, "--max-position-embeddings", max_seq(l, &d.name));
@@ -188,6 +188,22 @@ pub fn train(
         flag(&mut a, "--num-experts", e);
         flag(&mut a, "--moe-router-topk", k);
         flag(&mut a, "--moe-ffn-hidden-size", d.mlp_hidden);
+        if d.shared_experts > 0 {
+            flag(
+                &mut a,
+                "--moe-shared-expert-intermediate-size",
+                d.shared_experts * d.mlp_hidden,
+            );
+        }
+        if d.dense_layers > 0 {
+            // Dense first blocks (their MLP `--ffn-hidden-size` wide), then MoE blocks.
+            let freq = format!(
+                "\"([0]*{}+[1]*{})\"",
+                d.dense_layers,
+                d.layers - d.dense_layers
+            );
+            flag(&mut a, "--moe-layer-freq", freq);
+        }
     }
     // NullTokenizer adds its end-of-document id after `--vocab-size` ids: the model's vocabulary.
     a += "  --tokenizer-type NullTokenizer\n";

@@ -13,6 +13,7 @@ save folder is its own, so a checkpoint left there by an earlier try is this run
 """
 
 import argparse
+import bisect
 import json
 import math
 import os
@@ -106,14 +107,19 @@ def build_scheduler(cfg: Dict[str, Any]) -> Scheduler:
 
 def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
     m = cfg["model"]
-    # pipelang's decoder: RMSNorm, RoPE, SwiGLU of `mlp_hidden`, no biases, untied head.
+    # pipelang's decoder: RMSNorm, RoPE, SwiGLU of `mlp_hidden`, no biases; grouped-query
+    # attention, QK-norm per head (one gain shared by the heads) and a tied head as declared.
     return TransformerConfig.llama_like(
         d_model=m["d_model"],
         vocab_size=m["vocab"],
         n_layers=m["layers"],
         n_heads=m["heads"],
+        n_kv_heads=m["kv_heads"] if m["kv_heads"] != m["heads"] else None,
+        qk_norm=m["qk_norm"],
+        use_head_qk_norm=m["qk_norm"],
         rope_theta=cfg["rope_theta"],
         feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False),
+        tie_word_embeddings=m["tie_embeddings"],
     )
 
 
@@ -167,16 +173,34 @@ class StepLog(Callback):
         self.seq_len = None
         self.batch = None
         self.rope_base = None
+        self.sources: Dict[str, int] = {}
+        self.names = [s["name"] for s in cfg["data"]["sources"]]
+        # Per token array of the dataset: its first instance index and its source.
+        self.array_starts: List[int] = []
+        self.array_source: List[int] = []
+
+    def pre_train(self):
+        rope = self.trainer.train_module.model.blocks["0"].attention.rope
+        self.rope_base = rope.theta if rope is not None else None
+        ds = self.trainer.data_loader.dataset
+        # `pipe prepare-data` writes a source's arrays as data/SOURCE/part-NNNNN.npy.
+        by_dir = {n: i for i, n in enumerate(self.names)}
+        self.array_starts = [start for start, _ in ds.offsets]
+        self.array_source = [by_dir[os.path.basename(os.path.dirname(str(p)))] for p in ds.paths]
 
     def pre_step(self, batch: Dict[str, Any]):
         ids = batch["input_ids"]
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.batch = ids.shape[0] * world
         self.seq_len = ids.shape[1]
-
-    def pre_train(self):
-        rope = self.trainer.train_module.model.blocks["0"].attention.rope
-        self.rope_base = rope.theta if rope is not None else None
+        # Sequences drawn from each source in this step, over all ranks: the instance index
+        # names its array, the array its source.
+        counts = torch.zeros(len(self.names), dtype=torch.int64)
+        for i in batch["index"].tolist():
+            counts[self.array_source[bisect.bisect_right(self.array_starts, i) - 1]] += 1
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(counts)
+        self.sources = dict(zip(self.names, counts.tolist()))
 
     def log_metrics(self, step: int, metrics: Dict[str, float]):
         # Rank 0 writes; metrics arrive once reduced over ranks. Step 0, or a step without a loss, is the
@@ -194,6 +218,7 @@ class StepLog(Callback):
             "seq_len": self.seq_len,
             "batch": self.batch,
             "rope_base": self.rope_base,
+            "sources": self.sources,
             "time": time.time(),
         }
         with open(self.path, "a") as f:
@@ -289,7 +314,16 @@ def train(cfg: Dict[str, Any], here: str) -> None:
         )
         .with_callback(
             "checkpointer",
-            CheckpointerCallback(save_interval=cfg["checkpoint_every"], ephemeral_save_interval=None),
+            CheckpointerCallback(
+                save_interval=cfg["checkpoint_every"],
+                ephemeral_save_interval=None,
+                # Synchronous saves. OLMo-core saves asynchronously whenever the backend can do
+                # CPU collectives, which gloo always can. The save then completes on a thread
+                # that records a max-reduced metric, at whatever step each rank happens to be
+                # on, so the ranks' metric reductions can stop matching: runs hung right after
+                # "Checkpoint for step N saved successfully" (2 of 4 on gloo, a loaded machine).
+                save_async=False,
+            ),
         )
         .with_callback("pipelang", StepLog(os.path.join(here, "steps.jsonl"), cfg))
         .build(train_module, loader)

@@ -5,6 +5,7 @@
 pub mod launch;
 pub mod lr;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pipelang::check::ir::{DataId, Pipeline};
@@ -36,9 +37,48 @@ pub fn data_glob(source: &str) -> String {
     format!("data/{source}/*.npy")
 }
 
+/// What a source's prepared token files are (`pipe prepare-data`'s manifest says it): the
+/// array's dtype and the tokenizer's end-of-document and padding ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFiles {
+    pub dtype: String,
+    pub eos: u32,
+    pub pad: u32,
+}
+
+/// [`TokenFiles`] by source name; empty where no data has been prepared yet.
+pub type DataFacts = BTreeMap<String, TokenFiles>;
+
+/// The token files every source of a run shares, or why they cannot be one dataset (OLMo-core
+/// reads a run's sources with one dtype and one EOS). `None` when some source is not prepared.
+pub fn run_token_files<'a>(
+    run: &EngineRun,
+    facts: &'a DataFacts,
+) -> Result<Option<&'a TokenFiles>, String> {
+    let mut first: Option<(&str, &TokenFiles)> = None;
+    for s in &run.mixture {
+        let Some(f) = facts.get(&s.source) else {
+            return Ok(None);
+        };
+        match first {
+            None => first = Some((&s.source, f)),
+            Some((name, g)) if g != f => {
+                return Err(format!(
+                    "sources `{name}` ({} tokens, EOS {}) and `{}` ({} tokens, EOS {}) of run \
+                     `{}` were tokenized differently, and OLMo-core reads one run's sources as \
+                     one array type with one EOS: give them the same tokenizer",
+                    g.dtype, g.eos, s.source, f.dtype, f.eos, run.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.map(|(_, f)| f))
+}
+
 /// The end-of-document and padding ids of the sources a run reads, when the language knows
 /// them: the byte tokenizer's (its specials follow the 256 byte ids). A source with its own
-/// tokenizer file gets `null`; the prepared-data manifest has them.
+/// tokenizer file gets `null` unless its prepared files are known ([`DataFacts`]).
 fn special_ids(p: &Pipeline, run: &EngineRun) -> (Value, Value) {
     let byte = run
         .mixture
@@ -72,10 +112,16 @@ pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<crate::runs::Unm
     out
 }
 
-/// The config of one run, as the driver reads it (paths relative to the run's directory).
-pub fn config(p: &Pipeline, l: &Lowering, index: usize) -> Value {
+/// The config of one run, as the driver reads it (paths relative to the run's directory). The
+/// dtype and special ids come from the prepared data where `facts` has them (a disagreement
+/// among a run's sources is the caller's to refuse, [`run_token_files`]).
+pub fn config(p: &Pipeline, l: &Lowering, index: usize, facts: &DataFacts) -> Value {
     let run = &l.runs[index];
-    let (eos, pad) = special_ids(p, run);
+    let prepared = run_token_files(run, facts).ok().flatten();
+    let (eos, pad) = match prepared {
+        Some(f) => (json!(f.eos), json!(f.pad)),
+        None => special_ids(p, run),
+    };
     let init = match &run.init {
         Init::Fresh => json!({"kind": "fresh"}),
         Init::From {
@@ -95,10 +141,10 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize) -> Value {
             })
         }
     };
-    let dtype = if run.model.vocab <= u16::MAX as u64 + 1 {
-        "uint16"
-    } else {
-        "uint32"
+    let dtype = match prepared {
+        Some(f) => f.dtype.as_str(),
+        None if run.model.vocab <= u16::MAX as u64 + 1 => "uint16",
+        None => "uint32",
     };
     json!({
         "pipeline": l.pipeline,
@@ -140,8 +186,9 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize) -> Value {
     })
 }
 
-/// Every file of an export, relative to its directory, in the order they are written.
-pub fn files(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<(PathBuf, String)> {
+/// Every file of an export, relative to its directory, in the order they are written; `facts`
+/// as for [`config`].
+pub fn files(p: &Pipeline, plan: &Plan, l: &Lowering, facts: &DataFacts) -> Vec<(PathBuf, String)> {
     let mut out = vec![
         (PathBuf::from("driver.py"), DRIVER.to_string()),
         (
@@ -150,7 +197,7 @@ pub fn files(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<(PathBuf, String)> 
         ),
     ];
     for (i, run) in l.runs.iter().enumerate() {
-        let cfg = serde_json::to_string_pretty(&config(p, l, i)).expect("json");
+        let cfg = serde_json::to_string_pretty(&config(p, l, i, facts)).expect("json");
         out.push((Path::new(&run_dir(i, run)).join("config.json"), cfg + "\n"));
     }
     out.extend(launch::scripts(l));

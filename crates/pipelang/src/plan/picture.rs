@@ -7,7 +7,36 @@
 
 use std::collections::HashMap;
 
-use super::Plan;
+use super::{Plan, StepState};
+
+/// The steps a picture draws of stage `i`, each at its place on the timeline: `per_stage`
+/// evenly spaced, plus both sides of every phase boundary and the last step, so transitions
+/// show as steps rather than slopes; then the last step's values once more at the stage's end,
+/// since they hold until then.
+pub fn samples(plan: &Plan, t: &Timeline, i: usize, per_stage: u64) -> Vec<(f64, StepState)> {
+    let st = &plan.stages[i];
+    let n = st.steps.clamp(1, per_stage.max(1));
+    let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
+    for ph in &st.phases {
+        steps.push(ph.first_step);
+        steps.push(ph.first_step.saturating_sub(1));
+    }
+    steps.push(st.steps.saturating_sub(1));
+    steps.sort();
+    steps.dedup();
+    let slot = t.slots[i];
+    let mut out: Vec<(f64, StepState)> = steps
+        .into_iter()
+        .map(|k| {
+            let p = plan.step(i, k);
+            (slot.start + p.tokens, p)
+        })
+        .collect();
+    if let Some((_, last)) = out.last().cloned() {
+        out.push((slot.end, last));
+    }
+    out
+}
 
 /// Where a stage sits: its lane and its token span along the stage graph.
 #[derive(Debug, Clone, Copy, PartialEq)]
