@@ -180,6 +180,7 @@ impl TextSource {
             pending: self.pending.clone(),
             skip: 0,
             sequences: self.sequences,
+            ..SourceCursor::default()
         }
     }
 
