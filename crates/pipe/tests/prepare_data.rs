@@ -8,8 +8,7 @@ use std::process::Command;
 
 use pipelang_runtime::data::Tokenizer;
 
-#[path = "common/parquet.rs"]
-mod parquet_fixture;
+use pipelang_test_support::parquet as parquet_fixture;
 
 fn pipe(args: &[&str], dir: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pipe"))

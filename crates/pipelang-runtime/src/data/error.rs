@@ -103,10 +103,9 @@ pub enum DataError {
     },
 
     #[error(
-        "source `{source_name}`: every sample is bad ({count} read, none with both an image and a caption); the first: {first}\n  hint: {hint}"
+        "every sample is bad ({count} read, none with both an image and a caption); the first: {first}\n  hint: {hint}"
     )]
     AllSamplesBad {
-        source_name: String,
         count: u64,
         first: String,
         hint: String,

@@ -222,7 +222,6 @@ impl MultimodalSource {
                         == (sample.start.file, sample.start.offset, sample.start.epoch);
                     if back {
                         return Err(DataError::AllSamplesBad {
-                            source_name: self.name.clone(),
                             count: self.bad.run_len - 1,
                             first: self.bad.first.clone().unwrap_or(described),
                             hint: match caption {

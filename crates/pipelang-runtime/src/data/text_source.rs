@@ -334,7 +334,7 @@ mod tests {
     }
 
     fn parquet_corpus() -> tempfile::TempDir {
-        use crate::data::parquet_text::fixtures::write;
+        use pipelang_test_support::parquet::write;
         let dir = tempfile::tempdir().unwrap();
         write(
             &dir.path().join("a.parquet"),

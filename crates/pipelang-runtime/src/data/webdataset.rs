@@ -122,6 +122,17 @@ pub fn image(s: &Sample) -> std::result::Result<(RgbImage, PathBuf), Bad> {
     Ok((decoded.to_rgb8(), name))
 }
 
+/// The size an image of `w` x `h` is resized to; one smaller than a merge cell is a bad sample.
+pub fn fitted(w: u32, h: u32, name: &Path, cfg: &ImageConfig) -> std::result::Result<(u32, u32), Bad> {
+    cfg.fitted_size(w, h).ok_or_else(|| {
+        let cell = cfg.patch * cfg.merge;
+        Bad::BadImage(format!(
+            "`{}` is {w}x{h}, smaller than one {cell}x{cell} merge cell",
+            name.display()
+        ))
+    })
+}
+
 /// The image fitted to the patch grid; an image smaller than one merge cell is a bad sample.
 pub fn patches(
     rgb: RgbImage,
@@ -129,13 +140,7 @@ pub fn patches(
     cfg: &ImageConfig,
 ) -> std::result::Result<ImagePatches, Bad> {
     let (w, h) = rgb.dimensions();
-    let Some((tw, th)) = cfg.fitted_size(w, h) else {
-        let cell = cfg.patch * cfg.merge;
-        return Err(Bad::BadImage(format!(
-            "`{}` is {w}x{h}, smaller than one {cell}x{cell} merge cell",
-            name.display()
-        )));
-    };
+    let (tw, th) = fitted(w, h, name, cfg)?;
     let rgb = match (tw, th) == (w, h) {
         true => rgb,
         false => image::imageops::resize(&rgb, tw, th, image::imageops::FilterType::Triangle),
@@ -380,53 +385,8 @@ fn read_sample(open: &mut Open, path: &Path, at: LinePos) -> Result<Option<(Stri
 }
 
 #[cfg(test)]
-pub(crate) mod fixtures {
-    //! Tar shards written with the `tar` crate's own writer.
-
-    use std::path::Path;
-
-    /// A shard of `(entry name, bytes)` in order, closed with the end-of-archive blocks.
-    pub fn write(path: &Path, entries: &[(&str, Vec<u8>)]) {
-        let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
-        for (name, bytes) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, bytes.as_slice()).unwrap();
-        }
-        b.finish().unwrap();
-    }
-
-    /// A PNG of `w` x `h` pixels of noise drawn from `seed` (noise, so the file is about as
-    /// large as its pixels and a cut falls inside it).
-    pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
-        let mut state = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
-        let img = image::RgbImage::from_fn(w, h, |_, _| {
-            let mut px = [0u8; 3];
-            for c in &mut px {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                *c = (state >> 24) as u8;
-            }
-            image::Rgb(px)
-        });
-        let mut out = std::io::Cursor::new(vec![]);
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    }
-
-    /// A JPEG of `w` x `h` pixels.
-    pub fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([seed, (x * 8) as u8, 90]));
-        let mut out = std::io::Cursor::new(vec![]);
-        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-        out.into_inner()
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::fixtures::{jpeg, png, write};
+    use pipelang_test_support::tar::{jpeg, png, write};
     use super::*;
 
     fn samples(r: &mut TarReader) -> Vec<Sample> {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::webdataset::fixtures::{jpeg, png, write};
+use pipelang_test_support::tar::{jpeg, png, write};
 use super::*;
 
 const CFG: ImageConfig = ImageConfig {
@@ -16,9 +16,9 @@ const CFG: ImageConfig = ImageConfig {
 /// image and one whose image does not decode.
 fn shards(dir: &Path) {
     std::fs::create_dir_all(dir.join("wds")).unwrap();
-    for shard in 0..3u8 {
+    for shard in 0..3u32 {
         let mut entries: Vec<(String, Vec<u8>)> = vec![];
-        for k in 0..4u8 {
+        for k in 0..4u32 {
             let key = format!("{shard}{k:04}");
             let caption = format!("shard {shard} sample {k}: {}", "word ".repeat(k as usize));
             let (img, cap) = match (shard, k) {
@@ -40,8 +40,6 @@ fn shards(dir: &Path) {
                 ));
             }
         }
-        let entries: Vec<(&str, Vec<u8>)> =
-            entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
         write(&dir.join(format!("wds/{shard:03}.tar")), &entries);
     }
 }
@@ -141,4 +139,54 @@ fn a_shard_of_the_range_that_is_missing_or_truncated_is_named() {
         .err()
         .unwrap();
     assert!(matches!(err, DataError::UnsupportedFile { .. }), "{err}");
+}
+
+#[test]
+fn the_census_counts_samples_as_training_reads_them_and_names_the_bad_ones() {
+    use super::census::count_source;
+    let dir = tempfile::tempdir().unwrap();
+    shards(dir.path());
+    let bar = indicatif::ProgressBar::hidden();
+    let count = |caption: Option<&str>| {
+        count_source(
+            SourceKind::ImageText,
+            dir.path(),
+            &["wds/{000..002}.tar".into()],
+            "text",
+            caption,
+            &Tokenizer::Bytes,
+            CFG,
+            &bar,
+        )
+    };
+    let c = count(None);
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    assert_eq!((c.count.files, c.count.documents, c.count.images), (3, 9, 9));
+    assert_eq!(c.count.bad_samples, 3);
+    assert_eq!(c.bad.len(), 3);
+    assert!(c.bad[0].contains("001.tar, sample 2 (`10001`): no caption"), "{:?}", c.bad);
+    assert!(c.bad[1].contains("sample 3 (`10002`): no image"), "{:?}", c.bad);
+    assert!(c.bad[2].contains("`10003.png` cannot be decoded"), "{:?}", c.bad);
+    // One pass of training emits exactly the tokens counted: packed into one long sequence.
+    let mut s = open(dir.path(), None);
+    let n = c.count.tokens as usize;
+    let seq = s.next_sequence(n + 64).unwrap();
+    let eod = Tokenizer::Bytes.specials().eod;
+    let eods = seq.tokens[..n].iter().filter(|&&t| t == eod).count();
+    assert_eq!((eods, seq.tokens[n - 1]), (9, eod));
+
+    let c = count(Some("n"));
+    assert_eq!(c.count.documents, 0);
+    assert!(
+        matches!(c.problems[0].error, DataError::AllSamplesBad { count: 12, .. }),
+        "{:?}",
+        c.problems
+    );
+
+    let p = dir.path().join("wds/001.tar");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 1024]).unwrap();
+    let c = count(None);
+    let msg = c.problems[0].error.to_string();
+    assert!(msg.contains("001.tar: byte") && msg.contains("end-of-archive"), "{msg}");
 }
