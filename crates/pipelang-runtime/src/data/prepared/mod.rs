@@ -327,8 +327,9 @@ pub fn prepare_pipeline(
         sources,
         skipped,
     };
-    manifest
-        .write(out)
+    // A recipe of image sources alone has no shard folder that would have made `out`.
+    std::fs::create_dir_all(out)
+        .and_then(|_| manifest.write(out))
         .map_err(|e| vec![write_err(&out.join(MANIFEST), e)])?;
     Ok(Report {
         manifest,
