@@ -88,7 +88,10 @@ fn check_data_counts_samples_reports_bad_ones_and_locates_a_truncated_shard() {
     shards(d);
     let src = recipe(TXT);
     std::fs::write(d.join("w.pipe"), &src).unwrap();
-    let (code, v) = json_out(&mut pipe(&["check", "w.pipe", "--data", "--format", "json"], d));
+    let (code, v) = json_out(&mut pipe(
+        &["check", "w.pipe", "--data", "--format", "json"],
+        d,
+    ));
     assert_eq!(code, 0, "{v}");
     let row = &v["data"][0]["report"]["sources"][0];
     assert_eq!(row["files"], 4);
@@ -98,7 +101,10 @@ fn check_data_counts_samples_reports_bad_ones_and_locates_a_truncated_shard() {
     let warn = diagnostic(&v, "P0703");
     let msg = warn["message"].as_str().unwrap();
     assert!(msg.contains("3 of 24 samples are skipped"), "{msg}");
-    assert!(msg.contains("00001.tar, sample 2 (`010001`): no caption"), "{msg}");
+    assert!(
+        msg.contains("00001.tar, sample 2 (`010001`): no caption"),
+        "{msg}"
+    );
     assert!(msg.contains("sample 3 (`010002`): no image"), "{msg}");
     assert!(msg.contains("`010003.png` cannot be decoded"), "{msg}");
     let glob_line = src.lines().position(|l| l.contains("laion/{")).unwrap() + 1;
@@ -107,32 +113,48 @@ fn check_data_counts_samples_reports_bad_ones_and_locates_a_truncated_shard() {
     // The same shards with the captions of the .json: the sample without a .txt has none
     // there either; "alt " adds four bytes to each of the 21 captions.
     let tokens = row["tokens"].as_u64().unwrap();
-    let src_json = recipe(
-        "data laion = image_text(\"laion/{00000..00003}.tar\") { caption = \"caption\" }",
-    );
+    let src_json =
+        recipe("data laion = image_text(\"laion/{00000..00003}.tar\") { caption = \"caption\" }");
     std::fs::write(d.join("w.pipe"), &src_json).unwrap();
-    let (code, v) = json_out(&mut pipe(&["check", "w.pipe", "--data", "--format", "json"], d));
+    let (code, v) = json_out(&mut pipe(
+        &["check", "w.pipe", "--data", "--format", "json"],
+        d,
+    ));
     assert_eq!(code, 0, "{v}");
     let row = &v["data"][0]["report"]["sources"][0];
-    assert_eq!((row["documents"].as_u64(), row["tokens"].as_u64()), (Some(21), Some(tokens + 4 * 21)));
+    assert_eq!(
+        (row["documents"].as_u64(), row["tokens"].as_u64()),
+        (Some(21), Some(tokens + 4 * 21))
+    );
 
     // A shard cut short is an error at the glob naming the shard and the byte.
     std::fs::write(d.join("w.pipe"), &src).unwrap();
     let p = d.join("laion/00002.tar");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let (code, v) = json_out(&mut pipe(&["check", "w.pipe", "--data", "--format", "json"], d));
+    let (code, v) = json_out(&mut pipe(
+        &["check", "w.pipe", "--data", "--format", "json"],
+        d,
+    ));
     assert_eq!(code, 1, "{v}");
     let err = diagnostic(&v, "P0701");
     let msg = err["message"].as_str().unwrap();
-    assert!(msg.contains("00002.tar: byte") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("00002.tar: byte") && msg.contains("truncated"),
+        "{msg}"
+    );
     assert_eq!(err["labels"][0]["line"], glob_line as u64);
 
     // And `pipe run` stops at it with the same words, once it gets there.
-    let o = pipe(&["run", "w.pipe", "--out", "run"], d).output().unwrap();
+    let o = pipe(&["run", "w.pipe", "--out", "run"], d)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("00002.tar: byte") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("00002.tar: byte") && err.contains("truncated"),
+        "{err}"
+    );
 }
 
 fn final_hash(out: &Path) -> String {
@@ -175,7 +197,10 @@ fn a_vision_stage_on_tar_shards_killed_and_resumed_is_bit_identical() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The bad samples are said at the stage's end and recorded in the source's cursor.
     let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(out.contains("laion:") && out.contains("bad samples skipped"), "{out}");
+    assert!(
+        out.contains("laion:") && out.contains("bad samples skipped"),
+        "{out}"
+    );
     let ron = std::fs::read_to_string(d.join("clean/run.ron")).unwrap();
     assert!(ron.contains("bad_samples:"), "{ron}");
 
@@ -208,7 +233,13 @@ fn a_vision_stage_on_tar_shards_killed_and_resumed_is_bit_identical() {
     );
     assert_eq!(steps_logged(&d.join("clean")), steps_logged(&killed));
     let resumed = std::fs::read_to_string(killed.join("run.ron")).unwrap();
-    let bad = |r: &str| r.lines().filter(|l| l.contains("bad_samples:")).map(str::trim).last().map(String::from);
+    let bad = |r: &str| {
+        r.lines()
+            .filter(|l| l.contains("bad_samples:"))
+            .map(str::trim)
+            .last()
+            .map(String::from)
+    };
     assert_eq!(bad(&ron), bad(&resumed));
 }
 
@@ -220,19 +251,35 @@ fn prepare_data_names_an_image_source_it_cannot_tokenise_where_it_is_declared() 
     let src = recipe(TXT);
     std::fs::write(d.join("w.pipe"), &src).unwrap();
     let o = pipe(
-        &["prepare-data", "w.pipe", "--format", "olmo-core", "--out", "prep"],
+        &[
+            "prepare-data",
+            "w.pipe",
+            "--format",
+            "olmo-core",
+            "--out",
+            "prep",
+        ],
         d,
     )
     .output()
     .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    let line = src.lines().position(|l| l.starts_with("data laion")).unwrap() + 1;
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = src
+        .lines()
+        .position(|l| l.starts_with("data laion"))
+        .unwrap()
+        + 1;
     assert!(
         out.contains(&format!("w.pipe:{line}:6: data source `laion` (image_text data) skipped: an image source has no engine token files")),
         "{out}"
     );
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("prep/manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(d.join("prep/manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(m["skipped"][0]["name"], "laion", "{m}");
 }

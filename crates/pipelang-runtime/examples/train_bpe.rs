@@ -12,7 +12,7 @@ use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{NormalizerWrapper, PostProcessorWrapper, TokenizerBuilder};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [corpus, out, rest @ ..] = args.as_slice() else {
         return Err("usage: train_bpe CORPUS.jsonl OUT.json [VOCAB]".into());
@@ -33,14 +33,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut trainer = BpeTrainerBuilder::new()
         .vocab_size(vocab)
         .min_frequency(2)
-        .initial_alphabet(ByteLevel::alphabet())
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    let mut tokenizer =
-        TokenizerBuilder::<BPE, NormalizerWrapper, ByteLevel, PostProcessorWrapper, ByteLevel>::new()
-            .with_model(BPE::default())
-            .with_pre_tokenizer(Some(ByteLevel::default()))
-            .with_decoder(Some(ByteLevel::default()))
-            .build()?;
+    let mut tokenizer = TokenizerBuilder::<
+        BPE,
+        NormalizerWrapper,
+        ByteLevel,
+        PostProcessorWrapper,
+        ByteLevel,
+    >::new()
+    .with_model(BPE::default())
+    .with_pre_tokenizer(Some(ByteLevel::default()))
+    .with_decoder(Some(ByteLevel::default()))
+    .build()?;
     tokenizer.train(&mut trainer, texts.iter())?;
     tokenizer.save(out, false)?;
     eprintln!(

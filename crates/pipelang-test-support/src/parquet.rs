@@ -23,11 +23,7 @@ pub fn write<S: AsRef<str>>(path: &Path, groups: &[Vec<Option<S>>]) {
         let mut rg = w.next_row_group().unwrap();
         let mut col = rg.next_column().unwrap().unwrap();
         let defs: Vec<i16> = rows.iter().map(|r| i16::from(r.is_some())).collect();
-        let values: Vec<ByteArray> = rows
-            .iter()
-            .flatten()
-            .map(|s| s.as_ref().into())
-            .collect();
+        let values: Vec<ByteArray> = rows.iter().flatten().map(|s| s.as_ref().into()).collect();
         col.typed::<ByteArrayType>()
             .write_batch(&values, Some(&defs), None)
             .unwrap();

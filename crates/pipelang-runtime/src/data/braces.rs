@@ -142,7 +142,10 @@ mod tests {
             (&v[0][..], &v[127][..]),
             ("laion/00000.tar", "laion/00127.tar")
         );
-        assert_eq!(expand("s{8..11}.tar").unwrap(), ["s8.tar", "s9.tar", "s10.tar", "s11.tar"]);
+        assert_eq!(
+            expand("s{8..11}.tar").unwrap(),
+            ["s8.tar", "s9.tar", "s10.tar", "s11.tar"]
+        );
         assert_eq!(expand("{3..1}").unwrap(), ["3", "2", "1"]);
         assert_eq!(expand("{08..10}").unwrap(), ["08", "09", "10"]);
         assert_eq!(

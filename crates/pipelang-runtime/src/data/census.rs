@@ -126,9 +126,9 @@ pub fn count_source(
                 count: out.count.bad_samples,
                 first: out.bad.first().cloned().unwrap_or_default(),
                 hint: match caption {
-                    Some(f) => format!(
-                        "each sample needs an image and a .json with a string `{f}` field"
-                    ),
+                    Some(f) => {
+                        format!("each sample needs an image and a .json with a string `{f}` field")
+                    }
                     None => "each sample needs an image (.jpg, .jpeg, .png, .webp) and a .txt \
                              caption; for a caption in the .json, write `caption = \"FIELD\"`"
                         .into(),
@@ -706,7 +706,10 @@ mod pipeline {
                     )
                     .label(
                         span,
-                        format!("{} samples without an image or a caption", count.bad_samples),
+                        format!(
+                            "{} samples without an image or a caption",
+                            count.bad_samples
+                        ),
                     )
                     .help(
                         "training skips these samples and counts them in run.ron (the source's \

@@ -19,7 +19,9 @@ pub enum DataError {
     )]
     NoMatch { pattern: String, base: PathBuf },
 
-    #[error("glob `{pattern}` is not a valid pattern: {message}\n  hint: use *, ? and [..], and braces {{a,b}} or {{00000..00127}}")]
+    #[error(
+        "glob `{pattern}` is not a valid pattern: {message}\n  hint: use *, ? and [..], and braces {{a,b}} or {{00000..00127}}"
+    )]
     BadPattern { pattern: String, message: String },
 
     #[error("{path}: cannot read: {source}\n  hint: check that the file exists and is readable")]

@@ -58,7 +58,12 @@ impl std::fmt::Display for Bad {
 
 /// A sample described for messages: `laion/00001.tar, sample 3 (`000123`)`.
 pub fn describe(path: &Path, s: &Sample) -> String {
-    format!("{}, sample {} (`{}`)", path.display(), s.start.line + 1, s.key)
+    format!(
+        "{}, sample {} (`{}`)",
+        path.display(),
+        s.start.line + 1,
+        s.key
+    )
 }
 
 /// The WebDataset key and extension of an entry name; `None` when its basename has no
@@ -123,7 +128,12 @@ pub fn image(s: &Sample) -> std::result::Result<(RgbImage, PathBuf), Bad> {
 }
 
 /// The size an image of `w` x `h` is resized to; one smaller than a merge cell is a bad sample.
-pub fn fitted(w: u32, h: u32, name: &Path, cfg: &ImageConfig) -> std::result::Result<(u32, u32), Bad> {
+pub fn fitted(
+    w: u32,
+    h: u32,
+    name: &Path,
+    cfg: &ImageConfig,
+) -> std::result::Result<(u32, u32), Bad> {
     cfg.fitted_size(w, h).ok_or_else(|| {
         let cell = cfg.patch * cfg.merge;
         Bad::BadImage(format!(
@@ -292,7 +302,11 @@ type Entries = Vec<(String, Vec<u8>)>;
 
 /// The sample starting at `at.offset`: its key, entries and where the next one starts; `None`
 /// at the end-of-archive blocks.
-fn read_sample(open: &mut Open, path: &Path, at: LinePos) -> Result<Option<(String, Entries, u64)>> {
+fn read_sample(
+    open: &mut Open,
+    path: &Path,
+    at: LinePos,
+) -> Result<Option<(String, Entries, u64)>> {
     let offset = at.offset;
     let io = |e: std::io::Error| DataError::io(path, e);
     let here = open.reader.stream_position().map_err(io)?;
@@ -352,7 +366,8 @@ fn read_sample(open: &mut Open, path: &Path, at: LinePos) -> Result<Option<(Stri
         let ext = ext.to_ascii_lowercase();
         if wanted(&ext) {
             let mut bytes = Vec::with_capacity(size.min(1 << 26) as usize);
-            e.read_to_end(&mut bytes).map_err(|e| DataError::io(path, e))?;
+            e.read_to_end(&mut bytes)
+                .map_err(|e| DataError::io(path, e))?;
             if bytes.len() as u64 != size {
                 return Err(tar_err(
                     path,
@@ -386,8 +401,8 @@ fn read_sample(open: &mut Open, path: &Path, at: LinePos) -> Result<Option<(Stri
 
 #[cfg(test)]
 mod tests {
-    use pipelang_test_support::tar::{jpeg, png, write};
     use super::*;
+    use pipelang_test_support::tar::{jpeg, png, write};
 
     fn samples(r: &mut TarReader) -> Vec<Sample> {
         let mut out = vec![];
@@ -443,7 +458,13 @@ mod tests {
             assert_eq!(rest[0].entries, s.entries);
             assert_eq!(rest.len(), 3 - s.start.line as usize);
         }
-        assert!(r.seek(LinePos { offset: 100, ..LinePos::default() }).is_err());
+        assert!(
+            r.seek(LinePos {
+                offset: 100,
+                ..LinePos::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

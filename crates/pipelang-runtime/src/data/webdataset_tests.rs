@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use pipelang_test_support::tar::{jpeg, png, write};
 use super::*;
+use pipelang_test_support::tar::{jpeg, png, write};
 
 const CFG: ImageConfig = ImageConfig {
     patch: 4,
@@ -29,14 +29,20 @@ fn shards(dir: &Path) {
                 _ => (Some(jpeg(24, 16, k + shard)), Some(caption)),
             };
             if let Some(img) = img {
-                let ext = if img.starts_with(&[0xff, 0xd8]) { "jpg" } else { "png" };
+                let ext = if img.starts_with(&[0xff, 0xd8]) {
+                    "jpg"
+                } else {
+                    "png"
+                };
                 entries.push((format!("{key}.{ext}"), img));
             }
             if let Some(c) = cap {
                 entries.push((format!("{key}.txt"), c.clone().into_bytes()));
                 entries.push((
                     format!("{key}.json"),
-                    serde_json::json!({ "caption": format!("json {c}"), "n": k }).to_string().into_bytes(),
+                    serde_json::json!({ "caption": format!("json {c}"), "n": k })
+                        .to_string()
+                        .into_bytes(),
                 ));
             }
         }
@@ -55,7 +61,13 @@ fn spec(pattern: &str, caption: Option<&str>) -> SourceSpec {
 }
 
 fn open(dir: &Path, caption: Option<&str>) -> Source {
-    Source::open(&spec("wds/{000..002}.tar", caption), dir, &Tokenizer::Bytes, CFG).unwrap()
+    Source::open(
+        &spec("wds/{000..002}.tar", caption),
+        dir,
+        &Tokenizer::Bytes,
+        CFG,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -77,8 +89,14 @@ fn bad_samples_are_counted_and_skipped_and_captions_come_from_txt_or_json() {
     let c = s.cursor();
     assert_eq!(c.bad_samples, 3);
     let first = c.first_bad.unwrap();
-    assert!(first.contains("001.tar, sample 2 (`10001`): no caption"), "{first}");
-    assert_eq!(Tokenizer::Bytes.decode(&s.next_caption_pair().unwrap().caption), captions[0]);
+    assert!(
+        first.contains("001.tar, sample 2 (`10001`): no caption"),
+        "{first}"
+    );
+    assert_eq!(
+        Tokenizer::Bytes.decode(&s.next_caption_pair().unwrap().caption),
+        captions[0]
+    );
     assert_eq!(s.epoch(), 1);
 
     let mut j = open(dir.path(), Some("caption"));
@@ -89,7 +107,10 @@ fn bad_samples_are_counted_and_skipped_and_captions_come_from_txt_or_json() {
     let mut n = open(dir.path(), Some("n"));
     let err = n.next_caption_pair().err().unwrap();
     let msg = err.to_string();
-    assert!(matches!(err, DataError::AllSamplesBad { count: 12, .. }), "{msg}");
+    assert!(
+        matches!(err, DataError::AllSamplesBad { count: 12, .. }),
+        "{msg}"
+    );
     assert!(msg.contains("`n` is not a string but a number"), "{msg}");
 }
 
@@ -99,7 +120,10 @@ fn a_cursor_resumes_the_identical_stream_across_shards_and_bad_samples() {
     shards(dir.path());
     let lens = [32usize, 7, 64, 32, 16, 9, 40, 17, 64, 32, 20, 33, 48];
     let mut full = open(dir.path(), None);
-    let all: Vec<_> = lens.iter().map(|&l| full.next_sequence(l).unwrap()).collect();
+    let all: Vec<_> = lens
+        .iter()
+        .map(|&l| full.next_sequence(l).unwrap())
+        .collect();
     let end = full.cursor();
     assert!(all.iter().any(|s| !s.images.is_empty()));
     for cut in 0..lens.len() {
@@ -121,10 +145,18 @@ fn a_cursor_resumes_the_identical_stream_across_shards_and_bad_samples() {
 fn a_shard_of_the_range_that_is_missing_or_truncated_is_named() {
     let dir = tempfile::tempdir().unwrap();
     shards(dir.path());
-    let err = Source::open(&spec("wds/{000..003}.tar", None), dir.path(), &Tokenizer::Bytes, CFG)
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("wds/003.tar: no such file"), "{err}");
+    let err = Source::open(
+        &spec("wds/{000..003}.tar", None),
+        dir.path(),
+        &Tokenizer::Bytes,
+        CFG,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("wds/003.tar: no such file"),
+        "{err}"
+    );
 
     let p = dir.path().join("wds/002.tar");
     let bytes = std::fs::read(&p).unwrap();
@@ -132,7 +164,10 @@ fn a_shard_of_the_range_that_is_missing_or_truncated_is_named() {
     let mut s = open(dir.path(), None);
     let err = (0..20).find_map(|_| s.next_caption_pair().err()).unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("002.tar: byte") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("002.tar: byte") && msg.contains("truncated"),
+        "{msg}"
+    );
 
     std::fs::write(dir.path().join("wds/x.jsonl"), "{}\n").unwrap();
     let err = Source::open(&spec("wds/*", None), dir.path(), &Tokenizer::Bytes, CFG)
@@ -161,12 +196,27 @@ fn the_census_counts_samples_as_training_reads_them_and_names_the_bad_ones() {
     };
     let c = count(None);
     assert!(c.problems.is_empty(), "{:?}", c.problems);
-    assert_eq!((c.count.files, c.count.documents, c.count.images), (3, 9, 9));
+    assert_eq!(
+        (c.count.files, c.count.documents, c.count.images),
+        (3, 9, 9)
+    );
     assert_eq!(c.count.bad_samples, 3);
     assert_eq!(c.bad.len(), 3);
-    assert!(c.bad[0].contains("001.tar, sample 2 (`10001`): no caption"), "{:?}", c.bad);
-    assert!(c.bad[1].contains("sample 3 (`10002`): no image"), "{:?}", c.bad);
-    assert!(c.bad[2].contains("`10003.png` cannot be decoded"), "{:?}", c.bad);
+    assert!(
+        c.bad[0].contains("001.tar, sample 2 (`10001`): no caption"),
+        "{:?}",
+        c.bad
+    );
+    assert!(
+        c.bad[1].contains("sample 3 (`10002`): no image"),
+        "{:?}",
+        c.bad
+    );
+    assert!(
+        c.bad[2].contains("`10003.png` cannot be decoded"),
+        "{:?}",
+        c.bad
+    );
     // One pass of training emits exactly the tokens counted: packed into one long sequence.
     let mut s = open(dir.path(), None);
     let n = c.count.tokens as usize;
@@ -178,7 +228,10 @@ fn the_census_counts_samples_as_training_reads_them_and_names_the_bad_ones() {
     let c = count(Some("n"));
     assert_eq!(c.count.documents, 0);
     assert!(
-        matches!(c.problems[0].error, DataError::AllSamplesBad { count: 12, .. }),
+        matches!(
+            c.problems[0].error,
+            DataError::AllSamplesBad { count: 12, .. }
+        ),
         "{:?}",
         c.problems
     );
@@ -188,5 +241,8 @@ fn the_census_counts_samples_as_training_reads_them_and_names_the_bad_ones() {
     std::fs::write(&p, &bytes[..bytes.len() - 1024]).unwrap();
     let c = count(None);
     let msg = c.problems[0].error.to_string();
-    assert!(msg.contains("001.tar: byte") && msg.contains("end-of-archive"), "{msg}");
+    assert!(
+        msg.contains("001.tar: byte") && msg.contains("end-of-archive"),
+        "{msg}"
+    );
 }
