@@ -18,8 +18,8 @@ fn pipe(args: &[&str], dir: &Path) -> Command {
     c
 }
 
-/// Four shards of six samples; shard 1 holds a sample without a caption, one without an image
-/// and one whose image does not decode. Captions are in `.txt` and in `.json` (`caption`).
+/// Four shards of six samples, images in PNG, JPEG and (one) WebP; shard 1 holds a sample
+/// without a caption, one without an image and one whose image does not decode. Captions are in `.txt` and in `.json` (`caption`).
 fn shards(dir: &Path) {
     std::fs::create_dir_all(dir.join("laion")).unwrap();
     for shard in 0..4u32 {
@@ -30,6 +30,7 @@ fn shards(dir: &Path) {
             let image = match (shard, k) {
                 (1, 2) => None,
                 (1, 3) => Some(("png", b"\x89PNG but not really".to_vec())),
+                (3, 0) => Some(("webp", tar_fixture::webp(16, 16, 30))),
                 (_, k) if k % 2 == 0 => Some(("png", tar_fixture::png(16, 16, shard * 10 + k))),
                 _ => Some(("jpg", tar_fixture::jpeg(24, 16, shard * 10 + k))),
             };

@@ -45,3 +45,8 @@ pub fn png(w: u32, h: u32, seed: u32) -> Vec<u8> {
 pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
     encoded(&noise(w, h, seed), image::ImageFormat::Jpeg)
 }
+
+/// A lossless WebP file's bytes.
+pub fn webp(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    encoded(&noise(w, h, seed), image::ImageFormat::WebP)
+}
