@@ -442,5 +442,4 @@ fn a_bad_record_is_located_and_the_other_shards_are_kept() {
     assert!(!d.join("prep/manifest.json").exists());
     assert!(d.join("prep/web/part-00000.done.json").exists());
     assert!(!d.join("prep/web/part-00002.done.json").exists());
-    // Image sources have no token files: they are listed as skipped, not an error.
 }
