@@ -8,8 +8,7 @@ use std::process::Command;
 
 use pipelang_runtime::data::Tokenizer;
 
-#[path = "common/parquet.rs"]
-mod parquet_fixture;
+use pipelang_test_support::parquet as parquet_fixture;
 
 fn pipe(args: &[&str], dir: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pipe"))
@@ -432,5 +431,4 @@ fn a_bad_record_is_located_and_the_other_shards_are_kept() {
     assert!(!d.join("prep/manifest.json").exists());
     assert!(d.join("prep/web/part-00000.done.json").exists());
     assert!(!d.join("prep/web/part-00002.done.json").exists());
-    // Image sources have no token files: they are listed as skipped, not an error.
 }

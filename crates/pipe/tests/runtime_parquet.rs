@@ -6,8 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "common/parquet.rs"]
-mod parquet_fixture;
+use pipelang_test_support::parquet as parquet_fixture;
 
 fn pipe(args: &[&str], dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pipe"));

@@ -72,6 +72,8 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
                 out.names(doc, NameKind::Stage);
             }
             ('(', Some("projector")) => out.names(doc, NameKind::Model),
+            // `image_text("laion/*.tar", |)`: a data source takes its block's fields as arguments.
+            ('(', Some(f)) if after_sep && data::KINDS.contains(&f) => out.fields(&data::BLOCK),
             ('(', Some(f)) if after_sep => out.words(arg_names(f), CompletionItemKind::PROPERTY),
             ('[', _) if matches!(key(&stmt).as_deref(), Some("train" | "freeze")) => {
                 out.names(doc, NameKind::Model)

@@ -134,3 +134,25 @@ fn completion_offers_exactly_the_accepted_fields() {
         assert_eq!(offered(anchor, open), want, "after {anchor:?}");
     }
 }
+
+#[test]
+fn a_data_source_call_offers_its_fields_as_arguments() {
+    let text = reference();
+    let anchor = "image_text(\"corpus/caption/*.jsonl\"";
+    let edited = text.replacen(anchor, &format!("{anchor}, "), 1);
+    let offset = edited.find(anchor).unwrap() + anchor.len() + 2;
+    let doc = Document::new("file:///t.pipe".parse().unwrap(), 1, edited);
+    let got: BTreeSet<String> = complete(&doc, offset)
+        .into_iter()
+        .map(|i| i.label)
+        .collect();
+    let want: BTreeSet<String> = pipelang::schema::data::BLOCK
+        .names()
+        .map(String::from)
+        .collect();
+    assert!(
+        want.contains("caption") && want.contains("column"),
+        "{want:?}"
+    );
+    assert_eq!(got, want);
+}

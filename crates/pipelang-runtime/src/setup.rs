@@ -191,6 +191,7 @@ pub fn open_source(prep: &Prepared, d: DataId) -> Result<Source, RunError> {
         kind: source_kind(data.kind),
         patterns: data.globs.iter().map(|g| g.value.clone()).collect(),
         column: data.column.as_ref().map(|c| c.value.clone()),
+        caption: data.caption.as_ref().map(|c| c.value.clone()),
     };
     let tok = tokenizer_for(p, d, &prep.data_root)?;
     Source::open(&spec, &prep.data_root, &tok, image_config(p)).map_err(|e| data_error(prep, d, e))

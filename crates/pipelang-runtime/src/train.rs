@@ -376,6 +376,16 @@ impl<'a> Runner<'a> {
         let msg = summary::stage_line(st, r, wall);
         self.record.save(&self.run_file())?;
         (self.log)(msg);
+        // WebDataset samples skipped are not fatal, so they are said where the stage ends.
+        for (name, c) in &self.record.cursors {
+            if c.bad_samples > 0 {
+                (self.log)(format!(
+                    "  {name}: {} bad samples skipped so far (recorded in run.ron); the first: {}",
+                    c.bad_samples,
+                    c.first_bad.as_deref().unwrap_or("?")
+                ));
+            }
+        }
         Ok(())
     }
 }

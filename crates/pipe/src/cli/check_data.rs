@@ -32,6 +32,10 @@ pub fn table(r: &DataReport) -> String {
             (true, true) => " (prepared)",
             (true, false) => "",
         };
+        let mark = match s.count.bad_samples {
+            0 => mark.to_string(),
+            n => format!("{mark} ({n} bad samples skipped)"),
+        };
         out.push_str(&format!(
             "{:<16} {:<12} {:>6} {:>10} {:>10} {:>10} {:>8}{mark}\n",
             s.name,

@@ -118,8 +118,24 @@ pub fn run(a: Args) -> ExitCode {
             s.dtype.name()
         );
     }
+    // Each skipped source is named where it is declared, so an editor jumps to it.
+    let index = pipelang::syntax::LineIndex::new(&prep.source);
     for s in &m.skipped {
-        println!("{:<16} skipped ({} data): {}", s.name, s.kind, s.reason);
+        let at = p
+            .data
+            .iter()
+            .find(|d| d.name == s.name)
+            .map_or(0, |d| d.name_span.start);
+        let (line, col) = index.line_col_chars(&prep.source, at);
+        println!(
+            "{}:{}:{}: data source `{}` ({} data) skipped: {}",
+            a.file.display(),
+            line + 1,
+            col + 1,
+            s.name,
+            s.kind,
+            s.reason
+        );
     }
     if r.reused > 0 {
         eprintln!(

@@ -3,7 +3,9 @@
 //! tokenised on all cores (rayon); images are decoded to count their tokens (and to find the
 //! ones that do not decode). Records are read by the same parsers as training
 //! (`records::parse_text`, `records::parse_multimodal`), so a bad record is reported with the
-//! same file and line as `pipe run` would stop at.
+//! same file and line as `pipe run` would stop at. WebDataset shards are read sample by sample
+//! with the training reader (`webdataset.rs`); bad samples are counted, and the first ones
+//! described, as training skips them.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -18,10 +20,14 @@ use super::parquet_text::ParquetText;
 use super::records::{Origin, Piece, SourceKind, parse_multimodal, parse_text};
 use super::text_source::TEXT_FILES;
 use super::tokenizer::Tokenizer;
+use super::webdataset::{self, TarEvent, TarReader, is_tar};
 
 /// Lines parsed and tokenised together: large enough to keep every core busy, small enough
 /// to stream.
 const BATCH: usize = 2048;
+
+/// WebDataset samples decoded together (each holds an image).
+const TAR_BATCH: usize = 256;
 
 /// Problems kept per source (the first ones, in file and line order); counting goes on past
 /// them so the totals stay useful.
@@ -37,6 +43,9 @@ pub struct SourceCount {
     /// Tokens of one pass, as training packs them: text, image blocks, end of document.
     pub tokens: u64,
     pub images: u64,
+    /// WebDataset samples without an image or a caption, or whose image does not decode:
+    /// training skips them.
+    pub bad_samples: u64,
 }
 
 /// A problem found while counting, with the glob (index into the declaration's globs) whose
@@ -52,6 +61,8 @@ pub struct Problem {
 pub struct Census {
     pub count: SourceCount,
     pub problems: Vec<Problem>,
+    /// The first bad samples (up to `MAX_PROBLEMS`), described.
+    pub bad: Vec<String>,
     pub seconds: f64,
 }
 
@@ -63,6 +74,7 @@ pub fn count_source(
     base: &Path,
     patterns: &[String],
     column: &str,
+    caption: Option<&str>,
     tokenizer: &Tokenizer,
     image: ImageConfig,
     progress: &indicatif::ProgressBar,
@@ -80,6 +92,20 @@ pub fn count_source(
     files.dedup_by(|a, b| a.1 == b.1);
     out.count.files = files.len();
     for (g, path) in &files {
+        if kind == SourceKind::ImageText && is_tar(path) {
+            match count_tar(path, caption, tokenizer, image, progress) {
+                Ok((c, bad)) => {
+                    add(&mut out.count, &c);
+                    let room = MAX_PROBLEMS - out.bad.len().min(MAX_PROBLEMS);
+                    out.bad.extend(bad.into_iter().take(room));
+                }
+                Err(error) => out.problems.push(Problem { glob: *g, error }),
+            }
+            if out.problems.len() >= MAX_PROBLEMS {
+                break;
+            }
+            continue;
+        }
         match count_file(kind, path, column, tokenizer, image, progress) {
             Ok((c, errors)) => {
                 add(&mut out.count, &c);
@@ -93,6 +119,23 @@ pub fn count_source(
             break;
         }
     }
+    if out.problems.is_empty() && out.count.documents == 0 && out.count.bad_samples > 0 {
+        out.problems.push(Problem {
+            glob: 0,
+            error: DataError::AllSamplesBad {
+                count: out.count.bad_samples,
+                first: out.bad.first().cloned().unwrap_or_default(),
+                hint: match caption {
+                    Some(f) => {
+                        format!("each sample needs an image and a .json with a string `{f}` field")
+                    }
+                    None => "each sample needs an image (.jpg, .jpeg, .png, .webp) and a .txt \
+                             caption; for a caption in the .json, write `caption = \"FIELD\"`"
+                        .into(),
+                },
+            },
+        });
+    }
     out.problems.truncate(MAX_PROBLEMS);
     out.seconds = started.elapsed().as_secs_f64();
     out
@@ -103,6 +146,78 @@ fn add(to: &mut SourceCount, c: &SourceCount) {
     to.documents += c.documents;
     to.tokens += c.tokens;
     to.images += c.images;
+    to.bad_samples += c.bad_samples;
+}
+
+/// A WebDataset shard, its samples decoded and tokenised on all cores as training reads them
+/// (image block, caption, end of document); bad samples counted and the first ones described.
+fn count_tar(
+    path: &Path,
+    caption: Option<&str>,
+    tokenizer: &Tokenizer,
+    image: ImageConfig,
+    progress: &indicatif::ProgressBar,
+) -> Result<(SourceCount, Vec<String>)> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len();
+    let mut count = SourceCount {
+        bytes,
+        ..SourceCount::default()
+    };
+    let mut bad = vec![];
+    let mut reader = TarReader::new(vec![path.to_path_buf()]);
+    let (mut shown, mut done) = (0u64, false);
+    let cell = image.patch * image.merge;
+    while !done {
+        let mut batch = Vec::with_capacity(TAR_BATCH);
+        while batch.len() < TAR_BATCH {
+            match reader.next_event()? {
+                TarEvent::Sample(s) => batch.push(s),
+                TarEvent::EndOfFile => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        let at = if done { bytes } else { reader.pos().offset };
+        progress.inc(at.saturating_sub(shown));
+        shown = at;
+        let results: Vec<Result<std::result::Result<u64, webdataset::Bad>>> = batch
+            .par_iter()
+            .map(|s| {
+                let counted = webdataset::image(s).and_then(|(rgb, name)| {
+                    let text = webdataset::caption(s, caption)?;
+                    let (w, h) = rgb.dimensions();
+                    let (tw, th) = webdataset::fitted(w, h, &name, &image)?;
+                    Ok((((tw / cell) * (th / cell)) as u64 + 2, text))
+                });
+                Ok(match counted {
+                    // Merged image tokens with image start and end, the caption, end of document.
+                    Ok((image_tokens, text)) => {
+                        Ok(image_tokens + tokenizer.encode(&text)?.len() as u64 + 1)
+                    }
+                    Err(b) => Err(b),
+                })
+            })
+            .collect();
+        for (s, r) in batch.iter().zip(results) {
+            match r? {
+                Ok(tokens) => {
+                    count.documents += 1;
+                    count.images += 1;
+                    count.tokens += tokens;
+                }
+                Err(why) => {
+                    count.bad_samples += 1;
+                    if bad.len() < MAX_PROBLEMS {
+                        bad.push(format!("{}: {why}", webdataset::describe(path, s)));
+                    }
+                }
+            }
+        }
+    }
+    Ok((count, bad))
 }
 
 /// One file: its count, and the records that could not be read (up to `MAX_PROBLEMS`).
@@ -308,6 +423,7 @@ mod tests {
             dir.path(),
             &["*.jsonl".into(), "*.txt".into(), "none/*.jsonl".into()],
             "text",
+            None,
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -335,6 +451,7 @@ mod tests {
             dir.path(),
             &["*.jsonl".into()],
             "text",
+            None,
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -363,6 +480,7 @@ mod tests {
             dir.path(),
             &["*.jsonl".into()],
             "text",
+            None,
             &Tokenizer::Bytes,
             IMG,
             &bar,
@@ -508,11 +626,11 @@ mod pipeline {
         let mut total_bytes = 0u64;
         for &d in &used {
             for g in &p.data[d].globs {
-                let Ok(paths) = glob::glob(&root.join(&g.value).to_string_lossy()) else {
+                let Ok(paths) = expand_globs(&root, std::slice::from_ref(&g.value)) else {
                     continue;
                 };
                 total_bytes += paths
-                    .flatten()
+                    .iter()
                     .filter_map(|f| std::fs::metadata(f).ok().map(|m| m.len()))
                     .sum::<u64>();
             }
@@ -557,16 +675,48 @@ mod pipeline {
             let Census {
                 count,
                 problems,
+                bad,
                 seconds,
             } = count_source(
                 source_kind(data.kind),
                 &root,
                 &patterns,
                 column_of(data),
+                data.caption.as_ref().map(|c| c.value.as_str()),
                 &tok,
                 image,
                 &bar,
             );
+            if count.bad_samples > 0 && count.documents > 0 {
+                let span = data.globs.first().map_or(data.name_span, |g| g.span);
+                let more = match count.bad_samples as usize > bad.len() {
+                    true => format!("; {} more", count.bad_samples as usize - bad.len()),
+                    false => String::new(),
+                };
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::DATA_SAMPLES_SKIPPED,
+                        format!(
+                            "data source `{}`: {} of {} samples are skipped: {}{more}",
+                            data.name,
+                            count.bad_samples,
+                            count.bad_samples + count.documents,
+                            bad.join("; ")
+                        ),
+                    )
+                    .label(
+                        span,
+                        format!(
+                            "{} samples without an image or a caption",
+                            count.bad_samples
+                        ),
+                    )
+                    .help(
+                        "training skips these samples and counts them in run.ron (the source's \
+                         cursor: bad_samples); repair or drop them to train on them",
+                    ),
+                );
+            }
             for pr in &problems {
                 let span = data.globs.get(pr.glob).map_or(data.name_span, |g| g.span);
                 diagnostics.push(
@@ -685,6 +835,7 @@ mod pipeline {
             documents,
             tokens,
             images: 0,
+            bad_samples: 0,
         })
     }
 

@@ -19,7 +19,9 @@ pub enum DataError {
     )]
     NoMatch { pattern: String, base: PathBuf },
 
-    #[error("glob `{pattern}` is not a valid pattern: {message}\n  hint: use *, ? and [..] only")]
+    #[error(
+        "glob `{pattern}` is not a valid pattern: {message}\n  hint: use *, ? and [..], and braces {{a,b}} or {{00000..00127}}"
+    )]
     BadPattern { pattern: String, message: String },
 
     #[error("{path}: cannot read: {source}\n  hint: check that the file exists and is readable")]
@@ -92,6 +94,24 @@ pub enum DataError {
         "{path}: cannot read Parquet: {message}\n  hint: the file must be a complete Parquet file"
     )]
     Parquet { path: PathBuf, message: String },
+
+    #[error(
+        "{path}: byte {offset}: {message}\n  hint: the shard is incomplete or not a tar file; download it again, or leave it out of the glob"
+    )]
+    Tar {
+        path: PathBuf,
+        offset: u64,
+        message: String,
+    },
+
+    #[error(
+        "every sample is bad ({count} read, none with both an image and a caption); the first: {first}\n  hint: {hint}"
+    )]
+    AllSamplesBad {
+        count: u64,
+        first: String,
+        hint: String,
+    },
 
     #[error(
         "{path}: tokenizer error: {message}\n  hint: the tokenizer must be a HuggingFace tokenizer.json"

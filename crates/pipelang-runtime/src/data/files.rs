@@ -14,12 +14,22 @@ pub fn is_parquet(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("parquet")
 }
 
-/// Expands each pattern relative to `base` (absolute patterns stay as they are) into the sorted,
+/// Expands each pattern's braces (`{00000..00127}`, `{a,b}`: `braces.rs`), then its globs
+/// relative to `base` (absolute patterns stay as they are), into the sorted,
 /// de-duplicated list of regular files it matches. A pattern that matches nothing is an error,
 /// and so is a matched file that is empty or cannot be opened.
 pub fn expand_globs(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
     let mut all = Vec::new();
+    let mut expanded = vec![];
     for pattern in patterns {
+        expanded.extend(super::braces::expand(pattern).map_err(|message| {
+            DataError::BadPattern {
+                pattern: pattern.clone(),
+                message,
+            }
+        })?);
+    }
+    for pattern in &expanded {
         let full = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)
         } else {

@@ -5,6 +5,7 @@
 //! sequences with the plan's shares. [`DataLoader::state`] / [`DataLoader::restore`] save and
 //! resume the exact stream (serde, stored in `run.ron`).
 
+mod braces;
 pub mod census;
 mod cursor;
 mod error;
@@ -21,9 +22,12 @@ mod sequence;
 mod source;
 mod text_source;
 mod tokenizer;
+mod webdataset;
 
 #[cfg(test)]
 mod multimodal_tests;
+#[cfg(test)]
+mod webdataset_tests;
 
 pub use cursor::SourceCursor;
 pub use error::{DataError, Result};

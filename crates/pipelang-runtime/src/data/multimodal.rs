@@ -7,6 +7,10 @@
 //! sequence goes in whole; one that does not starts the next sequence (the rest is padding), and
 //! one longer than a whole sequence is split across sequences between tokens of text or between
 //! images, never inside an image. Nothing is dropped, so every caption token is seen once.
+//!
+//! `image_text` sources may also be WebDataset tar shards (`webdataset.rs`): a sample is read as
+//! a record is, and a bad sample (no image, no caption, an image that does not decode) is
+//! counted in the cursor and skipped; a source all of whose samples are bad is an error.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,59 @@ use super::image_patches::{ImageConfig, ImagePatches, decode_rgb, fit_and_patchi
 use super::records::{Origin, Piece, SourceKind, parse_multimodal};
 use super::sequence::{CaptionPair, Sequence};
 use super::tokenizer::Tokenizer;
+use super::webdataset::{self, TarEvent, TarReader, is_tar};
+
+/// Where records come from: JSONL lines, or WebDataset shards and the caption's JSON field.
+enum Records {
+    Lines(LineReader),
+    Tar {
+        reader: TarReader,
+        caption: Option<String>,
+    },
+}
+
+impl Records {
+    fn files(&self) -> &[PathBuf] {
+        match self {
+            Records::Lines(r) => r.files(),
+            Records::Tar { reader, .. } => reader.files(),
+        }
+    }
+
+    fn pos(&self) -> LinePos {
+        match self {
+            Records::Lines(r) => r.pos(),
+            Records::Tar { reader, .. } => reader.pos(),
+        }
+    }
+
+    fn path(&self, i: usize) -> &Path {
+        &self.files()[i]
+    }
+
+    fn seek(&mut self, pos: LinePos) -> std::result::Result<(), String> {
+        match self {
+            Records::Lines(r) => r.seek(pos),
+            Records::Tar { reader, .. } => reader.seek(pos),
+        }
+    }
+}
+
+/// A record's pieces with their images decoded and patchified.
+enum Loaded {
+    Text(String),
+    Image(ImagePatches, PathBuf),
+}
+
+/// Bad WebDataset samples met so far, and the start of the current run of them (a run that
+/// comes back to where it started has seen every sample of the source).
+#[derive(Default)]
+struct BadSamples {
+    count: u64,
+    first: Option<String>,
+    run_start: Option<LinePos>,
+    run_len: u64,
+}
 
 enum Unit {
     Text(Vec<u32>),
@@ -37,9 +94,10 @@ pub struct MultimodalSource {
     kind: SourceKind,
     tokenizer: Tokenizer,
     image: ImageConfig,
-    reader: LineReader,
+    reader: Records,
     current: Option<Current>,
     sequences: u64,
+    bad: BadSamples,
 }
 
 impl MultimodalSource {
@@ -51,27 +109,56 @@ impl MultimodalSource {
         tokenizer: Tokenizer,
         image: ImageConfig,
     ) -> Result<Self> {
+        Self::open_with_caption(name, kind, base, patterns, tokenizer, image, None)
+    }
+
+    /// [`MultimodalSource::open`]; WebDataset captions read from the `.json` field `caption`
+    /// (`None`: the `.txt` entry).
+    pub fn open_with_caption(
+        name: &str,
+        kind: SourceKind,
+        base: &Path,
+        patterns: &[String],
+        tokenizer: Tokenizer,
+        image: ImageConfig,
+        caption: Option<&str>,
+    ) -> Result<Self> {
         assert!(kind != SourceKind::Text, "text data is a TextSource");
         let files = expand_globs(base, patterns)?;
-        for f in &files {
-            if !matches!(
-                f.extension().and_then(|e| e.to_str()),
-                Some("jsonl") | Some("json")
-            ) {
-                return Err(DataError::UnsupportedFile {
-                    path: f.clone(),
-                    expected: format!("{} data must be .jsonl files", kind.name()),
-                });
-            }
+        let tars = files.iter().filter(|f| is_tar(f)).count();
+        let expected = match kind {
+            SourceKind::ImageText => "image_text data must be .jsonl files or WebDataset .tar \
+                                      shards, not both in one source"
+                .to_string(),
+            _ => format!("{} data must be .jsonl files", kind.name()),
+        };
+        let allowed = |f: &PathBuf| match f.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") | Some("json") => tars == 0,
+            Some("tar") => kind == SourceKind::ImageText && tars == files.len(),
+            _ => false,
+        };
+        if let Some(f) = files.iter().find(|f| !allowed(f)) {
+            return Err(DataError::UnsupportedFile {
+                path: f.clone(),
+                expected,
+            });
         }
+        let reader = match tars {
+            0 => Records::Lines(LineReader::new(files)),
+            _ => Records::Tar {
+                reader: TarReader::new(files),
+                caption: caption.map(str::to_string),
+            },
+        };
         Ok(MultimodalSource {
             name: name.to_string(),
             kind,
             tokenizer,
             image,
-            reader: LineReader::new(files),
+            reader,
             current: None,
             sequences: 0,
+            bad: BadSamples::default(),
         })
     }
 
@@ -93,37 +180,83 @@ impl MultimodalSource {
     }
 
     /// The next record line of the stream and where it started.
-    fn next_line(&mut self) -> Result<(String, LinePos)> {
+    fn next_line(reader: &mut LineReader) -> Result<(String, LinePos)> {
         loop {
-            if let LineEvent::Line { text, start } = self.reader.next_event()? {
+            if let LineEvent::Line { text, start } = reader.next_event()? {
                 return Ok((text, start));
             }
         }
     }
 
-    fn image_block_len(&self, p: &ImagePatches) -> usize {
-        p.merged_tokens(self.image.merge) + 2
+    /// The next record, images decoded and patchified, and where it started.
+    fn next_loaded(&mut self) -> Result<(LinePos, Vec<Loaded>)> {
+        if matches!(self.reader, Records::Lines(_)) {
+            return self.next_jsonl();
+        }
+        let Records::Tar { reader, caption } = &mut self.reader else {
+            unreachable!("JSONL sources returned above")
+        };
+        let caption = caption.as_deref();
+        loop {
+            let sample = match reader.next_event()? {
+                TarEvent::Sample(s) => s,
+                TarEvent::EndOfFile => continue,
+            };
+            match webdataset::image_and_caption(&sample, caption, &self.image) {
+                Ok((patches, name, text)) => {
+                    self.bad.run_start = None;
+                    self.bad.run_len = 0;
+                    return Ok((
+                        sample.start,
+                        vec![Loaded::Image(patches, name), Loaded::Text(text)],
+                    ));
+                }
+                Err(why) => {
+                    let path = reader.path(sample.start.file);
+                    let described = format!("{}: {why}", webdataset::describe(path, &sample));
+                    self.bad.count += 1;
+                    self.bad.first.get_or_insert_with(|| described.clone());
+                    self.bad.run_len += 1;
+                    let start = *self.bad.run_start.get_or_insert(sample.start);
+                    let back = (start.file, start.offset, start.epoch + 1)
+                        == (sample.start.file, sample.start.offset, sample.start.epoch);
+                    if back {
+                        return Err(DataError::AllSamplesBad {
+                            count: self.bad.run_len - 1,
+                            first: self.bad.first.clone().unwrap_or(described),
+                            hint: match caption {
+                                Some(f) => format!(
+                                    "each sample needs an image and a .json with a string \
+                                     `{f}` field"
+                                ),
+                                None => "each sample needs an image (.jpg, .jpeg, .png, .webp) \
+                                         and a .txt caption; for a caption in the .json, write \
+                                         `caption = \"FIELD\"`"
+                                    .into(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
     }
 
-    /// Reads, parses and tokenises the next record (images decoded and patchified).
-    fn load_record(&mut self) -> Result<Current> {
-        let (line, start) = self.next_line()?;
-        let path = self.reader.path(start.file).to_path_buf();
+    fn next_jsonl(&mut self) -> Result<(LinePos, Vec<Loaded>)> {
+        let Records::Lines(reader) = &mut self.reader else {
+            unreachable!("called for JSONL sources")
+        };
+        let (line, start) = Self::next_line(reader)?;
+        let path = reader.path(start.file).to_path_buf();
         let origin = Origin {
             path: &path,
             line: start.line,
         };
         let pieces = parse_multimodal(self.kind, origin, &line)?;
-        let mut units = VecDeque::with_capacity(pieces.len() + 1);
+        let mut out = Vec::with_capacity(pieces.len());
         let mut first_frame: Option<(u32, u32)> = None;
         for piece in pieces {
             match piece {
-                Piece::Text(t) => {
-                    let ids = self.tokenizer.encode(&t)?;
-                    if !ids.is_empty() {
-                        units.push_back(Unit::Text(ids));
-                    }
-                }
+                Piece::Text(t) => out.push(Loaded::Text(t)),
                 Piece::Image(img) => {
                     let rgb = decode_rgb(&img, origin)?;
                     if self.kind == SourceKind::Video {
@@ -142,8 +275,30 @@ impl MultimodalSource {
                         }
                     }
                     let patches = fit_and_patchify(rgb, &img, origin, &self.image)?;
-                    units.push_back(Unit::Image(patches, img));
+                    out.push(Loaded::Image(patches, img));
                 }
+            }
+        }
+        Ok((start, out))
+    }
+
+    fn image_block_len(&self, p: &ImagePatches) -> usize {
+        p.merged_tokens(self.image.merge) + 2
+    }
+
+    /// Reads, parses and tokenises the next record (images decoded and patchified).
+    fn load_record(&mut self) -> Result<Current> {
+        let (start, loaded) = self.next_loaded()?;
+        let mut units = VecDeque::with_capacity(loaded.len() + 1);
+        for piece in loaded {
+            match piece {
+                Loaded::Text(t) => {
+                    let ids = self.tokenizer.encode(&t)?;
+                    if !ids.is_empty() {
+                        units.push_back(Unit::Text(ids));
+                    }
+                }
+                Loaded::Image(patches, img) => units.push_back(Unit::Image(patches, img)),
             }
         }
         units.push_back(Unit::Text(vec![self.tokenizer.specials().eod]));
@@ -263,21 +418,13 @@ impl MultimodalSource {
             });
         }
         self.current = None;
-        let (line, start) = self.next_line()?;
-        let path = self.reader.path(start.file).to_path_buf();
-        let origin = Origin {
-            path: &path,
-            line: start.line,
-        };
+        let (_, loaded) = self.next_loaded()?;
         let mut image = None;
         let mut caption = Vec::new();
-        for piece in parse_multimodal(self.kind, origin, &line)? {
+        for piece in loaded {
             match piece {
-                Piece::Image(img) => {
-                    let rgb = decode_rgb(&img, origin)?;
-                    image = Some(fit_and_patchify(rgb, &img, origin, &self.image)?);
-                }
-                Piece::Text(t) => caption = self.tokenizer.encode(&t)?,
+                Loaded::Image(p, _) => image = Some(p),
+                Loaded::Text(t) => caption = self.tokenizer.encode(&t)?,
             }
         }
         self.sequences += 1;
@@ -297,6 +444,8 @@ impl MultimodalSource {
             pending: Vec::new(),
             skip,
             sequences: self.sequences,
+            bad_samples: self.bad.count,
+            first_bad: self.bad.first.clone(),
         }
     }
 
@@ -312,6 +461,11 @@ impl MultimodalSource {
         self.reader.seek(cursor.pos).map_err(bad)?;
         self.current = None;
         self.sequences = cursor.sequences;
+        self.bad = BadSamples {
+            count: cursor.bad_samples,
+            first: cursor.first_bad.clone(),
+            ..BadSamples::default()
+        };
         if cursor.skip == 0 {
             return Ok(());
         }

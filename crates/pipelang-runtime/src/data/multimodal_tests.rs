@@ -31,6 +31,7 @@ fn spec(name: &str, kind: SourceKind, pattern: &str) -> SourceSpec {
         kind,
         patterns: vec![pattern.into()],
         column: None,
+        caption: None,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct SourceSpec {
     /// The string column of Parquet files (`None`: `text`).
     #[serde(default)]
     pub column: Option<String>,
+    /// The `.json` field holding WebDataset captions (`None`: the `.txt` entry).
+    #[serde(default)]
+    pub caption: Option<String>,
 }
 
 pub enum Source {
@@ -47,13 +50,14 @@ impl Source {
                     .as_deref()
                     .unwrap_or(pipelang::schema::data::DEFAULT_COLUMN),
             )?),
-            kind => Source::Multimodal(MultimodalSource::open(
+            kind => Source::Multimodal(MultimodalSource::open_with_caption(
                 &spec.name,
                 kind,
                 base,
                 &spec.patterns,
                 tokenizer.clone(),
                 image,
+                spec.caption.as_deref(),
             )?),
         })
     }

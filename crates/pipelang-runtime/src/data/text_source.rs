@@ -180,6 +180,7 @@ impl TextSource {
             pending: self.pending.clone(),
             skip: 0,
             sequences: self.sequences,
+            ..SourceCursor::default()
         }
     }
 
@@ -333,7 +334,7 @@ mod tests {
     }
 
     fn parquet_corpus() -> tempfile::TempDir {
-        use crate::data::parquet_text::fixtures::write;
+        use pipelang_test_support::parquet::write;
         let dir = tempfile::tempdir().unwrap();
         write(
             &dir.path().join("a.parquet"),

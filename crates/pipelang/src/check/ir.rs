@@ -170,6 +170,8 @@ pub struct Data {
     pub tokenizer: Option<Sp<String>>,
     /// The string column of Parquet files (`schema::data::DEFAULT_COLUMN` when not written).
     pub column: Option<Sp<String>>,
+    /// The caption field of WebDataset samples' `.json` (`None`: the `.txt` entry).
+    pub caption: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

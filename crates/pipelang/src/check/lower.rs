@@ -536,6 +536,7 @@ impl<'a> Lower<'a> {
         let mut globs = vec![];
         let mut tokenizer = None;
         let mut column = None;
+        let mut caption = None;
         for arg in &d.args.args {
             match arg.name.as_ref().map(|n| n.name.as_str()) {
                 None => globs.extend(values::string(&mut self.diags, &arg.value, "files")),
@@ -545,6 +546,9 @@ impl<'a> Lower<'a> {
                 Some(n) if n == schema::data::COLUMN.name => {
                     column = values::string(&mut self.diags, &arg.value, n)
                 }
+                Some(n) if n == schema::data::CAPTION.name => {
+                    caption = values::string(&mut self.diags, &arg.value, n)
+                }
                 Some(other) => self.diags.push(
                     Diagnostic::new(
                         Code::ARGUMENTS,
@@ -552,8 +556,9 @@ impl<'a> Lower<'a> {
                     )
                     .label(arg.span, "unknown argument")
                     .help(
-                        "data sources take file globs, `tokenizer = \"tokenizer.json\"` and \
-                         `column = \"text\"` (Parquet)",
+                        "data sources take file globs, `tokenizer = \"tokenizer.json\"`, \
+                         `column = \"text\"` (Parquet) and `caption = \"caption\"` (WebDataset \
+                         .json)",
                     ),
                 ),
             }
@@ -570,6 +575,9 @@ impl<'a> Lower<'a> {
             }
             if let Some(x) = f.get(&schema::data::COLUMN) {
                 column = values::string(&mut self.diags, &x.value, &x.key.name);
+            }
+            if let Some(x) = f.get(&schema::data::CAPTION) {
+                caption = values::string(&mut self.diags, &x.value, &x.key.name);
             }
         }
         if globs.is_empty() {
@@ -590,6 +598,7 @@ impl<'a> Lower<'a> {
             globs,
             tokenizer,
             column,
+            caption,
         }
     }
 

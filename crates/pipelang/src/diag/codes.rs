@@ -71,6 +71,7 @@ codes! {
     PROFILE_VALUE = "P0603", "profile-value", Error, "a profile's scaling gives an invalid value";
     DATA_FILES = "P0701", "data-files", Error, "a data source's files are missing, empty or malformed";
     DATA_REPEATED = "P0702", "data-repeated", Warning, "the stages read a data source for more than 4 epochs";
+    DATA_SAMPLES_SKIPPED = "P0703", "data-samples-skipped", Warning, "some WebDataset samples have no image or caption, or an image that does not decode";
     RELOAD_REFUSED = "P0801", "reload-refused", Error, "a live edit changes what already ran";
     ENGINE_CANNOT_TRAIN = "P0901", "engine-cannot-train", Error, "an external engine cannot train a stage";
     ENGINE_LR_UNEXPRESSIBLE = "P0902", "engine-lr-unexpressible", Error, "an engine's LR scheduler cannot follow a run's LR";

@@ -286,6 +286,11 @@ pub(super) fn data_fields(d: &Data) -> Vec<Field> {
             format!("{:?}", d.column.as_ref().map(|t| &t.value)),
             d.column.as_ref().map_or(d.span, |t| t.span),
         ),
+        field(
+            data::CAPTION.name,
+            format!("{:?}", d.caption.as_ref().map(|t| &t.value)),
+            d.caption.as_ref().map_or(d.span, |t| t.span),
+        ),
     ]
 }
 

@@ -23,13 +23,24 @@ pub const COLUMN: Field = Field {
     reload: Reload::Value,
 };
 
+/// The JSON field holding the caption of a WebDataset sample
+/// (`image_text("laion/{00000..00127}.tar", caption = "caption")`).
+pub const CAPTION: Field = Field {
+    name: "caption",
+    ty: Ty::Str,
+    missing: Missing::Means("the sample's .txt"),
+    doc: "the string field of each sample's .json that holds its caption, in WebDataset tar shards; also accepted as an argument",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
 /// The column a Parquet text source reads when none is named.
 pub const DEFAULT_COLUMN: &str = "text";
 
 pub const BLOCK: Block = Block {
     keyword: "data",
     what: "a data source",
-    fields: &[TOKENIZER, COLUMN],
+    fields: &[TOKENIZER, COLUMN, CAPTION],
     blocks: &[],
     scales: false,
 };

@@ -204,8 +204,9 @@ pub fn prepare_pipeline(
             skipped.push(Skipped {
                 name: data.name.clone(),
                 kind: data.kind.name().into(),
-                reason: "images are not tokens: an engine that trains on them reads the source \
-                         itself"
+                reason: "an image source has no engine token files (its images are not \
+                         tokens, and its captions alone would lose them); `pipe run` trains on it \
+                         as it is"
                     .into(),
             });
             continue;
@@ -326,8 +327,9 @@ pub fn prepare_pipeline(
         sources,
         skipped,
     };
-    manifest
-        .write(out)
+    // A recipe of image sources alone has no shard folder that would have made `out`.
+    std::fs::create_dir_all(out)
+        .and_then(|_| manifest.write(out))
         .map_err(|e| vec![write_err(&out.join(MANIFEST), e)])?;
     Ok(Report {
         manifest,

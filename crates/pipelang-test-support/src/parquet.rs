@@ -9,8 +9,8 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
 /// One row group per entry of `groups`, of a table with an optional string column `text` and
-/// an int64 column `n`; `None` is a null row.
-pub fn write(path: &Path, groups: &[Vec<Option<String>>]) {
+/// an int64 column `n` (1, 2, ... over the file); `None` is a null row.
+pub fn write<S: AsRef<str>>(path: &Path, groups: &[Vec<Option<S>>]) {
     let schema = Arc::new(
         parse_message_type("message doc { optional binary text (STRING); required int64 n; }")
             .unwrap(),
@@ -23,7 +23,7 @@ pub fn write(path: &Path, groups: &[Vec<Option<String>>]) {
         let mut rg = w.next_row_group().unwrap();
         let mut col = rg.next_column().unwrap().unwrap();
         let defs: Vec<i16> = rows.iter().map(|r| i16::from(r.is_some())).collect();
-        let values: Vec<ByteArray> = rows.iter().flatten().map(|s| s.as_str().into()).collect();
+        let values: Vec<ByteArray> = rows.iter().flatten().map(|s| s.as_ref().into()).collect();
         col.typed::<ByteArrayType>()
             .write_batch(&values, Some(&defs), None)
             .unwrap();
