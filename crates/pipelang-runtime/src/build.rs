@@ -11,9 +11,6 @@ use super::model::{
 };
 use pipelang::check::ir::{self, ModelId, ModelKind, Pipeline};
 
-/// Weight of the Switch load-balancing loss per MoE layer (the Switch Transformer's 1e-2).
-const MOE_AUX_WEIGHT: f64 = 0.01;
-
 pub fn decoder_config(d: &ir::DecoderSpec) -> DecoderConfig {
     let mlp = match d.mlp.value {
         ir::Mlp::SwiGlu => MlpKind::SwiGlu,
@@ -33,7 +30,7 @@ pub fn decoder_config(d: &ir::DecoderSpec) -> DecoderConfig {
             (Some(e), Some(a)) => Some(MoeConfig {
                 experts: e.value as usize,
                 active: a.value as usize,
-                aux_weight: MOE_AUX_WEIGHT,
+                aux_weight: pipelang::schema::decoder::MOE_BALANCE_WEIGHT,
                 shared: d.shared_experts.map_or(0, |s| s.value as usize),
             }),
             _ => None,

@@ -14,8 +14,7 @@ use pipelang::diag::{CODES, Severity};
 /// the CLI with exit status 2; data files and hot reload belong to `pipe run`). Their pages
 /// say so, and their examples must check clean.
 const NOT_FROM_CHECK: &[&str] = &[
-    "P0003", "P0701", "P0702", "P0703", "P0801", "P0901", "P0902", "P0903", "P0904",
-    "P0905",
+    "P0003", "P0701", "P0702", "P0703", "P0801", "P0901", "P0902", "P0903", "P0904", "P0905",
 ];
 
 fn errors_dir() -> PathBuf {

@@ -136,14 +136,7 @@ pub fn run(a: Args) -> ExitCode {
         micro_batch: a.micro_batch,
     };
     let files = match a.engine {
-        Engine::OlmoCore => {
-            ds.extend(
-                olmo_core::refusals(p, plan, &l)
-                    .into_iter()
-                    .map(|u| u.diagnostic),
-            );
-            olmo_core::files(p, plan, &l, &Default::default())
-        }
+        Engine::OlmoCore => olmo_core::files(p, plan, &l, &Default::default()),
         Engine::Torchtitan => {
             ds.extend(
                 torchtitan::refusals(p, plan, &l)

@@ -31,7 +31,7 @@ from olmo_core.data.source_mixture import (
     SourceMixtureList,
 )
 from olmo_core.nn.feed_forward import FeedForwardConfig
-from olmo_core.nn.transformer import TransformerConfig
+from olmo_core.nn.transformer import TransformerBlockType, TransformerConfig
 from olmo_core.optim import AdamWConfig
 from olmo_core.optim.scheduler import (
     ComposableScheduler,
@@ -109,7 +109,7 @@ def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
     m = cfg["model"]
     # pipelang's decoder: RMSNorm, RoPE, SwiGLU of `mlp_hidden`, no biases; grouped-query
     # attention, QK-norm per head (one gain shared by the heads) and a tied head as declared.
-    return TransformerConfig.llama_like(
+    common = dict(
         d_model=m["d_model"],
         vocab_size=m["vocab"],
         n_layers=m["layers"],
@@ -118,9 +118,33 @@ def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
         qk_norm=m["qk_norm"],
         use_head_qk_norm=m["qk_norm"],
         rope_theta=cfg["rope_theta"],
-        feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False),
         tie_word_embeddings=m["tie_embeddings"],
     )
+    if not m["experts"]:
+        return TransformerConfig.llama_like(
+            feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False), **common
+        )
+    # A mixture of experts as pipelang's: softmax router, top-k gates renormalised to sum 1,
+    # the Switch balance loss at pipelang's weight, no z-loss; shared experts as one MLP
+    # `shared x mlp_hidden` wide; the first `dense_layers` blocks dense.
+    shared = m["shared_experts"] * m["mlp_hidden"]
+    config = TransformerConfig.llama_like_moe(
+        num_experts=m["experts"],
+        top_k=m["active_experts"],
+        expert_hidden_size=m["mlp_hidden"],
+        shared_expert_hidden_size=shared or None,
+        lb_loss_weight=cfg["moe_balance_weight"],
+        z_loss_weight=None,
+        **common,
+    )
+    config.block.feed_forward_moe.router.normalize_expert_weights = 1.0
+    if m["dense_layers"]:
+        dense = config.block.copy()
+        dense.name = TransformerBlockType.default
+        dense.feed_forward_moe = None
+        dense.feed_forward = FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False)
+        config.block_overrides = {i: dense for i in range(m["dense_layers"])}
+    return config
 
 
 def build_optim(cfg: Dict[str, Any]) -> AdamWConfig:
@@ -283,6 +307,12 @@ def die_with_parent() -> None:
 
 def train(cfg: Dict[str, Any], here: str) -> None:
     die_with_parent()
+    if cfg["model"]["experts"] and not torch.cuda.is_available():
+        raise SystemExit(
+            f"run {cfg['run']}: OLMo-core's mixture-of-experts layers run on CUDA only (their "
+            "kernels are Triton's); train this run on a GPU machine, or the stage with `pipe run` "
+            "without --engine"
+        )
     # gloo alone on CPU (OLMo-core would ask CUDA for a device with "cuda:nccl" in the list).
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     prepare_training_environment(seed=cfg["seed"], backend=backend)

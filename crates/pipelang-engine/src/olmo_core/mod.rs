@@ -92,26 +92,6 @@ fn special_ids(p: &Pipeline, run: &EngineRun) -> (Value, Value) {
     }
 }
 
-/// What the lowering carries that this export does not map yet, at each stage (once).
-pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<crate::runs::Unmappable> {
-    let mut out: Vec<crate::runs::Unmappable> = vec![];
-    for r in &l.runs {
-        if r.model.experts.is_some() && !out.iter().any(|u| u.stage == r.stage) {
-            out.push(crate::runs::cannot(
-                p,
-                crate::Target::OlmoCore,
-                plan.stages[r.stage_index].id,
-                format!(
-                    "its decoder `{}` is a mixture of experts, which the OLMo-core export does \
-                     not map yet",
-                    r.model.name
-                ),
-            ));
-        }
-    }
-    out
-}
-
 /// The config of one run, as the driver reads it (paths relative to the run's directory). The
 /// dtype and special ids come from the prepared data where `facts` has them (a disagreement
 /// among a run's sources is the caller's to refuse, [`run_token_files`]).
@@ -171,6 +151,7 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize, facts: &DataFacts) -> Va
         "first_lr": run.plan_lr(0),
         "scheduler": lr::Scheduler::of(run),
         "optimizer": run.optimizer,
+        "moe_balance_weight": pipelang::schema::decoder::MOE_BALANCE_WEIGHT,
         "mixture_error": run.mixture_error,
         "data": {
             "dtype": dtype,

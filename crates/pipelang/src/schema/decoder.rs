@@ -5,6 +5,9 @@ use super::{Block, Field, Missing, Reload, Scale, Ty};
 pub const DEFAULT_ROPE_BASE: f64 = 10_000.0;
 /// The first is the default.
 pub const MLPS: &[&str] = &["swiglu", "gelu"];
+/// Weight of the Switch load-balancing loss of every MoE layer, the Switch Transformer's 1e-2
+/// (not a field: the candle runtime and the engine exports train with it).
+pub const MOE_BALANCE_WEIGHT: f64 = 0.01;
 
 const fn count(name: &'static str, missing: Missing, doc: &'static str) -> Field {
     Field {

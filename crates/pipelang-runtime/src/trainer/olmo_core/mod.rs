@@ -46,7 +46,7 @@ pub fn python() -> PathBuf {
 /// The lowering, or every stage the engine cannot take as located diagnostics.
 pub fn lowering(prep: &Prepared, ramp_pieces: Option<u64>) -> Result<Lowering, RunError> {
     let p = prep.checked.pipeline.as_ref().expect("a planned pipeline");
-    let mut l = pipelang_engine::lower(
+    let l = pipelang_engine::lower(
         p,
         &prep.plan,
         &Options {
@@ -55,7 +55,6 @@ pub fn lowering(prep: &Prepared, ramp_pieces: Option<u64>) -> Result<Lowering, R
             skip: vec![],
         },
     );
-    l.unmappable.extend(olmo_core::refusals(p, &prep.plan, &l));
     if l.unmappable.is_empty() {
         return Ok(l);
     }
