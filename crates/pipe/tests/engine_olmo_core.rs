@@ -71,6 +71,24 @@ fn engine_tail(out: &Path) -> String {
     )
 }
 
+/// Waits until the run has logged `n` steps; fails if it ends first or hangs past [`HANG`]
+/// from `started`.
+fn wait_for_lines(
+    child: &mut std::process::Child,
+    out: &Path,
+    n: usize,
+    started: std::time::Instant,
+) {
+    while metrics_lines(out) < n {
+        ended_early(child, out);
+        if started.elapsed() > HANG {
+            kill_group(child);
+            panic!("pipe run hung; the engine's log {}", engine_tail(out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Fails with pipe's stderr and the engine's log if `child` has ended.
 fn ended_early(child: &mut std::process::Child, out: &Path) {
     if let Some(s) = child.try_wait().unwrap() {
@@ -138,22 +156,7 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_kill_an_edit_and_a_stop() {
     // Killed with SIGKILL (pipe, torchrun and both ranks: the whole process group) once
     // pretrain is past its checkpoint at step 100.
     let mut child = spawn(&args, out.path());
-    let started = std::time::Instant::now();
-    while metrics_lines(out.path()) < 120 {
-        if let Some(s) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("pipe run ended before it was killed: {s}\n{err}");
-        }
-        if started.elapsed() > HANG {
-            kill_group(&mut child);
-            panic!(
-                "pipe run hung; the engine's log {}",
-                engine_tail(out.path())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_lines(&mut child, out.path(), 120, std::time::Instant::now());
     kill_group(&mut child);
     // Resumed with --watch; once the cooldown trains, the long-context stage (not started) is
     // edited: its RoPE base now grows to 80,000. The edit applies between runs.
@@ -162,17 +165,7 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_kill_an_edit_and_a_stop() {
         out.path(),
     );
     let started = std::time::Instant::now();
-    while metrics_lines(out.path()) < 170 {
-        ended_early(&mut child, out.path());
-        if started.elapsed() > HANG {
-            kill_group(&mut child);
-            panic!(
-                "pipe run hung; the engine's log {}",
-                engine_tail(out.path())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_lines(&mut child, out.path(), 170, started);
     let edited = text.replace(
         "rope_base = 10_000 -> 40_000",
         "rope_base = 10_000 -> 80_000",
@@ -182,17 +175,7 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_kill_an_edit_and_a_stop() {
     // Part-way through the long-context stage (so after the edit applied), SIGTERM to pipe
     // alone, as a scheduler's preemption sends it: the ranks checkpoint where they are and pipe
     // exits with status 5 and the command that continues.
-    while metrics_lines(out.path()) < 215 {
-        ended_early(&mut child, out.path());
-        if started.elapsed() > HANG {
-            kill_group(&mut child);
-            panic!(
-                "pipe run hung; the engine's log {}",
-                engine_tail(out.path())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_lines(&mut child, out.path(), 215, started);
     // SAFETY: a signal to the child this test started.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },

@@ -2,6 +2,8 @@
 //! non-string column; training on them, killed with SIGKILL and resumed, ends bit-identical to
 //! an uninterrupted run (the cursor is file, row group, row).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,27 +118,7 @@ fn check_data_counts_rows_and_locates_a_missing_or_non_string_column() {
 }
 
 fn final_hash(out: &Path) -> String {
-    let bytes = std::fs::read(out.join("checkpoints/s/final.safetensors")).unwrap();
-    let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = t
-        .names()
-        .into_iter()
-        .filter(|n| n.starts_with("model/"))
-        .map(|n| n.to_string())
-        .collect();
-    names.sort();
-    let mut all = vec![];
-    for n in names {
-        all.extend_from_slice(n.as_bytes());
-        all.extend_from_slice(t.tensor(&n).unwrap().data());
-    }
-    pipelang_runtime::record::sha256(&all)
-}
-
-fn steps_logged(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
+    common::model_hash(&out.join("checkpoints/s/final.safetensors"))
 }
 
 #[test]
@@ -164,7 +146,7 @@ fn training_on_parquet_killed_and_resumed_is_bit_identical() {
     let killed = d.join("killed");
     let mut child = run("killed").spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while steps_logged(&killed) < kill_at && Instant::now() < deadline {
+    while common::steps_logged(&killed) < kill_at && Instant::now() < deadline {
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -185,5 +167,8 @@ fn training_on_parquet_killed_and_resumed_is_bit_identical() {
         final_hash(&killed),
         "killed at {kill_at}"
     );
-    assert_eq!(steps_logged(&d.join("clean")), steps_logged(&killed));
+    assert_eq!(
+        common::steps_logged(&d.join("clean")),
+        common::steps_logged(&killed)
+    );
 }
