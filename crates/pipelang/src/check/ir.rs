@@ -305,10 +305,32 @@ pub enum Loss {
     Coca { caption_weight: f64 },
 }
 
+/// A stage's budget: tokens, or optimizer steps (their tokens follow the batch where each
+/// step falls, so the planner counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Budget {
+    Tokens(f64),
+    Steps(u64),
+}
+
+impl Budget {
+    /// Whether lowering produced a value (a missing budget is `Tokens(NaN)`).
+    pub fn is_known(self) -> bool {
+        match self {
+            Budget::Tokens(t) => t.is_finite(),
+            Budget::Steps(_) => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum PhaseBudget {
     Tokens(f64),
+    /// A fraction (0..=1) of the stage's budget, in the stage's unit (`50%`, `1/6`).
     Share(f64),
+    Steps(u64),
+    /// What the other phases leave of the stage's budget (the last phase only).
+    Rest,
 }
 
 /// The batch of a stage or phase.
@@ -345,7 +367,7 @@ pub struct Stage {
     pub after: Vec<Sp<StageId>>,
     pub train: Vec<Sp<ModelId>>,
     pub freeze: Vec<Sp<ModelId>>,
-    pub budget: Sp<f64>,
+    pub budget: Sp<Budget>,
     pub batch: Option<Sp<Batch>>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,

@@ -11,6 +11,7 @@ mod lower;
 mod lower_lr;
 mod lower_stage;
 pub mod names;
+pub(crate) mod phase_budgets;
 mod profile;
 pub mod units;
 mod validate;

@@ -22,6 +22,9 @@ impl Context {
     }
 }
 
+/// The word after a number that makes it optimizer steps (`2000 steps`): durations and budgets.
+pub const STEPS: &str = "steps";
+
 /// Largest first, for printing.
 const MAGNITUDES: [Suffix; 4] = [Suffix::T, Suffix::B, Suffix::M, Suffix::K];
 

@@ -222,7 +222,7 @@ pub fn stage(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
     }
     loss_and_data(p, s, diags);
     mixture(&s.mix, s.mix_span, diags);
-    phases(s, diags);
+    super::phase_budgets::check(s, diags);
 }
 
 fn kind_ids(p: &Pipeline, s: &Stage, kind: &str) -> Vec<ModelId> {
@@ -398,36 +398,5 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
         if let MixTarget::Group(g) = &n.target {
             mixture(g, n.span, diags);
         }
-    }
-}
-
-fn phases(s: &Stage, diags: &mut Diagnostics) {
-    if s.phases.is_empty() || !s.budget.value.is_finite() {
-        return;
-    }
-    let total: f64 = s
-        .phases
-        .iter()
-        .map(|ph| match ph.budget.value {
-            PhaseBudget::Share(x) => x * s.budget.value,
-            PhaseBudget::Tokens(t) => t,
-        })
-        .sum();
-    if (total - s.budget.value).abs() > 1e-9 * s.budget.value {
-        let mut d = Diagnostic::new(
-            Code::PHASES,
-            format!(
-                "the phases of `{}` add up to {} of its budget",
-                s.name,
-                pct(total / s.budget.value)
-            ),
-        )
-        .label(s.budget.span, "the stage's budget");
-        for ph in &s.phases {
-            d = d.label(ph.budget.span, format!("phase `{}`", ph.name));
-        }
-        diags.push(
-            d.help("phase budgets must add up to exactly the stage's budget (shares to 100%)"),
-        );
     }
 }

@@ -159,8 +159,8 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
         for ph in &sf.phases {
             let a = sf.offset + ph.start;
             let b = a + ph.tokens;
-            let fa = ph.start / st.budget.value;
-            let fb = (ph.start + ph.tokens) / st.budget.value;
+            let fa = ph.start / sf.tokens;
+            let fb = (ph.start + ph.tokens) / sf.tokens;
             phases.push(PhasePlan {
                 name: ph.name.clone(),
                 first_step,
@@ -187,7 +187,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             first_step += ph.steps;
         }
         let a = sf.offset;
-        let b = a + st.budget.value;
+        let b = a + sf.tokens;
         let trained: f64 = sf.phases.iter().map(|ph| ph.trained).sum();
         // The ViT branch: stages where no decoder learns next-token prediction.
         let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
@@ -204,7 +204,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|a| p.stages[a.value].name.clone())
                 .collect(),
             steps: first_step,
-            tokens: st.budget.value,
+            tokens: sf.tokens,
             trained_tokens: trained,
             tokens_per_step: sf.phases[0].tokens_per_step,
             seq_len: sf.phases[0].seq_len,
@@ -247,7 +247,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             trained_ids: st.train.iter().map(|m| m.value).collect(),
             phases,
         });
-        global += st.budget.value;
+        global += sf.tokens;
     }
     let schedules = flow
         .runs

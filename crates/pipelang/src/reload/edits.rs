@@ -322,7 +322,7 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
         ),
         field(
             stage::BUDGET.name,
-            s.budget.value.to_string(),
+            format!("{:?}", s.budget.value),
             s.budget.span,
         ),
         field(

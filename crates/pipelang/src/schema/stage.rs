@@ -21,9 +21,9 @@ pub const FREEZE: Field = Field {
 };
 pub const BUDGET: Field = Field {
     name: "budget",
-    ty: Ty::Tokens,
+    ty: Ty::Budget,
     missing: Missing::Required("budget = 1T"),
-    doc: "tokens the stage trains on",
+    doc: "tokens the stage trains on, or optimizer steps (`1000 steps`: their tokens follow the batch and seq_len of each step); `scale tokens` leaves steps as written",
     scale: Scale::Tokens,
     reload: Reload::Value,
 };
