@@ -1,7 +1,7 @@
 //! The typed pipeline: what a checked `.pipe` file means. Every value keeps the span it came
 //! from (after a profile, the span of the profile's override), so later passes can point at it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::idx::{Idx, IndexVec};
 use crate::syntax::Span;
@@ -53,6 +53,8 @@ pub struct Pipeline {
     pub sample_data: bool,
     /// The profile applied to this pipeline, if any.
     pub profile: Option<String>,
+    /// Every stage's AdamW settings, unless the stage writes its own.
+    pub optimizer: Sp<Optimizer>,
 }
 
 impl Pipeline {
@@ -67,6 +69,57 @@ impl Pipeline {
     }
     pub fn stage_id(&self, name: &str) -> Option<StageId> {
         self.stages.position(|s| s.name == name)
+    }
+    /// A stage's AdamW settings: the pipeline's, with the arguments the stage writes.
+    pub fn optimizer_of(&self, st: &Stage) -> Optimizer {
+        let mut o = self.optimizer.value;
+        for (i, v) in st.optimizer.iter().flat_map(|x| &x.value) {
+            o.set(*i, *v);
+        }
+        o
+    }
+}
+
+/// AdamW's settings, in the order of `schema::optimizer::PARAMS`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm threshold; 0 does not clip.
+    pub clip: f64,
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        let d = |i: usize| crate::schema::optimizer::PARAMS[i].default;
+        Optimizer {
+            beta1: d(0),
+            beta2: d(1),
+            eps: d(2),
+            weight_decay: d(3),
+            clip: d(4),
+        }
+    }
+}
+
+impl Optimizer {
+    /// Argument `i` of `schema::optimizer::PARAMS`.
+    pub fn set(&mut self, i: usize, v: f64) {
+        *self.slot(i) = v;
+    }
+    pub fn get(mut self, i: usize) -> f64 {
+        *self.slot(i)
+    }
+    fn slot(&mut self, i: usize) -> &mut f64 {
+        match i {
+            0 => &mut self.beta1,
+            1 => &mut self.beta2,
+            2 => &mut self.eps,
+            3 => &mut self.weight_decay,
+            _ => &mut self.clip,
+        }
     }
 }
 
@@ -381,6 +434,11 @@ pub struct Stage {
     /// `weights { model = stage }`: where a model's weights come from, when predecessors disagree.
     pub weights: Vec<(Sp<ModelId>, Sp<StageId>)>,
     pub checkpoint_every: Option<Sp<u64>>,
+    /// The `adamw(...)` arguments the stage writes (indices into `schema::optimizer::PARAMS`).
+    pub optimizer: Option<Sp<Vec<(usize, f64)>>>,
+    /// `lr_scale { model = factor }`: the model's LR is the schedule's times the factor.
+    pub lr_scale: Vec<(Sp<ModelId>, Sp<f64>)>,
+    pub seed: Option<Sp<u64>>,
 }
 
 impl Stage {

@@ -178,6 +178,7 @@ impl<'a> Lower<'a> {
             data_root: None,
             sample_data: false,
             profile: None,
+            optimizer: Sp::new(Optimizer::default(), Span::default()),
         };
         if let Some(pi) = pipelines.first() {
             self.pipeline_block(pi, &mut p);
@@ -245,6 +246,16 @@ impl<'a> Lower<'a> {
         let at = pi.name.span;
         if let Some(v) = self.opt_count(&fields, &pipeline::SEED) {
             p.seed = v;
+        }
+        p.optimizer = Sp::new(Optimizer::default(), pi.name.span);
+        if let Some(f) = fields.get(&pipeline::OPTIMIZER)
+            && let Some(args) = self.optimizer(&f.value)
+        {
+            let mut o = Optimizer::default();
+            for (i, v) in args.value {
+                o.set(i, v);
+            }
+            p.optimizer = Sp::new(o, args.span);
         }
         if let Some((f, sample)) = fields.data_root(&mut self.diags) {
             p.data_root = values::string(&mut self.diags, &f.value, &f.key.name);

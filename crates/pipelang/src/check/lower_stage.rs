@@ -68,6 +68,17 @@ impl Lower<'_> {
             .and_then(|x| self.stage_lr(&x.value))
             .unwrap_or(StageLr::Inline(vec![]));
         let checkpoint_every = self.opt_count(&f, &stage::CHECKPOINT_EVERY);
+        let optimizer = f
+            .get(&stage::OPTIMIZER)
+            .and_then(|x| self.optimizer(&x.value));
+        let seed = self.opt_count(&f, &stage::SEED);
+        let scale_blocks: Vec<&Body> = f
+            .blocks
+            .iter()
+            .filter(|b| b.keyword.name == stage::LR_SCALE)
+            .map(|b| &b.body)
+            .collect();
+        let lr_scale = self.lr_scale(&scale_blocks, &s.name.name, &train);
 
         let mut mix = vec![];
         let mut mix_span = at;
@@ -189,6 +200,9 @@ impl Lower<'_> {
             phases,
             weights,
             checkpoint_every,
+            optimizer,
+            lr_scale,
+            seed,
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod graph;
 pub mod ir;
 mod lower;
 mod lower_lr;
+mod lower_optimizer;
 mod lower_stage;
 pub mod names;
 pub(crate) mod phase_budgets;

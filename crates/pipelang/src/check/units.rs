@@ -83,6 +83,16 @@ pub fn lr(v: f64) -> String {
     format!("{m}e{e}")
 }
 
+/// A setting as a recipe writes it: small values in the scientific form (`1e-8`), others plain
+/// (`0.95`, `1`).
+pub fn setting(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        lr(v)
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Up to 2 decimals, no trailing zeros.
 pub fn trim2(v: f64) -> String {
     let s = format!("{v:.2}");

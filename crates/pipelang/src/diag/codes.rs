@@ -53,6 +53,7 @@ codes! {
     TRAINS_NOTHING = "P0304", "trains-nothing", Error, "a stage trains no model";
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
+    LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";

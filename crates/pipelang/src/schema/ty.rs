@@ -24,6 +24,10 @@ pub enum Ty {
     Choice(&'static [&'static str]),
     Loss,
     StageLr,
+    /// `adamw(beta1 = .., beta2 = .., eps = .., weight_decay = .., clip = ..)`.
+    Optimizer,
+    /// `model = factor` entries of a block.
+    Scales,
     /// `a -> b` of the inner type, or a plain value.
     Transition(&'static Ty),
 }
@@ -55,6 +59,8 @@ impl Ty {
                 .join(" or "),
             Ty::Loss => "`next_token`, `coca` or `coca(caption_weight = W)`".into(),
             Ty::StageLr => "schedule name, `resume`, `resume(NAME)` or an LR expression".into(),
+            Ty::Optimizer => "`adamw(...)`".into(),
+            Ty::Scales => "block of `model = factor`".into(),
             Ty::Transition(t) => format!("{} or transition", t.name()),
         }
     }
