@@ -177,6 +177,7 @@ impl Stream<'_> {
             tokens: st.tokens_at(k) + r.tokens_per_step as f64,
             loss: s.loss,
             lr: s.lr,
+            model_lr: Default::default(),
             seq_len: s.seq_len,
             batch: s.batch,
             rope_base: [(r.model.name.clone(), s.rope_base.unwrap_or(f64::NAN))].into(),
