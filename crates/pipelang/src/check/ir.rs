@@ -439,6 +439,12 @@ pub struct Stage {
     /// `lr_scale { model = factor }`: the model's LR is the schedule's times the factor.
     pub lr_scale: Vec<(Sp<ModelId>, Sp<f64>)>,
     pub seed: Option<Sp<u64>>,
+    /// `train` or `freeze` named a model that is not declared (reported there): checks that
+    /// need the stage's models are skipped rather than report its consequences.
+    pub unknown_models: bool,
+    /// `after` named a stage that is not declared: what would flow from it (weights, the
+    /// schedule to resume) is not reported missing.
+    pub unknown_after: bool,
 }
 
 impl Stage {

@@ -15,6 +15,9 @@ use crate::schema::{self, decoder, pipeline, projector, vit};
 pub struct Lower<'a> {
     pub file: &'a File,
     pub symbols: Symbols,
+    /// Names that did not resolve so far: a stage that lost one skips the checks that need
+    /// all of its models (they would report consequences of the unknown name).
+    pub unresolved: usize,
     pub diags: Diagnostics,
     /// Names referenced anywhere (for unused-item warnings).
     pub used: HashSet<String>,
@@ -29,6 +32,7 @@ impl<'a> Lower<'a> {
             symbols,
             diags,
             used: HashSet::new(),
+            unresolved: 0,
         }
     }
 
@@ -63,6 +67,11 @@ impl<'a> Lower<'a> {
             None => {
                 let fix =
                     did_you_mean(name, self.symbols.names_of(want)).map(|to| Fix::rename(span, to));
+                // The name meant is used: no "never used" warning on top of the cause.
+                if let Some(meant) = did_you_mean(name, self.symbols.names_of(want)) {
+                    self.used.insert(meant.to_string());
+                }
+                self.unresolved += 1;
                 let help = suggestion(
                     name,
                     self.symbols.names_of(want).collect::<Vec<_>>(),

@@ -18,6 +18,7 @@ impl Lower<'_> {
         let at = s.name.span;
         let what = format!("stage `{}`", s.name.name);
 
+        let unresolved_after = self.unresolved;
         let after = s
             .after
             .iter()
@@ -26,6 +27,8 @@ impl Lower<'_> {
                     .map(|id| Sp::new(id, a.span))
             })
             .collect();
+        let unknown_after = self.unresolved > unresolved_after;
+        let unresolved_before = self.unresolved;
         let train = match f.require(&stage::TRAIN, at, &what, &mut self.diags) {
             Some(x) => {
                 if matches!(&x.value.kind, ExprKind::List(v) if v.is_empty()) {
@@ -45,6 +48,7 @@ impl Lower<'_> {
         let freeze = f.get(&stage::FREEZE).map_or(vec![], |x| {
             self.ref_list(&x.value, "freeze", NameKind::Model)
         });
+        let unknown_models = self.unresolved > unresolved_before;
         let budget = f
             .require(&stage::BUDGET, at, &what, &mut self.diags)
             .and_then(|x| values::budget(&mut self.diags, &x.value, "budget"))
@@ -203,6 +207,8 @@ impl Lower<'_> {
             optimizer,
             lr_scale,
             seed,
+            unknown_models,
+            unknown_after,
         }
     }
 

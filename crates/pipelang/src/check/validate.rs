@@ -220,7 +220,9 @@ pub fn stage(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
     if let StageLr::Inline(segs) = &s.lr {
         segments(segs, diags);
     }
-    loss_and_data(p, s, diags);
+    if !s.unknown_models {
+        loss_and_data(p, s, diags);
+    }
     mixture(&s.mix, s.mix_span, diags);
     super::phase_budgets::check(s, diags);
 }

@@ -165,11 +165,14 @@ impl Runs {
                 match cands.as_slice() {
                     [one] => *one,
                     [] => {
-                        diags.push(
-                            Diagnostic::new(Code::RESUME_NONE, format!("`{}` resumes a schedule but has no predecessor", st.name))
-                                .label(*span, "nothing to resume")
-                                .help("start a schedule here (`lr = cosine(...)` or a named schedule), or add `after STAGE`"),
-                        );
+                        // An unknown stage in `after` is the cause; it is reported there.
+                        if !st.unknown_after {
+                            diags.push(
+                                Diagnostic::new(Code::RESUME_NONE, format!("`{}` resumes a schedule but has no predecessor", st.name))
+                                    .label(*span, "nothing to resume")
+                                    .help("start a schedule here (`lr = cosine(...)` or a named schedule), or add `after STAGE`"),
+                            );
+                        }
                         self.fresh(st.name.clone(), vec![])
                     }
                     many => {
