@@ -41,7 +41,10 @@ pub struct Pipeline {
     pub name_span: Span,
     pub seed: Sp<u64>,
     pub batch: Sp<u64>,
+    /// The pipeline's `seq_len`; a stand-in of 1K while it is missing or unreadable.
     pub seq_len: Sp<u64>,
+    /// Whether `seq_len` was read: checks against the stand-in are not made.
+    pub seq_len_written: bool,
     pub models: IndexVec<ModelId, Model>,
     pub data: IndexVec<DataId, Data>,
     pub schedules: IndexVec<ScheduleId, Schedule>,

@@ -179,6 +179,7 @@ impl<'a> Lower<'a> {
             seed: Sp::new(pipeline::DEFAULT_SEED, Span::default()),
             batch: Sp::new(1, Span::default()),
             seq_len: Sp::new(1024, Span::default()),
+            seq_len_written: false,
             models: IndexVec::new(),
             data: IndexVec::new(),
             schedules: IndexVec::new(),
@@ -278,6 +279,7 @@ impl<'a> Lower<'a> {
             && let Some(v) = values::length(&mut self.diags, &f.value, pipeline::SEQ_LEN.name)
         {
             p.seq_len = v;
+            p.seq_len_written = true;
         }
     }
 

@@ -151,6 +151,13 @@ fn syntax_error(e: &syntax::SyntaxError) -> Diagnostic {
     if let Some((span, note)) = &e.note {
         d = d.label(*span, note.clone());
     }
+    // `4k`: the unit's letter in lower case.
+    if let Some(u) = ["`k`", "`m`", "`b`", "`t`"].iter().find(|u| e.found == **u) {
+        return d.help(format!(
+            "K, M, B and T are written in capitals: `{}`",
+            u.trim_matches('`').to_uppercase()
+        ));
+    }
     d.help("fix the text here; checking went on after the skipped part")
 }
 
