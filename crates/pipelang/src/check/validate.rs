@@ -339,6 +339,12 @@ fn pct(v: f64) -> String {
 
 /// One level must make 100% at every point of the stage; ramps are linear, so both ends suffice.
 pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
+    level(nodes, at, None, diags);
+}
+
+/// One level of a mixture: the stage's top level (`group` None) or a named group's members.
+fn level(nodes: &[MixNode], at: Span, group: Option<&str>, diags: &mut Diagnostics) {
+    let of = group.map_or(String::from("mixture shares"), |g| format!("the shares in group `{g}`"));
     if nodes.is_empty() {
         return;
     }
@@ -363,7 +369,7 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
             Diagnostic::new(
                 Code::MIX_TOTAL,
                 format!(
-                    "mixture shares add up to {} at the {point} of the stage",
+                    "{of} add up to {} at the {point} of the stage",
                     pct(total)
                 ),
             )
@@ -380,8 +386,9 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
             Diagnostic::new(
                 Code::MIX_REST,
                 format!(
-                    "`rest` would be {} at the {point} of the stage",
-                    pct(1.0 - total)
+                    "`rest` would be {} at the {point} of the stage{}",
+                    pct(1.0 - total),
+                    group.map_or(String::new(), |g| format!(" in group `{g}`"))
                 ),
             )
             .label(rests[0].weight.span, format!("{} here", pct(1.0 - total)))
@@ -398,7 +405,7 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
     }
     for n in nodes {
         if let MixTarget::Group(g) = &n.target {
-            mixture(g, n.span, diags);
+            level(g, n.span, Some(&n.name), diags);
         }
     }
 }
