@@ -344,7 +344,9 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
 
 /// One level of a mixture: the stage's top level (`group` None) or a named group's members.
 fn level(nodes: &[MixNode], at: Span, group: Option<&str>, diags: &mut Diagnostics) {
-    let of = group.map_or(String::from("mixture shares"), |g| format!("the shares in group `{g}`"));
+    let of = group.map_or(String::from("mixture shares"), |g| {
+        format!("the shares in group `{g}`")
+    });
     if nodes.is_empty() {
         return;
     }
@@ -368,10 +370,7 @@ fn level(nodes: &[MixNode], at: Span, group: Option<&str>, diags: &mut Diagnosti
             }
             Diagnostic::new(
                 Code::MIX_TOTAL,
-                format!(
-                    "{of} add up to {} at the {point} of the stage",
-                    pct(total)
-                ),
+                format!("{of} add up to {} at the {point} of the stage", pct(total)),
             )
             .label(at, format!("{} in all, not 100%", pct(total)))
             .help(if total < 1.0 {

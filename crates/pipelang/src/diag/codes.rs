@@ -45,6 +45,7 @@ codes! {
     UNDER_A_STEP = "P0209", "duration-under-a-step", Error, "an LR schedule duration in tokens shorter than one step";
     BATCH_BOTH = "P0210", "batch-and-batch-tokens", Error, "a stage or phase sets both `batch` and `batch_tokens`";
     BATCH_TOKENS_ROUNDING = "P0211", "batch-tokens-rounding", Warning, "`batch_tokens` is not a whole number of sequences at the seq_len (off by more than 0.1%)";
+    ABSURD_BATCH = "P0212", "absurd-batch", Warning, "a batch in sequences that makes an absurd number of tokens per step (tokens meant?)";
     KV_HEADS = "P0220", "kv-heads-do-not-divide", Error, "key/value heads do not divide the query heads";
     DENSE_LAYERS = "P0221", "no-moe-layer-left", Error, "`dense_layers` leaves no layer for the experts";
     CYCLE = "P0301", "stage-cycle", Error, "stages depend on each other in a cycle";

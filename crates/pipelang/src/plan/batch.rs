@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::ir::Batch;
 
+/// Tokens per step past which a batch written in sequences is taken for a mistake (the largest
+/// published recipes train on about 6e7 tokens per step).
+pub const ABSURD_TOKENS_PER_STEP: f64 = 1e9;
+
 /// Consecutive steps of one phase with the same batch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BatchRun {

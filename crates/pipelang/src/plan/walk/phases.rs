@@ -79,19 +79,27 @@ pub(super) fn phases(
         if let Batch::Tokens(t) = batch.value {
             batch_tokens_rounding(t, seq.value, batch.span, diags);
         }
+        let stage_tokens = match st.budget.value {
+            Budget::Tokens(t) => t,
+            Budget::Steps(_) => f64::INFINITY,
+        };
+        let absurd = absurd_batch(batch, seq.value, stage_tokens, diags);
         let (runs, tokens) = match target {
             Target::Tokens(tokens) => {
                 let runs = batch::runs(batch.value, seq.value, origin, tokens);
                 let first = runs.runs[0].batch;
-                whole_steps(
-                    tokens,
-                    &runs,
-                    first * seq.value,
-                    first,
-                    seq.value,
-                    budget_span,
-                    diags,
-                );
+                // Rounding to steps of an absurd batch is its consequence, not news.
+                if !absurd {
+                    whole_steps(
+                        tokens,
+                        &runs,
+                        first * seq.value,
+                        first,
+                        seq.value,
+                        budget_span,
+                        diags,
+                    );
+                }
                 (runs, tokens)
             }
             // Steps are whole by definition: their tokens are what they train.
@@ -158,6 +166,57 @@ fn phase_target(stage: Budget, phase: PhaseBudget, start: f64, steps: u64) -> Ta
         }
         (Budget::Steps(n), PhaseBudget::Rest) => Target::Steps(n.saturating_sub(steps)),
     }
+}
+
+/// Tokens per step above `batch::ABSURD_TOKENS_PER_STEP`, or above a tenth of the stage's
+/// budget from a batch of 100K sequences or more, from a batch written in sequences: most likely tokens meant (`batch = 16M`), so the
+/// help suggests `batch_tokens`. Returns whether it warned.
+fn absurd_batch(
+    batch: Sp<Batch>,
+    seq_len: u64,
+    stage_tokens: f64,
+    diags: &mut Diagnostics,
+) -> bool {
+    let most = match batch.value {
+        Batch::Sequences(n) => n,
+        Batch::Ramp { from, to, .. } => from.max(to),
+        Batch::Tokens(_) => return false,
+    };
+    let tps = most as f64 * seq_len as f64;
+    // A tenth of the budget alone is not a mistake at small scale (a 5M-token test stage at
+    // 512 x 8K); with a batch that reads like a token count (100K sequences and more) it is.
+    let of_budget = stage_tokens.is_finite() && tps > stage_tokens / 10.0 && most >= 100_000;
+    if tps <= batch::ABSURD_TOKENS_PER_STEP && !of_budget {
+        return false;
+    }
+    let why = if tps > batch::ABSURD_TOKENS_PER_STEP {
+        format!(
+            "above {} tokens per step",
+            units::tokens(batch::ABSURD_TOKENS_PER_STEP)
+        )
+    } else {
+        format!(
+            "more than a tenth of the stage's {} tokens",
+            units::tokens(stage_tokens)
+        )
+    };
+    diags.push(
+        Diagnostic::new(
+            Code::ABSURD_BATCH,
+            format!(
+                "a batch of {} sequences of {} is {} tokens per step, {why}",
+                units::grouped(most),
+                units::length(seq_len),
+                units::tokens(tps)
+            ),
+        )
+        .label(batch.span, "sequences per step")
+        .help(format!(
+            "`batch` counts sequences; for tokens per step write `batch_tokens = {}`",
+            units::tokens(most as f64)
+        )),
+    );
+    true
 }
 
 /// `batch_tokens` that whole sequences of the phase's seq_len miss by more than 0.1%.
