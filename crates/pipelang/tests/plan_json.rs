@@ -135,8 +135,18 @@ stage both after big {
     assert_eq!(back.stages[1].lr_factor("llm"), 1.0);
     assert_eq!(back.stages[1].seed, Some(7));
     assert_eq!(back.hash(), plan.hash());
-    // `pipe plan` prints the pipeline's in full and the stage's where they differ.
+    // `pipe plan` prints each schedule's span and stages, the pipeline's optimizer in full
+    // and the stage's where they differ.
     let table = pipelang::plan::table::render(&plan);
+    // 250 steps of 4 x 1,024 tokens each.
+    assert!(
+        table.contains("schedule big: span 1.02M tokens, stages big"),
+        "{table}"
+    );
+    assert!(
+        table.contains("schedule both: span 1.02M tokens, stages both"),
+        "{table}"
+    );
     assert!(
         table.contains("optimizer: adamw(beta1 = 0.9, beta2 = 0.99, eps = 1e-8, weight_decay = 0.1, clip = 0.5)"),
         "{table}"

@@ -142,6 +142,17 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 9));
         }
     }
+    // A schedule's span is what its curve is fitted to: a stage that resumes it stretches the
+    // curve of the stages before it, so the span and who shares it are shown.
+    for sc in &plan.schedules {
+        let _ = writeln!(
+            out,
+            "schedule {}: span {} tokens, stages {}",
+            sc.name,
+            units::tokens(sc.span),
+            sc.stages.join(", ")
+        );
+    }
     let _ = writeln!(out, "optimizer: {}", optimizer(&plan.optimizer));
     for st in &plan.stages {
         let mut own = vec![];
