@@ -89,6 +89,10 @@ impl Lower<'_> {
         train: &[Sp<ModelId>],
     ) -> Vec<(Sp<ModelId>, Sp<f64>)> {
         let mut out: Vec<(Sp<ModelId>, Sp<f64>)> = vec![];
+        if blocks.is_empty() {
+            return out;
+        }
+        // Names by id: a scan of the symbols, so only for a stage that writes `lr_scale`.
         let trained: Vec<String> = train
             .iter()
             .filter_map(|m| {
