@@ -186,7 +186,7 @@ pub enum Init {
     From { run: String, optimizer: bool },
 }
 
-/// The optimizer settings: those of the candle runtime (`AdamWConfig::default`).
+/// The stage's AdamW settings as the plan states them (`clip_norm = 0`: no clipping).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Optimizer {
     pub beta1: f64,
@@ -196,13 +196,17 @@ pub struct Optimizer {
     pub clip_norm: f64,
 }
 
-pub const ADAMW: Optimizer = Optimizer {
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-8,
-    weight_decay: 0.1,
-    clip_norm: 1.0,
-};
+impl From<&ir::Optimizer> for Optimizer {
+    fn from(o: &ir::Optimizer) -> Self {
+        Optimizer {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            clip_norm: o.clip,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineRun {
@@ -306,6 +310,16 @@ fn decoder_of<'p>(
                  ramps are not lowered yet",
                 ph.runs[0].batch,
                 ph.runs[ph.runs.len() - 1].batch
+            ),
+        ));
+    }
+    // Per-model LR factors would need a parameter group per model in the engine's optimizer.
+    if let Some((m, f)) = st.lr_scale.iter().find(|(_, f)| **f != 1.0) {
+        return Err(cannot(
+            p,
+            st.id,
+            format!(
+                "its `lr_scale` gives `{m}` {f} x the LR; per-model LR factors are not lowered yet"
             ),
         ));
     }
@@ -568,8 +582,8 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                     },
                     init: init.clone(),
                     given: std::mem::take(&mut given),
-                    optimizer: ADAMW,
-                    seed: plan.seed,
+                    optimizer: Optimizer::from(&st.optimizer),
+                    seed: st.seed.unwrap_or(plan.seed),
                 });
                 // The stage's next run continues this one: weights and AdamW state.
                 init = Init::From {

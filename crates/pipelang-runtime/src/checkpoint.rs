@@ -38,14 +38,45 @@ fn tagged(stage: &str, tag: &str) -> String {
 #[derive(Default)]
 pub struct Checkpoint {
     tensors: BTreeMap<String, Tensor>,
+    /// The safetensors header's metadata: what the stage trained with (`TRAINED_WITH`).
+    metadata: HashMap<String, String>,
+}
+
+/// The metadata key of the settings a checkpoint's stage trained with: JSON of
+/// `TrainedWith`.
+pub const TRAINED_WITH: &str = "pipelang.trained_with";
+
+/// What the optimizer of the stage that wrote a checkpoint ran with, as the plan stated it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainedWith {
+    pub stage: String,
+    pub adamw: crate::model::AdamWConfig,
+    /// The LR factor of each trained model (`lr_scale`; 1 where not written).
+    pub lr_scale: BTreeMap<String, f64>,
+    pub seed: u64,
 }
 
 impl Checkpoint {
     pub fn load(run_dir: &Path, rel: &str, dev: &Device) -> candle_core::Result<Checkpoint> {
-        let tensors = candle_core::safetensors::load(run_dir.join(rel), dev)?
+        let bytes = std::fs::read(run_dir.join(rel))?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, dev)?
             .into_iter()
             .collect();
-        Ok(Checkpoint { tensors })
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| candle_core::Error::Msg(format!("{rel}: {e}")))?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(Checkpoint { tensors, metadata })
+    }
+
+    pub fn set_trained_with(&mut self, t: &TrainedWith) {
+        let json = serde_json::to_string(t).expect("plain settings serialise");
+        self.metadata.insert(TRAINED_WITH.into(), json);
+    }
+
+    /// What the stage that wrote the file trained with; `None` for a file written before
+    /// checkpoints recorded it.
+    pub fn trained_with(&self) -> Option<TrainedWith> {
+        serde_json::from_str(self.metadata.get(TRAINED_WITH)?).ok()
     }
 
     /// Writes the file atomically: a run killed while saving keeps the previous checkpoint.
@@ -54,7 +85,8 @@ impl Checkpoint {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let bytes = safetensors::serialize(&self.tensors, None).map_err(std::io::Error::other)?;
+        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        let bytes = safetensors::serialize(&self.tensors, meta).map_err(std::io::Error::other)?;
         super::atomic::write(&path, &bytes)
     }
 

@@ -18,7 +18,11 @@ pub struct MetricsLine {
     /// Tokens the stage has trained on once this step is done.
     pub tokens: f64,
     pub loss: f64,
+    /// The schedule's LR at this step.
     pub lr: f64,
+    /// The LR of each model whose `lr_scale` is not 1, as the optimizer applied it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_lr: BTreeMap<String, f64>,
     pub seq_len: u64,
     pub batch: u64,
     /// RoPE base per decoder.
@@ -128,6 +132,7 @@ mod tests {
             tokens: 64.0,
             loss: 2.5,
             lr: 1e-3,
+            model_lr: BTreeMap::new(),
             seq_len: 16,
             batch: 4,
             rope_base: [("lm".to_string(), 10_000.0)].into(),

@@ -208,3 +208,28 @@ fn every_line_deletion_of_the_reference() {
         "only {formatted} variants formatted"
     );
 }
+
+#[test]
+fn budgets_in_steps_ratios_and_rest_round_trip() {
+    let canonical = "pipeline t { seed = 1, batch = 4, seq_len = 1K }
+model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
+data web = text(\"corpus/*.jsonl\")
+stage pre {
+  train  = [lm]
+  budget = 600 steps
+  data   = web
+  lr     = constant(1e-4)
+  phase a { budget = 1/6 }
+  phase b { budget = 100 steps, seq_len = 1K -> 2K }
+  phase c { budget = rest }
+}
+";
+    assert_eq!(format(canonical).unwrap(), canonical);
+    let squashed = canonical
+        .replace("budget = 1/6", "budget=1 / 6")
+        .replace("budget = 600 steps", "budget=600 steps")
+        .replace("budget = rest", "budget=rest");
+    assert_ne!(squashed, canonical);
+    assert_eq!(format(&squashed).unwrap(), canonical);
+    assert!(codes(canonical).is_empty(), "{:?}", codes(canonical));
+}

@@ -85,3 +85,74 @@ fn a_plan_json_that_is_not_one_is_an_error_not_a_panic() {
     assert!(Plan::from_json("{\"pipeline\": 3}").is_err());
     assert!(Plan::from_json("").is_err());
 }
+
+#[test]
+fn optimizer_lr_scale_and_seed_travel_in_the_json() {
+    let src = "pipeline t { seed = 1, batch = 4, seq_len = 1K, optimizer = adamw(beta2 = 0.99, clip = 0.5) }
+model llm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 4 }
+model draft = decoder { vocab = 512, d_model = 32, layers = 1, heads = 2 }
+data web = text(\"corpus/*.jsonl\")
+stage big {
+  train  = [llm]
+  budget = 1_024_000
+  data   = web
+  lr     = constant(1e-4)
+}
+stage both after big {
+  train     = [llm, draft]
+  budget    = 1_024_000
+  data      = web
+  lr        = constant(1e-4)
+  optimizer = adamw(weight_decay = 0, eps = 1e-6)
+  seed      = 7
+  lr_scale { draft = 0.25 }
+}
+";
+    let c = check_with(src, None);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let plan = c.plan.unwrap();
+    let v: serde_json::Value = serde_json::to_value(&plan).unwrap();
+    // The pipeline's settings: two written, the rest the schema's defaults.
+    assert_eq!(
+        v["optimizer"],
+        serde_json::json!({"beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1, "clip": 0.5})
+    );
+    assert_eq!(v["stages"][0]["optimizer"], v["optimizer"]);
+    assert!(v["stages"][0].get("seed").is_none());
+    // The stage's own arguments replace the pipeline's, the others stay.
+    assert_eq!(
+        v["stages"][1]["optimizer"],
+        serde_json::json!({"beta1": 0.9, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.0, "clip": 0.5})
+    );
+    assert_eq!(v["stages"][1]["seed"], 7);
+    assert_eq!(
+        v["stages"][1]["lr_scale"],
+        serde_json::json!({"draft": 0.25})
+    );
+    let back = Plan::from_json(&serde_json::to_string(&plan).unwrap()).unwrap();
+    assert_eq!(back.stages[1].optimizer, plan.stages[1].optimizer);
+    assert_eq!(back.stages[1].lr_factor("draft"), 0.25);
+    assert_eq!(back.stages[1].lr_factor("llm"), 1.0);
+    assert_eq!(back.stages[1].seed, Some(7));
+    assert_eq!(back.hash(), plan.hash());
+    // `pipe plan` prints each schedule's span and stages, the pipeline's optimizer in full
+    // and the stage's where they differ.
+    let table = pipelang::plan::table::render(&plan);
+    // 250 steps of 4 x 1,024 tokens each.
+    assert!(
+        table.contains("schedule big: span 1.02M tokens, stages big"),
+        "{table}"
+    );
+    assert!(
+        table.contains("schedule both: span 1.02M tokens, stages both"),
+        "{table}"
+    );
+    assert!(
+        table.contains("optimizer: adamw(beta1 = 0.9, beta2 = 0.99, eps = 1e-8, weight_decay = 0.1, clip = 0.5)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("  both: optimizer adamw(beta1 = 0.9, beta2 = 0.99, eps = 1e-6, weight_decay = 0, clip = 0.5), lr_scale draft 0.25, seed 7"),
+        "{table}"
+    );
+}

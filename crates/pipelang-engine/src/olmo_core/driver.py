@@ -322,7 +322,8 @@ def train(cfg: Dict[str, Any], here: str) -> None:
         max_sequence_length=cfg["seq_len"],
         optim=build_optim(cfg),
         scheduler=build_scheduler(cfg),
-        max_grad_norm=cfg["optimizer"]["clip_norm"],
+        # `clip = 0` in the recipe: no clipping (OLMo-core would clip to a norm of 0).
+        max_grad_norm=cfg["optimizer"]["clip_norm"] or None,
     ).build(model)
     dataset = dataset_config(cfg, here).build()
     loader = NumpyDataLoaderConfig(

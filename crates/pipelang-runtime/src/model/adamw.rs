@@ -23,13 +23,21 @@ pub struct AdamWConfig {
 }
 
 impl Default for AdamWConfig {
+    /// The language's defaults (`schema::optimizer`).
     fn default() -> Self {
+        Self::from_plan(&pipelang::check::ir::Optimizer::default())
+    }
+}
+
+impl AdamWConfig {
+    /// A stage's settings as the plan states them (`clip = 0`: no clipping).
+    pub fn from_plan(o: &pipelang::check::ir::Optimizer) -> Self {
         Self {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.1,
-            clip_norm: Some(1.0),
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            clip_norm: (o.clip > 0.0).then_some(o.clip),
         }
     }
 }
@@ -37,6 +45,8 @@ impl Default for AdamWConfig {
 pub struct AdamW {
     pub cfg: AdamWConfig,
     params: Vec<(String, Var)>,
+    /// Per parameter, the factor on the LR (`lr_scale` of its model; 1 by default).
+    lr_scale: Vec<f64>,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     step: u64,
@@ -94,6 +104,7 @@ impl AdamW {
             .collect();
         Ok(Self {
             cfg,
+            lr_scale: vec![1.0; params.len()],
             params,
             m,
             v,
@@ -107,6 +118,23 @@ impl AdamW {
 
     pub fn step_count(&self) -> u64 {
         self.step
+    }
+
+    /// Gives each parameter the LR factor `factor(name)` (a model's `lr_scale`): its step and
+    /// its weight decay follow the scaled LR, as a PyTorch parameter group's do.
+    pub fn set_lr_scale(&mut self, factor: impl Fn(&str) -> f64) {
+        self.lr_scale = self.params.iter().map(|(n, _)| factor(n)).collect();
+    }
+
+    /// The LR the parameters of `model` (named `MODEL.PARAM`) are updated with at schedule LR
+    /// `lr`; `None` when the optimizer holds none of them.
+    pub fn lr_of_model(&self, model: &str, lr: f64) -> Option<f64> {
+        let prefix = format!("{model}.");
+        let i = self
+            .params
+            .iter()
+            .position(|(n, _)| n.starts_with(&prefix))?;
+        Some(lr * self.lr_scale[i])
     }
 
     /// One update at learning rate `lr` from the gradients in `grads`.
@@ -143,17 +171,19 @@ impl AdamW {
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let step_size = (lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let eps = c.eps as f32;
-        let wd = (lr * c.weight_decay) as f32;
         let updated: Vec<Option<Vec<f32>>> = self
             .params
             .par_iter()
+            .zip(&self.lr_scale)
             .zip(self.m.par_iter_mut().zip(self.v.par_iter_mut()))
             .zip(gs.par_iter())
-            .map(|(((_, p), (m, v)), g)| {
+            .map(|((((_, p), scale), (m, v)), g)| {
                 let Some(g) = g else { return Ok(None) };
+                let lr = lr * scale;
+                let step_size = (lr / bc1) as f32;
+                let wd = (lr * c.weight_decay) as f32;
                 let mut w = p.flatten_all()?.to_vec1::<f32>()?;
                 let decay = if p.rank() >= 2 { 1.0 - wd } else { 1.0 };
                 for i in 0..w.len() {

@@ -9,7 +9,8 @@ use super::names::did_you_mean;
 
 pub struct Fields<'a> {
     fields: Vec<&'a Field>,
-    /// Fields whose entry had a syntax error: present, just broken.
+    /// Fields whose entry had a syntax error, or that were written misspelled (`budgte`):
+    /// present, just broken; the error at the entry is the cause, not a missing field.
     broken: Vec<String>,
     pub blocks: Vec<&'a BlockEntry>,
     pub scales: Vec<&'a ScaleEntry>,
@@ -39,8 +40,16 @@ impl<'a> Fields<'a> {
         for entry in &body.entries {
             match entry {
                 Entry::Field(f) => {
+                    // Its entry went on past what parsed (`budget = 15.6 T`): the value read
+                    // is not the one written.
+                    if out.broken.iter().any(|b| *b == f.key.name) {
+                        continue;
+                    }
                     if shape.field(&f.key.name).is_none() {
                         unknown(diags, &f.key.name, f.key.span, shape);
+                        if let Some(meant) = did_you_mean(&f.key.name, shape.names()) {
+                            out.broken.push(meant.to_string());
+                        }
                         continue;
                     }
                     if let Some(prev) = out.named(&f.key.name) {

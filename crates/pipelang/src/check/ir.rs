@@ -1,7 +1,7 @@
 //! The typed pipeline: what a checked `.pipe` file means. Every value keeps the span it came
 //! from (after a profile, the span of the profile's override), so later passes can point at it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::idx::{Idx, IndexVec};
 use crate::syntax::Span;
@@ -41,7 +41,10 @@ pub struct Pipeline {
     pub name_span: Span,
     pub seed: Sp<u64>,
     pub batch: Sp<u64>,
+    /// The pipeline's `seq_len`; a stand-in of 1K while it is missing or unreadable.
     pub seq_len: Sp<u64>,
+    /// Whether `seq_len` was read: checks against the stand-in are not made.
+    pub seq_len_written: bool,
     pub models: IndexVec<ModelId, Model>,
     pub data: IndexVec<DataId, Data>,
     pub schedules: IndexVec<ScheduleId, Schedule>,
@@ -53,6 +56,8 @@ pub struct Pipeline {
     pub sample_data: bool,
     /// The profile applied to this pipeline, if any.
     pub profile: Option<String>,
+    /// Every stage's AdamW settings, unless the stage writes its own.
+    pub optimizer: Sp<Optimizer>,
 }
 
 impl Pipeline {
@@ -67,6 +72,57 @@ impl Pipeline {
     }
     pub fn stage_id(&self, name: &str) -> Option<StageId> {
         self.stages.position(|s| s.name == name)
+    }
+    /// A stage's AdamW settings: the pipeline's, with the arguments the stage writes.
+    pub fn optimizer_of(&self, st: &Stage) -> Optimizer {
+        let mut o = self.optimizer.value;
+        for (i, v) in st.optimizer.iter().flat_map(|x| &x.value) {
+            o.set(*i, *v);
+        }
+        o
+    }
+}
+
+/// AdamW's settings, in the order of `schema::optimizer::PARAMS`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm threshold; 0 does not clip.
+    pub clip: f64,
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        let d = |i: usize| crate::schema::optimizer::PARAMS[i].default;
+        Optimizer {
+            beta1: d(0),
+            beta2: d(1),
+            eps: d(2),
+            weight_decay: d(3),
+            clip: d(4),
+        }
+    }
+}
+
+impl Optimizer {
+    /// Argument `i` of `schema::optimizer::PARAMS`.
+    pub fn set(&mut self, i: usize, v: f64) {
+        *self.slot(i) = v;
+    }
+    pub fn get(mut self, i: usize) -> f64 {
+        *self.slot(i)
+    }
+    fn slot(&mut self, i: usize) -> &mut f64 {
+        match i {
+            0 => &mut self.beta1,
+            1 => &mut self.beta2,
+            2 => &mut self.eps,
+            3 => &mut self.weight_decay,
+            _ => &mut self.clip,
+        }
     }
 }
 
@@ -307,10 +363,32 @@ pub enum Loss {
     Coca { caption_weight: f64 },
 }
 
+/// A stage's budget: tokens, or optimizer steps (their tokens follow the batch where each
+/// step falls, so the planner counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Budget {
+    Tokens(f64),
+    Steps(u64),
+}
+
+impl Budget {
+    /// Whether lowering produced a value (a missing budget is `Tokens(NaN)`).
+    pub fn is_known(self) -> bool {
+        match self {
+            Budget::Tokens(t) => t.is_finite(),
+            Budget::Steps(_) => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum PhaseBudget {
     Tokens(f64),
+    /// A fraction (0..=1) of the stage's budget, in the stage's unit (`50%`, `1/6`).
     Share(f64),
+    Steps(u64),
+    /// What the other phases leave of the stage's budget (the last phase only).
+    Rest,
 }
 
 /// The batch of a stage or phase.
@@ -347,7 +425,7 @@ pub struct Stage {
     pub after: Vec<Sp<StageId>>,
     pub train: Vec<Sp<ModelId>>,
     pub freeze: Vec<Sp<ModelId>>,
-    pub budget: Sp<f64>,
+    pub budget: Sp<Budget>,
     pub batch: Option<Sp<Batch>>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,
@@ -361,6 +439,17 @@ pub struct Stage {
     /// `weights { model = stage }`: where a model's weights come from, when predecessors disagree.
     pub weights: Vec<(Sp<ModelId>, Sp<StageId>)>,
     pub checkpoint_every: Option<Sp<u64>>,
+    /// The `adamw(...)` arguments the stage writes (indices into `schema::optimizer::PARAMS`).
+    pub optimizer: Option<Sp<Vec<(usize, f64)>>>,
+    /// `lr_scale { model = factor }`: the model's LR is the schedule's times the factor.
+    pub lr_scale: Vec<(Sp<ModelId>, Sp<f64>)>,
+    pub seed: Option<Sp<u64>>,
+    /// `train` or `freeze` named a model that is not declared (reported there): checks that
+    /// need the stage's models are skipped rather than report its consequences.
+    pub unknown_models: bool,
+    /// `after` named a stage that is not declared: what would flow from it (weights, the
+    /// schedule to resume) is not reported missing.
+    pub unknown_after: bool,
 }
 
 impl Stage {

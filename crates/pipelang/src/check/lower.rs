@@ -15,6 +15,9 @@ use crate::schema::{self, decoder, pipeline, projector, vit};
 pub struct Lower<'a> {
     pub file: &'a File,
     pub symbols: Symbols,
+    /// Names that did not resolve so far: a stage that lost one skips the checks that need
+    /// all of its models (they would report consequences of the unknown name).
+    pub unresolved: usize,
     pub diags: Diagnostics,
     /// Names referenced anywhere (for unused-item warnings).
     pub used: HashSet<String>,
@@ -29,6 +32,7 @@ impl<'a> Lower<'a> {
             symbols,
             diags,
             used: HashSet::new(),
+            unresolved: 0,
         }
     }
 
@@ -63,6 +67,11 @@ impl<'a> Lower<'a> {
             None => {
                 let fix =
                     did_you_mean(name, self.symbols.names_of(want)).map(|to| Fix::rename(span, to));
+                // The name meant is used: no "never used" warning on top of the cause.
+                if let Some(meant) = did_you_mean(name, self.symbols.names_of(want)) {
+                    self.used.insert(meant.to_string());
+                }
+                self.unresolved += 1;
                 let help = suggestion(
                     name,
                     self.symbols.names_of(want).collect::<Vec<_>>(),
@@ -170,6 +179,7 @@ impl<'a> Lower<'a> {
             seed: Sp::new(pipeline::DEFAULT_SEED, Span::default()),
             batch: Sp::new(1, Span::default()),
             seq_len: Sp::new(1024, Span::default()),
+            seq_len_written: false,
             models: IndexVec::new(),
             data: IndexVec::new(),
             schedules: IndexVec::new(),
@@ -178,6 +188,7 @@ impl<'a> Lower<'a> {
             data_root: None,
             sample_data: false,
             profile: None,
+            optimizer: Sp::new(Optimizer::default(), Span::default()),
         };
         if let Some(pi) = pipelines.first() {
             self.pipeline_block(pi, &mut p);
@@ -246,6 +257,16 @@ impl<'a> Lower<'a> {
         if let Some(v) = self.opt_count(&fields, &pipeline::SEED) {
             p.seed = v;
         }
+        p.optimizer = Sp::new(Optimizer::default(), pi.name.span);
+        if let Some(f) = fields.get(&pipeline::OPTIMIZER)
+            && let Some(args) = self.optimizer(&f.value)
+        {
+            let mut o = Optimizer::default();
+            for (i, v) in args.value {
+                o.set(i, v);
+            }
+            p.optimizer = Sp::new(o, args.span);
+        }
         if let Some((f, sample)) = fields.data_root(&mut self.diags) {
             p.data_root = values::string(&mut self.diags, &f.value, &f.key.name);
             p.sample_data = sample;
@@ -258,6 +279,7 @@ impl<'a> Lower<'a> {
             && let Some(v) = values::length(&mut self.diags, &f.value, pipeline::SEQ_LEN.name)
         {
             p.seq_len = v;
+            p.seq_len_written = true;
         }
     }
 

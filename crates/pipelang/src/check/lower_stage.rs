@@ -7,6 +7,7 @@ use super::fields::Fields;
 use super::ir::*;
 use super::lower::Lower;
 use super::names::NameKind;
+use super::units;
 use super::values;
 use crate::schema::{phase, stage};
 
@@ -17,6 +18,7 @@ impl Lower<'_> {
         let at = s.name.span;
         let what = format!("stage `{}`", s.name.name);
 
+        let unresolved_after = self.unresolved;
         let after = s
             .after
             .iter()
@@ -25,6 +27,8 @@ impl Lower<'_> {
                     .map(|id| Sp::new(id, a.span))
             })
             .collect();
+        let unknown_after = self.unresolved > unresolved_after;
+        let unresolved_before = self.unresolved;
         let train = match f.require(&stage::TRAIN, at, &what, &mut self.diags) {
             Some(x) => {
                 if matches!(&x.value.kind, ExprKind::List(v) if v.is_empty()) {
@@ -44,10 +48,11 @@ impl Lower<'_> {
         let freeze = f.get(&stage::FREEZE).map_or(vec![], |x| {
             self.ref_list(&x.value, "freeze", NameKind::Model)
         });
+        let unknown_models = self.unresolved > unresolved_before;
         let budget = f
             .require(&stage::BUDGET, at, &what, &mut self.diags)
-            .and_then(|x| values::tokens(&mut self.diags, &x.value, "budget"))
-            .unwrap_or(Sp::new(f64::NAN, at));
+            .and_then(|x| values::budget(&mut self.diags, &x.value, "budget"))
+            .unwrap_or(Sp::new(Budget::Tokens(f64::NAN), at));
         let batch = self.batch(&f, &stage::BATCH, &stage::BATCH_TOKENS);
         let seq_len = f
             .get(&stage::SEQ_LEN)
@@ -67,6 +72,17 @@ impl Lower<'_> {
             .and_then(|x| self.stage_lr(&x.value))
             .unwrap_or(StageLr::Inline(vec![]));
         let checkpoint_every = self.opt_count(&f, &stage::CHECKPOINT_EVERY);
+        let optimizer = f
+            .get(&stage::OPTIMIZER)
+            .and_then(|x| self.optimizer(&x.value));
+        let seed = self.opt_count(&f, &stage::SEED);
+        let scale_blocks: Vec<&Body> = f
+            .blocks
+            .iter()
+            .filter(|b| b.keyword.name == stage::LR_SCALE)
+            .map(|b| &b.body)
+            .collect();
+        let lr_scale = self.lr_scale(&scale_blocks, &s.name.name, &train);
 
         let mut mix = vec![];
         let mut mix_span = at;
@@ -188,6 +204,11 @@ impl Lower<'_> {
             phases,
             weights,
             checkpoint_every,
+            optimizer,
+            lr_scale,
+            seed,
+            unknown_models,
+            unknown_after,
         }
     }
 
@@ -438,20 +459,46 @@ fn rope(diags: &mut crate::diag::Diagnostics, e: &Expr, field: &str) -> Option<S
 }
 
 fn phase_budget(l: &mut Lower, e: &Expr) -> Option<Sp<PhaseBudget>> {
-    match &e.kind {
+    let field = phase::BUDGET.name;
+    let share = match &e.kind {
+        ExprKind::Ident(n) if n == phase::REST => return Some(Sp::new(PhaseBudget::Rest, e.span)),
         ExprKind::Quantity(q) if q.suffix == crate::syntax::Suffix::Percent => {
-            let v = values::share(&mut l.diags, e, "budget")?;
-            if v.value == 0.0 {
+            values::share(&mut l.diags, e, field)?.value
+        }
+        ExprKind::Ratio(..) => {
+            let v = values::ratio(&mut l.diags, e, field, phase::BUDGET.ty)?;
+            if !(v.is_finite() && v <= 1.0) {
                 l.diags.push(
-                    Diagnostic::new(Code::RANGE, "a phase budget must be above 0%")
-                        .label(e.span, "empty phase")
-                        .help("give the phase a share above 0% or remove it"),
+                    Diagnostic::new(
+                        Code::RANGE,
+                        format!(
+                            "a phase budget must be a share of at most 1, found {}",
+                            units::trim(v)
+                        ),
+                    )
+                    .label(e.span, "more than the stage's budget")
+                    .help("write a ratio between 0 and 1, such as `1/6`"),
                 );
                 return None;
             }
-            Some(Sp::new(PhaseBudget::Share(v.value), e.span))
+            v
         }
-        _ => values::tokens(&mut l.diags, e, "budget")
-            .map(|v| Sp::new(PhaseBudget::Tokens(v.value), e.span)),
+        _ => {
+            return match values::steps(e) {
+                Some(v) => values::step_count(&mut l.diags, e, v, field)
+                    .map(|n| Sp::new(PhaseBudget::Steps(n), e.span)),
+                None => values::tokens_as(&mut l.diags, e, field, phase::BUDGET.ty)
+                    .map(|v| Sp::new(PhaseBudget::Tokens(v.value), e.span)),
+            };
+        }
+    };
+    if share <= 0.0 {
+        l.diags.push(
+            Diagnostic::new(Code::RANGE, "a phase budget must be above 0%")
+                .label(e.span, "empty phase")
+                .help("give the phase a share above 0% or remove it"),
+        );
+        return None;
     }
+    Some(Sp::new(PhaseBudget::Share(share), e.span))
 }

@@ -9,8 +9,10 @@ pub(crate) mod graph;
 pub mod ir;
 mod lower;
 mod lower_lr;
+mod lower_optimizer;
 mod lower_stage;
 pub mod names;
+pub(crate) mod phase_budgets;
 mod profile;
 pub mod units;
 mod validate;
@@ -47,10 +49,13 @@ pub fn check(source: &str) -> Checked {
 
 /// Checks a source and every profile in it; the pipeline returned has `profile` applied.
 pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
-    let file = syntax::parse(source);
+    let mut file = syntax::parse(source);
     let mut diags = Diagnostics::default();
-    for e in &file.errors {
-        diags.push(syntax_error(e));
+    for e in &mut file.errors {
+        match detached_unit(source, e) {
+            Some(d) => diags.push(d),
+            None => diags.push(syntax_error(e)),
+        }
     }
     let base = analyse(&file, None);
     let base_keys: std::collections::HashSet<(Code, Span)> = base
@@ -80,6 +85,11 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
             // actionable.
             let scaled = !prof.span.contains(d.primary_span().start);
             if matches!(d.code, Code::ROUNDING | Code::UNDER_A_STEP) && scaled {
+                continue;
+            }
+            // A profile's tiny budgets make any batch a large share of them; the base
+            // pipeline is where a batch meant as tokens is caught.
+            if d.code == Code::ABSURD_BATCH {
                 continue;
             }
             if !base_keys.contains(&(d.code, d.primary_span())) {
@@ -146,7 +156,54 @@ fn syntax_error(e: &syntax::SyntaxError) -> Diagnostic {
     if let Some((span, note)) = &e.note {
         d = d.label(*span, note.clone());
     }
+    // `4k`: the unit's letter in lower case.
+    if let Some(u) = ["`k`", "`m`", "`b`", "`t`"].iter().find(|u| e.found == **u) {
+        return d.help(format!(
+            "K, M, B and T are written in capitals: `{}`",
+            u.trim_matches('`').to_uppercase()
+        ));
+    }
     d.help("fix the text here; checking went on after the skipped part")
+}
+
+/// `budget = 15.6 T`: a K/M/B/T (or `%`) written apart from its number. One error with the fix,
+/// and the field it belongs to is treated as broken, so its number alone (15.6 tokens) does not
+/// go on to produce rounding warnings or phase sums of its own.
+fn detached_unit(source: &str, e: &mut syntax::SyntaxError) -> Option<Diagnostic> {
+    let text = source.get(e.skipped.start..e.skipped.end)?.trim_end();
+    if !matches!(text, "K" | "M" | "B" | "T" | "%") {
+        return None;
+    }
+    let before = &source[..e.skipped.start];
+    let number = before.trim_end_matches([' ', '\t']);
+    if number.len() == before.len() || !number.ends_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let line = &number[number.rfind('\n').map_or(0, |i| i + 1)..];
+    let (key, value) = line.rsplit_once('=')?;
+    let key = key.trim().rsplit([' ', '{', ',', '(']).next()?.to_string();
+    let gap = Span::new(number.len(), e.skipped.start);
+    let written = format!("{}{text}", value.trim());
+    e.key = Some(key.clone());
+    Some(
+        Diagnostic::new(
+            Code::SYNTAX,
+            format!("`{text}` is apart from its number: write `{written}`"),
+        )
+        .label(
+            Span::new(
+                number.len() - value.trim().len(),
+                e.skipped.start + text.len(),
+            ),
+            "a unit goes right after the number",
+        )
+        .help(format!("remove the space: `{key} = {written}`"))
+        .fix(Some(crate::diag::Fix::replace(
+            format!("write `{written}`"),
+            gap,
+            String::new(),
+        ))),
+    )
 }
 
 /// Lowers and validates one variant of the file (the base, or a profile applied to it).

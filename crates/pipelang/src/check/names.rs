@@ -98,7 +98,9 @@ pub fn did_you_mean<'a>(
 ) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        let score = strsim::jaro_winkler(name, c);
+        // One edit away counts as close however short the names (`lm` for `llm`).
+        let one_edit = c.len().max(name.len()) >= 2 && strsim::levenshtein(name, c) <= 1;
+        let score = strsim::jaro_winkler(name, c).max(if one_edit { 0.81 } else { 0.0 });
         if score > 0.8 && best.is_none_or(|(s, b)| score > s || (score == s && c < b)) {
             best = Some((score, c));
         }

@@ -196,8 +196,11 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
     if let Some(f) = s.tokens {
         let f = f.value;
         for st in &mut p.stages {
-            if outside(st.budget.span) {
-                st.budget.value *= f;
+            // Steps stay as written, as steps in LR durations do.
+            if let Budget::Tokens(t) = &mut st.budget.value
+                && outside(st.budget.span)
+            {
+                *t *= f;
             }
             for ph in &mut st.phases {
                 if let PhaseBudget::Tokens(t) = &mut ph.budget.value

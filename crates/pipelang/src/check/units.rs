@@ -22,6 +22,9 @@ impl Context {
     }
 }
 
+/// The word after a number that makes it optimizer steps (`2000 steps`): durations and budgets.
+pub const STEPS: &str = "steps";
+
 /// Largest first, for printing.
 const MAGNITUDES: [Suffix; 4] = [Suffix::T, Suffix::B, Suffix::M, Suffix::K];
 
@@ -78,6 +81,16 @@ pub fn lr(v: f64) -> String {
     let (m, e) = s.split_once('e').unwrap();
     let m = m.trim_end_matches('0').trim_end_matches('.');
     format!("{m}e{e}")
+}
+
+/// A setting as a recipe writes it: small values in the scientific form (`1e-8`), others plain
+/// (`0.95`, `1`).
+pub fn setting(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        lr(v)
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Up to 2 decimals, no trailing zeros.

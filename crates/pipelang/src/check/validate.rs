@@ -220,9 +220,11 @@ pub fn stage(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
     if let StageLr::Inline(segs) = &s.lr {
         segments(segs, diags);
     }
-    loss_and_data(p, s, diags);
+    if !s.unknown_models {
+        loss_and_data(p, s, diags);
+    }
     mixture(&s.mix, s.mix_span, diags);
-    phases(s, diags);
+    super::phase_budgets::check(s, diags);
 }
 
 fn kind_ids(p: &Pipeline, s: &Stage, kind: &str) -> Vec<ModelId> {
@@ -337,6 +339,14 @@ fn pct(v: f64) -> String {
 
 /// One level must make 100% at every point of the stage; ramps are linear, so both ends suffice.
 pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
+    level(nodes, at, None, diags);
+}
+
+/// One level of a mixture: the stage's top level (`group` None) or a named group's members.
+fn level(nodes: &[MixNode], at: Span, group: Option<&str>, diags: &mut Diagnostics) {
+    let of = group.map_or(String::from("mixture shares"), |g| {
+        format!("the shares in group `{g}`")
+    });
     if nodes.is_empty() {
         return;
     }
@@ -360,10 +370,7 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
             }
             Diagnostic::new(
                 Code::MIX_TOTAL,
-                format!(
-                    "mixture shares add up to {} at the {point} of the stage",
-                    pct(total)
-                ),
+                format!("{of} add up to {} at the {point} of the stage", pct(total)),
             )
             .label(at, format!("{} in all, not 100%", pct(total)))
             .help(if total < 1.0 {
@@ -378,8 +385,9 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
             Diagnostic::new(
                 Code::MIX_REST,
                 format!(
-                    "`rest` would be {} at the {point} of the stage",
-                    pct(1.0 - total)
+                    "`rest` would be {} at the {point} of the stage{}",
+                    pct(1.0 - total),
+                    group.map_or(String::new(), |g| format!(" in group `{g}`"))
                 ),
             )
             .label(rests[0].weight.span, format!("{} here", pct(1.0 - total)))
@@ -396,38 +404,7 @@ pub fn mixture(nodes: &[MixNode], at: Span, diags: &mut Diagnostics) {
     }
     for n in nodes {
         if let MixTarget::Group(g) = &n.target {
-            mixture(g, n.span, diags);
+            level(g, n.span, Some(&n.name), diags);
         }
-    }
-}
-
-fn phases(s: &Stage, diags: &mut Diagnostics) {
-    if s.phases.is_empty() || !s.budget.value.is_finite() {
-        return;
-    }
-    let total: f64 = s
-        .phases
-        .iter()
-        .map(|ph| match ph.budget.value {
-            PhaseBudget::Share(x) => x * s.budget.value,
-            PhaseBudget::Tokens(t) => t,
-        })
-        .sum();
-    if (total - s.budget.value).abs() > 1e-9 * s.budget.value {
-        let mut d = Diagnostic::new(
-            Code::PHASES,
-            format!(
-                "the phases of `{}` add up to {} of its budget",
-                s.name,
-                pct(total / s.budget.value)
-            ),
-        )
-        .label(s.budget.span, "the stage's budget");
-        for ph in &s.phases {
-            d = d.label(ph.budget.span, format!("phase `{}`", ph.name));
-        }
-        diags.push(
-            d.help("phase budgets must add up to exactly the stage's budget (shares to 100%)"),
-        );
     }
 }

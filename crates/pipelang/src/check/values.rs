@@ -4,7 +4,7 @@
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Expr, ExprKind, Quantity, Suffix};
 
-use super::ir::{Duration, Sp, Transition};
+use super::ir::{Budget, Duration, Sp, Transition};
 use super::units::{Context, factor};
 use crate::schema::Ty;
 
@@ -161,6 +161,11 @@ pub fn length(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<u64>>
 
 /// A token amount above 0.
 pub fn tokens(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<f64>> {
+    tokens_as(diags, e, field, Ty::Tokens)
+}
+
+/// A token amount above 0 where `ty` is due (a type error names `ty`).
+pub fn tokens_as(diags: &mut Diagnostics, e: &Expr, field: &str, ty: Ty) -> Option<Sp<f64>> {
     match quantity(e) {
         Some(q) if !q.steps && q.suffix != Suffix::Percent => positive(
             diags,
@@ -169,7 +174,43 @@ pub fn tokens(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<f64>>
             field,
         ),
         _ => {
-            mismatch(diags, e, Ty::Tokens, field);
+            mismatch(diags, e, ty, field);
+            None
+        }
+    }
+}
+
+/// The number of an `N steps` (with its K/M/B/T); `None` for any other expression.
+pub fn steps(e: &Expr) -> Option<f64> {
+    match quantity(e) {
+        Some(q) if q.steps && q.suffix != Suffix::Percent => {
+            Some(q.number * factor(q.suffix, Context::Amount))
+        }
+        _ => None,
+    }
+}
+
+/// A whole step count of at least 1, from `steps(e)`.
+pub fn step_count(diags: &mut Diagnostics, e: &Expr, v: f64, field: &str) -> Option<u64> {
+    whole(diags, e, v, field, 1).map(|v| v.value)
+}
+
+/// A stage's budget: tokens, or optimizer steps.
+pub fn budget(diags: &mut Diagnostics, e: &Expr, field: &str) -> Option<Sp<Budget>> {
+    match steps(e) {
+        Some(v) => step_count(diags, e, v, field).map(|n| Sp::new(Budget::Steps(n), e.span)),
+        None => {
+            tokens_as(diags, e, field, Ty::Budget).map(|v| Sp::new(Budget::Tokens(v.value), e.span))
+        }
+    }
+}
+
+/// A ratio `a/b` of plain numbers, as a fraction; `None` (and a type error) for anything else.
+pub fn ratio(diags: &mut Diagnostics, e: &Expr, field: &str, ty: Ty) -> Option<f64> {
+    match plain(e) {
+        Some(v) if matches!(e.kind, ExprKind::Ratio(..)) => Some(v),
+        _ => {
+            mismatch(diags, e, ty, field);
             None
         }
     }

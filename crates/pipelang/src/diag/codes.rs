@@ -45,6 +45,7 @@ codes! {
     UNDER_A_STEP = "P0209", "duration-under-a-step", Error, "an LR schedule duration in tokens shorter than one step";
     BATCH_BOTH = "P0210", "batch-and-batch-tokens", Error, "a stage or phase sets both `batch` and `batch_tokens`";
     BATCH_TOKENS_ROUNDING = "P0211", "batch-tokens-rounding", Warning, "`batch_tokens` is not a whole number of sequences at the seq_len (off by more than 0.1%)";
+    ABSURD_BATCH = "P0212", "absurd-batch", Warning, "a batch in sequences that makes an absurd number of tokens per step (tokens meant?)";
     KV_HEADS = "P0220", "kv-heads-do-not-divide", Error, "key/value heads do not divide the query heads";
     DENSE_LAYERS = "P0221", "no-moe-layer-left", Error, "`dense_layers` leaves no layer for the experts";
     CYCLE = "P0301", "stage-cycle", Error, "stages depend on each other in a cycle";
@@ -53,6 +54,7 @@ codes! {
     TRAINS_NOTHING = "P0304", "trains-nothing", Error, "a stage trains no model";
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
+    LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";
@@ -66,6 +68,8 @@ codes! {
     DISAGREE = "P0505", "predecessors-disagree", Error, "predecessors hand over different values";
     PHASES = "P0506", "phase-budgets", Error, "phase budgets do not add up to the stage budget";
     SCHEDULE_RESTART = "P0507", "schedule-restarted", Error, "a named schedule is started by more than one stage";
+    PHASE_REST = "P0508", "phase-rest", Error, "a phase `rest` that is not the last phase, or that nothing is left for";
+    SHARE_OF_STEPS = "P0509", "share-of-steps", Error, "a share of a budget in steps that is not a whole number of steps";
     PROFILE_TARGET = "P0601", "profile-unknown-target", Error, "a profile names something the pipeline does not have";
     PROFILE_UNKNOWN = "P0602", "unknown-profile", Error, "no profile of that name";
     PROFILE_VALUE = "P0603", "profile-value", Error, "a profile's scaling gives an invalid value";

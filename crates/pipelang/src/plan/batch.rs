@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::ir::Batch;
 
+/// Tokens per step past which a batch written in sequences is taken for a mistake (the largest
+/// published recipes train on about 6e7 tokens per step).
+pub const ABSURD_TOKENS_PER_STEP: f64 = 1e9;
+
 /// Consecutive steps of one phase with the same batch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BatchRun {
@@ -78,6 +82,52 @@ pub fn runs(batch: Batch, seq_len: u64, origin: f64, tokens: f64) -> PhaseRuns {
         }
         out.steps += n;
         pos += n as f64 * step_tokens;
+    }
+    out.trained = pos;
+    out
+}
+
+/// The first `steps` steps of a phase (a budget in steps), as `runs` lays them out: the same
+/// runs, so a step's batch is where it falls on the ramp.
+pub fn runs_steps(batch: Batch, seq_len: u64, origin: f64, steps: u64) -> PhaseRuns {
+    let seq = seq_len.max(1) as f64;
+    let mut out = PhaseRuns {
+        runs: vec![],
+        steps: 0,
+        trained: 0.0,
+    };
+    let mut pos = 0.0;
+    loop {
+        let (b, limit) = match batch {
+            Batch::Ramp { from, to, over } => {
+                let r = origin + pos;
+                let b = ramp_at(from, to, over, r);
+                (b, next_change(from, to, over, b, r) - origin)
+            }
+            other => (fixed(other, seq_len), f64::INFINITY),
+        };
+        let step_tokens = b as f64 * seq;
+        let left = steps - out.steps;
+        // Steps starting before `limit` keep this batch; at least one, so the walk advances.
+        let n = if limit.is_finite() {
+            (((limit - pos) / step_tokens).ceil() as u64)
+                .max(1)
+                .min(left)
+        } else {
+            left
+        };
+        if out.runs.last().is_none_or(|l| l.batch != b) {
+            out.runs.push(BatchRun {
+                first_step: out.steps,
+                start: pos,
+                batch: b,
+            });
+        }
+        out.steps += n;
+        pos += n as f64 * step_tokens;
+        if out.steps == steps {
+            break;
+        }
     }
     out.trained = pos;
     out
@@ -164,6 +214,32 @@ mod tests {
             let trained: u64 = want.iter().map(|b| b * seq).sum();
             assert_eq!(r.trained, trained as f64);
         }
+    }
+
+    #[test]
+    fn steps_budgets_follow_the_ramp_as_token_budgets_do() {
+        for &(from, to, over, seq, steps) in &[
+            (3u64, 15u64, 1000.0, 4u64, 40u64),
+            (16, 64, 10_000.0, 8, 500),
+            (64, 16, 10_000.0, 8, 500),
+            (7, 7, 500.0, 3, 9),
+        ] {
+            let r = runs_steps(Batch::Ramp { from, to, over }, seq, 0.0, steps);
+            let mut pos = 0.0;
+            let want: Vec<u64> = (0..steps)
+                .map(|_| {
+                    let b = ramp_at(from, to, over, pos);
+                    pos += (b * seq) as f64;
+                    b
+                })
+                .collect();
+            assert_eq!(expand(&r), want, "ramp {from} -> {to} over {over}");
+            assert_eq!(r.steps, steps);
+            assert_eq!(r.trained, want.iter().map(|b| b * seq).sum::<u64>() as f64);
+        }
+        // A fixed batch: 10 steps of 4 x 8 tokens.
+        let r = runs_steps(Batch::Sequences(4), 8, 0.0, 10);
+        assert_eq!((r.steps, r.trained, r.runs.len()), (10, 320.0, 1));
     }
 
     #[test]

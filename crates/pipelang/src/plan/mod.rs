@@ -34,6 +34,9 @@ pub struct Plan {
     pub total_steps: u64,
     /// Names of the data sources, in declaration order (indices of `mix_at`).
     pub sources: IndexVec<DataId, String>,
+    /// The pipeline's AdamW settings (each stage's own are in `StagePlan::optimizer`).
+    #[serde(default)]
+    pub optimizer: ir::Optimizer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +141,22 @@ pub struct StagePlan {
     pub run: usize,
     /// Indices of the trained models in the checked pipeline.
     pub trained_ids: Vec<ModelId>,
+    /// AdamW's settings for this stage: the pipeline's, with the stage's own arguments.
+    #[serde(default)]
+    pub optimizer: ir::Optimizer,
+    /// `lr_scale`: a trained model's LR is the schedule's times its factor (1 when absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_scale: BTreeMap<String, f64>,
+    /// The stage's own `seed`; `None`: the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl StagePlan {
+    /// The LR factor of a model in this stage (`lr_scale`, 1 when not written).
+    pub fn lr_factor(&self, model: &str) -> f64 {
+        self.lr_scale.get(model).copied().unwrap_or(1.0)
+    }
 }
 
 pub(crate) use walk::{Walk, walk};
@@ -159,8 +178,8 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
         for ph in &sf.phases {
             let a = sf.offset + ph.start;
             let b = a + ph.tokens;
-            let fa = ph.start / st.budget.value;
-            let fb = (ph.start + ph.tokens) / st.budget.value;
+            let fa = ph.start / sf.tokens;
+            let fb = (ph.start + ph.tokens) / sf.tokens;
             phases.push(PhasePlan {
                 name: ph.name.clone(),
                 first_step,
@@ -187,7 +206,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             first_step += ph.steps;
         }
         let a = sf.offset;
-        let b = a + st.budget.value;
+        let b = a + sf.tokens;
         let trained: f64 = sf.phases.iter().map(|ph| ph.trained).sum();
         // The ViT branch: stages where no decoder learns next-token prediction.
         let vision_branch = matches!(st.loss.value, ir::Loss::Coca { .. })
@@ -204,7 +223,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|a| p.stages[a.value].name.clone())
                 .collect(),
             steps: first_step,
-            tokens: st.budget.value,
+            tokens: sf.tokens,
             trained_tokens: trained,
             tokens_per_step: sf.phases[0].tokens_per_step,
             seq_len: sf.phases[0].seq_len,
@@ -245,9 +264,16 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             mix_tree: tree,
             run: sf.run.0,
             trained_ids: st.train.iter().map(|m| m.value).collect(),
+            optimizer: p.optimizer_of(st),
+            lr_scale: st
+                .lr_scale
+                .iter()
+                .map(|(m, f)| (name_of(m.value), f.value))
+                .collect(),
+            seed: st.seed.map(|s| s.value),
             phases,
         });
-        global += st.budget.value;
+        global += sf.tokens;
     }
     let schedules = flow
         .runs
@@ -268,6 +294,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
         stages,
         schedules,
         sources,
+        optimizer: p.optimizer.value,
     }
 }
 

@@ -142,7 +142,45 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 9));
         }
     }
+    // A schedule's span is what its curve is fitted to: a stage that resumes it stretches the
+    // curve of the stages before it, so the span and who shares it are shown.
+    for sc in &plan.schedules {
+        let _ = writeln!(
+            out,
+            "schedule {}: span {} tokens, stages {}",
+            sc.name,
+            units::tokens(sc.span),
+            sc.stages.join(", ")
+        );
+    }
+    let _ = writeln!(out, "optimizer: {}", optimizer(&plan.optimizer));
+    for st in &plan.stages {
+        let mut own = vec![];
+        if st.optimizer != plan.optimizer {
+            own.push(format!("optimizer {}", optimizer(&st.optimizer)));
+        }
+        if !st.lr_scale.is_empty() {
+            own.push(format!("lr_scale {}", rope(&st.lr_scale)));
+        }
+        if let Some(seed) = st.seed {
+            own.push(format!("seed {seed}"));
+        }
+        if !own.is_empty() {
+            let _ = writeln!(out, "  {}: {}", st.name, own.join(", "));
+        }
+    }
     out
+}
+
+/// `adamw(beta1 = 0.9, ...)` with every argument, as a recipe writes it.
+pub fn optimizer(o: &crate::check::ir::Optimizer) -> String {
+    use crate::schema::optimizer::{ADAMW, PARAMS};
+    let args: Vec<String> = PARAMS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{} = {}", p.name, units::setting(o.get(i))))
+        .collect();
+    format!("{ADAMW}({})", args.join(", "))
 }
 
 pub fn render_point(p: &StepState) -> String {

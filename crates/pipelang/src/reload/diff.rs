@@ -117,6 +117,19 @@ fn stage(a: &StagePlan, b: &StagePlan) -> Vec<String> {
     if a.loss != b.loss {
         out.push(format!("loss {} -> {}", a.loss, b.loss));
     }
+    if a.optimizer != b.optimizer {
+        out.push(format!(
+            "optimizer {} -> {}",
+            crate::plan::table::optimizer(&a.optimizer),
+            crate::plan::table::optimizer(&b.optimizer)
+        ));
+    }
+    if a.lr_scale != b.lr_scale {
+        out.push(format!("lr_scale {:?} -> {:?}", a.lr_scale, b.lr_scale));
+    }
+    if a.seed != b.seed {
+        out.push(format!("seed {:?} -> {:?}", a.seed, b.seed));
+    }
     phases(a, b, &mut out);
     out
 }

@@ -206,6 +206,11 @@ pub(super) fn pipeline_fields(p: &Pipeline) -> Vec<Field> {
             p.sample_data.to_string(),
             p.name_span,
         ),
+        field(
+            pipeline::OPTIMIZER.name,
+            format!("{:?}", p.optimizer.value),
+            p.optimizer.span,
+        ),
     ]
 }
 
@@ -327,7 +332,7 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
         ),
         field(
             stage::BUDGET.name,
-            s.budget.value.to_string(),
+            format!("{:?}", s.budget.value),
             s.budget.span,
         ),
         field(
@@ -361,6 +366,29 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             stage::CHECKPOINT_EVERY.name,
             format!("{:?}", s.checkpoint_every.map(|c| c.value)),
             s.checkpoint_every.map_or(s.header, |c| c.span),
+        ),
+        // The settings the stage trains with, the pipeline's included.
+        field(
+            stage::OPTIMIZER.name,
+            format!("{:?}", p.optimizer_of(s)),
+            s.optimizer.as_ref().map_or(s.header, |o| o.span),
+        ),
+        field(
+            stage::SEED.name,
+            format!("{:?}", s.seed.map(|c| c.value)),
+            s.seed.map_or(s.header, |c| c.span),
+        ),
+        field(
+            stage::LR_SCALE,
+            s.lr_scale
+                .iter()
+                .map(|(m, f)| format!("{}={}", model(m), f.value))
+                .collect::<Vec<_>>()
+                .join(", "),
+            joined(
+                s.lr_scale.iter().map(|(m, f)| m.span.join(f.span)),
+                s.header,
+            ),
         ),
     ];
     for ph in &s.phases {

@@ -65,6 +65,19 @@ pub fn compare(old: &Plan, new: &Plan, name: &str) -> Option<Difference> {
             "the stage its weights come from would change".into(),
         ));
     }
+    if a.optimizer != b.optimizer {
+        return Some(Difference::Models(format!(
+            "its optimizer would change ({} -> {})",
+            crate::plan::table::optimizer(&a.optimizer),
+            crate::plan::table::optimizer(&b.optimizer)
+        )));
+    }
+    if a.lr_scale != b.lr_scale {
+        return Some(Difference::Models("its `lr_scale` would change".into()));
+    }
+    if a.seed != b.seed {
+        return Some(Difference::Models("its seed would change".into()));
+    }
     if let Some(step) = mix(old, oi, new, ni) {
         return Some(Difference::Mix { step });
     }

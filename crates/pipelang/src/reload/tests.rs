@@ -405,3 +405,42 @@ fn every_schema_field_is_compared() {
         phase.iter().map(|(n, _)| n.to_string()).collect(),
     );
 }
+
+#[test]
+fn optimizer_change_on_a_started_stage_is_refused() {
+    let new = edit(
+        "stage one {\n  train  = [lm]",
+        "stage one {\n  train  = [lm]\n  optimizer = adamw(beta2 = 0.99)",
+    );
+    let d = rejected(&new, &progress(&["one"], Some("two")));
+    assert_eq!(d[0].code, Code::RELOAD_REFUSED);
+    assert!(
+        d[0].message.contains("`optimizer` cannot change"),
+        "{}",
+        d[0].message
+    );
+    assert_eq!(pointed(&new, &d[0]), "adamw(beta2 = 0.99)");
+}
+
+#[test]
+fn pipeline_optimizer_change_is_refused_once_a_stage_trained_with_it() {
+    let new = edit(
+        "  seq_len = 16\n}",
+        "  seq_len = 16\n  optimizer = adamw(clip = 0.5)\n}",
+    );
+    let d = rejected(&new, &progress(&[], Some("one")));
+    assert_eq!(d[0].code, Code::RELOAD_REFUSED);
+    assert!(d[0].message.contains("optimizer"), "{}", d[0].message);
+    // Before any stage ran, the same edit is accepted.
+    let changes = accepted(&new, &progress(&[], None));
+    assert!(!changes.is_empty());
+}
+
+#[test]
+fn optimizer_lr_scale_and_seed_of_a_stage_not_yet_run_are_accepted() {
+    let new = edit(
+        "stage one {\n  train  = [lm]",
+        "stage one {\n  train  = [lm]\n  optimizer = adamw(weight_decay = 0)\n  seed = 7\n  lr_scale { lm = 0.5 }",
+    );
+    accepted(&new, &progress(&[], None));
+}

@@ -6,7 +6,7 @@ pub const BUDGET: Field = Field {
     name: "budget",
     ty: Ty::PhaseBudget,
     missing: Missing::Required("budget = 50%"),
-    doc: "a token amount, or a share of the stage's budget (above 0%)",
+    doc: "a token amount, optimizer steps (`1000 steps`), a share of the stage's budget in its unit (`50%`, or a ratio `1/6`: six phases of `1/6` add up exactly), or `rest` on the last phase: what the others leave ([P0508](errors/P0508.md)); a share of a budget in steps is whole steps ([P0509](errors/P0509.md))",
     scale: Scale::Tokens,
     reload: Reload::Value,
 };
@@ -42,6 +42,9 @@ pub const BATCH_TOKENS: Field = Field {
     scale: Scale::No,
     reload: Reload::Within("batch"),
 };
+
+/// The last phase's budget that takes what the other phases leave (as `rest` in a mixture).
+pub const REST: &str = "rest";
 
 pub const BLOCK: Block = Block {
     keyword: "phase",

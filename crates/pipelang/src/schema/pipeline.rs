@@ -45,10 +45,21 @@ pub const SAMPLE_DATA: Field = Field {
     reload: Reload::Value,
 };
 
+pub const OPTIMIZER: Field = Field {
+    name: "optimizer",
+    ty: Ty::Optimizer,
+    missing: Missing::Means(
+        "`adamw()`: `beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip = 1`",
+    ),
+    doc: "AdamW's settings for every stage ([the optimizer](#the-optimizer))",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+
 pub const BLOCK: Block = Block {
     keyword: "pipeline",
     what: "the pipeline",
-    fields: &[SEED, BATCH, SEQ_LEN, DATA_ROOT, SAMPLE_DATA],
+    fields: &[SEED, BATCH, SEQ_LEN, DATA_ROOT, SAMPLE_DATA, OPTIMIZER],
     blocks: &[],
     scales: false,
 };

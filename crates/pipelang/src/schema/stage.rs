@@ -21,9 +21,9 @@ pub const FREEZE: Field = Field {
 };
 pub const BUDGET: Field = Field {
     name: "budget",
-    ty: Ty::Tokens,
+    ty: Ty::Budget,
     missing: Missing::Required("budget = 1T"),
-    doc: "tokens the stage trains on",
+    doc: "tokens the stage trains on, or optimizer steps (`1000 steps`: their tokens follow the batch and seq_len of each step); `scale tokens` leaves steps as written",
     scale: Scale::Tokens,
     reload: Reload::Value,
 };
@@ -91,6 +91,24 @@ pub const CHECKPOINT_EVERY: Field = Field {
     scale: Scale::No,
     reload: Reload::Value,
 };
+pub const OPTIMIZER: Field = Field {
+    name: "optimizer",
+    ty: Ty::Optimizer,
+    missing: Missing::Means("the pipeline's"),
+    doc: "the arguments it writes replace the pipeline's",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+pub const SEED: Field = Field {
+    name: "seed",
+    ty: Ty::Count { min: 0 },
+    missing: Missing::Means("derived from the pipeline's"),
+    doc: "seeds the stage's fresh weights and its data order",
+    scale: Scale::No,
+    reload: Reload::Value,
+};
+/// `lr_scale { vit = 0.1 }`: a block, compared by reload as a whole.
+pub const LR_SCALE: &str = "lr_scale";
 
 pub const BLOCK: Block = Block {
     keyword: "stage",
@@ -107,7 +125,9 @@ pub const BLOCK: Block = Block {
         LOSS,
         LR,
         CHECKPOINT_EVERY,
+        OPTIMIZER,
+        SEED,
     ],
-    blocks: &["mix", "phase", "weights"],
+    blocks: &["mix", "phase", "weights", LR_SCALE],
     scales: false,
 };

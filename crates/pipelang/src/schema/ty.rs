@@ -13,6 +13,8 @@ pub enum Ty {
     Lr,
     Share,
     Duration,
+    /// A stage's budget: tokens or `N steps`.
+    Budget,
     PhaseBudget,
     /// Sequences per step, or `ramp(A -> B, over = TOKENS)`.
     Batch,
@@ -22,6 +24,10 @@ pub enum Ty {
     Choice(&'static [&'static str]),
     Loss,
     StageLr,
+    /// `adamw(beta1 = .., beta2 = .., eps = .., weight_decay = .., clip = ..)`.
+    Optimizer,
+    /// `model = factor` entries of a block.
+    Scales,
     /// `a -> b` of the inner type, or a plain value.
     Transition(&'static Ty),
 }
@@ -40,6 +46,7 @@ impl Ty {
             Ty::Lr => "learning rate".into(),
             Ty::Share => "percentage".into(),
             Ty::Duration => "duration".into(),
+            Ty::Budget => "token amount or step count".into(),
             Ty::PhaseBudget => "phase budget".into(),
             Ty::Batch => "whole number or batch ramp".into(),
             Ty::Str => "string".into(),
@@ -52,6 +59,8 @@ impl Ty {
                 .join(" or "),
             Ty::Loss => "`next_token`, `coca` or `coca(caption_weight = W)`".into(),
             Ty::StageLr => "schedule name, `resume`, `resume(NAME)` or an LR expression".into(),
+            Ty::Optimizer => "`adamw(...)`".into(),
+            Ty::Scales => "block of `model = factor`".into(),
             Ty::Transition(t) => format!("{} or transition", t.name()),
         }
     }
@@ -69,8 +78,9 @@ impl Ty {
                 "a duration: tokens (`20B`), a share of the span (`1%`) or steps (`2000 steps`)"
                     .into()
             }
+            Ty::Budget => "a token amount (`5.2T`) or optimizer steps (`1000 steps`)".into(),
             Ty::PhaseBudget => {
-                "a token amount (`50B`) or a share of the stage's budget (`50%`)".into()
+                "a token amount (`50B`), optimizer steps (`1000 steps`), a share of the stage's budget (`50%`, `1/6`) or `rest` (the last phase: what the others leave)".into()
             }
             Ty::Batch => {
                 "sequences per step (`16`) or a ramp (`ramp(3072 -> 15360, over = 469B)`)".into()
@@ -82,7 +92,8 @@ impl Ty {
     /// With its article, for the message of a type error.
     pub fn short(self) -> String {
         match self {
-            Ty::PhaseBudget => "a token amount or a percentage".into(),
+            Ty::Budget => "a token amount or a step count".into(),
+            Ty::PhaseBudget => "a token amount, a step count, a share or `rest`".into(),
             other => format!("a {}", other.name()),
         }
     }

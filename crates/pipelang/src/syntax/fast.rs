@@ -513,7 +513,7 @@ impl<'s> P<'s> {
                     p.pos += 1;
                 }
                 (p.pos > ws).then_some(())?;
-                p.keyword("steps")
+                p.keyword(crate::check::units::STEPS)
             })
             .is_some();
         let number = self.text[start..number_end]

@@ -75,6 +75,13 @@ impl CandleTrainer {
             tokens: at.tokens + at.tokens_per_step as f64,
             loss,
             lr: at.lr,
+            // What the optimizer applied, read back from it (not recomputed from the plan).
+            model_lr: st
+                .lr_scale
+                .iter()
+                .filter(|(_, f)| **f != 1.0)
+                .filter_map(|(m, _)| Some((m.clone(), s.opt.lr_of_model(m, at.lr)?)))
+                .collect(),
             seq_len: at.seq_len,
             batch: at.batch,
             sources: s

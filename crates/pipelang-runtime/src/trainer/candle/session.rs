@@ -39,6 +39,8 @@ pub struct Session {
     pub used: Vec<DataId>,
     /// The first decoder: the model whose RoPE base the plan's phases give.
     decoder: Option<String>,
+    /// Written into every checkpoint of the stage.
+    trained_with: checkpoint::TrainedWith,
 }
 
 /// What one step's forward pass produced.
@@ -59,6 +61,8 @@ impl Session {
             Some(r) => Some(Checkpoint::load(ctx.run_dir, &r.checkpoint, dev)?),
             None => None,
         };
+        // The stage's own `seed`, or the run's.
+        let seed = st.seed.unwrap_or(ctx.seed);
         let mut slots = vec![];
         let mut trained = vec![];
         for wf in &st.weights_from {
@@ -77,7 +81,7 @@ impl Session {
             slots.push(build::build(
                 p,
                 m,
-                ctx.seed,
+                seed,
                 weights.as_ref(),
                 frozen,
                 kernels,
@@ -90,7 +94,7 @@ impl Session {
                 &slots,
                 resumed.as_ref(),
                 caption_weight,
-                ctx.seed,
+                seed,
                 dev,
             )?),
             Loss::NextToken => None,
@@ -103,7 +107,9 @@ impl Session {
         if let Some(c) = &coca {
             params.extend(named_vars(&c.vars, COCA));
         }
-        let mut opt = AdamW::new(params, AdamWConfig::default())?;
+        let mut opt = AdamW::new(params, AdamWConfig::from_plan(&st.optimizer))?;
+        // Parameters are named `MODEL.PARAM`; the CoCa head has no factor of its own.
+        opt.set_lr_scale(|name| st.lr_factor(name.split('.').next().unwrap_or(name)));
         let prior = match (&resumed, &ctx.start.schedule_from) {
             (Some(ck), _) => Some(ck.optimizer()),
             (None, Some(prev)) => {
@@ -126,7 +132,7 @@ impl Session {
         };
         let mut loader = DataLoader::new(
             sources,
-            ctx.seed ^ (st.id.index() as u64 + 1).wrapping_mul(0x51_7cc1_b727_220a),
+            seed ^ (st.id.index() as u64 + 1).wrapping_mul(0x51_7cc1_b727_220a),
         );
         let restored = match ctx.start.resume.as_ref().and_then(|r| r.loader.as_ref()) {
             Some(state) => loader.restore(state),
@@ -138,6 +144,16 @@ impl Session {
             .iter()
             .find(|s| matches!(s.built, Built::Decoder(_)))
             .map(|s| s.name.clone());
+        let trained_with = checkpoint::TrainedWith {
+            stage: st.name.clone(),
+            adamw: opt.cfg.clone(),
+            lr_scale: st
+                .train
+                .iter()
+                .map(|m| (m.clone(), st.lr_factor(m)))
+                .collect(),
+            seed,
+        };
         Ok(Session {
             slots,
             trained,
@@ -147,6 +163,7 @@ impl Session {
             tokenizer,
             used,
             decoder,
+            trained_with,
         })
     }
 
@@ -233,6 +250,7 @@ impl Session {
             ck.add_model(COCA, tensors(&c.vars));
         }
         ck.set_optimizer(self.opt.export_state(dev)?);
+        ck.set_trained_with(&self.trained_with);
         Ok(ck)
     }
 }

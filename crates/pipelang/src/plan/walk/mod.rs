@@ -38,6 +38,8 @@ pub(crate) struct StageWalk {
     pub run: RunId,
     /// Token position in the schedule run's span where this stage starts.
     pub offset: f64,
+    /// The stage's tokens: its budget, or what its steps train when the budget is in steps.
+    pub tokens: f64,
 }
 
 /// The whole walk: stages indexed by `StageId`, runs by `RunId`.
@@ -60,7 +62,12 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
         let mut seq = transitions::seq_len(p, st, &handed, diags);
         let mut rope = transitions::rope(p, st, &w, &handed, diags);
         let phases = phases::phases(p, st, &mut seq, &mut rope, diags);
-        let (run, offset) = runs.join(p, s, &anc, &handed, diags);
+        // A budget in steps trains what its steps hold.
+        let tokens = match st.budget.value {
+            Budget::Tokens(t) => t,
+            Budget::Steps(_) => phases.iter().map(|ph| ph.tokens).sum(),
+        };
+        let (run, offset) = runs.join(p, s, tokens, &anc, &handed, diags);
         let (trained, used) = weights::outgoing(p, s, &w);
         let mut rope_out = IndexVec::from_elem(None, p.models.len());
         for (m, h) in &rope {
@@ -78,6 +85,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             weights_from: w.from,
             run,
             offset,
+            tokens,
         });
     }
     let stages = stages.map(|s| s.expect("the execution order covers every stage"));

@@ -2,6 +2,7 @@
 //! its step count (whole steps, with a warning when rounding moves the budget).
 
 use crate::check::ir::*;
+use crate::check::phase_budgets;
 use crate::check::units;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -48,10 +49,19 @@ pub(super) fn phases(
     };
     let mut out = vec![];
     let mut start = 0.0;
+    let mut steps_so_far = 0;
     for ph in declared {
         // A ramp counts from where it is written: the stage's start, or its own phase's.
-        let (tokens, batch, origin, budget_span) = match ph {
-            None => (st.budget.value, stage_batch, 0.0, st.budget.span),
+        let (target, batch, origin, budget_span) = match ph {
+            None => (
+                match st.budget.value {
+                    Budget::Tokens(t) => Target::Tokens(t),
+                    Budget::Steps(n) => Target::Steps(n),
+                },
+                stage_batch,
+                0.0,
+                st.budget.span,
+            ),
             Some(ph) => {
                 if let Some(t) = ph.seq_len {
                     transitions::apply_seq_len(seq, t, diags);
@@ -59,30 +69,55 @@ pub(super) fn phases(
                 if let Some(t) = ph.rope_base {
                     transitions::apply_rope(rope, t, diags);
                 }
-                let tokens = match ph.budget.value {
-                    PhaseBudget::Share(x) => x * st.budget.value,
-                    PhaseBudget::Tokens(t) => t,
-                };
+                let target = phase_target(st.budget.value, ph.budget.value, start, steps_so_far);
                 match ph.batch {
-                    Some(b) => (tokens, b, 0.0, ph.budget.span),
-                    None => (tokens, stage_batch, start, ph.budget.span),
+                    Some(b) => (target, b, 0.0, ph.budget.span),
+                    None => (target, stage_batch, start, ph.budget.span),
                 }
             }
         };
         if let Batch::Tokens(t) = batch.value {
             batch_tokens_rounding(t, seq.value, batch.span, diags);
         }
-        let runs = batch::runs(batch.value, seq.value, origin, tokens);
+        let stage_tokens = match st.budget.value {
+            Budget::Tokens(t) => t,
+            Budget::Steps(_) => f64::INFINITY,
+        };
+        let absurd = absurd_batch(batch, seq.value, stage_tokens, diags);
+        let (runs, tokens) = match target {
+            Target::Tokens(tokens) => {
+                let runs = batch::runs(batch.value, seq.value, origin, tokens);
+                let first = runs.runs[0].batch;
+                // Rounding to steps of an absurd batch is its consequence, not news.
+                if !absurd {
+                    whole_steps(
+                        tokens,
+                        &runs,
+                        first * seq.value,
+                        first,
+                        seq.value,
+                        budget_span,
+                        diags,
+                    );
+                }
+                (runs, tokens)
+            }
+            // Steps are whole by definition: their tokens are what they train.
+            Target::Steps(n) => {
+                let runs = batch::runs_steps(batch.value, seq.value, origin, n);
+                let trained = runs.trained;
+                (runs, trained)
+            }
+        };
         let first = runs.runs[0].batch;
-        let tps = first * seq.value;
-        whole_steps(tokens, &runs, tps, first, seq.value, budget_span, diags);
+        steps_so_far += runs.steps;
         out.push(PhaseSteps {
             name: ph.map(|x| x.name.clone()),
             start,
             tokens,
             batch: first,
             seq_len: seq.value,
-            tokens_per_step: tps,
+            tokens_per_step: first * seq.value,
             steps: runs.steps,
             trained: runs.trained,
             runs: runs.runs,
@@ -90,7 +125,98 @@ pub(super) fn phases(
         });
         start += tokens;
     }
+    // Steps in a stage of tokens (or tokens in one of steps) add up only now.
+    if !st.phases.is_empty()
+        && st.budget.value.is_known()
+        && phase_budgets::mixes_units(st)
+        && phase_budgets::rest_in_place(st)
+    {
+        let rest = st.phases.last().map(|ph| ph.budget.value) == Some(PhaseBudget::Rest);
+        let counted = if rest {
+            &out[..out.len() - 1]
+        } else {
+            &out[..]
+        };
+        let (sum, budget) = match st.budget.value {
+            Budget::Tokens(t) => (counted.iter().map(|p| p.tokens).sum(), t),
+            Budget::Steps(n) => (counted.iter().map(|p| p.steps as f64).sum(), n as f64),
+        };
+        phase_budgets::total(st, sum, budget, diags);
+    }
     out
+}
+
+/// What a phase trains for: a token amount (whole steps that cover it) or a step count.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Tokens(f64),
+    Steps(u64),
+}
+
+/// A phase's budget in the stage's terms: shares of the stage's unit, `rest` what the phases
+/// before it (`start` tokens, `steps` steps) leave.
+fn phase_target(stage: Budget, phase: PhaseBudget, start: f64, steps: u64) -> Target {
+    match (stage, phase) {
+        (_, PhaseBudget::Tokens(t)) => Target::Tokens(t),
+        (_, PhaseBudget::Steps(n)) => Target::Steps(n),
+        (Budget::Tokens(t), PhaseBudget::Share(x)) => Target::Tokens(x * t),
+        (Budget::Tokens(t), PhaseBudget::Rest) => Target::Tokens((t - start).max(0.0)),
+        (Budget::Steps(n), PhaseBudget::Share(x)) => {
+            Target::Steps(phase_budgets::share_of_steps(x, n).unwrap_or((x * n as f64) as u64))
+        }
+        (Budget::Steps(n), PhaseBudget::Rest) => Target::Steps(n.saturating_sub(steps)),
+    }
+}
+
+/// Tokens per step above `batch::ABSURD_TOKENS_PER_STEP`, or above a tenth of the stage's
+/// budget from a batch of 100K sequences or more, from a batch written in sequences: most likely tokens meant (`batch = 16M`), so the
+/// help suggests `batch_tokens`. Returns whether it warned.
+fn absurd_batch(
+    batch: Sp<Batch>,
+    seq_len: u64,
+    stage_tokens: f64,
+    diags: &mut Diagnostics,
+) -> bool {
+    let most = match batch.value {
+        Batch::Sequences(n) => n,
+        Batch::Ramp { from, to, .. } => from.max(to),
+        Batch::Tokens(_) => return false,
+    };
+    let tps = most as f64 * seq_len as f64;
+    // A tenth of the budget alone is not a mistake at small scale (a 5M-token test stage at
+    // 512 x 8K); with a batch that reads like a token count (100K sequences and more) it is.
+    let of_budget = stage_tokens.is_finite() && tps > stage_tokens / 10.0 && most >= 100_000;
+    if tps <= batch::ABSURD_TOKENS_PER_STEP && !of_budget {
+        return false;
+    }
+    let why = if tps > batch::ABSURD_TOKENS_PER_STEP {
+        format!(
+            "above {} tokens per step",
+            units::tokens(batch::ABSURD_TOKENS_PER_STEP)
+        )
+    } else {
+        format!(
+            "more than a tenth of the stage's {} tokens",
+            units::tokens(stage_tokens)
+        )
+    };
+    diags.push(
+        Diagnostic::new(
+            Code::ABSURD_BATCH,
+            format!(
+                "a batch of {} sequences of {} is {} tokens per step, {why}",
+                units::grouped(most),
+                units::length(seq_len),
+                units::tokens(tps)
+            ),
+        )
+        .label(batch.span, "sequences per step")
+        .help(format!(
+            "`batch` counts sequences; for tokens per step write `batch_tokens = {}`",
+            units::tokens(most as f64)
+        )),
+    );
+    true
 }
 
 /// `batch_tokens` that whole sequences of the phase's seq_len miss by more than 0.1%.

@@ -68,6 +68,7 @@ impl Runs {
         &mut self,
         p: &Pipeline,
         s: StageId,
+        tokens: f64,
         anc: &Ancestors,
         handed: &IndexVec<StageId, Option<Handed>>,
         diags: &mut Diagnostics,
@@ -106,8 +107,8 @@ impl Runs {
         }
         let offset = self[r].span;
         self[r].stages.push(s);
-        if st.budget.value.is_finite() {
-            self[r].span += st.budget.value;
+        if tokens.is_finite() {
+            self[r].span += tokens;
         }
         (r, offset)
     }
@@ -164,11 +165,14 @@ impl Runs {
                 match cands.as_slice() {
                     [one] => *one,
                     [] => {
-                        diags.push(
-                            Diagnostic::new(Code::RESUME_NONE, format!("`{}` resumes a schedule but has no predecessor", st.name))
-                                .label(*span, "nothing to resume")
-                                .help("start a schedule here (`lr = cosine(...)` or a named schedule), or add `after STAGE`"),
-                        );
+                        // An unknown stage in `after` is the cause; it is reported there.
+                        if !st.unknown_after {
+                            diags.push(
+                                Diagnostic::new(Code::RESUME_NONE, format!("`{}` resumes a schedule but has no predecessor", st.name))
+                                    .label(*span, "nothing to resume")
+                                    .help("start a schedule here (`lr = cosine(...)` or a named schedule), or add `after STAGE`"),
+                            );
+                        }
                         self.fresh(st.name.clone(), vec![])
                     }
                     many => {
@@ -251,11 +255,8 @@ impl Runs {
                 .or_else(|| st.after.first().map(|a| a.value));
             let handover = pred.and_then(|q| {
                 let qr = stages[q].run;
-                (qr < r && !self[qr].curve.pieces.is_empty()).then(|| {
-                    self[qr]
-                        .curve
-                        .at(stages[q].offset + p.stages[q].budget.value)
-                })
+                (qr < r && !self[qr].curve.pieces.is_empty())
+                    .then(|| self[qr].curve.at(stages[q].offset + stages[q].tokens))
             });
             let clock = clock(&self[r], stages);
             let (curve, problems) = lr::build(&self[r].segments, self[r].span, &clock, handover);

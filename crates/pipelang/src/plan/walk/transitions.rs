@@ -52,7 +52,10 @@ pub(super) fn seq_len(
     };
     match st.seq_len {
         Some(t) => {
-            if agreed.is_some() || incoming.is_empty() {
+            // Without a pipeline seq_len (reported at the pipeline) there is nothing to check
+            // the left side against: no hidden default is compared.
+            let known = !incoming.is_empty() || p.seq_len_written;
+            if known && (agreed.is_some() || incoming.is_empty()) {
                 check_from(t.from, held, "seq_len", units::length, diags);
             }
             Held::of(t.to)

@@ -197,7 +197,9 @@ fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: 
         );
         return;
     }
-    if let Some(&t) = before.iter().find(|&&t| p.stages[t].trains(m)) {
+    if let Some(&t) = before.iter().find(|&&t| p.stages[t].trains(m))
+        && !st.unknown_after
+    {
         diags.push(
             Diagnostic::new(
                 Code::FROM_SCRATCH,
