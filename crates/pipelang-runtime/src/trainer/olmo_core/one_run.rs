@@ -92,8 +92,8 @@ impl Stream<'_> {
             tokens: st.tokens_at(k) + r.tokens_per_step as f64,
             loss: s.loss,
             lr: s.lr,
-            // One model per run, and no lr_scale (the export refuses one): its LR is the step's.
-            model_lr: [(r.model.name.clone(), s.lr)].into(),
+            // Only models with an lr_scale are listed, and the export refuses one.
+            model_lr: Default::default(),
             seq_len: s.seq_len,
             batch: s.batch,
             rope_base: [(r.model.name.clone(), s.rope_base.unwrap_or(f64::NAN))].into(),
