@@ -71,7 +71,10 @@ fn tokenizer_files_are_checked_as_pipe_check_checks_them() {
     assert_eq!(found(&d), vec![("P0406".to_string(), 1)], "{d}");
     assert_eq!(codes(&d), cli_codes(&path, RECIPE));
     let msg = d["diagnostics"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("feeds it 1,005 token ids"), "1,000 ids + 5 specials: {msg}");
+    assert!(
+        msg.contains("feeds it 1,005 token ids"),
+        "1,000 ids + 5 specials: {msg}"
+    );
     // An editor shows no plan of a recipe that cannot run.
     let plan = c.request(
         "pipelang/plan",
