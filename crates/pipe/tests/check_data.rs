@@ -191,3 +191,64 @@ fn check_data_reports_empty_globs_and_bad_records_with_file_and_line() {
     // `pipe run` stops on the same glob before writing anything.
     run_writes_nothing(dir.path(), "P0701");
 }
+
+/// One stage feeding one decoder through a tokenizer file and through bytes: each source's ids
+/// are held to `vocab` (P0406 at the vocab line), and the mixture itself is refused at the
+/// source that brings the second tokenizer (P0407), in check and in run.
+#[test]
+fn mixed_tokenizers_in_one_stage_fail_at_the_source_line() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path(), "a.jsonl", 50, 20);
+    std::fs::write(dir.path().join("tokenizer.json"), wordlevel(1_000)).unwrap();
+    let src = "pipeline t { seed = 1, batch = 4, seq_len = 32 }\n\
+model lm = decoder { vocab = 512, d_model = 16, layers = 1, heads = 2 }\n\
+data web  = text(\"corpus/*.jsonl\", tokenizer = \"tokenizer.json\")\n\
+data code = text(\"corpus/*.jsonl\")\n\
+stage s {\n\
+  train  = [lm]\n\
+  budget = 1_024\n\
+  mix {\n\
+    web  = 50%\n\
+    code = 50%\n\
+  }\n\
+  lr     = constant(1e-3)\n\
+}\n";
+    std::fs::write(dir.path().join("p.pipe"), src).unwrap();
+    let (status, out, _) = pipe(&["check", "p.pipe", "--format", "json"], dir.path());
+    assert_eq!(status, 1, "{out}");
+    let too_small = json_line(&out, "P0406");
+    assert_eq!(too_small["line"], 2, "{too_small}");
+    assert!(
+        too_small["message"]
+            .as_str()
+            .unwrap()
+            .contains("`web` feeds it 1,005"),
+        "{too_small}"
+    );
+    let mixed = json_line(&out, "P0407");
+    assert_eq!(
+        mixed["line"], 10,
+        "at the `code` entry of the mixture: {mixed}"
+    );
+    let msg = mixed["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`web` through `tokenizer.json`")
+            && msg.contains("`code` through the byte tokenizer"),
+        "{msg}"
+    );
+    run_writes_nothing(dir.path(), "P0407");
+
+    // Ids that fit do not make the mixture sound.
+    std::fs::write(dir.path().join("tokenizer.json"), wordlevel(200)).unwrap();
+    let (status, out, _) = pipe(&["check", "p.pipe", "--format", "json"], dir.path());
+    assert_eq!(status, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let codes: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["P0407"], "{out}");
+    run_writes_nothing(dir.path(), "P0407");
+}

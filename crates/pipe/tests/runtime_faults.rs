@@ -1,5 +1,5 @@
-//! Faults around checkpoints: a disk that fills up while one is written keeps the previous one
-//! whole and says what failed; a checkpoint that cannot be read back on `--resume` is named,
+//! Faults around checkpoints: a disk that fills up, or turns read-only, while one is written
+//! keeps the previous one whole and says what failed; a checkpoint that cannot be read back on `--resume` is named,
 //! and the one before it is used when it is kept.
 
 mod common;
@@ -31,6 +31,22 @@ impl SmallDisk {
             String::from_utf8_lossy(&o.stderr)
         );
         SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl SmallDisk {
+    /// Remounts it read-only (as a failing disk or an admin would), in place.
+    fn read_only(&self, writable: bool) {
+        let o = Command::new("mount")
+            .args(["-o", if writable { "remount,rw" } else { "remount,ro" }])
+            .arg(&self.0)
+            .output()
+            .expect("mount(8) runs");
+        assert!(
+            o.status.success(),
+            "remounting the test's tmpfs needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -133,6 +149,67 @@ fn a_full_disk_during_a_checkpoint_keeps_the_previous_one_whole() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(final_hashes(&clean), final_hashes(&moved));
     assert_eq!(steps_once(&moved), 80);
+}
+
+/// The stage's checkpoint directory turns read-only while the run is stopped (a tmpfs of its
+/// own, remounted; as root chmod would not stop a write): the resumed run fails at its next
+/// checkpoint saying what failed, the checkpoint it resumed from stays whole and recorded,
+/// and once the directory is writable again `--resume` ends as an uninterrupted run does.
+#[test]
+fn a_read_only_checkpoint_directory_keeps_the_previous_checkpoint_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pipeline(dir.path());
+    let f = file.to_str().unwrap();
+    let clean = dir.path().join("clean");
+    assert!(
+        pipe(&["run", f, "--out", clean.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = dir.path().join("run");
+    let disk = SmallDisk::mount(&out.join("checkpoints/first"), "16m");
+    let every = ["--checkpoint-every", "5", "--checkpoint-minutes", "0"];
+    let mut args = vec!["run", f, "--out", out.to_str().unwrap()];
+    args.extend(every);
+    let mut child = pipe(&args).spawn().unwrap();
+    wait_for_steps(&mut child, &out, 7);
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(5), "stopped in `first`");
+    let kept = record(&out)
+        .stage("first")
+        .unwrap()
+        .checkpoint
+        .clone()
+        .unwrap();
+
+    disk.read_only(false);
+    let mut resume = args.clone();
+    resume.push("--resume");
+    let o = pipe(&resume).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write the checkpoint checkpoints/first/step-"),
+        "{err}"
+    );
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains(&format!("the previous checkpoint {kept} is whole")),
+        "{err}"
+    );
+    assert_eq!(
+        record(&out).stage("first").unwrap().checkpoint.as_deref(),
+        Some(kept.as_str())
+    );
+    pipelang_runtime::checkpoint::verify(&out, &kept).unwrap();
+
+    disk.read_only(true);
+    let o = pipe(&resume).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(final_hashes(&clean), final_hashes(&out));
+    assert_eq!(steps_once(&out), 80);
 }
 
 /// A run checkpointing at every step (by wall time), stopped by SIGTERM in `first`, keeping

@@ -29,7 +29,21 @@ impl Document {
     pub fn new(uri: lsp::Uri, version: i32, text: String) -> Document {
         let started = Instant::now();
         let index = LineIndex::new(&text);
-        let checked = check::check(&text);
+        let mut checked = check::check(&text);
+        // The files the pipeline names (tokenizers), read as `pipe check` reads them, so that
+        // the editor and the command line report the same problems.
+        if let (Some(p), Some(path)) = (&checked.pipeline, file_path(&uri)) {
+            let files = check::files::check(p, &path);
+            if !files.is_empty() {
+                checked.diagnostics.extend(files);
+                checked
+                    .diagnostics
+                    .sort_by_key(|d| (d.primary_span().start, d.severity));
+                if checked.has_errors() {
+                    checked.plan = None;
+                }
+            }
+        }
         let plan = checked.plan.clone();
         let names = Names::new(&checked.file);
         let t = Text {
@@ -61,4 +75,14 @@ impl Document {
             index: &self.index,
         }
     }
+}
+
+/// The file behind a `file:` URI; other schemes (an unsaved buffer) have none, and their
+/// file checks wait until the document is saved somewhere.
+fn file_path(uri: &lsp::Uri) -> Option<std::path::PathBuf> {
+    if !uri.scheme()?.as_str().eq_ignore_ascii_case("file") {
+        return None;
+    }
+    let path = uri.path().as_estr().decode().into_string().ok()?;
+    Some(std::path::PathBuf::from(path.into_owned()))
 }

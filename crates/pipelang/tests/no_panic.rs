@@ -173,3 +173,24 @@ fn line_mutations_are_reported() {
         silent.join("\n")
     );
 }
+
+/// Half-typed text with many `{` never closed: each one used to make every enclosing block
+/// try the lines after it again (2^n parses; the fuzzer found a page that took 16 s). Now one
+/// parse, one error at the end of the file, pointing at the innermost `{`.
+#[test]
+fn many_unclosed_blocks_parse_once() {
+    let mut src = String::from("stage s {\n");
+    for i in 0..40 {
+        src += &format!("  b{i} {{\n  x = 1\n");
+    }
+    let file = pipelang::syntax::parse(&src);
+    assert_eq!(file.errors.len(), 1, "{:?}", file.errors);
+    let e = &file.errors[0];
+    assert_eq!(e.found, "end of file");
+    assert_eq!(e.span.start, src.len());
+    let (note, text) = e.note.as_ref().unwrap();
+    assert_eq!(&src[note.start..note.end], "{");
+    assert_eq!(note.start, src.rfind('{').unwrap());
+    assert!(text.contains("never closed"), "{text}");
+    check_one(&src);
+}

@@ -240,6 +240,7 @@ fn analyse(
         validate::stage(&p, s, &mut diags);
     }
     vocab::bytes(&p, &mut diags);
+    vocab::mixed(&p, &mut diags);
     if profile.is_none() {
         unused(file, &used, &mut diags);
     }

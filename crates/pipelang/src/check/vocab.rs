@@ -174,6 +174,83 @@ pub fn check(p: &Pipeline, ids: impl Fn(DataId) -> Option<Ids>, diags: &mut Diag
     }
 }
 
+/// A source's tokenizer as the recipe names it: `None` for bytes, else the path without `./`
+/// steps (`./tok.json` and `tok.json` are one file).
+fn tokenizer_key(d: &Data) -> Option<std::path::PathBuf> {
+    let t = d.tokenizer.as_ref()?;
+    Some(
+        std::path::Path::new(&t.value)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect(),
+    )
+}
+
+fn tokenizer_name(d: &Data) -> String {
+    match &d.tokenizer {
+        Some(t) => format!("`{}`", t.value),
+        None => "the byte tokenizer".into(),
+    }
+}
+
+/// A decoder that one stage feeds through two tokenizers ([P0407](../../../../docs/errors/P0407.md)):
+/// each tokenizer numbers its own vocabulary and appends the specials after it, so one id
+/// means two tokens and end of document has two ids. Reported at each source whose tokenizer
+/// is not the one of the stage's first source, once per (stage, decoder, tokenizer).
+pub fn mixed(p: &Pipeline, diags: &mut Diagnostics) {
+    let all = feeds(p);
+    let mut reported: Vec<(StageId, ModelId, Option<std::path::PathBuf>)> = vec![];
+    for (i, f) in all.iter().enumerate() {
+        let key = tokenizer_key(&p.data[f.data]);
+        // Held to the stage's first source for this decoder, so that one odd source is one
+        // diagnostic however many agree with the first.
+        let Some(first) = all[..i]
+            .iter()
+            .find(|g| g.stage == f.stage && g.decoder == f.decoder)
+        else {
+            continue;
+        };
+        if tokenizer_key(&p.data[first.data]) == key {
+            continue;
+        }
+        if reported.contains(&(f.stage, f.decoder, key.clone())) {
+            continue;
+        }
+        reported.push((f.stage, f.decoder, key));
+        let (model, stage) = (&p.models[f.decoder], &p.stages[f.stage]);
+        let (a, b) = (&p.data[first.data], &p.data[f.data]);
+        diags.push(
+            Diagnostic::new(
+                Code::MIXED_TOKENIZERS,
+                format!(
+                    "stage `{}` feeds decoder `{}` through two tokenizers: `{}` through {}, \
+                     `{}` through {}",
+                    stage.name,
+                    model.name,
+                    a.name,
+                    tokenizer_name(a),
+                    b.name,
+                    tokenizer_name(b)
+                ),
+            )
+            .label(
+                f.at,
+                format!("`{}` is tokenized by {}", b.name, tokenizer_name(b)),
+            )
+            .label(
+                first.at,
+                format!("`{}` is tokenized by {}", a.name, tokenizer_name(a)),
+            )
+            .help(format!(
+                "give every source that feeds `{}` the same `tokenizer`: each tokenizer numbers \
+                 its own vocabulary and puts the {SPECIALS} special tokens after it, so one id \
+                 would mean different tokens and end of document would have two ids",
+                model.name
+            )),
+        );
+    }
+}
+
 /// The smallest multiple of 64 at or above `n` (embedding rows in whole tiles).
 fn round_up(n: u64) -> u64 {
     n.div_ceil(64) * 64

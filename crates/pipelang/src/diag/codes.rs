@@ -61,6 +61,7 @@ codes! {
     NO_DATA = "P0404", "no-data", Error, "a stage has no data, or both `data` and `mix`";
     LOSS_MODELS = "P0405", "loss-needs-models", Error, "the loss needs models the stage does not have";
     VOCAB_TOO_SMALL = "P0406", "vocab-too-small", Error, "a decoder's vocab is below the token ids of a source that feeds it";
+    MIXED_TOKENIZERS = "P0407", "mixed-tokenizers", Error, "one decoder reads sources of a stage through different tokenizers";
     RESUME_NONE = "P0501", "resume-without-schedule", Error, "`resume` has no schedule to continue";
     RESUME_AMBIGUOUS = "P0502", "resume-ambiguous", Error, "`resume` could continue more than one schedule";
     NOT_REWARMUP = "P0503", "rewarmup-not-above", Warning, "a re-warm-up target not above the hand-over LR";

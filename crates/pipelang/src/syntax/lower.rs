@@ -38,6 +38,7 @@ pub(crate) fn parse_file(source: &str) -> File {
         source,
         errors: vec![],
         reparse: vec![],
+        unclosed_reported: false,
     };
     let top = pairs.next().map(|f| f.into_inner()).into_iter().flatten();
     for pair in top {
@@ -67,6 +68,9 @@ pub(crate) fn parse_file(source: &str) -> File {
     file.items.sort_by_key(|i| i.span().start);
     file.errors = cx.errors;
     file.errors.sort_by_key(|e| e.span.start);
+    // A re-parsed region that runs to the end of the file reports the same unclosed end again.
+    file.errors
+        .dedup_by(|a, b| a.span == b.span && a.found == b.found && a.expected == b.expected);
     file
 }
 
@@ -89,6 +93,8 @@ struct Lower<'s> {
     errors: Vec<SyntaxError>,
     /// Regions to parse again as items: (start, end) byte offsets.
     reparse: Vec<(usize, usize)>,
+    /// Whether the file's end inside a block has been reported (once, not per open `{`).
+    unclosed_reported: bool,
 }
 
 fn span(p: &Pair<Rule>) -> Span {
@@ -291,6 +297,22 @@ impl<'s> Lower<'s> {
                     }));
                 }
                 Rule::error_entry => self.error(p, Rule::strict_entry),
+                // One error for the file's end, at the innermost `{`: closing it comes first.
+                Rule::unclosed if !self.unclosed_reported => {
+                    self.unclosed_reported = true;
+                    let end = self.source.len();
+                    self.errors.push(SyntaxError {
+                        span: Span::new(end, end),
+                        found: "end of file".into(),
+                        expected: vec!["`}`".into()],
+                        skipped: Span::new(end, end),
+                        key: None,
+                        note: Some((
+                            Span::new(sp.start, sp.start + 1),
+                            "this `{` is never closed".into(),
+                        )),
+                    });
+                }
                 _ => {}
             }
         }

@@ -76,26 +76,27 @@ pub(super) fn phases(
                 }
             }
         };
+        let (batch, seq_len) = countable(batch, seq, diags);
         if let Batch::Tokens(t) = batch.value {
-            batch_tokens_rounding(t, seq.value, batch.span, diags);
+            batch_tokens_rounding(t, seq_len, batch.span, diags);
         }
         let stage_tokens = match st.budget.value {
             Budget::Tokens(t) => t,
             Budget::Steps(_) => f64::INFINITY,
         };
-        let absurd = absurd_batch(batch, seq.value, stage_tokens, diags);
+        let absurd = absurd_batch(batch, seq_len, stage_tokens, diags);
         let (runs, tokens) = match target {
             Target::Tokens(tokens) => {
-                let runs = batch::runs(batch.value, seq.value, origin, tokens);
+                let runs = batch::runs(batch.value, seq_len, origin, tokens);
                 let first = runs.runs[0].batch;
                 // Rounding to steps of an absurd batch is its consequence, not news.
                 if !absurd {
                     whole_steps(
                         tokens,
                         &runs,
-                        first * seq.value,
+                        first * seq_len,
                         first,
-                        seq.value,
+                        seq_len,
                         budget_span,
                         diags,
                     );
@@ -104,7 +105,7 @@ pub(super) fn phases(
             }
             // Steps are whole by definition: their tokens are what they train.
             Target::Steps(n) => {
-                let runs = batch::runs_steps(batch.value, seq.value, origin, n);
+                let runs = batch::runs_steps(batch.value, seq_len, origin, n);
                 let trained = runs.trained;
                 (runs, trained)
             }
@@ -116,8 +117,8 @@ pub(super) fn phases(
             start,
             tokens,
             batch: first,
-            seq_len: seq.value,
-            tokens_per_step: first * seq.value,
+            seq_len,
+            tokens_per_step: first * seq_len,
             steps: runs.steps,
             trained: runs.trained,
             runs: runs.runs,
@@ -217,6 +218,36 @@ fn absurd_batch(
         )),
     );
     true
+}
+
+/// Tokens per step past 2^53 are not whole numbers in f64 and overflow u64 products (the
+/// fuzzer found `seq_len` of 120 digits): reported at the batch, and the phase is walked as
+/// one sequence of one token so that the rest of the file is still checked.
+const MAX_STEP_TOKENS: f64 = 9_007_199_254_740_992.0;
+
+fn countable(batch: Sp<Batch>, seq: &Held<u64>, diags: &mut Diagnostics) -> (Sp<Batch>, u64) {
+    let sequences = match batch.value {
+        Batch::Sequences(b) => b as f64,
+        Batch::Ramp { from, to, .. } => from.max(to) as f64,
+        Batch::Tokens(t) => t / seq.value.max(1) as f64,
+    };
+    let step = sequences * seq.value as f64;
+    if step <= MAX_STEP_TOKENS {
+        return (batch, seq.value);
+    }
+    diags.push(
+        Diagnostic::new(
+            Code::RANGE,
+            format!(
+                "a step of {sequences:.0} sequences of {} tokens is {step:.3e} tokens, more than \
+                 a plan can count",
+                seq.value
+            ),
+        )
+        .label(batch.span, "tokens per step past 2^53")
+        .help("lower `batch` or `seq_len`: a step holds at most 2^53 (about 9e15) tokens"),
+    );
+    (Sp::new(Batch::Sequences(1), batch.span), 1)
 }
 
 /// `batch_tokens` that whole sequences of the phase's seq_len miss by more than 0.1%.
