@@ -50,7 +50,7 @@ fn every_run_carries_its_stages_optimizer_and_seed() {
 
     // OLMo-core: the driver's config (AdamWConfig betas/eps/weight_decay, max_grad_norm).
     let i = l.runs.iter().position(|r| r.stage == "anneal").unwrap();
-    let cfg = olmo_core::config(&p, &l, i);
+    let cfg = olmo_core::config(&p, &l, i, &Default::default());
     assert_eq!(
         cfg["optimizer"],
         serde_json::json!({"beta1": 0.85, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.0, "clip_norm": 0.0})
