@@ -129,12 +129,16 @@ fn corpus() -> Corpus {
     std::fs::write(
         d.join("p.pipe"),
         "pipeline t { seed = 1, batch = 4, seq_len = 32 }\n\
-         model lm = decoder { vocab = 70016, d_model = 16, layers = 1, heads = 2 }\n\
+         model a = decoder { vocab = 70016, d_model = 16, layers = 1, heads = 2 }\n\
+         model b = decoder { vocab = 70016, d_model = 16, layers = 1, heads = 2 }\n\
+         model c = decoder { vocab = 70016, d_model = 16, layers = 1, heads = 2 }\n\
          data web = text(\"web/*.jsonl\", \"books/*.txt\")\n\
          data words = text(\"words/*.jsonl\", \"words/*.parquet\", tokenizer = \"small.json\")\n\
          data big = text(\"big/*.jsonl\", tokenizer = \"big.json\")\n\
-         stage s { train = [lm], budget = 1_024, lr = constant(1e-3)\n\
-           mix { web = 50%, words = 25%, big = 25% } }\n",
+         // One decoder per tokenizer: a decoder fed through two would be P0407.\n\
+         stage sa { train = [a], budget = 1_024, lr = constant(1e-3), data = web }\n\
+         stage sb { train = [b], budget = 1_024, lr = constant(1e-3), data = words }\n\
+         stage sc { train = [c], budget = 1_024, lr = constant(1e-3), data = big }\n",
     )
     .unwrap();
     Corpus {
