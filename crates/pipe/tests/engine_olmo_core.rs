@@ -377,6 +377,27 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_kill_an_edit_and_a_stop() {
     for st in &plan.stages {
         assert!(text.contains(&st.name), "report lacks {}:\n{text}", st.name);
     }
+    // run.ron records every engine run: done, whole, and how often each was launched (pretrain
+    // killed once, the first long-context run stopped once).
+    let rec = pipelang_runtime::record::RunRecord::load(&out.path().join("run.ron")).unwrap();
+    let tries: Vec<(&str, u32)> = rec
+        .engine_runs
+        .iter()
+        .map(|r| (r.name.as_str(), r.tries))
+        .collect();
+    assert_eq!(
+        tries,
+        [
+            ("pretrain", 2),
+            ("cooldown", 1),
+            ("long_context.ctx_64", 2),
+            ("long_context.ctx_128", 1)
+        ]
+    );
+    for r in &rec.engine_runs {
+        assert_eq!(r.status, pipelang_runtime::record::Status::Done, "{}", r.name);
+        assert_eq!(r.step, r.steps, "{}", r.name);
+    }
     // The configs and the driver stay in the run directory, rerunnable by hand.
     assert!(out.path().join("engine/driver.py").exists());
     assert!(

@@ -87,6 +87,7 @@ fn record(done: &[&str]) -> RunRecord {
             changes: vec![],
         }],
         stopped: None,
+        engine_runs: vec![],
     }
 }
 

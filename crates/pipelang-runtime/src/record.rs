@@ -120,6 +120,27 @@ pub struct RunRecord {
     /// Set when the run stopped on request (SIGINT, SIGTERM); cleared when it resumes.
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// The runs of an external engine (`pipe run --engine`), in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_runs: Vec<EngineRunRecord>,
+}
+
+/// One run of an external engine: a stage, phase or mixture piece trained by one engine process
+/// group, in its own folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineRunRecord {
+    /// `STAGE[.PHASE][.pK]`.
+    pub name: String,
+    /// Its folder in the run directory (`engine/runs/NN-NAME`).
+    pub dir: String,
+    pub stage: String,
+    pub steps: u64,
+    /// Steps done and checkpointed.
+    pub step: u64,
+    pub status: Status,
+    /// Launches: one, and one more per resume of a try killed or stopped part-way.
+    pub tries: u32,
+    pub wall_s: f64,
 }
 
 impl RunRecord {
@@ -155,6 +176,18 @@ impl RunRecord {
             changes,
         });
         Ok(source_file)
+    }
+
+    /// Where in `engine_runs` the engine run in `dir` is recorded; `make` records it when it
+    /// first starts.
+    pub fn engine_run(&mut self, dir: &str, make: impl FnOnce() -> EngineRunRecord) -> usize {
+        match self.engine_runs.iter().position(|r| r.dir == dir) {
+            Some(i) => i,
+            None => {
+                self.engine_runs.push(make());
+                self.engine_runs.len() - 1
+            }
+        }
     }
 
     pub fn stage(&self, name: &str) -> Option<&StageRecord> {
@@ -355,6 +388,7 @@ mod tests {
             cursors: Default::default(),
             versions: vec![],
             stopped: None,
+            engine_runs: vec![],
         };
         assert_eq!(
             record.progress_during(&plan),

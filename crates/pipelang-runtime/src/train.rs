@@ -164,6 +164,7 @@ impl<'a> Runner<'a> {
                     cursors: BTreeMap::new(),
                     versions: vec![],
                     stopped: None,
+                    engine_runs: vec![],
                 };
                 record.add_version(&opts.out, &prep.source, None, 0, vec![])?;
                 record

@@ -22,7 +22,7 @@ use pipelang_engine::runs::{EngineRun, Lowering, Options};
 use crate::data::prepared::{self, Format, Manifest};
 use crate::lock::RunLock;
 use crate::metrics;
-use crate::record::{RunRecord, StageRecord, Status, Stopped};
+use crate::record::{EngineRunRecord, RunRecord, StageRecord, Status, Stopped};
 use crate::setup::{Prepared, RunError};
 use crate::stop::StopFlag;
 use crate::train::{Boundary, take_lock};
@@ -77,6 +77,7 @@ fn new_record(prep: &Prepared, out: &Path) -> Result<RunRecord, RunError> {
         cursors: Default::default(),
         versions: vec![],
         stopped: None,
+        engine_runs: vec![],
     };
     r.add_version(out, &prep.source, None, 0, vec![])?;
     Ok(r)
@@ -260,17 +261,46 @@ pub fn train(
                 String::new()
             }
         ));
+        let dir = rel.display().to_string();
+        let ri = record.engine_run(&dir, || EngineRunRecord {
+            name: r.name.clone(),
+            dir: dir.clone(),
+            stage: r.stage.clone(),
+            steps: r.steps,
+            step: 0,
+            status: Status::Pending,
+            tries: 0,
+            wall_s: 0.0,
+        });
+        let run = &mut record.engine_runs[ri];
+        run.status = Status::Running;
+        run.step = from;
+        run.tries += 1;
+        record.save(&record_path)?;
         let started = std::time::Instant::now();
         let fin = one_run::train(
             &python, &eng, &rel, r, &prep.plan, &o.out, o.nproc, from, &o.stop, log,
-        )?;
+        );
+        let at = one_run::last_checkpoint(&eng.join(&rel))
+            .unwrap_or(0)
+            .min(r.steps);
+        let run = &mut record.engine_runs[ri];
+        run.wall_s += started.elapsed().as_secs_f64();
+        run.step = at;
+        let fin = match fin {
+            Ok(f) => f,
+            Err(e) => {
+                record.save(&record_path)?;
+                return Err(e);
+            }
+        };
         stage_losses.extend(fin.losses);
         if fin.stopped {
-            let at = one_run::last_checkpoint(&eng.join(&rel))
-                .unwrap_or(0)
-                .min(r.steps);
             return Err(stopped(&mut record, &record_path, o, st, r, &rel, at));
         }
+        let run = &mut record.engine_runs[ri];
+        run.step = r.steps;
+        run.status = Status::Done;
         pipelang::atomic::write(&eng.join(&rel).join("DONE"), b"")?;
         let rec = record.stage_mut(&st.name).expect("every stage is recorded");
         rec.step = r.first_step + r.steps;
