@@ -143,6 +143,17 @@ impl MultimodalSource {
                 expected,
             });
         }
+        if let (0, Some(field), Some(first)) = (tars, caption, files.first()) {
+            // Said, not ignored: the field would name nothing in a JSONL record.
+            return Err(DataError::UnsupportedFile {
+                path: first.clone(),
+                expected: format!(
+                    "`caption = \"{field}\"` names the .json field of WebDataset .tar shards; a \
+                     .jsonl record carries its own caption: remove `caption`, or point the \
+                     source at .tar shards"
+                ),
+            });
+        }
         let reader = match tars {
             0 => Records::Lines(LineReader::new(files)),
             _ => Records::Tar {

@@ -247,6 +247,21 @@ fn bad_multimodal_records_are_located_errors() {
 }
 
 #[test]
+fn a_caption_field_on_jsonl_records_is_an_error_not_ignored() {
+    let dir = tiny_image_text();
+    let mut sp = spec("s", SourceKind::ImageText, "*.jsonl");
+    sp.caption = Some("caption".into());
+    let Err(e) = Source::open(&sp, dir.path(), &Tokenizer::Bytes, CFG) else {
+        panic!("a caption field on JSONL records was accepted");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains(".jsonl") && msg.contains("remove `caption`"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn caption_pairs_for_coca() {
     let dir = tiny_image_text();
     let mut s = open(dir.path(), SourceKind::ImageText, "*.jsonl");
