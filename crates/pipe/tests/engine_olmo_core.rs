@@ -395,7 +395,12 @@ fn tiny_text_on_olmo_core_follows_the_plan_through_a_kill_an_edit_and_a_stop() {
         ]
     );
     for r in &rec.engine_runs {
-        assert_eq!(r.status, pipelang_runtime::record::Status::Done, "{}", r.name);
+        assert_eq!(
+            r.status,
+            pipelang_runtime::record::Status::Done,
+            "{}",
+            r.name
+        );
         assert_eq!(r.step, r.steps, "{}", r.name);
     }
     // The configs and the driver stay in the run directory, rerunnable by hand.
