@@ -11,12 +11,15 @@ pub const ENV: &str = "PIPE_ENGINE_PYTHON";
 pub const MISSING: &str =
     "install the pinned engines with scripts/install-engines.sh (or set PIPE_ENGINE_PYTHON)";
 
-/// `PIPE_ENGINE_PYTHON`, else `.tools/engines/bin/python` under `root` when it exists, made
-/// absolute but not resolved: a venv's `python` is a link to the base interpreter, and only
+/// `PIPE_ENGINE_PYTHON`, else `.tools/engines/bin/python` under `root` when it exists; either
+/// made absolute but not resolved: a venv's `python` is a link to the base interpreter, and only
 /// the venv's path finds the venv's packages.
 pub fn find(root: &Path) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(ENV) {
-        return Some(p.into());
+        // Absolute against the directory pipe was started in: the engine is launched from
+        // the run's own folder.
+        let p = PathBuf::from(p);
+        return Some(std::path::absolute(&p).unwrap_or(p));
     }
     let local = root.join(".tools/engines/bin/python");
     local
