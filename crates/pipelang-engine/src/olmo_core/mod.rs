@@ -121,10 +121,13 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize, facts: &DataFacts) -> Va
             })
         }
     };
+    // `pipe prepare-data` picks the array type by the tokenizer's ids, not the model's
+    // vocabulary: the byte tokenizer's fit uint16; a tokenizer file's are known from the
+    // manifest only (`null` until then, like its EOS).
     let dtype = match prepared {
-        Some(f) => f.dtype.as_str(),
-        None if run.model.vocab <= u16::MAX as u64 + 1 => "uint16",
-        None => "uint32",
+        Some(f) => json!(f.dtype),
+        None if eos.is_null() => Value::Null,
+        None => json!("uint16"),
     };
     json!({
         "pipeline": l.pipeline,
