@@ -28,7 +28,9 @@ fn generated(lines: usize) -> String {
     }
     s.push_str("schedule main = wsd(peak = 3e-4, warmup = 1%, decay = 10%, min = 3e-5)\n\n");
     let mut i = 0;
-    while s.lines().count() < lines {
+    // Counted as written (each stage is 15 lines), not by recounting the text each time.
+    let mut count = s.lines().count();
+    while count < lines {
         let after = if i == 0 {
             String::new()
         } else {
@@ -44,6 +46,7 @@ fn generated(lines: usize) -> String {
             d = (i + 3) % 20,
         );
         i += 1;
+        count += 15;
     }
     s
 }

@@ -1,38 +1,60 @@
-//! Every recipe shipped in `pipelines/` checks clean, with and without each of its profiles.
+//! Every recipe shipped in `pipelines/` checks clean, with and without each of its profiles:
+//! no error and no warning. Notes (advice) are allowed, and all of them are snapshotted, so a
+//! new one is seen and read in review.
 
 use pipelang::check::check_with;
+use pipelang::diag::{Diagnostic, Severity};
+
+fn not_notes(diags: &[Diagnostic]) -> Vec<Diagnostic> {
+    diags
+        .iter()
+        .filter(|d| d.severity != Severity::Advice)
+        .cloned()
+        .collect()
+}
 
 #[test]
 fn every_shipped_pipeline_checks_clean() {
     let mut count = 0;
-    for entry in std::fs::read_dir(concat!(
+    let mut notes = String::new();
+    let mut paths: Vec<_> = std::fs::read_dir(concat!(
         concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
         "/pipelines"
     ))
     .unwrap()
-    {
-        let path = entry.unwrap().path();
+    .map(|e| e.unwrap().path())
+    .collect();
+    paths.sort();
+    for path in paths {
         if path.extension().is_none_or(|e| e != "pipe") {
             continue;
         }
         count += 1;
         let source = std::fs::read_to_string(&path).unwrap();
         let base = check_with(&source, None);
-        let rendered = pipelang::diag::render_human_plain(
-            &base.diagnostics,
-            &path.display().to_string(),
-            &source,
-        );
+        let name = format!("pipelines/{}", path.file_name().unwrap().to_string_lossy());
+        let rendered =
+            pipelang::diag::render_human_plain(&not_notes(&base.diagnostics), &name, &source);
         assert!(
-            base.diagnostics.is_empty(),
+            not_notes(&base.diagnostics).is_empty(),
             "{} has diagnostics:\n{rendered}",
             path.display()
         );
         assert!(base.plan.is_some(), "{} has no plan", path.display());
+        let advice: Vec<Diagnostic> = base
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Advice)
+            .cloned()
+            .collect();
+        if !advice.is_empty() {
+            notes.push_str(&pipelang::diag::render_human_plain(&advice, &name, &source));
+            notes.push('\n');
+        }
         for prof in &base.pipeline.as_ref().unwrap().profiles {
             let c = check_with(&source, Some(&prof.name));
             assert!(
-                c.diagnostics.is_empty(),
+                not_notes(&c.diagnostics).is_empty(),
                 "{} with profile {}",
                 path.display(),
                 prof.name
@@ -47,6 +69,7 @@ fn every_shipped_pipeline_checks_clean() {
         count >= 3,
         "expected the reference and at least two more recipes, found {count}"
     );
+    insta::assert_snapshot!("shipped_pipeline_notes", notes);
 }
 
 #[test]

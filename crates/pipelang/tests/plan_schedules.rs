@@ -318,3 +318,39 @@ fn llama3_batch_tokens_per_phase_and_an_8000_step_warmup_across_the_change() {
     assert_eq!(((early - 252e6) / 8_003_584.0).floor() as u64 + 63, 4031);
     assert!(p.step(0, 4031).lr < 8e-5 * 0.51);
 }
+
+/// P0510: a resume that stretches a cosine says how much it moves the earlier stage's end LR,
+/// with the values computed by hand; a horizon fixes the shape and the note goes away.
+#[test]
+fn a_resume_that_stretches_the_curve_gets_a_note_with_both_lrs() {
+    let recipe = |lr: &str| {
+        format!(
+            "pipeline t {{ seed = 1, batch = 4, seq_len = 1K }}\n\
+             model lm = decoder {{ vocab = 512, d_model = 64, layers = 2, heads = 4 }}\n\
+             data web = text(\"corpus/*.jsonl\")\n\
+             stage pre {{ train = [lm], budget = 100M, data = web, lr = {lr} }}\n\
+             stage long after pre {{ train = [lm], budget = 100M, data = web, lr = resume }}\n"
+        )
+    };
+    let c = pipelang::check::check(&recipe("cosine(peak = 1e-3, warmup = 1M, min = 1e-5)"));
+    let notes: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code.as_str() == "P0510")
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", c.diagnostics);
+    // The cosine runs from 1M to 200M; `pre` ends at 100M: p = 99/199.
+    let p = 99.0f64 / 199.0;
+    let with = 1e-5 + (1e-3 - 1e-5) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0;
+    assert!((with - 5.089e-4).abs() < 1e-7, "{with}");
+    let labels: Vec<&str> = notes[0].labels.iter().map(|l| l.message.as_str()).collect();
+    assert!(
+        labels.contains(&"`pre` now ends at LR 5.089e-4 (at 1e-5 without `long`)"),
+        "{labels:?}"
+    );
+    let fixed = pipelang::check::check(&recipe(
+        "cosine(peak = 1e-3, warmup = 1M, min = 1e-5, horizon = 100M)",
+    ));
+    assert!(fixed.diagnostics.is_empty(), "{:?}", fixed.diagnostics);
+    assert!(fixed.plan.is_some());
+}

@@ -203,3 +203,15 @@ impl Client {
 fn is_diags_for(n: &Notification, uri: &str) -> bool {
     n.method == "textDocument/publishDiagnostics" && n.params["uri"] == uri
 }
+
+/// The published errors and warnings (severity 1 and 2): notes such as the reference's P0510
+/// (severity 3, information) are left out.
+pub fn problems(published: &serde_json::Value) -> Vec<serde_json::Value> {
+    published["diagnostics"]
+        .as_array()
+        .expect("a diagnostics array")
+        .iter()
+        .filter(|d| d["severity"].as_u64().is_none_or(|s| s <= 2))
+        .cloned()
+        .collect()
+}

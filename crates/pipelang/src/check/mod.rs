@@ -124,11 +124,14 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
     for d in &mut diags.list {
         crate::diag::lay_out_fixes(source, &mut d.fixes);
     }
-    let diagnostics = diags.finish();
+    let mut diagnostics = diags.finish();
+    let has_errors = diagnostics.iter().any(Diagnostic::is_error);
+    // A note speaks of a recipe that works; beside an error it is noise, often a consequence.
+    if has_errors {
+        diagnostics.retain(|d| d.severity != crate::diag::Severity::Advice);
+    }
     let plan = match (&pipeline, &walk) {
-        (Some(p), Some(w)) if !diagnostics.iter().any(Diagnostic::is_error) => {
-            Some(plan::resolve(p, w))
-        }
+        (Some(p), Some(w)) if !has_errors => Some(plan::resolve(p, w)),
         _ => None,
     };
     Checked {

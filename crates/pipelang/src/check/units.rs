@@ -74,8 +74,8 @@ pub fn length(v: u64) -> String {
 
 /// An LR in the short scientific form used in recipes (`4e-4`, `2.5e-5`).
 pub fn lr(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
     }
     let s = format!("{v:.3e}");
     let (m, e) = s.split_once('e').unwrap();

@@ -199,24 +199,23 @@ fn tokenizer_name(d: &Data) -> String {
 /// is not the one of the stage's first source, once per (stage, decoder, tokenizer).
 pub fn mixed(p: &Pipeline, diags: &mut Diagnostics) {
     let all = feeds(p);
-    let mut reported: Vec<(StageId, ModelId, Option<std::path::PathBuf>)> = vec![];
-    for (i, f) in all.iter().enumerate() {
+    // Per (stage, decoder): the first source's feed and tokenizer. Held to it, one odd source
+    // is one diagnostic however many agree with the first.
+    let mut firsts = std::collections::HashMap::new();
+    let mut reported = std::collections::HashSet::new();
+    for f in &all {
         let key = tokenizer_key(&p.data[f.data]);
-        // Held to the stage's first source for this decoder, so that one odd source is one
-        // diagnostic however many agree with the first.
-        let Some(first) = all[..i]
-            .iter()
-            .find(|g| g.stage == f.stage && g.decoder == f.decoder)
-        else {
-            continue;
+        let (first, first_key) = match firsts.entry((f.stage, f.decoder)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((f, key));
+                continue;
+            }
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         };
-        if tokenizer_key(&p.data[first.data]) == key {
+        if *first_key == key || !reported.insert((f.stage, f.decoder, key)) {
             continue;
         }
-        if reported.contains(&(f.stage, f.decoder, key.clone())) {
-            continue;
-        }
-        reported.push((f.stage, f.decoder, key));
+        let first = *first;
         let (model, stage) = (&p.models[f.decoder], &p.stages[f.stage]);
         let (a, b) = (&p.data[first.data], &p.data[f.data]);
         diags.push(

@@ -71,6 +71,7 @@ codes! {
     SCHEDULE_RESTART = "P0507", "schedule-restarted", Error, "a named schedule is started by more than one stage";
     PHASE_REST = "P0508", "phase-rest", Error, "a phase `rest` that is not the last phase, or that nothing is left for";
     SHARE_OF_STEPS = "P0509", "share-of-steps", Error, "a share of a budget in steps that is not a whole number of steps";
+    RESUME_MOVES_LR = "P0510", "resume-moves-lr", Advice, "a stage that resumes a schedule changes the LR of the stages before it";
     PROFILE_TARGET = "P0601", "profile-unknown-target", Error, "a profile names something the pipeline does not have";
     PROFILE_UNKNOWN = "P0602", "unknown-profile", Error, "no profile of that name";
     PROFILE_VALUE = "P0603", "profile-value", Error, "a profile's scaling gives an invalid value";

@@ -3,13 +3,51 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    NamedSource, SourceCode, SourceSpan, SpanContents,
+};
 
 use super::{Diagnostic, Severity};
 
 struct Report<'a> {
     diag: &'a Diagnostic,
-    source: &'a NamedSource<String>,
+    source: &'a Eliding,
+}
+
+/// Labels further apart than this many unshown lines get snippets of their own, the lines
+/// between them left out; closer ones share one snippet (a gap of a line or two reads better
+/// shown than elided).
+const SHOWN_GAP: usize = 2;
+
+/// The file as miette reads it, with one correction: miette joins two labels' snippets when
+/// `line + line_count` of the first reaches the second, but its `line_count` counts the lines
+/// from the top of the file, so past the middle of a file every snippet was joined to the
+/// next, however far (`kimi_vl.pipe` showed the 10 lines between a stage's name and its
+/// `lr`). Here `line_count` is the snippet's own lines plus [`SHOWN_GAP`].
+struct Eliding(NamedSource<String>);
+
+impl SourceCode for Eliding {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let c = self.0.read_span(span, before, after)?;
+        let data = c.data();
+        let lines =
+            data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.ends_with(b"\n"));
+        let name = c.name().unwrap_or_default().to_string();
+        Ok(Box::new(MietteSpanContents::new_named(
+            name,
+            data,
+            *c.span(),
+            c.line(),
+            c.column(),
+            lines + SHOWN_GAP,
+        )))
+    }
 }
 
 impl fmt::Debug for Report<'_> {
@@ -47,7 +85,7 @@ impl miette::Diagnostic for Report<'_> {
         Some(self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let len = self.source.inner().len();
+        let len = self.source.0.inner().len();
         Some(Box::new(self.diag.labels.iter().enumerate().map(
             move |(i, l)| {
                 let start = l.span.start.min(len);
@@ -69,7 +107,7 @@ fn render(
     source: &str,
     handler: GraphicalReportHandler,
 ) -> String {
-    let named = NamedSource::new(file, source.to_string());
+    let named = Eliding(NamedSource::new(file, source.to_string()));
     let mut out = String::new();
     for d in diags {
         let report = Report {

@@ -286,8 +286,80 @@ impl Runs {
                     _ => {}
                 }
             }
+            moved_by_resume(p, &self[r], &curve, &clock, handover, stages, diags);
             self[r].curve = curve;
         }
+    }
+}
+
+/// A note at every stage that resumes a run whose curve it bends: the run's durations are
+/// shares of its whole span (a cosine to its end, a decay of 10%), so a stage that continues
+/// it changes the LR of the stages before it. The note names the stage just before and its
+/// end LR with and without the resuming stage; a schedule with a `horizon` or `until`
+/// positions keeps its shape and gets none. The truncated curve reuses the run's clock: the
+/// steps of a prefix of the run are a prefix of its steps.
+fn moved_by_resume(
+    p: &Pipeline,
+    run: &ScheduleRun,
+    curve: &Curve,
+    clock: &lr::StepClock,
+    handover: Option<f64>,
+    stages: &IndexVec<StageId, StageWalk>,
+    diags: &mut Diagnostics,
+) {
+    for pair in run.stages.windows(2) {
+        let (before, s) = (pair[0], pair[1]);
+        let StageLr::Resume { span, .. } = &p.stages[s].lr else {
+            continue;
+        };
+        let end = stages[before].offset + stages[before].tokens;
+        if !end.is_finite() || end <= 0.0 || end >= run.span {
+            continue;
+        }
+        let (alone, problems) = lr::build(&run.segments, end, clock, handover);
+        // The schedule does not fit the earlier stages alone: no LR to compare with.
+        if !problems.is_empty() || alone.pieces.is_empty() {
+            continue;
+        }
+        let (with, without) = (curve.at(end), alone.at(end));
+        if !with.is_finite()
+            || !without.is_finite()
+            || (with - without).abs() <= 1e-9 * with.abs().max(without.abs())
+        {
+            continue;
+        }
+        let (b, st) = (&p.stages[before], &p.stages[s]);
+        diags.push(
+            Diagnostic::new(
+                Code::RESUME_MOVES_LR,
+                format!(
+                    "`{}` continues schedule `{}` and moves the LR of `{}`",
+                    st.name, run.name, b.name
+                ),
+            )
+            .label(
+                *span,
+                format!(
+                    "adds {} tokens to the span of `{}`",
+                    units::tokens(stages[s].tokens),
+                    run.name
+                ),
+            )
+            .label(
+                b.name_span,
+                format!(
+                    "`{}` now ends at LR {} (at {} without `{}`)",
+                    b.name,
+                    units::lr(with),
+                    units::lr(without),
+                    st.name
+                ),
+            )
+            .help(format!(
+                "the schedule's durations are shares of the span of all its stages; to keep `{}`'s LR as it is, fix the shape with `horizon` or `until` positions, or start a schedule of its own in `{}`",
+                b.name, st.name
+            )),
+        );
     }
 }
 
