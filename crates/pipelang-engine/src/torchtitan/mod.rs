@@ -229,6 +229,92 @@ pub fn starts(p: &Pipeline, plan: &Plan, l: &Lowering) -> (Vec<Start>, Vec<Diagn
     (out, notes)
 }
 
+/// A warning per stage whose runs read images: torchtitan's multimodal loader takes one
+/// dataset (`pipelang_titan.data` gives it the run's first image source), so the mixture's
+/// other sources, text included, are not read. Each dropped source is named with its largest
+/// share in a run of the stage, at its entry in the stage's mixture.
+fn one_image_source(p: &Pipeline, l: &Lowering) -> Vec<Diagnostic> {
+    use pipelang::check::ir::{DataId, DataKind, MixNode, MixTarget};
+    fn entry(nodes: &[MixNode], d: DataId) -> Option<pipelang::syntax::Span> {
+        nodes.iter().find_map(|n| match &n.target {
+            MixTarget::Source(x) if *x == d => Some(n.span),
+            MixTarget::Group(g) => entry(g, d),
+            _ => None,
+        })
+    }
+    let kind = |index: usize| p.data[DataId::new(index)].kind;
+    let mut out = vec![];
+    let mut done: Vec<usize> = vec![];
+    for run in &l.runs {
+        if done.contains(&run.stage_index) {
+            continue;
+        }
+        let Some(read) = run
+            .mixture
+            .iter()
+            .find(|sh| kind(sh.index) != DataKind::Text)
+        else {
+            continue;
+        };
+        done.push(run.stage_index);
+        let runs: Vec<&EngineRun> = l
+            .runs
+            .iter()
+            .filter(|r| r.stage_index == run.stage_index)
+            .collect();
+        // Source index -> its largest share in a run of the stage.
+        let mut dropped: Vec<(usize, &str, f64)> = vec![];
+        for sh in runs.iter().flat_map(|r| &r.mixture) {
+            if sh.index == read.index || sh.share <= 0.0 {
+                continue;
+            }
+            match dropped.iter_mut().find(|d| d.0 == sh.index) {
+                Some(d) => d.2 = d.2.max(sh.share),
+                None => dropped.push((sh.index, &sh.source, sh.share)),
+            }
+        }
+        if dropped.is_empty() {
+            continue;
+        }
+        let Some(stage) = p.stages.iter().find(|s| s.name == run.stage) else {
+            continue;
+        };
+        let pct = |x: f64| format!("{}%", pipelang::check::units::trim2(x * 100.0));
+        let names: Vec<String> = dropped
+            .iter()
+            .map(|(_, n, sh)| format!("`{n}` (up to {})", pct(*sh)))
+            .collect();
+        let mut d = Diagnostic::new(
+            Code::ENGINE_APPROXIMATION,
+            format!(
+                "torchtitan's runs of stage `{}` read only `{}`: its multimodal loader takes one \
+                 dataset, so {} {} not read",
+                stage.name,
+                read.source,
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" }
+            ),
+        )
+        .label(
+            entry(&stage.mix, DataId::new(read.index)).unwrap_or(stage.mix_span),
+            format!("the one source the {} run(s) read", runs.len()),
+        );
+        for (index, name, share) in &dropped {
+            if let Some(span) = entry(&stage.mix, DataId::new(*index)) {
+                d = d.label(
+                    span,
+                    format!("`{name}` is not read (up to {} of a run)", pct(*share)),
+                );
+            }
+        }
+        out.push(d.help(
+            "train this stage with `pipe run` to follow its mixture, or give it one image source \
+             (docs/engines.md, torchtitan: approximations)",
+        ));
+    }
+    out
+}
+
 fn py_f(x: f64) -> String {
     // Rust's shortest round-trip form reads back exactly in Python.
     let s = format!("{x:?}");
@@ -528,7 +614,8 @@ pub fn files(
     l: &Lowering,
     par: &Layout,
 ) -> (Vec<(PathBuf, String)>, Vec<Diagnostic>) {
-    let (starts, notes) = starts(p, plan, l);
+    let (starts, mut notes) = starts(p, plan, l);
+    notes.extend(one_image_source(p, l));
     let mut out = vec![
         (PathBuf::from("pipelang_titan.py"), HELPER.to_string()),
         (
