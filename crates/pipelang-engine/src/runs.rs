@@ -605,6 +605,33 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
     }
 }
 
+impl Lowering {
+    /// What a run is, for the header of its engine file: "run `joint_pretrain.p3` of pipeline
+    /// `kimi_vl` (profile `smoke`), stage `joint_pretrain`, piece 4 of 8: 120 steps of 16 x
+    /// 512 tokens". `steps` is the count in the engine's own word (Megatron's iterations).
+    pub fn describe(&self, run: &EngineRun, steps: &str) -> String {
+        format!(
+            "run `{}` of pipeline `{}`{}, stage `{}`{}, piece {} of {}: {} {steps} of {} x {} tokens",
+            run.name,
+            self.pipeline,
+            self.profile
+                .as_ref()
+                .map(|p| format!(" (profile `{p}`)"))
+                .unwrap_or_default(),
+            run.stage,
+            run.phase
+                .as_ref()
+                .map(|p| format!(", phase `{p}`"))
+                .unwrap_or_default(),
+            run.piece + 1,
+            run.pieces,
+            run.steps,
+            run.batch,
+            run.seq_len,
+        )
+    }
+}
+
 impl EngineRun {
     /// The LR at the run's step `k` as the plan has it (the curve at the step's first token).
     pub fn plan_lr(&self, k: u64) -> f64 {

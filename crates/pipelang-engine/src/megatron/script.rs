@@ -125,24 +125,8 @@ pub fn train(plan: &Plan, l: &Lowering, x: &Export, i: usize, par: &Layout) -> S
     let s = &f.sched;
     let mut head = format!(
         "#!/usr/bin/env bash\n\
-         # Written by `pipe export --engine megatron` for Megatron-LM {MEGATRON_LM}: run `{}` of\n\
-         # pipeline `{}`{}, stage `{}`{}, piece {} of {}: {} iterations of {} x {} tokens.\n",
-        run.name,
-        l.pipeline,
-        l.profile
-            .as_ref()
-            .map(|p| format!(" (profile `{p}`)"))
-            .unwrap_or_default(),
-        run.stage,
-        run.phase
-            .as_ref()
-            .map(|p| format!(", phase `{p}`"))
-            .unwrap_or_default(),
-        run.piece + 1,
-        run.pieces,
-        m.iterations,
-        m.global_batch,
-        m.seq_len,
+         # Written by `pipe export --engine megatron` for Megatron-LM {MEGATRON_LM}:\n# {}.\n",
+        l.describe(run, "iterations"),
     );
     let _ = write!(
         head,

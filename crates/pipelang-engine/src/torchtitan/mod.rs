@@ -315,6 +315,13 @@ fn one_image_source(p: &Pipeline, l: &Lowering) -> Vec<Diagnostic> {
     out
 }
 
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn py_f(x: f64) -> String {
     // Rust's shortest round-trip form reads back exactly in Python.
     let s = format!("{x:?}");
@@ -373,26 +380,11 @@ pub fn config(
         starts[j].optimizer && matches!(&r.init, Init::From { run: f, .. } if f == &run.name)
     });
     let mut s = format!(
-        "\"\"\"Run `{}` of pipeline `{}`{}: stage `{}`{}, piece {} of {}: {} steps of {} x {} tokens.\n\n\
+        "\"\"\"{}.\n\n\
          Written by `pipe export --engine torchtitan` for torchtitan 0.3.0; launch.sh runs it as\n\
          `torchrun ... -m torchtitan.train --module {} --config config`. Plan steps {}..{}.\n\"\"\"\n\n\
          import pipelang_titan as pt\n\n",
-        run.name,
-        l.pipeline,
-        l.profile
-            .as_ref()
-            .map(|p| format!(" (profile `{p}`)"))
-            .unwrap_or_default(),
-        run.stage,
-        run.phase
-            .as_ref()
-            .map(|p| format!(", phase `{p}`"))
-            .unwrap_or_default(),
-        run.piece + 1,
-        run.pieces,
-        run.steps,
-        run.batch,
-        run.seq_len,
+        capitalised(&l.describe(run, "steps")),
         module(i, run),
         run.global_first_step,
         run.global_first_step + run.steps,
