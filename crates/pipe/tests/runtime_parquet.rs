@@ -6,7 +6,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use pipelang_test_support::parquet as parquet_fixture;
 
@@ -141,17 +140,10 @@ fn training_on_parquet_killed_and_resumed_is_bit_identical() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Any step must work: the kill step is drawn from the clock (60 steps in all).
-    let kill_at =
-        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 50;
+    let kill_at = common::any_step(5, 50);
     let killed = d.join("killed");
     let mut child = run("killed").spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while common::steps_logged(&killed) < kill_at && Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_for_steps(&mut child, &killed, kill_at);
     child.kill().unwrap();
     child.wait().unwrap();
     let o = pipe(&["run", "p.pipe", "--out", "killed", "--resume"], d)

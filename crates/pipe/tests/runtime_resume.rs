@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Instant;
 
 use common::{final_hashes, pipe, steps_logged, steps_once, wait_for_steps, write_pipeline};
 
@@ -56,9 +55,7 @@ fn kill_and_resume(kill_at: usize, checkpoint_every: &str) {
 
 #[test]
 fn sigkill_then_resume_is_bit_identical() {
-    // The kill step is drawn from the clock: any step must work.
-    let kill_at =
-        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 60;
+    let kill_at = common::any_step(5, 60);
     kill_and_resume(kill_at, "7");
 }
 

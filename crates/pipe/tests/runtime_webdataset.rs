@@ -7,7 +7,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use pipelang_test_support::tar as tar_fixture;
 
@@ -188,17 +187,10 @@ fn a_vision_stage_on_tar_shards_killed_and_resumed_is_bit_identical() {
     assert!(ron.contains("bad_samples:"), "{ron}");
 
     // 50 steps in all; the kill step is drawn from the clock: any step must work.
-    let kill_at =
-        5 + (Instant::now().elapsed().subsec_nanos() as usize + std::process::id() as usize) % 40;
+    let kill_at = common::any_step(5, 40);
     let killed = d.join("killed");
     let mut child = run("killed").spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while common::steps_logged(&killed) < kill_at && Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_for_steps(&mut child, &killed, kill_at);
     child.kill().unwrap();
     child.wait().unwrap();
     let o = pipe(&["run", "w.pipe", "--out", "killed", "--resume"], d)

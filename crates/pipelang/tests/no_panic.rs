@@ -177,6 +177,29 @@ fn line_mutations_are_reported() {
 /// Half-typed text with many `{` never closed: each one used to make every enclosing block
 /// try the lines after it again (2^n parses; the fuzzer found a page that took 16 s). Now one
 /// parse, one error at the end of the file, pointing at the innermost `{`.
+/// `fuzz/regressions/parse/stray-comma-in-nested-unclosed-blocks-exponential`, reduced: a body
+/// that failed at a stray comma (`10%,,rest =`, where no entry could start) made every
+/// enclosing unclosed block retry as an error entry, 2^depth parses of the lines after it.
+#[test]
+fn a_stray_comma_inside_nested_unclosed_blocks_parses_once() {
+    let mut src = String::from("stage pre {\n");
+    for _ in 0..40 {
+        src += "  phase b { {\n";
+    }
+    src += "  lr = wsd(peak = 1e-2, decay = 10%,,rest = ";
+    let file = pipelang::syntax::parse(&src);
+    let comma = src.find(",,").unwrap() + 1;
+    assert!(
+        file.errors.iter().any(|e| e.span.start == comma),
+        "the stray comma is an error of its own: {:?}",
+        file.errors
+    );
+    // One error per line's second `{`, none per open block: each block stays a block.
+    let braces = file.errors.iter().filter(|e| e.found == "`{`").count();
+    assert_eq!(braces, 40, "{:?}", file.errors);
+    check_one(&src);
+}
+
 #[test]
 fn many_unclosed_blocks_parse_once() {
     let mut src = String::from("stage s {\n");

@@ -90,6 +90,16 @@ pub fn steps_logged(out: &Path) -> usize {
 }
 
 /// Waits until `out` has logged `n` steps (or the child ended, or two minutes passed).
+/// A step in `first..first + count` that differs from run to run (the wall clock's
+/// nanoseconds and the process id): a kill at any step must resume bit-identically, so each run
+/// tries another one, and a failure prints the step it drew.
+pub fn any_step(first: usize, count: usize) -> usize {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    first + (nanos + std::process::id() as usize) % count
+}
+
 pub fn wait_for_steps(child: &mut std::process::Child, out: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while steps_logged(out) < n && Instant::now() < deadline {
