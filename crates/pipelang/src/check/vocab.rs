@@ -193,61 +193,108 @@ fn tokenizer_name(d: &Data) -> String {
     }
 }
 
-/// A decoder that one stage feeds through two tokenizers ([P0407](../../../../docs/errors/P0407.md)):
-/// each tokenizer numbers its own vocabulary and appends the specials after it, so one id
-/// means two tokens and end of document has two ids. Reported at each source whose tokenizer
-/// is not the one of the stage's first source, once per (stage, decoder, tokenizer).
+/// A decoder fed through two tokenizers ([P0407](../../../../docs/errors/P0407.md)): each
+/// tokenizer numbers its own vocabulary and appends the specials after it, so one id means two
+/// tokens and end of document has two ids. Within a stage, reported at each source whose
+/// tokenizer is not the one of the stage's first source, once per (stage, decoder, tokenizer);
+/// across stages, at the first source of each stage whose tokenizer is not the one of the
+/// decoder's first stage (its weights learnt the other numbering), once per (stage, decoder).
 pub fn mixed(p: &Pipeline, diags: &mut Diagnostics) {
     let all = feeds(p);
     // Per (stage, decoder): the first source's feed and tokenizer. Held to it, one odd source
     // is one diagnostic however many agree with the first.
-    let mut firsts = std::collections::HashMap::new();
+    let mut firsts: Vec<(&Feed, Option<std::path::PathBuf>)> = vec![];
+    let mut first_of = std::collections::HashMap::new();
     let mut reported = std::collections::HashSet::new();
     for f in &all {
         let key = tokenizer_key(&p.data[f.data]);
-        let (first, first_key) = match firsts.entry((f.stage, f.decoder)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((f, key));
-                continue;
-            }
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        let Some(&i) = first_of.get(&(f.stage, f.decoder)) else {
+            first_of.insert((f.stage, f.decoder), firsts.len());
+            firsts.push((f, key));
+            continue;
         };
+        let (first, first_key) = &firsts[i];
         if *first_key == key || !reported.insert((f.stage, f.decoder, key)) {
             continue;
         }
-        let first = *first;
-        let (model, stage) = (&p.models[f.decoder], &p.stages[f.stage]);
-        let (a, b) = (&p.data[first.data], &p.data[f.data]);
-        diags.push(
-            Diagnostic::new(
-                Code::MIXED_TOKENIZERS,
-                format!(
-                    "stage `{}` feeds decoder `{}` through two tokenizers: `{}` through {}, \
-                     `{}` through {}",
-                    stage.name,
-                    model.name,
-                    a.name,
-                    tokenizer_name(a),
-                    b.name,
-                    tokenizer_name(b)
-                ),
-            )
-            .label(
-                f.at,
-                format!("`{}` is tokenized by {}", b.name, tokenizer_name(b)),
-            )
-            .label(
-                first.at,
-                format!("`{}` is tokenized by {}", a.name, tokenizer_name(a)),
-            )
-            .help(format!(
-                "give every source that feeds `{}` the same `tokenizer`: each tokenizer numbers \
-                 its own vocabulary and puts the {SPECIALS} special tokens after it, so one id \
-                 would mean different tokens and end of document would have two ids",
-                model.name
-            )),
-        );
+        let stage = &p.stages[f.stage].name;
+        diags.push(two_tokenizers(
+            p,
+            f.decoder,
+            format!("stage `{stage}` feeds"),
+            (first, None),
+            (f, None),
+        ));
     }
+    // The decoder's first stage sets its numbering for every later one.
+    let mut numbering = std::collections::HashMap::new();
+    for (f, key) in &firsts {
+        let (first, first_key) = *numbering.entry(f.decoder).or_insert((*f, key));
+        if first_key != key {
+            let (a, b) = (&p.stages[first.stage].name, &p.stages[f.stage].name);
+            diags.push(two_tokenizers(
+                p,
+                f.decoder,
+                format!("stages `{a}` and `{b}` feed"),
+                (first, Some(a)),
+                (f, Some(b)),
+            ));
+        }
+    }
+}
+
+/// P0407 for one decoder: `b`'s source brings a tokenizer other than `a`'s (each with the
+/// stage named when they differ).
+fn two_tokenizers(
+    p: &Pipeline,
+    decoder: ModelId,
+    who: String,
+    (a, a_stage): (&Feed, Option<&String>),
+    (b, b_stage): (&Feed, Option<&String>),
+) -> Diagnostic {
+    let model = &p.models[decoder];
+    let (da, db) = (&p.data[a.data], &p.data[b.data]);
+    let place = |s: Option<&String>| s.map(|s| format!(" in `{s}`")).unwrap_or_default();
+    Diagnostic::new(
+        Code::MIXED_TOKENIZERS,
+        format!(
+            "{who} decoder `{}` through two tokenizers: `{}` through {}, `{}` through {}",
+            model.name,
+            da.name,
+            tokenizer_name(da),
+            db.name,
+            tokenizer_name(db)
+        ),
+    )
+    .label(
+        b.at,
+        format!(
+            "`{}` is tokenized by {}{}",
+            db.name,
+            tokenizer_name(db),
+            place(b_stage)
+        ),
+    )
+    .label(
+        a.at,
+        format!(
+            "`{}` is tokenized by {}{}",
+            da.name,
+            tokenizer_name(da),
+            place(a_stage)
+        ),
+    )
+    .help(format!(
+        "give every source that feeds `{}` the same `tokenizer`: each tokenizer numbers its own \
+         vocabulary and puts the {SPECIALS} special tokens after it, so one id would mean \
+         different tokens and end of document would have two ids{}",
+        model.name,
+        if a_stage.is_some() {
+            " (the weights trained in the first stage learnt its numbering)"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// The smallest multiple of 64 at or above `n` (embedding rows in whole tiles).
