@@ -345,7 +345,7 @@ fn a_resume_that_stretches_the_curve_gets_a_note_with_both_lrs() {
     assert!((with - 5.089e-4).abs() < 1e-7, "{with}");
     let labels: Vec<&str> = notes[0].labels.iter().map(|l| l.message.as_str()).collect();
     assert!(
-        labels.contains(&"`pre` now ends at LR 5.089e-4 (at 1e-5 without `long`)"),
+        labels.contains(&"`pre` now trains at LR 5.089e-4 at its end (1e-5 without `long`)"),
         "{labels:?}"
     );
     let fixed = pipelang::check::check(&recipe(

@@ -293,11 +293,12 @@ impl Runs {
 }
 
 /// A note at every stage that resumes a run whose curve it bends: the run's durations are
-/// shares of its whole span (a cosine to its end, a decay of 10%), so a stage that continues
-/// it changes the LR of the stages before it. The note names the stage just before and its
-/// end LR with and without the resuming stage; a schedule with a `horizon` or `until`
-/// positions keeps its shape and gets none. The truncated curve reuses the run's clock: the
-/// steps of a prefix of the run are a prefix of its steps.
+/// shares of its whole span (a cosine to its end, a warmup of 1%), so a stage that continues
+/// it changes the LR of the stages before it. The note names the earlier stage and its LR with
+/// and without the resuming stage: at the end of the stage just before, or where the curve
+/// moves most when that end stays (a warmup that stretches). A schedule with a `horizon` or
+/// `until` positions keeps its shape and gets none. The truncated curve reuses the run's
+/// clock: the steps of a prefix of the run are a prefix of its steps.
 fn moved_by_resume(
     p: &Pipeline,
     run: &ScheduleRun,
@@ -307,7 +308,13 @@ fn moved_by_resume(
     stages: &IndexVec<StageId, StageWalk>,
     diags: &mut Diagnostics,
 ) {
-    for pair in run.stages.windows(2) {
+    const SAMPLES: usize = 32;
+    let moved = |with: f64, without: f64| {
+        with.is_finite()
+            && without.is_finite()
+            && (with - without).abs() > 1e-9 * with.abs().max(without.abs())
+    };
+    for (k, pair) in run.stages.windows(2).enumerate() {
         let (before, s) = (pair[0], pair[1]);
         let StageLr::Resume { span, .. } = &p.stages[s].lr else {
             continue;
@@ -321,14 +328,45 @@ fn moved_by_resume(
         if !problems.is_empty() || alone.pieces.is_empty() {
             continue;
         }
-        let (with, without) = (curve.at(end), alone.at(end));
-        if !with.is_finite()
-            || !without.is_finite()
-            || (with - without).abs() <= 1e-9 * with.abs().max(without.abs())
-        {
+        // The end of the stage before first; else the sample where the LR moves most.
+        let rel = |t: f64| (curve.at(t) - alone.at(t)).abs() / curve.at(t).abs().max(1e-30);
+        let at = if moved(curve.at(end), alone.at(end)) {
+            Some(end)
+        } else {
+            // Where either curve changes piece (a warmup's end), the middles between, and a
+            // grid for the rest.
+            let mut ts: Vec<f64> = curve
+                .pieces
+                .iter()
+                .chain(&alone.pieces)
+                .flat_map(|q| [q.start, q.end])
+                .chain((0..SAMPLES).map(|i| end * i as f64 / SAMPLES as f64))
+                .filter(|&t| (0.0..end).contains(&t))
+                .collect();
+            ts.sort_by(f64::total_cmp);
+            let mids: Vec<f64> = ts.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+            ts.into_iter()
+                .chain(mids)
+                .filter(|&t| moved(curve.at(t), alone.at(t)))
+                .max_by(|a, b| rel(*a).total_cmp(&rel(*b)))
+        };
+        let Some(at) = at else {
             continue;
-        }
-        let (b, st) = (&p.stages[before], &p.stages[s]);
+        };
+        // The earlier stage of the run that trains at that position.
+        let q = run.stages[..=k]
+            .iter()
+            .copied()
+            .find(|&q| at < stages[q].offset + stages[q].tokens)
+            .unwrap_or(before);
+        let (b, st) = (&p.stages[q], &p.stages[s]);
+        let (with, without) = (curve.at(at), alone.at(at));
+        let share = (at - stages[q].offset) / stages[q].tokens;
+        let place = if share >= 1.0 - 1e-12 {
+            "at its end".to_string()
+        } else {
+            format!("at {}% of its tokens", units::trim2(share * 100.0))
+        };
         diags.push(
             Diagnostic::new(
                 Code::RESUME_MOVES_LR,
@@ -348,7 +386,7 @@ fn moved_by_resume(
             .label(
                 b.name_span,
                 format!(
-                    "`{}` now ends at LR {} (at {} without `{}`)",
+                    "`{}` now trains at LR {} {place} ({} without `{}`)",
                     b.name,
                     units::lr(with),
                     units::lr(without),
