@@ -212,9 +212,24 @@ fn a_read_only_checkpoint_directory_keeps_the_previous_checkpoint_whole() {
     assert_eq!(steps_once(&out), 80);
 }
 
+/// How the test damages the latest checkpoint.
+#[derive(Clone, Copy)]
+enum Damage {
+    /// Cut in half: the file is no longer whole.
+    Torn,
+    /// One bit of its last tensor byte flipped: still a whole safetensors file, which only
+    /// the checksum in its header tells from the one written.
+    BitFlip,
+}
+
 /// A run checkpointing at every step (by wall time), stopped by SIGTERM in `first`, keeping
-/// `keep` checkpoints; the latest is then cut in half.
-fn stopped_with_a_corrupt_checkpoint(dir: &Path, file: &Path, keep: &str) -> (PathBuf, String) {
+/// `keep` checkpoints; the latest is then damaged.
+fn stopped_with_a_corrupt_checkpoint(
+    dir: &Path,
+    file: &Path,
+    keep: &str,
+    damage: Damage,
+) -> (PathBuf, String) {
     let out = dir.join("run");
     let mut child = pipe(&[
         "run",
@@ -240,8 +255,12 @@ fn stopped_with_a_corrupt_checkpoint(dir: &Path, file: &Path, keep: &str) -> (Pa
         .checkpoint
         .clone()
         .unwrap();
-    let bytes = std::fs::read(out.join(&last)).unwrap();
-    std::fs::write(out.join(&last), &bytes[..bytes.len() / 2]).unwrap();
+    let mut bytes = std::fs::read(out.join(&last)).unwrap();
+    match damage {
+        Damage::Torn => bytes.truncate(bytes.len() / 2),
+        Damage::BitFlip => *bytes.last_mut().unwrap() ^= 0x10,
+    }
+    std::fs::write(out.join(&last), &bytes).unwrap();
     (out, last)
 }
 
@@ -257,7 +276,7 @@ fn a_corrupt_checkpoint_on_resume_is_named_and_the_one_before_is_used() {
             .unwrap()
             .success()
     );
-    let (out, bad) = stopped_with_a_corrupt_checkpoint(dir.path(), &file, "3");
+    let (out, bad) = stopped_with_a_corrupt_checkpoint(dir.path(), &file, "3", Damage::Torn);
     let before = record(&out)
         .stage("first")
         .unwrap()
@@ -291,10 +310,10 @@ fn a_corrupt_checkpoint_on_resume_is_named_and_the_one_before_is_used() {
 }
 
 #[test]
-fn a_corrupt_checkpoint_with_none_before_it_is_named() {
+fn a_checkpoint_with_a_flipped_bit_and_none_before_it_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_pipeline(dir.path());
-    let (out, bad) = stopped_with_a_corrupt_checkpoint(dir.path(), &file, "1");
+    let (out, bad) = stopped_with_a_corrupt_checkpoint(dir.path(), &file, "1", Damage::BitFlip);
     let o = pipe(&[
         "run",
         file.to_str().unwrap(),
@@ -312,6 +331,10 @@ fn a_corrupt_checkpoint_with_none_before_it_is_named() {
     );
     assert!(
         err.contains("no earlier checkpoint of the stage is kept"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not match the checksum it was written with"),
         "{err}"
     );
 }

@@ -42,6 +42,10 @@ pub struct Checkpoint {
     metadata: HashMap<String, String>,
 }
 
+/// The metadata key of the SHA-256 (hex) of the file's tensor data, everything after the
+/// header: a resume checks it, so a bit flipped on disk is caught, not only a torn file.
+pub const DATA_SHA256: &str = "pipelang.data_sha256";
+
 /// The metadata key of the settings a checkpoint's stage trained with: JSON of
 /// `TrainedWith`.
 pub const TRAINED_WITH: &str = "pipelang.trained_with";
@@ -87,7 +91,7 @@ impl Checkpoint {
         }
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
         let bytes = safetensors::serialize(&self.tensors, meta).map_err(std::io::Error::other)?;
-        super::atomic::write(&path, &bytes)
+        super::atomic::write(&path, &with_checksum(&bytes)?)
     }
 
     pub fn add_model(&mut self, model: &str, params: BTreeMap<String, Tensor>) {
@@ -118,13 +122,64 @@ impl Checkpoint {
     }
 }
 
+/// The header and the data of a safetensors file (its 8-byte length, its JSON, the rest).
+fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let end = n.checked_add(8).filter(|&e| e <= bytes.len())?;
+    Some((&bytes[8..end], &bytes[end..]))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The file with [`DATA_SHA256`] added to its header's metadata. The tensors' offsets count
+/// from the start of the data, so a longer header moves nothing; it is padded to 8 bytes, as
+/// safetensors writes it.
+fn with_checksum(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |e: String| std::io::Error::other(format!("a checkpoint just serialised: {e}"));
+    let (header, data) = split(bytes).ok_or_else(|| bad("no header".into()))?;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    let meta = header
+        .entry("__metadata__")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let serde_json::Value::Object(m) = meta {
+        m.insert(DATA_SHA256.into(), sha256_hex(data).into());
+    }
+    let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + data.len());
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
 /// Reads a checkpoint file back and checks that it is a whole safetensors file (its header and
-/// every tensor's extent within the file): what a resume must find before it trusts it.
+/// every tensor's extent within the file) and that its data still has the checksum it was
+/// written with (files written before checkpoints carried one are held to their structure
+/// only): what a resume must find before it trusts it.
 pub fn verify(run_dir: &Path, rel: &str) -> Result<(), String> {
     let bytes = std::fs::read(run_dir.join(rel)).map_err(|e| e.to_string())?;
     let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
     if t.is_empty() {
         return Err("it holds no tensors".into());
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| e.to_string())?;
+    if let Some(want) = meta.metadata().as_ref().and_then(|m| m.get(DATA_SHA256)) {
+        let (_, data) = split(&bytes).ok_or("no header")?;
+        let got = sha256_hex(data);
+        if &got != want {
+            return Err(format!(
+                "its tensor data does not match the checksum it was written with (sha256 {got}, \
+                 written {want}): the file changed on disk after it was saved"
+            ));
+        }
     }
     Ok(())
 }
@@ -146,6 +201,44 @@ pub fn remove(run_dir: &Path, rel: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flipped_bit_in_the_data_fails_the_checksum_and_a_file_without_one_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let mut ck = Checkpoint::default();
+        let w = Tensor::new(&[1.0f32, 2.0, 3.0], &dev).unwrap();
+        ck.add_model("lm", [("w".to_string(), w)].into());
+        ck.set_trained_with(&TrainedWith {
+            stage: "s".into(),
+            adamw: crate::model::AdamWConfig::default(),
+            lr_scale: BTreeMap::new(),
+            seed: 1,
+        });
+        let rel = rel_path("s", 1, false);
+        ck.save(dir.path(), &rel).unwrap();
+        verify(dir.path(), &rel).unwrap();
+        // The tensors and the other metadata read back as written.
+        let back = Checkpoint::load(dir.path(), &rel, &dev).unwrap();
+        assert_eq!(
+            back.model("lm")["w"].to_vec1::<f32>().unwrap(),
+            [1.0, 2.0, 3.0]
+        );
+        assert_eq!(back.trained_with().unwrap().seed, 1);
+        let path = dir.path().join(&rel);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        // Still a whole safetensors file: only the checksum can tell.
+        assert!(safetensors::SafeTensors::deserialize(&bytes).is_ok());
+        let why = verify(dir.path(), &rel).unwrap_err();
+        assert!(why.contains("does not match the checksum"), "{why}");
+        // A file written without the checksum is held to its structure only.
+        let plain = safetensors::serialize(&ck.tensors, None).unwrap();
+        std::fs::write(&path, &plain).unwrap();
+        verify(dir.path(), &rel).unwrap();
+    }
 
     #[test]
     fn models_and_optimizer_state_round_trip_under_their_own_keys() {
