@@ -27,13 +27,28 @@ pub struct Document {
 
 impl Document {
     pub fn new(uri: lsp::Uri, version: i32, text: String) -> Document {
+        Self::with_counts(
+            uri,
+            version,
+            text,
+            &mut check::files::TokenizerCounts::default(),
+        )
+    }
+
+    /// [`Document::new`], with the tokenizer files the server has already counted.
+    pub fn with_counts(
+        uri: lsp::Uri,
+        version: i32,
+        text: String,
+        counts: &mut check::files::TokenizerCounts,
+    ) -> Document {
         let started = Instant::now();
         let index = LineIndex::new(&text);
         let mut checked = check::check(&text);
         // The files the pipeline names (tokenizers), read as `pipe check` reads them, so that
         // the editor and the command line report the same problems.
         if let (Some(p), Some(path)) = (&checked.pipeline, file_path(&uri)) {
-            let files = check::files::check(p, &path);
+            let files = check::files::check_counted(p, &path, counts);
             if !files.is_empty() {
                 checked.diagnostics.extend(files);
                 checked

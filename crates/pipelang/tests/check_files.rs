@@ -83,3 +83,37 @@ fn paths_resolve_under_data_root() {
     assert!(files::check(p, &file).is_empty());
     assert!(!Path::new(&files::data_root(&file, p)).join("nope").exists());
 }
+
+/// The language server's cache: an unchanged tokenizer file is counted once however many edits
+/// check it again; a rewritten one (another size) is read again and its new count is used; a
+/// removed one is reported, not served from the cache.
+#[test]
+fn tokenizer_files_are_counted_again_only_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tok")).unwrap();
+    let tok = dir.path().join("tok/tokenizer.json");
+    std::fs::write(&tok, wordlevel(1_000)).unwrap();
+    let checked = check(SRC);
+    let p = checked.pipeline.as_ref().unwrap();
+    let file = dir.path().join("t.pipe");
+    let mut counts = files::TokenizerCounts::default();
+    let codes = |d: Vec<pipelang::diag::Diagnostic>| -> Vec<&'static str> {
+        d.iter().map(|d| d.code.as_str()).collect()
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            codes(files::check_counted(p, &file, &mut counts)),
+            ["P0406"]
+        );
+    }
+    assert_eq!(counts.reads, 1);
+    std::fs::write(&tok, wordlevel(200)).unwrap();
+    assert!(files::check_counted(p, &file, &mut counts).is_empty());
+    assert_eq!(counts.reads, 2);
+    std::fs::remove_file(&tok).unwrap();
+    assert_eq!(
+        codes(files::check_counted(p, &file, &mut counts)),
+        ["P0701"]
+    );
+    assert_eq!(counts.reads, 2);
+}

@@ -7,8 +7,9 @@
 //! `pipe run` runs it before anything is written. Paths resolve as the runtime resolves them:
 //! relative to the pipeline file's folder, or to its `data_root` when it has one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -58,8 +59,42 @@ pub fn hf_base_vocab(json: &str) -> Result<u64, String> {
     Ok(seen.len() as u64)
 }
 
+/// Tokenizer files counted once while their size and modification time stay the same: the
+/// language server runs this pass on every edit, and a real `tokenizer.json` is megabytes of
+/// JSON (Llama 3's is 9 MB). A file rewritten to the same size within one tick of the file
+/// system's clock is not seen; editors and tokenizer trainers do not do that.
+#[derive(Default)]
+pub struct TokenizerCounts {
+    seen: HashMap<PathBuf, (u64, Option<SystemTime>, Result<u64, String>)>,
+    /// How many times a file was read and counted (not taken from the cache).
+    pub reads: usize,
+}
+
+impl TokenizerCounts {
+    fn base_vocab(&mut self, path: &Path) -> std::io::Result<Result<u64, String>> {
+        let meta = std::fs::metadata(path)?;
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        if let Some((l, m, r)) = self.seen.get(path)
+            && (*l, *m) == (len, modified)
+        {
+            return Ok(r.clone());
+        }
+        let text = std::fs::read_to_string(path)?;
+        self.reads += 1;
+        let r = hf_base_vocab(&text);
+        self.seen
+            .insert(path.to_path_buf(), (len, modified, r.clone()));
+        Ok(r)
+    }
+}
+
 /// What a source's tokenizer file gives, or the diagnostic saying why it gives nothing.
-pub fn tokenizer_ids(p: &Pipeline, d: DataId, root: &Path) -> Option<Result<Ids, Diagnostic>> {
+fn tokenizer_ids(
+    p: &Pipeline,
+    d: DataId,
+    root: &Path,
+    counts: &mut TokenizerCounts,
+) -> Option<Result<Ids, Diagnostic>> {
     let data = &p.data[d];
     let tok = data.tokenizer.as_ref()?;
     let path = root.join(&tok.value);
@@ -74,14 +109,14 @@ pub fn tokenizer_ids(p: &Pipeline, d: DataId, root: &Path) -> Option<Result<Ids,
              is a HuggingFace tokenizer.json",
         )
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let counted = match counts.base_vocab(&path) {
+        Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(Err(fail(format!("`{}` not found", tok.value))));
         }
         Err(e) => return Some(Err(fail(format!("`{}` cannot be read: {e}", tok.value)))),
     };
-    Some(match hf_base_vocab(&text) {
+    Some(match counted {
         Ok(base) => Ok(Ids {
             base,
             what: format!("`{}`: {} ids", tok.value, thousands(base)),
@@ -96,13 +131,18 @@ pub fn tokenizer_ids(p: &Pipeline, d: DataId, root: &Path) -> Option<Result<Ids,
 /// that feeds them. Sources without a tokenizer are `check()`'s (the byte tokenizer needs
 /// no file).
 pub fn check(p: &Pipeline, file: &Path) -> Vec<Diagnostic> {
+    check_counted(p, file, &mut TokenizerCounts::default())
+}
+
+/// [`check`], with tokenizer files taken from `counts` while they have not changed.
+pub fn check_counted(p: &Pipeline, file: &Path, counts: &mut TokenizerCounts) -> Vec<Diagnostic> {
     let root = data_root(file, p);
     let mut diags = Diagnostics::default();
     let used: HashSet<DataId> = vocab::feeds(p).iter().map(|f| f.data).collect();
     let mut counted: IndexVec<DataId, Option<Ids>> = IndexVec::from_elem(None, p.data.len());
     // Only the sources a stage reads: the run opens no other (an unused one is P0105).
     for d in p.data.indices().filter(|d| used.contains(d)) {
-        match tokenizer_ids(p, d, &root) {
+        match tokenizer_ids(p, d, &root, counts) {
             Some(Ok(ids)) => counted[d] = Some(ids),
             Some(Err(diag)) => diags.push(diag),
             None => {}
