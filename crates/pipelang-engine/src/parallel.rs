@@ -99,6 +99,19 @@ pub fn check(p: &Pipeline, plan: &Plan, l: &Lowering, par: &Layout) -> Vec<Diagn
                 continue;
             };
             let name = &p.models[mid].name;
+            // Each tensor rank holds whole key-value heads too (grouped-query attention).
+            if let Some(kv) = d.kv_heads.filter(|k| k.value % par.tp != 0) {
+                out.push(problem(
+                    kv.span,
+                    "these key-value heads",
+                    format!(
+                        "`{name}` has {} key-value heads, which tensor parallelism of {} cannot \
+                         split",
+                        kv.value, par.tp
+                    ),
+                    format!("use a --tp that divides {}", kv.value),
+                ));
+            }
             if d.heads.value % par.tp != 0 {
                 out.push(problem(
                     d.heads.span,

@@ -34,7 +34,11 @@ fn python() -> PathBuf {
 
 fn check(file: &str, profile: Option<&str>, skip: Vec<Skip>) {
     let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
-    let c = check_with(&src, profile);
+    check_source(&src, profile, skip);
+}
+
+fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
+    let c = check_with(src, profile);
     let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
     let opts = Options {
         target: Target::Torchtitan,
@@ -158,6 +162,30 @@ fn check(file: &str, profile: Option<&str>, skip: Vec<Skip>) {
         .map(|s| s.steps)
         .sum();
     assert_eq!(steps + skipped, plan.total_steps);
+}
+
+/// tiny_modern's dense decoder (grouped-query attention, QK-norm, tied embeddings, a stated
+/// FFN width) built by torchtitan: the engine's own model has pipelang's parameter count, so
+/// each field is mapped, not dropped (the tied head is counted once, as pipelang counts it).
+#[test]
+fn torchtitan_builds_a_modern_dense_decoder_with_pipelangs_parameter_count() {
+    let src = std::fs::read_to_string(root().join("pipelines/tiny_modern.pipe")).unwrap();
+    let dense = src.split("model moe").next().unwrap().to_string()
+        + "data web = text(\"corpus/text/*.jsonl\")\n\
+           stage dense_pretrain {\n  train = [dense]\n  budget = 30_720\n  \
+           lr = cosine(peak = 3e-3, warmup = 5%, min = 3e-4)\n  data = web\n}\n";
+    for field in [
+        "kv_heads       = 2",
+        "qk_norm        = true",
+        "tie_embeddings = true",
+        "ffn            = 192",
+    ] {
+        assert!(
+            dense.contains(field),
+            "tiny_modern's dense decoder sets {field}"
+        );
+    }
+    check_source(&dense, None, vec![]);
 }
 
 #[test]

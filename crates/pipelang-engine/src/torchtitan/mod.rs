@@ -95,13 +95,9 @@ pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Unmappable> {
         else {
             continue;
         };
+        // torchtitan's blocks have SwiGLU feed-forwards only.
         let extra = [
-            d.kv_heads
-                .filter(|k| k.value != d.heads.value)
-                .map(|_| "kv_heads"),
-            d.ffn.map(|_| "ffn"),
-            d.tie_embeddings.value.then_some("tie_embeddings"),
-            d.qk_norm.value.then_some("qk_norm"),
+            (d.mlp.value != pipelang::check::ir::Mlp::SwiGlu).then_some("mlp"),
             d.shared_experts.map(|_| "shared_experts"),
             d.dense_layers.map(|_| "dense_layers"),
         ];
@@ -481,7 +477,8 @@ pub fn config(
         "\n\ndef config():\n    return pt.trainer(\n        run_dir=RUN_DIR,\n        spec=pt.model(\n            \
          vocab={},\n            dim={},\n            layers={},\n            heads={},\n            \
          hidden={},\n            experts={},\n            top_k={},\n            rope_theta={},\n            \
-         max_seq_len={},\n",
+         max_seq_len={},\n            kv_heads={},\n            qk_norm={},\n            \
+         tie_embeddings={},\n",
         m.vocab,
         m.d_model,
         m.layers,
@@ -491,6 +488,9 @@ pub fn config(
         m.active_experts.map_or("None".into(), |e| e.to_string()),
         py_f(run.rope_base),
         run.seq_len,
+        m.kv_heads,
+        py_bool(m.qk_norm),
+        py_bool(m.tie_embeddings),
     );
     if vit.is_some() {
         s += "            vit=VIT,\n";

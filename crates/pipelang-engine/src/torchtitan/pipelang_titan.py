@@ -180,7 +180,7 @@ def _linear_init(std: float = 0.02):
     return {"weight": partial(torch.nn.init.trunc_normal_, std=std), "bias": torch.nn.init.zeros_}
 
 
-def _blocks(*, dim, layers, heads, hidden, experts, top_k, rope_theta, max_seq_len):
+def _blocks(*, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, rope_theta, max_seq_len):
     from torchtitan.models.common import ComplexRoPE, RMSNorm
     from torchtitan.models.common.config_utils import (
         get_attention_config,
@@ -203,12 +203,14 @@ def _blocks(*, dim, layers, heads, hidden, experts, top_k, rope_theta, max_seq_l
         attention = make_gqa_config(
             dim=dim,
             n_heads=heads,
-            n_kv_heads=heads,
+            n_kv_heads=kv_heads,
             wqkv_param_init=_linear_init(),
             wo_param_init=depth,
             inner_attention=get_attention_config("flex"),
             fuse_qkv=True,
             rope=rope,
+            # Per head, as pipelang's decoder normalises queries and keys (Qwen3's layout).
+            qk_norm=RMSNorm.Config(normalized_shape=head_dim, param_init=norm) if qk_norm else None,
         )
         common = dict(
             attention_norm=RMSNorm.Config(normalized_shape=dim, param_init=norm),
@@ -256,6 +258,9 @@ def model(
     top_k: int | None,
     rope_theta: float,
     max_seq_len: int,
+    kv_heads: int | None = None,
+    qk_norm: bool = False,
+    tie_embeddings: bool = False,
     vit: dict | None = None,
     freeze: PlanFreeze.Config | None = None,
 ):
@@ -267,6 +272,8 @@ def model(
         dim=dim,
         layers=layers,
         heads=heads,
+        kv_heads=kv_heads or heads,
+        qk_norm=qk_norm,
         hidden=hidden,
         experts=experts,
         top_k=top_k,
@@ -286,6 +293,7 @@ def model(
             in_features=dim, out_features=vocab, param_init=_linear_init(dim**-0.5)
         ),
         layers=blocks,
+        enable_weight_tying=tie_embeddings,
     )
     if vit is not None:
         from torchtitan.models import kimi_k2_7 as fam
