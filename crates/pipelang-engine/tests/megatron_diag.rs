@@ -93,6 +93,20 @@ fn p0904_layers_and_batch_that_do_not_divide_are_located() {
     let got = exported(src, &layout);
     let codes: Vec<_> = got.iter().filter(|(c, _)| c == "P0904").collect();
     assert_eq!(codes.len(), 2, "{got:?}");
+    // Key-value heads too: 8 query heads split by --tp 4, their 2 key-value heads do not.
+    let gqa = "pipeline t { seed = 1, batch = 8, seq_len = 1K }\n\
+               model lm = decoder { vocab = 512, d_model = 128, layers = 4, heads = 8, kv_heads = 2 }\n\
+               data web = text(\"corpus/*.jsonl\")\n\
+               stage pre { train = [lm], budget = 1B, data = web, lr = cosine(peak = 1e-3, warmup = 1%, min = 1e-5) }\n";
+    let layout = Layout {
+        gpus_per_node: 4,
+        tp: 4,
+        ..Layout::default()
+    };
+    assert_eq!(
+        exported(gqa, &layout),
+        [("P0904".to_string(), "2".to_string())]
+    );
 }
 
 /// `--skip`: P0905's page against both vision engines. Its example skipped without a path is an
