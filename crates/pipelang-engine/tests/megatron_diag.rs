@@ -103,10 +103,11 @@ fn p0904_layers_and_batch_that_do_not_divide_are_located() {
         tp: 4,
         ..Layout::default()
     };
-    assert_eq!(
-        exported(gqa, &layout),
-        [("P0904".to_string(), "2".to_string())]
-    );
+    let got: Vec<_> = exported(gqa, &layout)
+        .into_iter()
+        .filter(|(c, _)| c == "P0904")
+        .collect();
+    assert_eq!(got, [("P0904".to_string(), "2".to_string())]);
 }
 
 /// `--skip`: P0905's page against both vision engines. Its example skipped without a path is an
