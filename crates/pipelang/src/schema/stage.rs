@@ -63,7 +63,15 @@ pub const DATA: Field = Field {
     name: "data",
     ty: Ty::Name(NameKind::Data),
     missing: Missing::Means("none"),
-    doc: "one source (or `mix`, not both: [P0404](errors/P0404.md))",
+    doc: "one source ([P0404](errors/P0404.md): one of `data`, `mix = NAME` and `mix { ... }`)",
+    scale: Scale::No,
+    reload: Reload::Within("mix"),
+};
+pub const MIX: Field = Field {
+    name: "mix",
+    ty: Ty::Name(NameKind::Mixture),
+    missing: Missing::Means("none"),
+    doc: "a named mixture (`mix NAME { ... }`) or a stage whose mixture this stage uses ([named mixtures](#named-and-relative-mixtures))",
     scale: Scale::No,
     reload: Reload::Within("mix"),
 };
@@ -122,12 +130,13 @@ pub const BLOCK: Block = Block {
         SEQ_LEN,
         ROPE_BASE,
         DATA,
+        MIX,
         LOSS,
         LR,
         CHECKPOINT_EVERY,
         OPTIMIZER,
         SEED,
     ],
-    blocks: &["mix", "phase", "weights", LR_SCALE],
+    blocks: &[MIX.name, "phase", "weights", LR_SCALE],
     scales: false,
 };
