@@ -181,3 +181,35 @@ stage three after two {{
     assert!(a.as_array().is_some_and(|r| r.len() == 3), "{a:#}");
     assert_eq!(a, b);
 }
+
+/// No pinned engine averages weights: a stage with `average` or `ema` is refused at the
+/// field (P0901), never lowered as if it did not average.
+#[test]
+fn averaging_stages_are_refused_at_the_field() {
+    for (field, text) in [("average", "average = last(10%)"), ("ema", "ema = 0.999")] {
+        let src = format!(
+            r#"
+pipeline t {{ seed = 1, batch = 8, seq_len = 32 }}
+model lm = decoder {{ vocab = 512, d_model = 32, layers = 2, heads = 4 }}
+data web = text("text/web/*.jsonl")
+stage one {{ train = [lm], budget = 30_720, lr = constant(1e-3), data = web }}
+stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-4), data = web, {text} }}
+"#
+        );
+        let c = check_with(&src, None);
+        assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
+        let plan = c.plan.clone().unwrap();
+        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &Options::default());
+        assert_eq!(l.unmappable.len(), 1, "{field}");
+        let u = &l.unmappable[0];
+        assert_eq!(u.stage, "two");
+        assert_eq!(u.diagnostic.code.as_str(), "P0901");
+        let at = src.find(text).unwrap() + text.find("= ").unwrap() + 2;
+        assert!(
+            u.diagnostic.labels.iter().any(|l| l.span.start == at),
+            "{field}: {:#?}",
+            u.diagnostic
+        );
+        assert!(l.runs.iter().all(|r| r.stage == "one"));
+    }
+}

@@ -392,6 +392,15 @@ pub struct NamedMix {
     pub nodes: Vec<MixNode>,
 }
 
+/// Weights averaged along a stage (`average`, `ema`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Averaging {
+    /// `average = last(D)`: the final D of the stage (a `Share` is of the stage's budget).
+    Last(Duration),
+    /// `ema = DECAY`, 0 < DECAY < 1.
+    Ema(f64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Loss {
     NextToken,
@@ -479,6 +488,8 @@ pub struct Stage {
     /// `lr_scale { model = factor }`: the model's LR is the schedule's times the factor.
     pub lr_scale: Vec<(Sp<ModelId>, Sp<f64>)>,
     pub seed: Option<Sp<u64>>,
+    /// `average = last(D)` or `ema = DECAY`: what the stage hands on is averaged weights.
+    pub averaging: Option<Sp<Averaging>>,
     /// `train` or `freeze` named a model that is not declared (reported there): checks that
     /// need the stage's models are skipped rather than report its consequences.
     pub unknown_models: bool,

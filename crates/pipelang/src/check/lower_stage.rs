@@ -76,6 +76,7 @@ impl Lower<'_> {
             .get(&stage::OPTIMIZER)
             .and_then(|x| self.optimizer(&x.value));
         let seed = self.opt_count(&f, &stage::SEED);
+        let averaging = self.averaging(&f);
         let scale_blocks: Vec<&Body> = f
             .blocks
             .iter()
@@ -215,6 +216,7 @@ impl Lower<'_> {
             optimizer,
             lr_scale,
             seed,
+            averaging,
             unknown_models,
             unknown_after,
         }
@@ -366,6 +368,56 @@ impl Lower<'_> {
                 None
             }
         }
+    }
+}
+
+impl Lower<'_> {
+    /// `average = last(D)` or `ema = DECAY` (one of the two).
+    fn averaging(&mut self, f: &Fields) -> Option<Sp<Averaging>> {
+        let (avg, ema) = (f.get(&stage::AVERAGE), f.get(&stage::EMA));
+        if let (Some(a), Some(e)) = (avg, ema) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::AVERAGE_AND_EMA,
+                    "a stage averages its weights one way: `average` or `ema`",
+                )
+                .label(e.key.span, "an exponential moving average here")
+                .label(a.key.span, "and a checkpoint average here")
+                .help("keep `average = last(D)` (a uniform mean over the final window) or `ema = DECAY`, not both"),
+            );
+            return None;
+        }
+        if let Some(a) = avg {
+            let e = &a.value;
+            let arg = match &e.kind {
+                ExprKind::Call { name, args } if name.name == "last" => {
+                    self.bind(name, args, &["window"], &["window"])[0]
+                }
+                _ => {
+                    values::mismatch(&mut self.diags, e, stage::AVERAGE.ty, stage::AVERAGE.name);
+                    None
+                }
+            }?;
+            let d = values::duration(&mut self.diags, arg, stage::AVERAGE.name)?;
+            return Some(Sp::new(Averaging::Last(d.value), e.span));
+        }
+        let e = ema?;
+        let v = values::number(&mut self.diags, &e.value, stage::EMA.name)?;
+        if !(v.value > 0.0 && v.value < 1.0) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::RANGE,
+                    format!(
+                        "`ema` must be strictly between 0 and 1, found {}",
+                        units::trim(v.value)
+                    ),
+                )
+                .label(v.span, "not a decay")
+                .help("the EMA keeps this share of itself at every step: write e.g. `ema = 0.999`"),
+            );
+            return None;
+        }
+        Some(Sp::new(Averaging::Ema(v.value), v.span))
     }
 }
 

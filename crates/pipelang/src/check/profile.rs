@@ -222,6 +222,13 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
             if let StageLr::Inline(segs) = &mut st.lr {
                 scale_segments(segs, f, own);
             }
+            // An averaging window in tokens follows the budget it is the end of.
+            if let Some(a) = &mut st.averaging
+                && let Averaging::Last(Duration::Tokens(t)) = &mut a.value
+                && outside(a.span)
+            {
+                *t *= f;
+            }
         }
         for sc in &mut p.schedules {
             scale_segments(&mut sc.segments, f, own);

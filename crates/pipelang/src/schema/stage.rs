@@ -115,6 +115,22 @@ pub const SEED: Field = Field {
     scale: Scale::No,
     reload: Reload::Value,
 };
+pub const AVERAGE: Field = Field {
+    name: "average",
+    ty: Ty::Window,
+    missing: Missing::Means("none"),
+    doc: "checkpoint averaging: the stage hands on the mean of the weights after each step of its final window ([averaging](#weight-averaging-along-a-stage))",
+    scale: Scale::Tokens,
+    reload: Reload::Value,
+};
+pub const EMA: Field = Field {
+    name: "ema",
+    ty: Ty::Number,
+    missing: Missing::Means("none"),
+    doc: "exponential moving average of the weights, this decay per step, strictly between 0 and 1; the stage hands it on; not with `average` ([P0231](errors/P0231.md))",
+    scale: Scale::No,
+    reload: Reload::Within("average"),
+};
 /// `lr_scale { vit = 0.1 }`: a block, compared by reload as a whole.
 pub const LR_SCALE: &str = "lr_scale";
 
@@ -136,6 +152,8 @@ pub const BLOCK: Block = Block {
         CHECKPOINT_EVERY,
         OPTIMIZER,
         SEED,
+        AVERAGE,
+        EMA,
     ],
     blocks: &[MIX.name, "phase", "weights", LR_SCALE],
     scales: false,
