@@ -42,8 +42,8 @@ codes! {
     EXPERTS = "P0206", "too-many-active-experts", Error, "more active experts than experts";
     ARGUMENTS = "P0207", "bad-arguments", Error, "missing, unknown or repeated arguments of a function";
     ROUNDING = "P0208", "budget-rounding", Warning, "whole steps change a token budget by more than 0.1%";
-    AVERAGE_WINDOW = "P0230", "average-window", Error, "a checkpoint-averaging window longer than its stage, or covering no step";
-    AVERAGE_AND_EMA = "P0231", "average-and-ema", Error, "a stage with both `average` and `ema`";
+    AVERAGE_WINDOW = "P0240", "average-window", Error, "a checkpoint-averaging window longer than its stage, or covering no step";
+    AVERAGE_AND_EMA = "P0241", "average-and-ema", Error, "a stage with both `average` and `ema`";
     UNDER_A_STEP = "P0209", "duration-under-a-step", Error, "an LR schedule duration in tokens shorter than one step";
     BATCH_BOTH = "P0210", "batch-and-batch-tokens", Error, "a stage or phase sets both `batch` and `batch_tokens`";
     BATCH_TOKENS_ROUNDING = "P0211", "batch-tokens-rounding", Warning, "`batch_tokens` is not a whole number of sequences at the seq_len (off by more than 0.1%)";

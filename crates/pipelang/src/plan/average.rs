@@ -21,7 +21,7 @@ pub enum StageAverage {
 }
 
 /// The steps a stage's averaging covers; a window longer than the stage, or covering no step,
-/// is P0230 at the field.
+/// is P0240 at the field.
 pub(crate) fn resolve(
     st: &Stage,
     phases: &[PhaseSteps],

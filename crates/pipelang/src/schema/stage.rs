@@ -127,7 +127,7 @@ pub const EMA: Field = Field {
     name: "ema",
     ty: Ty::Number,
     missing: Missing::Means("none"),
-    doc: "exponential moving average of the weights, this decay per step, strictly between 0 and 1; the stage hands it on; not with `average` ([P0231](errors/P0231.md))",
+    doc: "exponential moving average of the weights, this decay per step, strictly between 0 and 1; the stage hands it on; not with `average` ([P0241](errors/P0241.md))",
     scale: Scale::No,
     reload: Reload::Within("average"),
 };
