@@ -313,6 +313,18 @@ fn decoder_of<'p>(
             ),
         ));
     }
+    // None of the pinned engines averages weights along a run (no EMA or checkpoint averaging
+    // in OLMo-core 3.0, megatron-core 0.16 or torchtitan 0.3): dropping it would hand on other
+    // weights than the recipe says.
+    if let Some(a) = ir.averaging {
+        let mut u = cannot(
+            p,
+            st.id,
+            "it averages its weights (`average` / `ema`), which the engine does not do".into(),
+        );
+        u.diagnostic = u.diagnostic.label(a.span, "averaging here");
+        return Err(u);
+    }
     // Per-model LR factors would need a parameter group per model in the engine's optimizer.
     if let Some((m, f)) = st.lr_scale.iter().find(|(_, f)| **f != 1.0) {
         return Err(cannot(

@@ -136,3 +136,80 @@ fn the_olmo_core_export_maps_kimi_vls_mixture_of_experts() {
     // The vision stages stay refused, at their headers.
     assert!(l.unmappable.iter().all(|u| u.stage != "text_pretrain"));
 }
+
+/// A named mixture is a mixture: the runs of a recipe that uses `mix NAME` and a stage's
+/// mixture relative to another's are those of the same recipe with the shares written out.
+#[test]
+fn named_mixtures_lower_as_if_written_out() {
+    const HEAD: &str = r#"
+pipeline t { seed = 1, batch = 8, seq_len = 32, sample_data = "../sample_data/kimi_vl" }
+model lm = decoder { vocab = 512, d_model = 32, layers = 2, heads = 4 }
+data web  = text("text/web/*.jsonl")
+data hq   = text("text/hq/*.jsonl")
+data long = text("text/long/*.jsonl")
+"#;
+    let named = format!(
+        "{HEAD}
+mix base {{ web = 80%, hq = rest }}
+stage one {{ train = [lm], budget = 30_720, lr = constant(1e-3), mix = base }}
+stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-3), mix = base }}
+stage three after two {{
+  train = [lm], budget = 30_720, lr = constant(1e-4)
+  mix {{ long = 40%, two = rest }}
+}}
+"
+    );
+    let written = format!(
+        "{HEAD}
+stage one {{ train = [lm], budget = 30_720, lr = constant(1e-3), mix {{ web = 80%, hq = rest }} }}
+stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-3), mix {{ web = 80%, hq = rest }} }}
+stage three after two {{
+  train = [lm], budget = 30_720, lr = constant(1e-4)
+  mix {{ long = 40%, replay = rest {{ web = 80%, hq = rest }} }}
+}}
+"
+    );
+    let runs = |src: &str| {
+        let c = check_with(src, None);
+        assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
+        let plan = c.plan.clone().unwrap();
+        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &Options::default());
+        assert!(l.unmappable.is_empty());
+        serde_json::to_value(&l.runs).unwrap()
+    };
+    let (a, b) = (runs(&named), runs(&written));
+    assert!(a.as_array().is_some_and(|r| r.len() == 3), "{a:#}");
+    assert_eq!(a, b);
+}
+
+/// No pinned engine averages weights: a stage with `average` or `ema` is refused at the
+/// field (P0901), never lowered as if it did not average.
+#[test]
+fn averaging_stages_are_refused_at_the_field() {
+    for (field, text) in [("average", "average = last(10%)"), ("ema", "ema = 0.999")] {
+        let src = format!(
+            r#"
+pipeline t {{ seed = 1, batch = 8, seq_len = 32 }}
+model lm = decoder {{ vocab = 512, d_model = 32, layers = 2, heads = 4 }}
+data web = text("text/web/*.jsonl")
+stage one {{ train = [lm], budget = 30_720, lr = constant(1e-3), data = web }}
+stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-4), data = web, {text} }}
+"#
+        );
+        let c = check_with(&src, None);
+        assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
+        let plan = c.plan.clone().unwrap();
+        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &Options::default());
+        assert_eq!(l.unmappable.len(), 1, "{field}");
+        let u = &l.unmappable[0];
+        assert_eq!(u.stage, "two");
+        assert_eq!(u.diagnostic.code.as_str(), "P0901");
+        let at = src.find(text).unwrap() + text.find("= ").unwrap() + 2;
+        assert!(
+            u.diagnostic.labels.iter().any(|l| l.span.start == at),
+            "{field}: {:#?}",
+            u.diagnostic
+        );
+        assert!(l.runs.iter().all(|r| r.stage == "one"));
+    }
+}

@@ -12,7 +12,9 @@ use pipelang::syntax::Item;
 
 // Fields come from `pipelang::schema`, the tables lowering reads; tests/lsp_completion.rs checks
 // that what is offered is what `check()` accepts, and the other way round.
-pub const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
+pub const ITEM_KEYWORDS: &[&str] = &[
+    "pipeline", "model", "data", "schedule", "stage", "profile", "mix",
+];
 
 /// Named arguments of the LR functions (`pipelang::schema::lr`, the table lowering binds with)
 /// and of `coca(...)`.
@@ -110,6 +112,7 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
         (Ctx::Profile, ["scale", _]) => out.words(&["by"], CompletionItemKind::KEYWORD),
         (Ctx::Profile, ["model"]) => out.names(doc, NameKind::Model),
         (Ctx::Profile, ["stage"]) => out.names(doc, NameKind::Stage),
+        (Ctx::Profile, ["mix"]) => out.names(doc, NameKind::Mixture),
         (Ctx::Stage | Ctx::Other, ["lr", "=", .., "then"]) => {
             out.words(LR_FUNCTIONS, CompletionItemKind::FUNCTION)
         }
@@ -134,7 +137,12 @@ fn entry_words(doc: &Document, ctx: &Ctx, out: &mut Out) {
         Ctx::Data => out.block(&data::BLOCK),
         Ctx::Stage => out.block(&stage::BLOCK),
         Ctx::Phase => out.block(&phase::BLOCK),
-        Ctx::Mix => out.names(doc, NameKind::Data),
+        // A source, or a mixture (named or a stage's) to copy in as a group.
+        Ctx::Mix => {
+            out.names(doc, NameKind::Data);
+            out.names(doc, NameKind::Mixture);
+            out.names(doc, NameKind::Stage);
+        }
         Ctx::Weights => out.names(doc, NameKind::Model),
         Ctx::Profile => out.block(&profile::BLOCK),
         Ctx::ProfileModel(name) => {
@@ -157,6 +165,10 @@ fn values(doc: &Document, ctx: &Ctx, key: &str, out: &mut Out) {
         (Ctx::Weights, _) => out.names(doc, NameKind::Stage),
         (_, "train" | "freeze") => out.names(doc, NameKind::Model),
         (_, "data") => out.names(doc, NameKind::Data),
+        (_, "mix") => {
+            out.names(doc, NameKind::Mixture);
+            out.names(doc, NameKind::Stage);
+        }
         (_, "lr") => {
             out.names(doc, NameKind::Schedule);
             out.words(&["resume"], CompletionItemKind::KEYWORD);
@@ -216,6 +228,7 @@ impl Out {
             NameKind::Data => CompletionItemKind::STRUCT,
             NameKind::Schedule => CompletionItemKind::FUNCTION,
             NameKind::Stage => CompletionItemKind::EVENT,
+            NameKind::Mixture => CompletionItemKind::MODULE,
         };
         for name in doc.names.names_of(kind) {
             self.items.push(CompletionItem {
@@ -339,6 +352,7 @@ fn classify(parent: &Ctx, stmt: &[Tok]) -> Ctx {
         (Ctx::Top, Some("data")) => Ctx::Data,
         (Ctx::Top, Some("stage")) => Ctx::Stage,
         (Ctx::Top, Some("profile")) => Ctx::Profile,
+        (Ctx::Top | Ctx::Profile, Some("mix")) => Ctx::Mix,
         (Ctx::Stage, Some("mix")) => Ctx::Mix,
         (Ctx::Stage, Some("phase")) => Ctx::Phase,
         (Ctx::Stage, Some("weights")) => Ctx::Weights,

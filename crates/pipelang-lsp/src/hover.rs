@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use pipelang::check::ir::{MixNode, MixTarget};
 use pipelang::check::names::NameKind;
 use pipelang::check::units::{Context, factor, grouped, length, lr, tokens};
 use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan, StepState};
@@ -20,6 +21,9 @@ pub fn hover(doc: &Document, offset: usize) -> Option<(String, Span)> {
             md += &stage_markdown(doc, &o.name);
         } else {
             let _ = writeln!(md, "{} `{}`\n", capitalised(decl.kind.article()), o.name);
+            if decl.kind == NameKind::Mixture {
+                md += &mixture_users(doc, &o.name);
+            }
         }
         if !o.is_decl || decl.kind != NameKind::Stage {
             let line = doc.index.line(decl.name_span.start);
@@ -41,6 +45,30 @@ pub fn hover(doc: &Document, offset: usize) -> Option<(String, Span)> {
     let (e, q, key) = quantity_at(&doc.checked.file, offset)?;
     let written = doc.text.get(e.span.start..e.span.end)?.trim();
     Some((quantity_markdown(written, q, &key), e.span))
+}
+
+/// The stages that train on a named mixture, directly or through other mixtures.
+fn mixture_users(doc: &Document, name: &str) -> String {
+    fn copies(nodes: &[MixNode], name: &str) -> bool {
+        nodes.iter().any(|n| {
+            n.copy_of.as_deref() == Some(name)
+                || matches!(&n.target, MixTarget::Group(g) if copies(g, name))
+        })
+    }
+    let Some(p) = &doc.checked.pipeline else {
+        return String::new();
+    };
+    let users: Vec<String> = p
+        .stages
+        .iter()
+        .filter(|s| copies(&s.mix, name))
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    if users.is_empty() {
+        "used by no stage\n".to_string()
+    } else {
+        format!("used by {}\n", users.join(", "))
+    }
 }
 
 fn capitalised(s: &str) -> String {
@@ -296,7 +324,7 @@ fn field_at(file: &File, offset: usize) -> Option<(&'static Block, &'static Fiel
             Item::Data(d) => key_in(file, d.body.as_ref()?, &data::BLOCK, offset),
             Item::Stage(s) => key_in(file, &s.body, &stage::BLOCK, offset),
             Item::Profile(p) => key_in(file, &p.body, &profile::BLOCK, offset),
-            Item::Schedule(_) => None,
+            Item::Schedule(_) | Item::Mix(_) => None,
         })
 }
 
@@ -355,6 +383,7 @@ fn quantity_at(file: &File, offset: usize) -> Option<(&Expr, &Quantity, String)>
         let found = match item {
             Item::Pipeline(p) => in_body(&p.body, offset),
             Item::Profile(p) => in_body(&p.body, offset),
+            Item::Mix(m) => in_body(&m.body, offset),
             Item::Stage(s) => in_body(&s.body, offset),
             Item::Model(m) => m
                 .args

@@ -1,4 +1,4 @@
-//! Where each declared name (model, data source, schedule, stage) is declared and used, read
+//! Where each declared name (model, data source, schedule, stage, mixture) is declared and used, read
 //! off the syntax tree. Works on half-typed files: whatever parsed is indexed.
 
 use std::collections::HashMap;
@@ -39,6 +39,7 @@ impl Names {
                 Item::Data(_) => NameKind::Data,
                 Item::Schedule(_) => NameKind::Schedule,
                 Item::Stage(_) => NameKind::Stage,
+                Item::Mix(_) => NameKind::Mixture,
                 _ => continue,
             };
             let name = item.name();
@@ -75,14 +76,16 @@ impl Names {
                 }
                 Item::Pipeline(p) => n.body(&p.body, false, false),
                 Item::Profile(p) => n.body(&p.body, false, true),
+                Item::Mix(m) => n.body(&m.body, true, false),
             }
         }
         n.occurrences.sort_by_key(|o| o.span.start);
         n
     }
 
-    /// Keys in a mixture are data sources (or group names); `weights { llm = stage }` keys are
-    /// models; `model NAME { ... }` and `stage NAME { ... }` in a profile name items.
+    /// Keys in a mixture are data sources, mixtures or stages (or group names); `weights { llm =
+    /// stage }` keys are models; `model NAME { ... }`, `stage NAME { ... }` and `mix NAME { ... }`
+    /// in a profile name items.
     fn body(&mut self, body: &Body, keys_are_names: bool, in_profile: bool) {
         for e in &body.entries {
             match e {

@@ -56,6 +56,7 @@ pub fn document_symbols(doc: &Document) -> Vec<DocumentSymbol> {
                 ),
                 Item::Schedule(_) => (SymbolKind::FUNCTION, Some("schedule".to_string()), vec![]),
                 Item::Profile(_) => (SymbolKind::NAMESPACE, Some("profile".to_string()), vec![]),
+                Item::Mix(_) => (SymbolKind::ENUM, Some("mix".to_string()), vec![]),
                 Item::Stage(s) => {
                     let sp = plan.and_then(|p| p.stage(&s.name.name));
                     let detail = match sp {

@@ -2,7 +2,9 @@
 //! the run directory (`final` at the end of a stage, `step-NNNNNNNN` in between). A file holds
 //! the models the stage trains, `model/MODEL/PARAM` (the CoCa head as the model `coca`), and the
 //! optimizer state, `optim/` + the names AdamW gives it. Frozen models are not saved: their
-//! weights stay where they came from.
+//! weights stay where they came from. A stage that averages its weights (`average`, `ema`)
+//! also saves the running average (`average/model/MODEL/PARAM`); its final checkpoint holds the
+//! averaged weights under `model/` (what later stages load) and the last step's under `raw/`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -109,6 +111,16 @@ impl Checkpoint {
     /// The parameters of `model`, named as in the model (empty when the file has none).
     pub fn model(&self, model: &str) -> BTreeMap<String, Tensor> {
         self.strip(&format!("model/{model}/")).collect()
+    }
+
+    /// Every tensor under `prefix`, by its key without it.
+    pub fn under(&self, prefix: &str) -> BTreeMap<String, Tensor> {
+        self.strip(prefix).collect()
+    }
+
+    /// Adds tensors under their full keys.
+    pub fn extend(&mut self, tensors: impl IntoIterator<Item = (String, Tensor)>) {
+        self.tensors.extend(tensors);
     }
 
     pub fn optimizer(&self) -> HashMap<String, Tensor> {

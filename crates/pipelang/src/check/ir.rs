@@ -49,6 +49,8 @@ pub struct Pipeline {
     pub data: IndexVec<DataId, Data>,
     pub schedules: IndexVec<ScheduleId, Schedule>,
     pub stages: IndexVec<StageId, Stage>,
+    /// Named mixtures, in written order (stages hold copies of the ones they use).
+    pub mixtures: Vec<NamedMix>,
     pub profiles: Vec<ProfileDecl>,
     /// Where data globs are resolved (a profile can point every source at sample data).
     pub data_root: Option<Sp<String>>,
@@ -355,6 +357,48 @@ pub struct MixNode {
     pub span: Span,
     pub weight: Sp<Weight>,
     pub target: MixTarget,
+    /// A group that copies the mixture of this name (a `mix NAME { ... }` or a stage's):
+    /// its members were checked where they are written, and problems with its sources in
+    /// this stage are reported at `span`, the reference. (Empty after an error at the name.)
+    pub copy_of: Option<String>,
+}
+
+/// Every source of a mixture with where the mixture names it: a source inside a copied
+/// mixture is named by the reference (`mix = web`), where a problem in this stage is caused.
+pub fn mix_sources(nodes: &[MixNode]) -> Vec<(DataId, Span)> {
+    fn walk(nodes: &[MixNode], at: Option<Span>, out: &mut Vec<(DataId, Span)>) {
+        for n in nodes {
+            match &n.target {
+                MixTarget::Source(d) => out.push((*d, at.unwrap_or(n.span))),
+                MixTarget::Group(g) => {
+                    let here = at.or(n.copy_of.as_ref().map(|_| n.span));
+                    walk(g, here, out)
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(nodes, None, &mut out);
+    out
+}
+
+/// `mix NAME { ... }`: a mixture stages use by name (`mix = NAME`, or `NAME = 60%` inside
+/// another mixture).
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedMix {
+    pub name: String,
+    pub name_span: Span,
+    pub span: Span,
+    pub nodes: Vec<MixNode>,
+}
+
+/// Weights averaged along a stage (`average`, `ema`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Averaging {
+    /// `average = last(D)`: the final D of the stage (a `Share` is of the stage's budget).
+    Last(Duration),
+    /// `ema = DECAY`, 0 < DECAY < 1.
+    Ema(f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -444,6 +488,8 @@ pub struct Stage {
     /// `lr_scale { model = factor }`: the model's LR is the schedule's times the factor.
     pub lr_scale: Vec<(Sp<ModelId>, Sp<f64>)>,
     pub seed: Option<Sp<u64>>,
+    /// `average = last(D)` or `ema = DECAY`: what the stage hands on is averaged weights.
+    pub averaging: Option<Sp<Averaging>>,
     /// `train` or `freeze` named a model that is not declared (reported there): checks that
     /// need the stage's models are skipped rather than report its consequences.
     pub unknown_models: bool,

@@ -21,6 +21,8 @@ pub struct Lower<'a> {
     pub diags: Diagnostics,
     /// Names referenced anywhere (for unused-item warnings).
     pub used: HashSet<String>,
+    /// Mixtures lowered so far (named ones and stages'), each once.
+    pub mixes: super::lower_mix::Mixtures,
 }
 
 impl<'a> Lower<'a> {
@@ -33,6 +35,7 @@ impl<'a> Lower<'a> {
             diags,
             used: HashSet::new(),
             unresolved: 0,
+            mixes: Default::default(),
         }
     }
 
@@ -184,6 +187,7 @@ impl<'a> Lower<'a> {
             data: IndexVec::new(),
             schedules: IndexVec::new(),
             stages: IndexVec::new(),
+            mixtures: vec![],
             profiles: vec![],
             data_root: None,
             sample_data: false,
@@ -211,6 +215,10 @@ impl<'a> Lower<'a> {
                         span: s.span,
                         segments: segs,
                     });
+                }
+                Item::Mix(m) => {
+                    let named = self.named_mix(m);
+                    p.mixtures.push(named);
                 }
                 Item::Profile(pr) => {
                     if let Some(prev) = p.profiles.iter().find(|x| x.name == pr.name.name) {

@@ -76,6 +76,7 @@ impl Lower<'_> {
             .get(&stage::OPTIMIZER)
             .and_then(|x| self.optimizer(&x.value));
         let seed = self.opt_count(&f, &stage::SEED);
+        let averaging = self.averaging(&f);
         let scale_blocks: Vec<&Body> = f
             .blocks
             .iter()
@@ -84,47 +85,55 @@ impl Lower<'_> {
             .collect();
         let lr_scale = self.lr_scale(&scale_blocks, &s.name.name, &train);
 
-        let mut mix = vec![];
-        let mut mix_span = at;
+        // `data = SOURCE`, `mix = NAME` and `mix { ... }`: one of the three.
         let mixes: Vec<_> = f
             .blocks
             .iter()
-            .filter(|b| b.keyword.name == "mix")
+            .filter(|b| b.keyword.name == stage::MIX.name)
             .collect();
-        match (f.get(&stage::DATA), mixes.first()) {
-            (Some(d), None) => {
-                mix_span = d.value.span;
-                if let Some(id) = self.ident_ref(&d.value, "data", NameKind::Data) {
-                    let name = d.value.as_ident().unwrap_or_default().to_string();
-                    mix.push(MixNode {
-                        name,
-                        span: d.value.span,
-                        weight: Sp::new(Weight::Fixed(1.0), d.value.span),
-                        target: MixTarget::Source(id.value),
-                    });
-                }
-            }
-            (None, Some(m)) => {
-                mix_span = m.keyword.span;
-                mix = self.mix_level(&m.body);
-            }
-            (Some(d), Some(m)) => self.diags.push(
-                Diagnostic::new(
-                    Code::NO_DATA,
-                    format!("stage `{}` has both `data` and `mix`", s.name.name),
-                )
-                .label(d.key.span, "one source here")
-                .label(m.keyword.span, "and a mixture here")
-                .help("keep `data = SOURCE` for one source or `mix { ... }` for several"),
-            ),
-            (None, None) => self.diags.push(
+        let mut given: Vec<(Span, &str)> = vec![];
+        if let Some(d) = f.get(&stage::DATA) {
+            given.push((d.key.span, "one source here"));
+        }
+        if let Some(m) = f.get(&stage::MIX) {
+            given.push((m.key.span, "a named mixture here"));
+        }
+        if let Some(m) = mixes.first() {
+            given.push((m.keyword.span, "a mixture here"));
+        }
+        let mut mix = vec![];
+        let mut mix_span = at;
+        match given.as_slice() {
+            [] => self.diags.push(
                 Diagnostic::new(
                     Code::NO_DATA,
                     format!("stage `{}` has no data", s.name.name),
                 )
                 .label(at, "what does this stage train on?")
-                .help("add `data = SOURCE` or `mix { a = 70%, b = rest }`"),
+                .help("add `data = SOURCE`, `mix = MIXTURE` or `mix { a = 70%, b = rest }`"),
             ),
+            [_] => {
+                mix_span = match (f.get(&stage::DATA), f.get(&stage::MIX), mixes.first()) {
+                    (Some(d), _, _) => d.value.span,
+                    (_, Some(m), _) => m.value.span,
+                    (_, _, Some(m)) => m.keyword.span,
+                    _ => at,
+                };
+                mix = self.mixture(&s.name.name, s.name.span).unwrap_or_default();
+            }
+            [first, more @ ..] => {
+                let mut d = Diagnostic::new(
+                    Code::NO_DATA,
+                    format!("stage `{}` gives its data more than once", s.name.name),
+                )
+                .label(first.0, first.1);
+                for (sp, what) in more {
+                    d = d.label(*sp, format!("and {what}"));
+                }
+                self.diags.push(d.help(
+                    "keep one: `data = SOURCE` for one source, `mix = MIXTURE` for a named mixture, `mix { ... }` for a mixture of its own",
+                ));
+            }
         }
         for extra in mixes.iter().skip(1) {
             self.diags.push(
@@ -207,6 +216,7 @@ impl Lower<'_> {
             optimizer,
             lr_scale,
             seed,
+            averaging,
             unknown_models,
             unknown_after,
         }
@@ -359,89 +369,55 @@ impl Lower<'_> {
             }
         }
     }
+}
 
-    /// One level of a mixture: `name = share` for a source, `name = share { ... }` for a group.
-    fn mix_level(&mut self, body: &Body) -> Vec<MixNode> {
-        let mut out: Vec<MixNode> = vec![];
-        for e in &body.entries {
-            let Entry::Field(x) = e else {
-                self.diags.push(
-                    Diagnostic::new(Code::UNKNOWN_FIELD, "a mixture holds `name = share` entries")
-                        .label(e.span(), "not a mixture entry")
-                        .help("write `source = 40%`, `source = rest`, `source = ramp(0% -> 40%)` or `group = 25% { ... }`"),
-                );
-                continue;
-            };
-            if let Some(prev) = out.iter().find(|n| n.name == x.key.name) {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::DUPLICATE,
-                        format!("`{}` appears twice in this mixture", x.key.name),
-                    )
-                    .label(x.key.span, "again here")
-                    .label(prev.span, "first here")
-                    .help("give each source one share"),
-                );
-                continue;
-            }
-            let weight = self.weight(&x.value);
-            let target = match &x.body {
-                Some(b) => Some(MixTarget::Group(self.mix_level(b))),
-                None => self
-                    .resolve(&x.key.name, x.key.span, NameKind::Data)
-                    .map(MixTarget::Source),
-            };
-            if let (Some(weight), Some(target)) = (weight, target) {
-                out.push(MixNode {
-                    name: x.key.name.clone(),
-                    span: x.key.span,
-                    weight,
-                    target,
-                });
-            }
+impl Lower<'_> {
+    /// `average = last(D)` or `ema = DECAY` (one of the two).
+    fn averaging(&mut self, f: &Fields) -> Option<Sp<Averaging>> {
+        let (avg, ema) = (f.get(&stage::AVERAGE), f.get(&stage::EMA));
+        if let (Some(a), Some(e)) = (avg, ema) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::AVERAGE_AND_EMA,
+                    "a stage averages its weights one way: `average` or `ema`",
+                )
+                .label(e.key.span, "an exponential moving average here")
+                .label(a.key.span, "and a checkpoint average here")
+                .help("keep `average = last(D)` (a uniform mean over the final window) or `ema = DECAY`, not both"),
+            );
+            return None;
         }
-        out
-    }
-
-    fn weight(&mut self, e: &Expr) -> Option<Sp<Weight>> {
-        match &e.kind {
-            ExprKind::Ident(n) if n == "rest" => Some(Sp::new(Weight::Rest, e.span)),
-            ExprKind::Call { name, args } if name.name == "ramp" => {
-                let a = self.bind(name, args, &["shares"], &["shares"]);
-                let x = a[0]?;
-                match &x.kind {
-                    ExprKind::Transition(from, to) => {
-                        let from = values::share(&mut self.diags, from, "ramp");
-                        let to = values::share(&mut self.diags, to, "ramp");
-                        Some(Sp::new(Weight::Ramp(from?.value, to?.value), e.span))
-                    }
-                    _ => {
-                        self.diags.push(
-                            Diagnostic::new(Code::TYPE, "`ramp` takes a transition of shares")
-                                .label(x.span, format!("this is {}", values::found(x)))
-                                .help("write `ramp(0% -> 40%)`"),
-                        );
-                        None
-                    }
+        if let Some(a) = avg {
+            let e = &a.value;
+            let arg = match &e.kind {
+                ExprKind::Call { name, args } if name.name == "last" => {
+                    self.bind(name, args, &["window"], &["window"])[0]
                 }
-            }
-            ExprKind::Quantity(_) => values::share(&mut self.diags, e, "share")
-                .map(|v| Sp::new(Weight::Fixed(v.value), e.span)),
-            _ => {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::TYPE,
-                        format!(
-                            "a mixture share expects a percentage, found {}",
-                            values::found(e)
-                        ),
-                    )
-                    .label(e.span, "not a share")
-                    .help("write `40%`, `rest` or `ramp(0% -> 40%)`"),
-                );
-                None
-            }
+                _ => {
+                    values::mismatch(&mut self.diags, e, stage::AVERAGE.ty, stage::AVERAGE.name);
+                    None
+                }
+            }?;
+            let d = values::duration(&mut self.diags, arg, stage::AVERAGE.name)?;
+            return Some(Sp::new(Averaging::Last(d.value), e.span));
         }
+        let e = ema?;
+        let v = values::number(&mut self.diags, &e.value, stage::EMA.name)?;
+        if !(v.value > 0.0 && v.value < 1.0) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::RANGE,
+                    format!(
+                        "`ema` must be strictly between 0 and 1, found {}",
+                        units::trim(v.value)
+                    ),
+                )
+                .label(v.span, "not a decay")
+                .help("the EMA keeps this share of itself at every step: write e.g. `ema = 0.999`"),
+            );
+            return None;
+        }
+        Some(Sp::new(Averaging::Ema(v.value), v.span))
     }
 }
 

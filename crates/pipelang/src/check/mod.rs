@@ -9,6 +9,7 @@ pub(crate) mod graph;
 pub mod ir;
 mod lower;
 mod lower_lr;
+mod lower_mix;
 mod lower_optimizer;
 mod lower_stage;
 pub mod names;
@@ -239,6 +240,9 @@ fn analyse(
     for s in &p.schedules {
         validate::segments(&s.segments, &mut diags);
     }
+    for m in &p.mixtures {
+        validate::mixture(&m.nodes, m.name_span, &mut diags);
+    }
     for s in &p.stages {
         validate::stage(&p, s, &mut diags);
     }
@@ -258,6 +262,7 @@ fn unused(file: &File, used: &std::collections::HashSet<String>, diags: &mut Dia
             Item::Model(_) => "model",
             Item::Data(_) => "data source",
             Item::Schedule(_) => "schedule",
+            Item::Mix(_) => "mixture",
             _ => continue,
         };
         let name = item.name();

@@ -1,4 +1,4 @@
-//! One namespace for models, data sources, schedules and stages (so `resume(x)` can name a
+//! One namespace for models, data sources, schedules, stages and named mixtures (so `resume(x)` can name a
 //! schedule or a stage without ambiguity), and "did you mean" suggestions.
 
 use std::collections::HashMap;
@@ -12,6 +12,8 @@ pub enum NameKind {
     Data,
     Schedule,
     Stage,
+    /// `mix NAME { ... }`
+    Mixture,
 }
 
 impl NameKind {
@@ -21,6 +23,7 @@ impl NameKind {
             NameKind::Data => "data source",
             NameKind::Schedule => "schedule",
             NameKind::Stage => "stage",
+            NameKind::Mixture => "mixture",
         }
     }
 
@@ -30,6 +33,7 @@ impl NameKind {
             NameKind::Data => "a data source",
             NameKind::Schedule => "a schedule",
             NameKind::Stage => "a stage",
+            NameKind::Mixture => "a mixture",
         }
     }
 }
@@ -50,13 +54,14 @@ pub struct Symbols {
 impl Symbols {
     pub fn collect(file: &File, diags: &mut Diagnostics) -> Symbols {
         let mut map: HashMap<String, Symbol> = HashMap::new();
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 5];
         for item in &file.items {
             let kind = match item {
                 Item::Model(_) => NameKind::Model,
                 Item::Data(_) => NameKind::Data,
                 Item::Schedule(_) => NameKind::Schedule,
                 Item::Stage(_) => NameKind::Stage,
+                Item::Mix(_) => NameKind::Mixture,
                 _ => continue,
             };
             let name = item.name();
@@ -65,7 +70,7 @@ impl Symbols {
                     Diagnostic::new(Code::DUPLICATE, format!("`{}` is declared twice", name.name))
                         .label(name.span, format!("second declaration of `{}`", name.name))
                         .label(prev.span, "first declared here")
-                        .help("models, data sources, schedules and stages share one namespace: rename one of them"),
+                        .help("models, data sources, schedules, stages and mixtures share one namespace: rename one of them"),
                 );
                 continue;
             }

@@ -87,11 +87,14 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
         let is_target = |i: &Item| match (i, b.keyword.name.as_str()) {
             (Item::Model(m), "model") => m.name.name == name.name,
             (Item::Stage(s), "stage") => s.name.name == name.name,
+            (Item::Mix(m), "mix") => m.name.name == name.name,
             _ => false,
         };
         match out.items.iter_mut().find(|i| is_target(i)) {
             Some(Item::Model(m)) => merge(&mut m.body, &b.body.entries),
             Some(Item::Stage(s)) => merge(&mut s.body, &b.body.entries),
+            // A mixture's shares only make sense together: the profile's replaces it whole.
+            Some(Item::Mix(m)) => m.body.entries = b.body.entries.clone(),
             _ => {
                 let names: Vec<&str> = file
                     .items
@@ -125,16 +128,19 @@ pub fn apply(file: &File, prof: &ProfileItem, diags: &mut Diagnostics) -> (File,
 }
 
 /// Overrides replace the fields of the same name; new ones are added. A `mix { }` replaces
-/// the stage's mixture as a whole (its shares only make sense together), and so does a `data`
-/// field, which is the other way to give a stage its data. A named block (`phase NAME { }`)
+/// the stage's mixture as a whole (its shares only make sense together), and so do a `data`
+/// and a `mix = NAME` field, the other ways to give a stage its data. A named block (`phase NAME { }`)
 /// merges into the block of the same keyword and name, field by field.
 fn merge(body: &mut Body, overrides: &[Entry]) {
     for o in overrides {
         match o {
             Entry::Field(f) => {
+                let gives_data = is_data(&f.key.name);
                 body.entries.retain(|e| match e {
-                    Entry::Field(g) => g.key.name != f.key.name,
-                    Entry::Block(b) => !(f.key.name == stage::DATA.name && b.keyword.name == "mix"),
+                    Entry::Field(g) => {
+                        g.key.name != f.key.name && !(gives_data && is_data(&g.key.name))
+                    }
+                    Entry::Block(b) => !(gives_data && b.keyword.name == stage::MIX.name),
                     Entry::Scale(_) => true,
                 });
                 body.entries.push(o.clone());
@@ -150,10 +156,9 @@ fn merge(body: &mut Body, overrides: &[Entry]) {
                     }
                     Some(e) => *e = o.clone(),
                     None => {
-                        if b.keyword.name == "mix" {
-                            body.entries.retain(
-                                |e| !matches!(e, Entry::Field(g) if g.key.name == stage::DATA.name),
-                            );
+                        if b.keyword.name == stage::MIX.name {
+                            body.entries
+                                .retain(|e| !matches!(e, Entry::Field(g) if is_data(&g.key.name)));
                         }
                         body.entries.push(o.clone());
                     }
@@ -162,6 +167,11 @@ fn merge(body: &mut Body, overrides: &[Entry]) {
             Entry::Scale(_) => body.entries.push(o.clone()),
         }
     }
+}
+
+/// `data = SOURCE` and `mix = NAME`: the fields that give a stage its data (as `mix { }` does).
+fn is_data(key: &str) -> bool {
+    key == stage::DATA.name || key == stage::MIX.name
 }
 
 /// "`tokens` (budgets and token durations), `seq_len` or `rope_base`"
@@ -211,6 +221,13 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
             }
             if let StageLr::Inline(segs) = &mut st.lr {
                 scale_segments(segs, f, own);
+            }
+            // An averaging window in tokens follows the budget it is the end of.
+            if let Some(a) = &mut st.averaging
+                && let Averaging::Last(Duration::Tokens(t)) = &mut a.value
+                && outside(a.span)
+            {
+                *t *= f;
             }
         }
         for sc in &mut p.schedules {

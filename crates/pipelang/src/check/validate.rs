@@ -236,15 +236,6 @@ fn kind_ids(p: &Pipeline, s: &Stage, kind: &str) -> Vec<ModelId> {
         .collect()
 }
 
-fn sources(nodes: &[MixNode], out: &mut Vec<(DataId, Span)>) {
-    for n in nodes {
-        match &n.target {
-            MixTarget::Source(d) => out.push((*d, n.span)),
-            MixTarget::Group(g) => sources(g, out),
-        }
-    }
-}
-
 fn loss_and_data(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
     let decoders = kind_ids(p, s, "decoder");
     let vits = kind_ids(p, s, "vit");
@@ -253,8 +244,7 @@ fn loss_and_data(p: &Pipeline, s: &Stage, diags: &mut Diagnostics) {
         ModelKind::Projector(x) => vits.contains(&x.from.value) && decoders.contains(&x.to.value),
         _ => false,
     });
-    let mut srcs = vec![];
-    sources(&s.mix, &mut srcs);
+    let srcs = mix_sources(&s.mix);
     match s.loss.value {
         Loss::Coca { .. } => {
             if vits.is_empty() || decoders.is_empty() {
@@ -403,7 +393,10 @@ fn level(nodes: &[MixNode], at: Span, group: Option<&str>, diags: &mut Diagnosti
         break;
     }
     for n in nodes {
-        if let MixTarget::Group(g) = &n.target {
+        // A copied mixture was checked where it is written.
+        if let MixTarget::Group(g) = &n.target
+            && n.copy_of.is_none()
+        {
             level(g, n.span, Some(&n.name), diags);
         }
     }

@@ -28,8 +28,7 @@ pub struct Feed {
 pub fn feeds(p: &Pipeline) -> Vec<Feed> {
     let mut out = vec![];
     for (si, s) in p.stages.iter_enumerated() {
-        let mut srcs = vec![];
-        sources(&s.mix, &mut srcs);
+        let srcs = mix_sources(&s.mix);
         for m in s.train.iter().chain(&s.freeze) {
             if !matches!(
                 p.models.get(m.value).map(|m| &m.kind),
@@ -48,15 +47,6 @@ pub fn feeds(p: &Pipeline) -> Vec<Feed> {
         }
     }
     out
-}
-
-fn sources(nodes: &[MixNode], out: &mut Vec<(DataId, Span)>) {
-    for n in nodes {
-        match &n.target {
-            MixTarget::Source(d) => out.push((*d, n.span)),
-            MixTarget::Group(g) => sources(g, out),
-        }
-    }
 }
 
 /// The ids a source's tokenizer produces, specials included.

@@ -31,7 +31,7 @@ codes! {
     DUPLICATE = "P0102", "duplicate-declaration", Error, "two items or entries share a name";
     UNKNOWN_FIELD = "P0103", "unknown-field", Error, "a field or block that this item does not have";
     MISSING_FIELD = "P0104", "missing-field", Error, "a required field is missing";
-    UNUSED = "P0105", "unused-item", Warning, "a declared model, data source or schedule is never used";
+    UNUSED = "P0105", "unused-item", Warning, "a declared model, data source, schedule or mixture is never used";
     UNKNOWN_KIND = "P0106", "unknown-kind", Error, "an unknown model kind, data kind, loss or LR function";
     WRONG_NAME_KIND = "P0107", "wrong-kind-of-name", Error, "a name of the wrong kind (a data source where a model is due)";
     TYPE = "P0201", "type-mismatch", Error, "a value of the wrong type or unit for its field";
@@ -42,6 +42,8 @@ codes! {
     EXPERTS = "P0206", "too-many-active-experts", Error, "more active experts than experts";
     ARGUMENTS = "P0207", "bad-arguments", Error, "missing, unknown or repeated arguments of a function";
     ROUNDING = "P0208", "budget-rounding", Warning, "whole steps change a token budget by more than 0.1%";
+    AVERAGE_WINDOW = "P0240", "average-window", Error, "a checkpoint-averaging window longer than its stage, or covering no step";
+    AVERAGE_AND_EMA = "P0241", "average-and-ema", Error, "a stage with both `average` and `ema`";
     UNDER_A_STEP = "P0209", "duration-under-a-step", Error, "an LR schedule duration in tokens shorter than one step";
     BATCH_BOTH = "P0210", "batch-and-batch-tokens", Error, "a stage or phase sets both `batch` and `batch_tokens`";
     BATCH_TOKENS_ROUNDING = "P0211", "batch-tokens-rounding", Warning, "`batch_tokens` is not a whole number of sequences at the seq_len (off by more than 0.1%)";
@@ -58,10 +60,12 @@ codes! {
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";
-    NO_DATA = "P0404", "no-data", Error, "a stage has no data, or both `data` and `mix`";
+    NO_DATA = "P0404", "no-data", Error, "a stage has no data, or more than one of `data`, `mix = NAME` and `mix { ... }`";
     LOSS_MODELS = "P0405", "loss-needs-models", Error, "the loss needs models the stage does not have";
     VOCAB_TOO_SMALL = "P0406", "vocab-too-small", Error, "a decoder's vocab is below the token ids of a source that feeds it";
     MIXED_TOKENIZERS = "P0407", "mixed-tokenizers", Error, "one decoder reads sources of a stage through different tokenizers";
+    MIX_CYCLE = "P0408", "mixture-cycle", Error, "a mixture refers to itself, directly or through other mixtures";
+    MIX_STAGE_RAMP = "P0409", "mixture-of-ramping-stage", Error, "a mixture refers to a stage whose mixture ramps";
     RESUME_NONE = "P0501", "resume-without-schedule", Error, "`resume` has no schedule to continue";
     RESUME_AMBIGUOUS = "P0502", "resume-ambiguous", Error, "`resume` could continue more than one schedule";
     NOT_REWARMUP = "P0503", "rewarmup-not-above", Warning, "a re-warm-up target not above the hand-over LR";

@@ -80,6 +80,7 @@ impl<'a> Printer<'a> {
         match item {
             Item::Pipeline(p) => self.with_body(0, head, start, start, Some(&p.body)),
             Item::Profile(p) => self.with_body(0, head, start, start, Some(&p.body)),
+            Item::Mix(m) => self.with_body(0, head, start, start, Some(&m.body)),
             Item::Model(m) => {
                 let mut head = format!("{head} = {}", m.kind.name);
                 if let Some(a) = &m.args {

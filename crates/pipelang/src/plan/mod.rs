@@ -3,6 +3,7 @@
 //! run cannot disagree. Queries are O(log n) in the number of phases and LR pieces: nothing
 //! is tabulated per step (full scale is millions of steps).
 
+mod average;
 pub mod batch;
 pub mod lr;
 mod mix;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::ir::{self, DataId, IndexVec, ModelId, Pipeline, StageId};
 
+pub use average::StageAverage;
 pub use mix::MixTree;
 pub use query::{At, PointQuery};
 pub use step::StepState;
@@ -150,6 +152,9 @@ pub struct StagePlan {
     /// The stage's own `seed`; `None`: the run's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// `average` or `ema`: the stage hands on averaged weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<StageAverage>,
 }
 
 impl StagePlan {
@@ -271,6 +276,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|(m, f)| (name_of(m.value), f.value))
                 .collect(),
             seed: st.seed.map(|s| s.value),
+            average: sf.average,
             phases,
         });
         global += sf.tokens;

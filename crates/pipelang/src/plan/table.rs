@@ -169,6 +169,22 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}: {}", st.name, own.join(", "));
         }
     }
+    // What a stage hands on when it averages its weights along the way.
+    for st in &plan.stages {
+        let Some(a) = st.average else { continue };
+        let how = match a {
+            super::StageAverage::Last { first_step, steps } => format!(
+                "the mean of the weights after its last {} steps (steps {}..={})",
+                units::grouped(steps),
+                units::grouped(first_step),
+                units::grouped(st.steps - 1)
+            ),
+            super::StageAverage::Ema { decay } => {
+                format!("an exponential moving average of its weights, decay {decay} per step")
+            }
+        };
+        let _ = writeln!(out, "average {}: hands on {how}", st.name);
+    }
     out
 }
 

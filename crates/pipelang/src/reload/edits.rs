@@ -379,6 +379,11 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             s.seed.map_or(s.header, |c| c.span),
         ),
         field(
+            stage::AVERAGE.name,
+            format!("{:?}", s.averaging.map(|a| a.value)),
+            s.averaging.map_or(s.header, |a| a.span),
+        ),
+        field(
             stage::LR_SCALE,
             s.lr_scale
                 .iter()

@@ -43,6 +43,6 @@ pub const BLOCK: Block = Block {
     keyword: "profile",
     what: "a profile",
     fields: &[BATCH, SEED, DATA_ROOT, SAMPLE_DATA],
-    blocks: &["model", "stage"],
+    blocks: &["model", "stage", "mix"],
     scales: true,
 };

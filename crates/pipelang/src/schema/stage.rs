@@ -63,7 +63,15 @@ pub const DATA: Field = Field {
     name: "data",
     ty: Ty::Name(NameKind::Data),
     missing: Missing::Means("none"),
-    doc: "one source (or `mix`, not both: [P0404](errors/P0404.md))",
+    doc: "one source ([P0404](errors/P0404.md): one of `data`, `mix = NAME` and `mix { ... }`)",
+    scale: Scale::No,
+    reload: Reload::Within("mix"),
+};
+pub const MIX: Field = Field {
+    name: "mix",
+    ty: Ty::Name(NameKind::Mixture),
+    missing: Missing::Means("none"),
+    doc: "a named mixture (`mix NAME { ... }`) or a stage whose mixture this stage uses ([named mixtures](#named-and-relative-mixtures))",
     scale: Scale::No,
     reload: Reload::Within("mix"),
 };
@@ -107,6 +115,22 @@ pub const SEED: Field = Field {
     scale: Scale::No,
     reload: Reload::Value,
 };
+pub const AVERAGE: Field = Field {
+    name: "average",
+    ty: Ty::Window,
+    missing: Missing::Means("none"),
+    doc: "checkpoint averaging: the stage hands on the mean of the weights after each step of its final window ([averaging](#weight-averaging-along-a-stage))",
+    scale: Scale::Tokens,
+    reload: Reload::Value,
+};
+pub const EMA: Field = Field {
+    name: "ema",
+    ty: Ty::Number,
+    missing: Missing::Means("none"),
+    doc: "exponential moving average of the weights, this decay per step, strictly between 0 and 1; the stage hands it on; not with `average` ([P0241](errors/P0241.md))",
+    scale: Scale::No,
+    reload: Reload::Within("average"),
+};
 /// `lr_scale { vit = 0.1 }`: a block, compared by reload as a whole.
 pub const LR_SCALE: &str = "lr_scale";
 
@@ -122,12 +146,15 @@ pub const BLOCK: Block = Block {
         SEQ_LEN,
         ROPE_BASE,
         DATA,
+        MIX,
         LOSS,
         LR,
         CHECKPOINT_EVERY,
         OPTIMIZER,
         SEED,
+        AVERAGE,
+        EMA,
     ],
-    blocks: &["mix", "phase", "weights", LR_SCALE],
+    blocks: &[MIX.name, "phase", "weights", LR_SCALE],
     scales: false,
 };

@@ -30,6 +30,8 @@ pub enum Ty {
     Scales,
     /// `a -> b` of the inner type, or a plain value.
     Transition(&'static Ty),
+    /// `last(D)`: the final D of a stage, as tokens, a share of the stage or steps.
+    Window,
 }
 
 /// The losses a stage may name.
@@ -62,6 +64,7 @@ impl Ty {
             Ty::Optimizer => "`adamw(...)`".into(),
             Ty::Scales => "block of `model = factor`".into(),
             Ty::Transition(t) => format!("{} or transition", t.name()),
+            Ty::Window => "`last(D)`".into(),
         }
     }
 
@@ -79,6 +82,9 @@ impl Ty {
                     .into()
             }
             Ty::Budget => "a token amount (`5.2T`) or optimizer steps (`1000 steps`)".into(),
+            Ty::Window => {
+                "`last(D)`: the stage's final tokens (`last(40M)`), share of its budget (`last(10%)`) or steps (`last(100 steps)`)".into()
+            }
             Ty::PhaseBudget => {
                 "a token amount (`50B`), optimizer steps (`1000 steps`), a share of the stage's budget (`50%`, `1/6`) or `rest` (the last phase: what the others leave)".into()
             }

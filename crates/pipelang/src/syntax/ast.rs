@@ -39,6 +39,7 @@ pub enum Item {
     Schedule(ScheduleItem),
     Stage(StageItem),
     Profile(ProfileItem),
+    Mix(MixItem),
 }
 
 impl Item {
@@ -50,6 +51,7 @@ impl Item {
             Item::Schedule(i) => &i.name,
             Item::Stage(i) => &i.name,
             Item::Profile(i) => &i.name,
+            Item::Mix(i) => &i.name,
         }
     }
     pub fn span(&self) -> Span {
@@ -60,6 +62,7 @@ impl Item {
             Item::Schedule(i) => i.span,
             Item::Stage(i) => i.span,
             Item::Profile(i) => i.span,
+            Item::Mix(i) => i.span,
         }
     }
     pub fn keyword(&self) -> &'static str {
@@ -70,6 +73,7 @@ impl Item {
             Item::Schedule(_) => "schedule",
             Item::Stage(_) => "stage",
             Item::Profile(_) => "profile",
+            Item::Mix(_) => "mix",
         }
     }
 }
@@ -116,6 +120,14 @@ pub struct StageItem {
 
 #[derive(Debug, Clone)]
 pub struct ProfileItem {
+    pub name: Ident,
+    pub body: Body,
+    pub span: Span,
+}
+
+/// `mix NAME { ... }`: a mixture stages use by name.
+#[derive(Debug, Clone)]
+pub struct MixItem {
     pub name: Ident,
     pub body: Body,
     pub span: Span,

@@ -107,8 +107,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::kw_data
         | Rule::kw_schedule
         | Rule::kw_stage
-        | Rule::kw_profile => {
-            "an item (`pipeline`, `model`, `data`, `schedule`, `stage` or `profile`)"
+        | Rule::kw_profile
+        | Rule::kw_mix => {
+            "an item (`pipeline`, `model`, `data`, `schedule`, `stage`, `profile` or `mix`)"
         }
         Rule::field | Rule::block_entry | Rule::scale_entry => "an entry (`name = value`)",
         Rule::EOI => "end of line",

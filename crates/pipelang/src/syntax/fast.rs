@@ -35,7 +35,6 @@ pub(crate) fn parse(source: &str) -> Option<File> {
 }
 
 const MAX_DEPTH: usize = 64;
-const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
 
 struct P<'s> {
     src: &'s [u8],
@@ -123,7 +122,10 @@ impl<'s> P<'s> {
     /// Every item starts `keyword ~ ident`; what follows depends on the keyword.
     fn item(&mut self) -> Option<Item> {
         let start = self.pos;
-        let kw = ITEM_KEYWORDS.iter().copied().find(|k| self.at_keyword(k))?;
+        let kw = super::ITEM_KEYWORDS
+            .iter()
+            .copied()
+            .find(|k| self.at_keyword(k))?;
         self.pos += kw.len();
         self.skip();
         let name = self.ident()?;
@@ -179,6 +181,14 @@ impl<'s> P<'s> {
                 Item::Stage(StageItem {
                     name,
                     after,
+                    body,
+                    span: self.from(start),
+                })
+            }
+            "mix" => {
+                let body = self.body()?;
+                Item::Mix(MixItem {
+                    name,
                     body,
                     span: self.from(start),
                 })
@@ -273,10 +283,7 @@ impl<'s> P<'s> {
     /// side of the house (`lower::starts_item`): leave it to the recovering parser.
     fn starts_item(&self) -> bool {
         let col0 = self.pos == 0 || self.src[self.pos - 1] == b'\n';
-        col0 && ITEM_KEYWORDS.iter().any(|k| {
-            self.src[self.pos..].starts_with(k.as_bytes())
-                && matches!(self.src.get(self.pos + k.len()), Some(b' ' | b'\t'))
-        })
+        col0 && super::starts_item(&self.src[self.pos..])
     }
 
     fn entry(&mut self) -> Option<Entry> {

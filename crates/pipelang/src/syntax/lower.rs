@@ -49,6 +49,7 @@ pub(crate) fn parse_file(source: &str) -> File {
             Rule::schedule_item => cx.schedule(pair),
             Rule::stage_item => cx.stage(pair),
             Rule::profile_item => cx.profile(pair),
+            Rule::mix_item => cx.mix(pair),
             Rule::error_item => {
                 cx.error(pair, Rule::strict_item);
                 continue;
@@ -74,18 +75,11 @@ pub(crate) fn parse_file(source: &str) -> File {
     file
 }
 
-const ITEM_KEYWORDS: &[&str] = &["pipeline", "model", "data", "schedule", "stage", "profile"];
-
 /// An entry at column 0 that starts like an item: the block around it was not closed.
 fn starts_item(source: &str, p: &Pair<Rule>) -> bool {
     let start = p.as_span().start();
     let at_col0 = start == 0 || source.as_bytes()[start - 1] == b'\n';
-    let text = p.as_str();
-    at_col0
-        && ITEM_KEYWORDS.iter().any(|k| {
-            text.strip_prefix(k)
-                .is_some_and(|r| r.starts_with([' ', '\t']))
-        })
+    at_col0 && super::starts_item(p.as_str().as_bytes())
 }
 
 struct Lower<'s> {
@@ -119,6 +113,7 @@ fn meaningful(pairs: Pairs<Rule>) -> impl Iterator<Item = Pair<Rule>> {
                 | Rule::kw_schedule
                 | Rule::kw_stage
                 | Rule::kw_profile
+                | Rule::kw_mix
                 | Rule::kw_after
                 | Rule::kw_then
                 | Rule::kw_scale
@@ -235,6 +230,18 @@ impl<'s> Lower<'s> {
         let name = ident(it.next().unwrap());
         let body = self.body(it.next().unwrap());
         Item::Profile(ProfileItem {
+            name,
+            body,
+            span: sp,
+        })
+    }
+
+    fn mix(&mut self, pair: Pair<Rule>) -> Item {
+        let sp = span(&pair);
+        let mut it = meaningful(pair.into_inner());
+        let name = ident(it.next().unwrap());
+        let body = self.body(it.next().unwrap());
+        Item::Mix(MixItem {
             name,
             body,
             span: sp,

@@ -10,6 +10,29 @@ mod span;
 pub use ast::*;
 pub use span::{LineIndex, Span};
 
+/// The keywords that start an item (`grammar/pipe.pest`'s `item_start`).
+const ITEM_KEYWORDS: &[&str] = &[
+    "pipeline", "model", "data", "schedule", "stage", "profile", "mix",
+];
+
+/// Whether text at column 0 starts like an item (`item_start`): a keyword and a blank; `mix`
+/// only with a name after it, since `mix {` is a stage's own mixture.
+fn starts_item(text: &[u8]) -> bool {
+    ITEM_KEYWORDS.iter().any(|k| {
+        let Some(rest) = text.strip_prefix(k.as_bytes()) else {
+            return false;
+        };
+        if !rest.starts_with(b" ") && !rest.starts_with(b"\t") {
+            return false;
+        }
+        *k != "mix"
+            || rest
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t'))
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    })
+}
+
 /// Parses a whole `.pipe` source. Always returns a file; its `errors` hold every syntax error.
 /// A file without errors takes the hand-written fast path; any other goes to the pest parser,
 /// which recovers and explains.

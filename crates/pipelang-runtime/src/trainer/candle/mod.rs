@@ -1,6 +1,7 @@
 //! The candle trainer: trains a stage in this process, on the CPU (fused kernels by default) or
 //! a CUDA device.
 
+mod average;
 mod evals;
 mod heldout;
 mod session;
@@ -108,7 +109,7 @@ impl CandleTrainer {
         let st = ctx.stage();
         let done = step + 1;
         let rel = checkpoint::rel_path(&st.name, done, done == st.steps);
-        s.checkpoint(&self.dev)?
+        s.checkpoint(&self.dev, done, st.steps)?
             .save(ctx.run_dir, &rel)
             .map_err(|e| ctx.checkpoint_failed(&rel, &e))?;
         ctx.checkpointed(done, rel, Some(s.loader.state()))
@@ -135,6 +136,7 @@ impl Trainer for CandleTrainer {
         let mut losses = vec![];
         for step in start..ctx.stage().steps {
             let line = self.step(&mut s, ctx, step)?;
+            s.average_step(step)?;
             losses.push(line.loss);
             ctx.step_done(&line)?;
             if ctx.checkpoint_due(step) {

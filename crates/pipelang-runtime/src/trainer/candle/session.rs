@@ -41,6 +41,8 @@ pub struct Session {
     decoder: Option<String>,
     /// Written into every checkpoint of the stage.
     trained_with: checkpoint::TrainedWith,
+    /// `average` / `ema`: the running average of the trained weights.
+    average: Option<super::average::Averager>,
 }
 
 /// What one step's forward pass produced.
@@ -154,6 +156,9 @@ impl Session {
                 .collect(),
             seed,
         };
+        let average = st
+            .average
+            .map(|a| super::average::Averager::new(a, resumed.as_ref()));
         Ok(Session {
             slots,
             trained,
@@ -164,6 +169,7 @@ impl Session {
             used,
             decoder,
             trained_with,
+            average,
         })
     }
 
@@ -240,14 +246,55 @@ impl Session {
         })
     }
 
-    /// The trained models, the CoCa head and the optimizer state, as a checkpoint.
-    pub fn checkpoint(&self, dev: &Device) -> candle_core::Result<Checkpoint> {
-        let mut ck = Checkpoint::default();
-        for (s, _) in self.slots.iter().zip(&self.trained).filter(|(_, t)| **t) {
-            ck.add_model(&s.name, tensors(&s.vars));
+    /// The trained weights (models and the CoCa head) by checkpoint key, `model/MODEL/PARAM`.
+    fn weights(&self) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        let trained = self.slots.iter().zip(&self.trained).filter(|(_, t)| **t);
+        let models = trained.map(|(s, _)| (s.name.as_str(), &s.vars));
+        for (name, vars) in models.chain(self.coca.as_ref().map(|c| (COCA, &c.vars))) {
+            for (k, v) in tensors(vars) {
+                out.insert(format!("model/{name}/{k}"), v);
+            }
         }
-        if let Some(c) = &self.coca {
-            ck.add_model(COCA, tensors(&c.vars));
+        out
+    }
+
+    /// After `step`: the stage's average takes the weights it left.
+    pub fn average_step(&mut self, step: u64) -> candle_core::Result<()> {
+        let weights = match &self.average {
+            Some(_) => self.weights(),
+            None => return Ok(()),
+        };
+        match &mut self.average {
+            Some(a) => a.step(step, &weights),
+            None => Ok(()),
+        }
+    }
+
+    /// The trained models, the CoCa head, the optimizer state and the running average, as a
+    /// checkpoint after `done` of the stage's `steps` steps. At the end of an averaging stage
+    /// `model/` holds the averaged weights and `raw/` the last step's.
+    pub fn checkpoint(
+        &self,
+        dev: &Device,
+        done: u64,
+        steps: u64,
+    ) -> candle_core::Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        let weights = self.weights();
+        match &self.average {
+            Some(a) if done == steps => {
+                ck.extend(a.result(steps, &weights)?);
+                ck.extend(
+                    weights
+                        .into_iter()
+                        .map(|(k, v)| (format!("raw/{}", &k["model/".len()..]), v)),
+                );
+            }
+            _ => ck.extend(weights),
+        }
+        if let Some(a) = &self.average {
+            ck.extend(a.state());
         }
         ck.set_optimizer(self.opt.export_state(dev)?);
         ck.set_trained_with(&self.trained_with);

@@ -40,6 +40,7 @@ pub(crate) struct StageWalk {
     pub offset: f64,
     /// The stage's tokens: its budget, or what its steps train when the budget is in steps.
     pub tokens: f64,
+    pub average: Option<super::StageAverage>,
 }
 
 /// The whole walk: stages indexed by `StageId`, runs by `RunId`.
@@ -67,6 +68,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             Budget::Tokens(t) => t,
             Budget::Steps(_) => phases.iter().map(|ph| ph.tokens).sum(),
         };
+        let average = super::average::resolve(st, &phases, tokens, diags);
         let (run, offset) = runs.join(p, s, tokens, &anc, &handed, diags);
         let (trained, used) = weights::outgoing(p, s, &w);
         let mut rope_out = IndexVec::from_elem(None, p.models.len());
@@ -86,6 +88,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             run,
             offset,
             tokens,
+            average,
         });
     }
     let stages = stages.map(|s| s.expect("the execution order covers every stage"));
