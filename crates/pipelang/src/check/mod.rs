@@ -17,6 +17,7 @@ mod profile;
 pub mod units;
 mod validate;
 pub mod values;
+pub mod variants;
 pub mod vocab;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -236,7 +237,12 @@ fn analyse(
     for s in &p.schedules {
         validate::segments(&s.segments, &mut diags);
     }
-    for s in &p.stages {
+    // Variants are copies of one declaration (checked once); a soup trains nothing.
+    for s in p
+        .stages
+        .iter()
+        .filter(|s| s.is_declaration() && s.average.is_none())
+    {
         validate::stage(&p, s, &mut diags);
     }
     vocab::bytes(&p, &mut diags);
