@@ -154,3 +154,48 @@ fn one_variant_is_named_with_its_key_where_a_stage_is_due() {
     let tail = p.stage("tail").unwrap();
     assert_eq!(tail.weights_from[0].from.as_deref(), Some("mid[666]"));
 }
+
+/// The OLMo 2 recipe: every number below is the recipe's, computed here by hand.
+#[test]
+fn olmo2_recipe_plans_three_parallel_mid_training_runs_and_their_soup() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../pipelines/olmo2.pipe"
+    ))
+    .unwrap();
+    let p = plan(&src);
+    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pretrain", "mid[42]", "mid[42069]", "mid[666]", "soup"]
+    );
+    let tps: f64 = 1024.0 * 4096.0;
+    let pre = p.stage("pretrain").unwrap();
+    assert_eq!(pre.steps, (4e12 / tps).ceil() as u64);
+    // The cosine for 5T stopped at 4T: min + (peak - min)(1 + cos(pi p))/2 at
+    // p = (4T - warmup) / (5T - warmup), the warm-up being 2,000 steps of 4.2M tokens.
+    let w = 2000.0 * tps;
+    let frac = (4e12 - w) / (5e12 - w);
+    let want = 3e-5 + (3e-4 - 3e-5) * (1.0 + (std::f64::consts::PI * frac).cos()) / 2.0;
+    assert!(
+        (pre.lr.end - want).abs() < 1e-12,
+        "{} != {want}",
+        pre.lr.end
+    );
+    for seed in [42u64, 42069, 666] {
+        let m = p.stage(&format!("mid[{seed}]")).unwrap();
+        assert_eq!(m.seed, Some(seed));
+        assert_eq!(m.steps, (50e9 / tps).ceil() as u64);
+        assert_eq!(m.weights_from[0].from.as_deref(), Some("pretrain"));
+        // Each run decays linearly from stage 1's last LR to 0.
+        assert!((m.lr.start - pre.lr.end).abs() < 1e-15);
+        assert_eq!(m.lr.end, 0.0);
+        assert!((m.mix.start["math"] - 0.17).abs() < 1e-12);
+    }
+    let soup = p.stage("soup").unwrap();
+    assert_eq!(soup.steps, 0);
+    assert_eq!(soup.average.len(), 3);
+    // 4.05T of compute, 4.05T - 100B along the critical path.
+    assert_eq!(p.total_tokens, 4e12 + 3.0 * 50e9);
+    assert_eq!(p.sequential_tokens, 4e12 + 50e9);
+}
