@@ -27,7 +27,11 @@ pub fn run(data: &[u8]) {
     for (si, st) in plan.stages.iter().enumerate() {
         if st.is_soup() {
             // An average of other stages: no steps, nothing to ask about, one state.
-            assert!(st.steps == 0 && st.phases.is_empty(), "soup `{}` has steps", st.name);
+            assert!(
+                st.steps == 0 && st.phases.is_empty(),
+                "soup `{}` has steps",
+                st.name
+            );
             let q: PointQuery = format!("{}@0", st.name).parse().unwrap();
             assert!(plan.query(&q).is_err(), "a step of soup `{}`", st.name);
             let s = plan.step(si, 0);
