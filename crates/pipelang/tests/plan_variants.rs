@@ -199,3 +199,27 @@ fn olmo2_recipe_plans_three_parallel_mid_training_runs_and_their_soup() {
     assert_eq!(p.total_tokens, 4e12 + 3.0 * 50e9);
     assert_eq!(p.sequential_tokens, 4e12 + 50e9);
 }
+
+#[test]
+fn a_variant_is_queried_by_its_name_and_a_soup_is_not() {
+    let p = plan(OLMO2_LIKE);
+    let q: pipelang::plan::PointQuery = "mid[666]@50%".parse().unwrap();
+    let st = p.query(&q).unwrap();
+    assert_eq!(st.stage, "mid[666]");
+    assert_eq!(st.step, p.stage("mid[666]").unwrap().steps / 2);
+    let q: pipelang::plan::PointQuery = "soup@0".parse().unwrap();
+    let e = p.query(&q).unwrap_err();
+    assert!(e.contains("is a soup") && e.contains("mid[42]"), "{e}");
+    // The JSON carries both totals and reads back.
+    let json = serde_json::to_string(&p).unwrap();
+    let back = Plan::from_json(&json).unwrap();
+    assert_eq!(back.sequential_tokens, p.sequential_tokens);
+    assert_eq!(
+        back.stage("soup").unwrap().average,
+        p.stage("soup").unwrap().average
+    );
+    assert_eq!(
+        back.stage("mid[42]").unwrap().variant.as_ref().unwrap().key,
+        "42"
+    );
+}
