@@ -25,6 +25,19 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.total_steps, plan.total_steps);
     let mut global = 0u64;
     for (si, st) in plan.stages.iter().enumerate() {
+        if st.is_soup() {
+            // An average of other stages: no steps, nothing to ask about, one state.
+            assert!(
+                st.steps == 0 && st.phases.is_empty(),
+                "soup `{}` has steps",
+                st.name
+            );
+            let q: PointQuery = format!("{}@0", st.name).parse().unwrap();
+            assert!(plan.query(&q).is_err(), "a step of soup `{}`", st.name);
+            let s = plan.step(si, 0);
+            assert!(s.lr.is_finite() && s.lr >= 0.0);
+            continue;
+        }
         walk(plan, si, global);
         global += st.steps;
         for point in ["0", "end", "50%", "0%", "100%"] {

@@ -405,6 +405,22 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
             global += st.steps;
             continue;
         }
+        // A soup averages finished runs' weights: no engine training step does that, and
+        // dropping it would hand the stages after it one variant's weights instead.
+        if st.is_soup() {
+            let inputs: Vec<&str> = st.average.iter().map(|a| a.stage.as_str()).collect();
+            problems.push(cannot(
+                p,
+                opts.target,
+                st.id,
+                format!(
+                    "it is a soup, the average of {}, and the export does not compute weight \
+                     averages yet",
+                    inputs.join(", ")
+                ),
+            ));
+            continue;
+        }
         let (model_name, dec) = match decoder_of(p, opts.target, plan, si) {
             Ok(x) => x,
             Err(u) => {
@@ -530,7 +546,8 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
             let cut = pieces::split(plan, si, ph, opts.ramp_pieces);
             let n = cut.len() as u64;
             for (k, pc) in cut.iter().enumerate() {
-                let mut name = st.name.clone();
+                // `mid[42]` is `mid-42` in folder and module names.
+                let mut name = st.file_name();
                 if several {
                     name += &format!(".{}", ph.name.as_deref().unwrap_or("phase"));
                 }

@@ -32,8 +32,10 @@ pub fn final_path(stage: &str) -> String {
     tagged(stage, FINAL)
 }
 
+/// A variant's folder is spelled without brackets (`mid[42]` in `checkpoints/mid-42/`).
 fn tagged(stage: &str, tag: &str) -> String {
-    format!("checkpoints/{stage}/{tag}.safetensors")
+    let dir = pipelang::check::variants::file_name(stage);
+    format!("checkpoints/{dir}/{tag}.safetensors")
 }
 
 /// The tensors of one checkpoint file, by their full key.

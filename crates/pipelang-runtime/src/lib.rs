@@ -13,6 +13,7 @@ pub mod model;
 mod progress;
 pub mod record;
 pub mod setup;
+pub mod soup;
 pub mod stop;
 pub mod summary;
 pub mod train;

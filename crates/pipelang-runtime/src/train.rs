@@ -322,9 +322,34 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A soup: its inputs' final weights averaged into its final checkpoint (written
+    /// atomically, so a run killed here recomputes it on `--resume`), then recorded as done.
+    fn average_stage(&mut self, si: usize, started: Instant) -> Result<(), RunError> {
+        let st = self.prep.plan.stages[si].clone();
+        let rel = crate::soup::average(&self.opts.out, &st).map_err(RunError::Training)?;
+        let r = self
+            .record
+            .stage_mut(&st.name)
+            .expect("the runner records every planned stage");
+        r.status = Status::Done;
+        r.checkpoint = Some(rel.clone());
+        r.wall_s += started.elapsed().as_secs_f64();
+        self.record.save(&self.run_file())?;
+        let inputs: Vec<&str> = st.average.iter().map(|a| a.stage.as_str()).collect();
+        (self.log)(format!(
+            "stage {}: the average of {} -> {rel}",
+            st.name,
+            inputs.join(", ")
+        ));
+        Ok(())
+    }
+
     /// Hands stage `si` to the trainer, then records what it reports.
     fn train_stage(&mut self, si: usize) -> Result<(), RunError> {
         let started = Instant::now();
+        if self.prep.plan.stages[si].is_soup() {
+            return self.average_stage(si, started);
+        }
         if self.opts.resume {
             self.readable_resume(si)?;
         }

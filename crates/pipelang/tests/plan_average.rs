@@ -32,7 +32,7 @@ stage anneal after pretrain {{
 }
 
 fn average(p: &Plan, stage: &str) -> Option<StageAverage> {
-    p.stage(stage).unwrap().average
+    p.stage(stage).unwrap().averaging
 }
 
 #[test]

@@ -211,7 +211,11 @@ impl<'p> Figure<'p> {
             } else {
                 ""
             };
-            let text = format!("{}{mark} ({})", st.name, units::tokens(st.tokens));
+            let text = if st.is_soup() {
+                format!("{} = average", st.name)
+            } else {
+                format!("{}{mark} ({})", st.name, units::tokens(st.tokens))
+            };
             let (x0, x1) = (self.px(s.start), self.px(s.end));
             let w = width(&text) as i32;
             if w + 8 <= x1 - x0 {

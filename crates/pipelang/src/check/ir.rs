@@ -496,9 +496,29 @@ pub struct Stage {
     /// `after` named a stage that is not declared: what would flow from it (weights, the
     /// schedule to resume) is not reported missing.
     pub unknown_after: bool,
+    /// One of the stages a `vary` expands into (`mid[42]`).
+    pub variant: Option<Variant>,
+    /// A soup: its inputs and their weights (fractions adding up to 1). It trains nothing;
+    /// its weights are the weighted mean of the inputs' final weights.
+    pub average: Option<Vec<(Sp<StageId>, f64)>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Variant {
+    /// The stage as written (`mid`), which names the whole group.
+    pub group: String,
+    /// The value as written in the list (`42`): the variant is `group[key]`.
+    pub key: String,
+    /// Its place in the list: the first variant stands for the group in checks made once.
+    pub index: usize,
 }
 
 impl Stage {
+    /// Whether this is the variant (or stage) that checks of the declaration are made on:
+    /// the others are copies of it with another seed.
+    pub fn is_declaration(&self) -> bool {
+        self.variant.as_ref().is_none_or(|v| v.index == 0)
+    }
     pub fn uses(&self, m: ModelId) -> bool {
         self.train.iter().chain(&self.freeze).any(|x| x.value == m)
     }

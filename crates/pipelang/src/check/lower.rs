@@ -39,8 +39,43 @@ impl<'a> Lower<'a> {
         }
     }
 
-    /// Resolves a reference to a name of `want` kind.
+    /// Resolves a reference to one item of `want` kind: a group of variants is refused.
     pub fn resolve<I: Idx>(&mut self, name: &str, span: Span, want: NameKind) -> Option<I> {
+        if let Some(s) = self.symbols.map.get(name)
+            && s.kind == want
+            && s.count > 1
+        {
+            let first = format!("{name}[");
+            let mut variants: Vec<&str> = self
+                .symbols
+                .map
+                .keys()
+                .filter(|k| k.starts_with(&first))
+                .map(String::as_str)
+                .collect();
+            variants.sort();
+            self.diags.push(
+                Diagnostic::new(
+                    Code::VARIANT_GROUP,
+                    format!("`{name}` is a group of {} variants, not one stage", s.count),
+                )
+                .label(span, "one stage is due here")
+                .label(s.span, format!("`{name}` varies here"))
+                .help(format!(
+                    "name one variant ({}) or a soup of them (`stage NAME = average({name})`); a \
+                     group stands for all of its variants only in `after` and `average`",
+                    variants.join(", ")
+                )),
+            );
+            self.used.insert(name.to_string());
+            self.unresolved += 1;
+            return None;
+        }
+        self.resolve_any(name, span, want)
+    }
+
+    /// Resolves a reference to a name of `want` kind; a group gives its first variant.
+    pub fn resolve_any<I: Idx>(&mut self, name: &str, span: Span, want: NameKind) -> Option<I> {
         self.used.insert(name.to_string());
         match self.symbols.map.get(name) {
             Some(s) if s.kind == want => Some(I::new(s.id)),
@@ -244,10 +279,18 @@ impl<'a> Lower<'a> {
         // Placeholders keep ids stable when a model or data item failed to lower.
         for item in &file.items {
             if let Item::Stage(s) = item {
+                if let Some(a) = &s.average {
+                    let soup = self.soup(s, a);
+                    p.stages.push(soup);
+                    continue;
+                }
                 let stage = self.stage(s);
-                p.stages.push(stage);
+                for v in self.variants(s, stage) {
+                    p.stages.push(v);
+                }
             }
         }
+        self.soup_models(&mut p);
         let ok = !pipelines.is_empty();
         (ok.then_some(p), self)
     }

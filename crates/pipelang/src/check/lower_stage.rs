@@ -22,10 +22,7 @@ impl Lower<'_> {
         let after = s
             .after
             .iter()
-            .filter_map(|a| {
-                self.resolve(&a.name, a.span, NameKind::Stage)
-                    .map(|id| Sp::new(id, a.span))
-            })
+            .flat_map(|a| self.stage_set(&a.name, a.span))
             .collect();
         let unknown_after = self.unresolved > unresolved_after;
         let unresolved_before = self.unresolved;
@@ -219,6 +216,8 @@ impl Lower<'_> {
             averaging,
             unknown_models,
             unknown_after,
+            variant: None,
+            average: None,
         }
     }
 

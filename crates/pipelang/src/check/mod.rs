@@ -18,6 +18,7 @@ mod profile;
 pub mod units;
 mod validate;
 pub mod values;
+pub mod variants;
 pub mod vocab;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -243,7 +244,12 @@ fn analyse(
     for m in &p.mixtures {
         validate::mixture(&m.nodes, m.name_span, &mut diags);
     }
-    for s in &p.stages {
+    // Variants are copies of one declaration (checked once); a soup trains nothing.
+    for s in p
+        .stages
+        .iter()
+        .filter(|s| s.is_declaration() && s.average.is_none())
+    {
         validate::stage(&p, s, &mut diags);
     }
     vocab::bytes(&p, &mut diags);

@@ -43,6 +43,9 @@ pub struct Symbol {
     pub kind: NameKind,
     /// Index among the items of its kind, in written order.
     pub id: usize,
+    /// How many ids the name stands for: the variants of a group (`mid` of
+    /// `vary seed = [...]`) are `id .. id + count`; 1 for every other name.
+    pub count: usize,
     pub span: Span,
 }
 
@@ -75,15 +78,32 @@ impl Symbols {
                 continue;
             }
             let id = counts[kind as usize];
-            counts[kind as usize] += 1;
+            let keys = match item {
+                Item::Stage(s) => super::variants::keys(s),
+                _ => vec![],
+            };
+            let count = keys.len().max(1);
+            counts[kind as usize] += count;
             map.insert(
                 name.name.clone(),
                 Symbol {
                     kind,
                     id,
+                    count,
                     span: name.span,
                 },
             );
+            for (i, (key, span)) in keys.iter().enumerate() {
+                map.insert(
+                    super::variants::name(&name.name, key),
+                    Symbol {
+                        kind,
+                        id: id + i,
+                        count: 1,
+                        span: *span,
+                    },
+                );
+            }
         }
         Symbols { map }
     }

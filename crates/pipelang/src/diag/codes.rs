@@ -57,6 +57,13 @@ codes! {
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
     LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
+    VARY_FIELD = "P0320", "vary-field", Error, "`vary` names a field that cannot vary, or that the stage also sets";
+    VARY_EMPTY = "P0321", "vary-values", Error, "a `vary` list that is empty or holds a value that is no variant key";
+    VARY_DUPLICATE = "P0322", "vary-duplicate", Error, "a `vary` list holds the same value twice";
+    VARIANT_GROUP = "P0323", "variant-group", Error, "a group of variants where one stage is due";
+    AVERAGE_MISMATCH = "P0324", "average-mismatch", Error, "averaged stages do not train the same models";
+    SOUP_FIELDS = "P0325", "soup-trains", Error, "a soup (`= average(...)`) with a budget or other training fields";
+    AVERAGE_WEIGHTS = "P0326", "average-weights", Error, "the weights of an average are partial, repeated or do not add up to 100%";
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";

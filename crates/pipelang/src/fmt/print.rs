@@ -99,7 +99,27 @@ impl<'a> Printer<'a> {
                     let after: Vec<&str> = s.after.iter().map(|a| a.name.as_str()).collect();
                     head = format!("{head} after {}", after.join(", "));
                 }
-                self.with_body(0, head, start, start, Some(&s.body));
+                if let Some(v) = &s.vary {
+                    head = format!(
+                        "{head} vary {} = {}",
+                        v.field.name,
+                        expr(self.src, &v.values)
+                    );
+                }
+                if let Some(a) = &s.average {
+                    let inputs: Vec<String> = a
+                        .inputs
+                        .iter()
+                        .map(|i| match &i.weight {
+                            Some(w) => format!("{} = {}", i.stage.name, expr(self.src, w)),
+                            None => i.stage.name.clone(),
+                        })
+                        .collect();
+                    head = format!("{head} = average({})", inputs.join(", "));
+                }
+                // A soup written without a body keeps none.
+                let body = (s.average.is_none() || !s.body.span.is_empty()).then_some(&s.body);
+                self.with_body(0, head, start, start, body);
             }
         }
     }

@@ -32,8 +32,15 @@ pub struct Plan {
     /// In execution order.
     pub stages: Vec<StagePlan>,
     pub schedules: Vec<SchedulePlan>,
+    /// Every stage's tokens added up: the compute (parallel variants each count).
     pub total_tokens: f64,
     pub total_steps: u64,
+    /// Tokens along the longest chain of `after` edges: what the recipe takes when parallel
+    /// branches (variants, a ViT branch) run side by side.
+    #[serde(default)]
+    pub sequential_tokens: f64,
+    #[serde(default)]
+    pub sequential_steps: u64,
     /// Names of the data sources, in declaration order (indices of `mix_at`).
     pub sources: IndexVec<DataId, String>,
     /// The pipeline's AdamW settings (each stage's own are in `StagePlan::optimizer`).
@@ -154,13 +161,41 @@ pub struct StagePlan {
     pub seed: Option<u64>,
     /// `average` or `ema`: the stage hands on averaged weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub average: Option<StageAverage>,
+    pub averaging: Option<StageAverage>,
+    /// One of the variants of a `vary` (`mid[42]`): its group and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<VariantOf>,
+    /// A soup (`= average(...)`): its inputs and their weights (adding up to 1). It has no
+    /// steps; its weights are the weighted mean of the inputs' final weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub average: Vec<AverageInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VariantOf {
+    pub group: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AverageInput {
+    pub stage: String,
+    pub weight: f64,
 }
 
 impl StagePlan {
     /// The LR factor of a model in this stage (`lr_scale`, 1 when not written).
     pub fn lr_factor(&self, model: &str) -> f64 {
         self.lr_scale.get(model).copied().unwrap_or(1.0)
+    }
+
+    pub fn is_soup(&self) -> bool {
+        !self.average.is_empty()
+    }
+
+    /// The stage's name in file names: `mid-42` for `mid[42]` (`check::variants::file_name`).
+    pub fn file_name(&self) -> String {
+        crate::check::variants::file_name(&self.name)
     }
 }
 
@@ -177,6 +212,65 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
         let st = &p.stages[s];
         let sf = &flow.stages[s];
         let run = &flow.runs[sf.run.0];
+        if let Some(inputs) = &st.average {
+            let first: &StagePlan = stages
+                .iter()
+                .find(|x: &&StagePlan| x.id == inputs[0].0.value)
+                .expect("a soup's inputs run before it");
+            let end = first.phases.last();
+            let soup = StagePlan {
+                name: st.name.clone(),
+                id: s,
+                after: inputs
+                    .iter()
+                    .map(|(i, _)| p.stages[i.value].name.clone())
+                    .collect(),
+                phases: vec![],
+                steps: 0,
+                tokens: 0.0,
+                trained_tokens: 0.0,
+                tokens_per_step: 0,
+                seq_len: end.map_or(first.seq_len, |ph| ph.seq_len),
+                rope_base: end.map_or(first.rope_base.clone(), |ph| ph.rope_base.clone()),
+                train: first.train.clone(),
+                freeze: first.freeze.clone(),
+                weights_from: vec![],
+                loss: first.loss.clone(),
+                schedule: ScheduleRef {
+                    offset: first.schedule.offset + first.tokens,
+                    resumed: true,
+                    ..first.schedule.clone()
+                },
+                lr: Lr {
+                    start: first.lr.end,
+                    peak: first.lr.end,
+                    end: first.lr.end,
+                },
+                mix: MixSummary {
+                    start: BTreeMap::new(),
+                    end: BTreeMap::new(),
+                },
+                global_start: global,
+                vision_branch: first.vision_branch,
+                mix_tree: MixTree::new(&[], p.data.len()),
+                run: first.run,
+                trained_ids: first.trained_ids.clone(),
+                optimizer: first.optimizer,
+                lr_scale: BTreeMap::new(),
+                seed: None,
+                averaging: None,
+                variant: None,
+                average: inputs
+                    .iter()
+                    .map(|(i, w)| AverageInput {
+                        stage: p.stages[i.value].name.clone(),
+                        weight: *w,
+                    })
+                    .collect(),
+            };
+            stages.push(soup);
+            continue;
+        }
         let tree = MixTree::new(&st.mix, p.data.len());
         let mut phases = vec![];
         let mut first_step = 0;
@@ -276,7 +370,12 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|(m, f)| (name_of(m.value), f.value))
                 .collect(),
             seed: st.seed.map(|s| s.value),
-            average: sf.average,
+            averaging: sf.average,
+            variant: st.variant.as_ref().map(|v| VariantOf {
+                group: v.group.clone(),
+                key: v.key.clone(),
+            }),
+            average: vec![],
             phases,
         });
         global += sf.tokens;
@@ -291,17 +390,40 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             curve: r.curve.clone(),
         })
         .collect();
+    let (sequential_tokens, sequential_steps) = longest_chain(&stages);
     Plan {
         pipeline: p.name.clone(),
         profile: p.profile.clone(),
         seed: p.seed.value,
         total_tokens: global,
         total_steps: stages.iter().map(|s| s.steps).sum(),
+        sequential_tokens,
+        sequential_steps,
         stages,
         schedules,
         sources,
         optimizer: p.optimizer.value,
     }
+}
+
+/// Tokens and steps along the longest chain of `after` edges (stages in execution order, so
+/// every predecessor is done before its successors).
+fn longest_chain(stages: &[StagePlan]) -> (f64, u64) {
+    let mut end: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    let mut best = (0.0, 0);
+    for s in stages {
+        let start = s
+            .after
+            .iter()
+            .filter_map(|a| end.get(a.as_str()))
+            .fold((0.0, 0), |m: (f64, u64), e| if e.0 > m.0 { *e } else { m });
+        let e = (start.0 + s.tokens, start.1 + s.steps);
+        if e.0 > best.0 {
+            best = e;
+        }
+        end.insert(&s.name, e);
+    }
+    best
 }
 
 impl Plan {

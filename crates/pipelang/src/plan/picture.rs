@@ -15,6 +15,10 @@ use super::{Plan, StepState};
 /// since they hold until then.
 pub fn samples(plan: &Plan, t: &Timeline, i: usize, per_stage: u64) -> Vec<(f64, StepState)> {
     let st = &plan.stages[i];
+    // A soup has no steps: nothing of it is drawn in the curves (its band is its inputs' end).
+    if st.is_soup() {
+        return vec![];
+    }
     let n = st.steps.clamp(1, per_stage.max(1));
     let mut steps: Vec<u64> = (0..n).map(|k| k * st.steps.max(1) / n).collect();
     for ph in &st.phases {

@@ -93,6 +93,15 @@ impl Plan {
             format!("no stage `{}`; stages: {}", q.stage, names.join(", "))
         })?;
         let st = &self.stages[si];
+        if st.is_soup() {
+            let inputs: Vec<&str> = st.average.iter().map(|a| a.stage.as_str()).collect();
+            return Err(format!(
+                "`{}` is a soup (the average of {}): it has no steps; ask for a step of one of \
+                 its inputs or of a stage after it",
+                st.name,
+                inputs.join(", ")
+            ));
+        }
         let (first, steps, start, tokens, phase) = match &q.phase {
             None => (0, st.steps, 0.0, st.tokens, None),
             Some(name) => {

@@ -73,6 +73,26 @@ impl Plan {
         self.stages.iter().position(|s| s.name == name)
     }
 
+    /// A soup has no step: its state is what it hands over (its inputs' last LR, seq_len and
+    /// RoPE bases), with no batch and no data.
+    fn soup_state(&self, stage: usize) -> StepState {
+        let st = &self.stages[stage];
+        StepState {
+            stage: st.name.clone(),
+            phase: None,
+            step: 0,
+            global_step: self.stages[..stage].iter().map(|s| s.steps).sum(),
+            tokens: 0.0,
+            lr: st.lr.end,
+            batch: 0,
+            seq_len: st.seq_len,
+            tokens_per_step: 0,
+            rope_base: st.rope_base.clone(),
+            mix: BTreeMap::new(),
+            shares: IndexVec::from_elem(0.0, self.sources.len()),
+        }
+    }
+
     /// LR of a step: the schedule evaluated at the token position where the step starts.
     pub fn lr_at(&self, stage: usize, step: u64) -> f64 {
         let st = &self.stages[stage];
@@ -91,6 +111,9 @@ impl Plan {
     /// training loop, `pipe plan --at` and the editor. Steps past the end give the last step.
     pub fn step(&self, stage: usize, step: u64) -> StepState {
         let st = &self.stages[stage];
+        if st.is_soup() {
+            return self.soup_state(stage);
+        }
         let step = step.min(st.steps.saturating_sub(1));
         let ph = st.phase_of(step);
         let global_step = self.stages[..stage].iter().map(|s| s.steps).sum::<u64>() + step;

@@ -66,6 +66,27 @@ pub fn render(plan: &Plan) -> String {
             if st.schedule.resumed { "resume " } else { "" },
             st.schedule.name
         );
+        if st.is_soup() {
+            // No steps: what it is made of, where the mixture would be.
+            let inputs: Vec<String> = st
+                .average
+                .iter()
+                .map(|a| format!("{} {}%", a.stage, units::trim2(a.weight * 100.0)))
+                .collect();
+            rows.push([
+                st.name.clone(),
+                "0".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                units::length(st.seq_len),
+                rope(&st.rope_base),
+                "-".into(),
+                format!("= {}", units::lr(st.lr.end)),
+                format!("average: {}", inputs.join(", ")),
+            ]);
+            continue;
+        }
         let (batch, tps) = if st.phases.len() > 1 {
             ("-".into(), "-".into())
         } else {
@@ -125,6 +146,16 @@ pub fn render(plan: &Plan) -> String {
         units::tokens(plan.total_tokens),
         units::grouped(plan.total_steps)
     );
+    // Parallel branches (variants, a ViT branch): the compute above counts each of them, the
+    // wall clock only the longest chain.
+    if plan.sequential_steps != plan.total_steps {
+        let _ = writeln!(
+            out,
+            "in sequence (parallel branches side by side): {} tokens, {} steps",
+            units::tokens(plan.sequential_tokens),
+            units::grouped(plan.sequential_steps)
+        );
+    }
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();
         for c in 0..10 {
@@ -171,7 +202,7 @@ pub fn render(plan: &Plan) -> String {
     }
     // What a stage hands on when it averages its weights along the way.
     for st in &plan.stages {
-        let Some(a) = st.average else { continue };
+        let Some(a) = st.averaging else { continue };
         let how = match a {
             super::StageAverage::Last { first_step, steps } => format!(
                 "the mean of the weights after its last {} steps (steps {}..={})",

@@ -55,6 +55,16 @@ fn differ(a: f64, b: f64) -> bool {
 
 fn stage(a: &StagePlan, b: &StagePlan) -> Vec<String> {
     let mut out = vec![];
+    if a.average != b.average {
+        let inputs = |s: &StagePlan| {
+            s.average
+                .iter()
+                .map(|i| format!("{} {}%", i.stage, units::trim2(i.weight * 100.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(format!("average {} -> {}", inputs(a), inputs(b)));
+    }
     for (what, x, y) in [
         ("lr start", a.lr.start, b.lr.start),
         ("lr peak", a.lr.peak, b.lr.peak),

@@ -396,6 +396,18 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             ),
         ),
     ];
+    // A soup's inputs and weights: what its averaged weights are made of.
+    if let Some(inputs) = &s.average {
+        out.push(field(
+            format!("{}(...)", stage::SOUP),
+            inputs
+                .iter()
+                .map(|(i, w)| format!("{}={w}", p.stages[i.value].name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            joined(inputs.iter().map(|(i, _)| i.span), s.header),
+        ));
+    }
     for ph in &s.phases {
         let value = phase_fields(ph)
             .iter()

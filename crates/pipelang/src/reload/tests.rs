@@ -444,3 +444,85 @@ fn optimizer_lr_scale_and_seed_of_a_stage_not_yet_run_are_accepted() {
     );
     accepted(&new, &progress(&[], None));
 }
+
+/// Variants and soups follow the same rules: each variant is a stage of its own.
+const VARIANTS: &str = r#"
+pipeline t { seed = 1, batch = 2, seq_len = 16 }
+model lm = decoder { vocab = 512, d_model = 16, layers = 1, heads = 2 }
+data web = text("web/*.jsonl")
+stage one { train = [lm], budget = 3_200, lr = constant(1e-3), data = web }
+stage mid after one vary seed = [42, 43] { train = [lm], budget = 1_600, lr = constant(1e-4), data = web }
+stage soup = average(mid)
+"#;
+
+fn eval_variants(new: &str, p: &Progress) -> Outcome {
+    let (plan, pipeline) = running(VARIANTS);
+    evaluate(&plan, &pipeline, p, new, None)
+}
+
+#[test]
+fn a_started_variant_cannot_leave_the_list() {
+    let new = VARIANTS.replace("[42, 43]", "[43, 44]");
+    let Outcome::Rejected(d) = eval_variants(&new, &progress(&["one", "mid[42]"], Some("mid[43]")))
+    else {
+        panic!("dropping a finished variant was accepted");
+    };
+    assert!(
+        d.iter().any(|d| d.code == Code::RELOAD_REFUSED
+            && d.message
+                .contains("stage `mid[42]` has already run and cannot be removed")),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn a_variant_added_to_the_list_is_a_new_stage() {
+    let new = VARIANTS.replace("[42, 43]", "[42, 43, 44]");
+    match eval_variants(&new, &progress(&["one", "mid[42]"], Some("mid[43]"))) {
+        Outcome::Accepted(a) => {
+            assert!(
+                a.changes
+                    .iter()
+                    .any(|c| c.starts_with("mid[44]: new stage")),
+                "{:?}",
+                a.changes
+            );
+            // The soup now averages three: it has not started, so that is accepted too.
+            assert!(
+                a.changes.iter().any(|c| c.starts_with("soup:")),
+                "{:?}",
+                a.changes
+            );
+        }
+        Outcome::Rejected(d) => panic!("{d:#?}"),
+    }
+}
+
+#[test]
+fn the_group_edited_while_a_variant_runs_is_refused_for_that_variant() {
+    let new = VARIANTS.replace("budget = 1_600", "budget = 3_200");
+    let Outcome::Rejected(d) = eval_variants(&new, &progress(&["one"], Some("mid[42]"))) else {
+        panic!("an edit to the running variant was accepted");
+    };
+    assert!(
+        d.iter().any(|d| d
+            .message
+            .contains("stage `mid[42]` is running: its `budget` cannot change")),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn the_inputs_of_a_finished_soup_cannot_change() {
+    let new = VARIANTS.replace("average(mid)", "average(mid[42])");
+    let done = ["one", "mid[42]", "mid[43]", "soup"];
+    let Outcome::Rejected(d) = eval_variants(&new, &progress(&done, None)) else {
+        panic!("an edit to a finished soup was accepted");
+    };
+    assert!(
+        d.iter().any(|d| d
+            .message
+            .contains("stage `soup` has already run: its `average(...)` cannot change")),
+        "{d:#?}"
+    );
+}

@@ -131,6 +131,13 @@ pub const EMA: Field = Field {
     scale: Scale::No,
     reload: Reload::Within("average"),
 };
+/// The fields `vary FIELD = [...]` may give one value per variant. Only the seed: it seeds
+/// the data order (and any fresh weights), which is what soups of parallel runs vary
+/// (OLMo 2); a field that changes the model or the budget would make variants that cannot
+/// be averaged or compared.
+pub const VARYABLE: &[&Field] = &[&SEED];
+/// The keyword of a soup: `stage NAME = average(STAGES)`.
+pub const SOUP: &str = "average";
 /// `lr_scale { vit = 0.1 }`: a block, compared by reload as a whole.
 pub const LR_SCALE: &str = "lr_scale";
 

@@ -113,8 +113,36 @@ pub struct ScheduleItem {
 #[derive(Debug, Clone)]
 pub struct StageItem {
     pub name: Ident,
+    /// Stage references as written: `pretrain`, a group `mid`, a variant `mid[42]`.
     pub after: Vec<Ident>,
+    /// `vary seed = [42, 42069, 666]`: the stage stands for one stage per value.
+    pub vary: Option<Vary>,
+    /// `= average(mid)`: a soup, whose weights are the mean of its inputs' final weights.
+    pub average: Option<Average>,
+    /// A soup written without a body has an empty one, zero-width at the item's end.
     pub body: Body,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Vary {
+    pub field: Ident,
+    /// The list of values (an `ExprKind::List`).
+    pub values: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Average {
+    pub inputs: Vec<AverageInput>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct AverageInput {
+    pub stage: Ident,
+    /// `mid[42] = 60%`: the input's weight in the mean; all inputs or none have one.
+    pub weight: Option<Expr>,
     pub span: Span,
 }
 

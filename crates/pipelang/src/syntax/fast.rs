@@ -175,12 +175,33 @@ impl<'s> P<'s> {
                 })
             }
             "stage" => {
+                // `(average_clause ~ body? | after_clause? ~ vary_clause? ~ body)`
+                if let Some(average) = self.attempt(|p| p.average_clause()) {
+                    self.skip();
+                    let body = self.attempt(|p| p.body());
+                    let span = self.from(start);
+                    return Some(Item::Stage(StageItem {
+                        name,
+                        after: vec![],
+                        vary: None,
+                        average: Some(average),
+                        body: body.unwrap_or(Body {
+                            entries: vec![],
+                            span: Span::new(span.end, span.end),
+                        }),
+                        span,
+                    }));
+                }
                 let after = self.attempt(|p| p.after_clause()).unwrap_or_default();
+                self.skip();
+                let vary = self.attempt(|p| p.vary_clause());
                 self.skip();
                 let body = self.body()?;
                 Item::Stage(StageItem {
                     name,
                     after,
+                    vary,
+                    average: None,
                     body,
                     span: self.from(start),
                 })
@@ -224,18 +245,91 @@ impl<'s> P<'s> {
         Some(kind)
     }
 
-    /// `kw_after ~ ident ~ (comma ~ ident)*`
+    /// `kw_after ~ stage_ref ~ (comma ~ stage_ref)*`
     fn after_clause(&mut self) -> Option<Vec<Ident>> {
         self.keyword("after")?;
         self.skip();
-        let mut names = vec![self.ident()?];
+        let mut names = vec![self.stage_ref()?];
         self.skip();
         self.repeat(&mut names, |p| {
             p.punct(b',')?;
             p.skip();
-            p.ident()
+            p.stage_ref()
         });
         Some(names)
+    }
+
+    /// `@{ ident ~ ("[" ~ (ident_char | "." | "-")+ ~ "]")? }`: `mid`, `mid[42]`.
+    fn stage_ref(&mut self) -> Option<Ident> {
+        let start = self.pos;
+        self.ident()?;
+        self.attempt(|p| {
+            p.punct(b'[')?;
+            let key = p.pos;
+            while p
+                .peek()
+                .is_some_and(|b| ident_char(b) || b == b'.' || b == b'-')
+            {
+                p.pos += 1;
+            }
+            (p.pos > key).then_some(())?;
+            p.punct(b']')
+        });
+        Some(Ident {
+            name: self.text[start..self.pos].to_string(),
+            span: self.from(start),
+        })
+    }
+
+    /// `kw_vary ~ ident ~ eq ~ list`
+    fn vary_clause(&mut self) -> Option<Vary> {
+        let start = self.pos;
+        self.keyword("vary")?;
+        self.skip();
+        let field = self.ident()?;
+        self.skip();
+        self.eq()?;
+        let values = self.list()?;
+        Some(Vary {
+            field,
+            values,
+            span: self.from(start),
+        })
+    }
+
+    /// `eq ~ kw_average ~ lparen ~ average_input ~ (comma ~ average_input)* ~ comma? ~ rparen`
+    fn average_clause(&mut self) -> Option<Average> {
+        let start = self.pos;
+        self.eq()?;
+        self.keyword("average")?;
+        self.skip();
+        self.nest(|p| {
+            p.punct(b'(')?;
+            p.skip();
+            let inputs = p.separated(|p| p.average_input())?;
+            p.skip();
+            p.punct(b')')?;
+            Some(Average {
+                inputs,
+                span: p.from(start),
+            })
+        })
+    }
+
+    /// `stage_ref ~ (eq ~ value)?`
+    fn average_input(&mut self) -> Option<AverageInput> {
+        let start = self.pos;
+        let stage = self.stage_ref()?;
+        self.skip();
+        let weight = self.attempt(|p| {
+            p.eq()?;
+            p.value()
+        });
+        Some(AverageInput {
+            stage,
+            weight,
+            span: self.from(start),
+        })
     }
 
     /// `round*` after its first element: rounds after the first start with a skip, and a
@@ -467,16 +561,7 @@ impl<'s> P<'s> {
                 self.punct(b'"')?;
                 Some(self.expr(ExprKind::Str(inner), start))
             }
-            b'[' => self.nest(|p| {
-                p.pos += 1;
-                p.skip();
-                let items = p
-                    .attempt(|p| p.separated(|p| p.value()))
-                    .unwrap_or_default();
-                p.skip();
-                p.punct(b']')?;
-                Some(p.expr(ExprKind::List(items), start))
-            }),
+            b'[' => self.list(),
             _ => {
                 let name = self.ident()?;
                 let after_name = self.pos;
@@ -484,12 +569,32 @@ impl<'s> P<'s> {
                 match self.attempt(|p| p.call_args()) {
                     Some(args) => Some(self.expr(ExprKind::Call { name, args }, start)),
                     None => {
-                        self.pos = after_name;
-                        Some(self.expr(ExprKind::Ident(name.name), start))
+                        // `variant | ident`: the variant is the ident and its `[key]`.
+                        self.pos = start;
+                        let full = self.stage_ref()?;
+                        if full.span.end == after_name {
+                            self.pos = after_name;
+                        }
+                        Some(self.expr(ExprKind::Ident(full.name), start))
                     }
                 }
             }
         }
+    }
+
+    /// `lbracket ~ (value ~ (comma ~ value)* ~ comma?)? ~ rbracket`
+    fn list(&mut self) -> Option<Expr> {
+        let start = self.pos;
+        self.nest(|p| {
+            p.punct(b'[')?;
+            p.skip();
+            let items = p
+                .attempt(|p| p.separated(|p| p.value()))
+                .unwrap_or_default();
+            p.skip();
+            p.punct(b']')?;
+            Some(p.expr(ExprKind::List(items), start))
+        })
     }
 
     fn expr(&self, kind: ExprKind, start: usize) -> Expr {

@@ -118,6 +118,8 @@ fn meaningful(pairs: Pairs<Rule>) -> impl Iterator<Item = Pair<Rule>> {
                 | Rule::kw_then
                 | Rule::kw_scale
                 | Rule::kw_by
+                | Rule::kw_vary
+                | Rule::kw_average
                 | Rule::eq
                 | Rule::arrow
                 | Rule::comma
@@ -207,19 +209,59 @@ impl<'s> Lower<'s> {
         let sp = span(&pair);
         let mut name = None;
         let mut after = vec![];
+        let mut vary = None;
+        let mut average = None;
         let mut body = None;
         for p in meaningful(pair.into_inner()) {
             match p.as_rule() {
                 Rule::ident => name = Some(ident(p)),
                 Rule::after_clause => after = meaningful(p.into_inner()).map(ident).collect(),
+                Rule::vary_clause => {
+                    let vsp = span(&p);
+                    let mut it = meaningful(p.into_inner());
+                    let field = ident(it.next().unwrap());
+                    let values = self.term(it.next().unwrap());
+                    vary = Some(Vary {
+                        field,
+                        values,
+                        span: vsp,
+                    });
+                }
+                Rule::average_clause => {
+                    let asp = span(&p);
+                    let mut inputs = vec![];
+                    for q in meaningful(p.into_inner()) {
+                        match q.as_rule() {
+                            Rule::average_input => {
+                                let isp = span(&q);
+                                let mut it = meaningful(q.into_inner());
+                                let stage = ident(it.next().unwrap());
+                                let weight = it.next().map(|v| self.value(v));
+                                inputs.push(AverageInput {
+                                    stage,
+                                    weight,
+                                    span: isp,
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                    average = Some(Average { inputs, span: asp });
+                }
                 Rule::body => body = Some(self.body(p)),
                 _ => {}
             }
         }
+        let body = body.unwrap_or(Body {
+            entries: vec![],
+            span: Span::new(sp.end, sp.end),
+        });
         Item::Stage(StageItem {
             name: name.unwrap(),
             after,
-            body: body.unwrap(),
+            vary,
+            average,
+            body,
             span: sp,
         })
     }
@@ -426,7 +468,7 @@ impl<'s> Lower<'s> {
                 let args = self.args(it.next().unwrap());
                 ExprKind::Call { name, args }
             }
-            Rule::ident => ExprKind::Ident(pair.as_str().to_string()),
+            Rule::ident | Rule::variant => ExprKind::Ident(pair.as_str().to_string()),
             r => unreachable!("term rule {r:?}"),
         };
         Expr { kind, span: sp }

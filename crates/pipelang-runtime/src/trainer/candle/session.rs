@@ -157,7 +157,7 @@ impl Session {
             seed,
         };
         let average = st
-            .average
+            .averaging
             .map(|a| super::average::Averager::new(a, resumed.as_ref()));
         Ok(Session {
             slots,

@@ -59,6 +59,46 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
     let mut runs = Runs::new(p);
     for (k, &s) in order.iter().enumerate() {
         let st = &p.stages[s];
+        if let Some(inputs) = &st.average {
+            // A soup hands over what its first input does (the checker holds the inputs to
+            // the same models), with its own weights.
+            let first = inputs.first().map(|i| i.0.value);
+            let Some(mut h) = first.and_then(|f| handed[f].clone()) else {
+                // Its inputs did not resolve (reported): nothing flows from it, and it has no
+                // run (an index past every run, which the curves never read).
+                stages[s] = Some(StageWalk {
+                    phases: vec![],
+                    weights_from: vec![],
+                    run: RunId(usize::MAX),
+                    offset: 0.0,
+                    tokens: 0.0,
+                    average: None,
+                });
+                continue;
+            };
+            let first = first.expect("handed comes from the first input");
+            for m in p.models.indices() {
+                if st.trains(m) {
+                    h.trained[m] = vec![s];
+                }
+                if st.uses(m) {
+                    h.used[m] = vec![s];
+                }
+            }
+            let from = stages[first]
+                .as_ref()
+                .expect("inputs run before their soup");
+            stages[s] = Some(StageWalk {
+                phases: vec![],
+                weights_from: vec![],
+                run: h.run,
+                offset: from.offset + from.tokens,
+                tokens: 0.0,
+                average: None,
+            });
+            handed[s] = Some(h);
+            continue;
+        }
         let w = weights::incoming(p, s, &order[..k], &anc, &handed, diags);
         let mut seq = transitions::seq_len(p, st, &handed, diags);
         let mut rope = transitions::rope(p, st, &w, &handed, diags);

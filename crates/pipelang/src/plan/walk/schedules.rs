@@ -78,7 +78,33 @@ impl Runs {
         // A schedule is one line of stages: two stages that both continue it must run one
         // after the other, or the second would start where the first ended without having run
         // after it.
+        let siblings = |a: &Stage, b: &Stage| matches!((&a.variant, &b.variant), (Some(x), Some(y)) if x.group == y.group);
         if let (Some(&last), StageLr::Resume { span, .. }) = (self[r].stages.last(), &st.lr)
+            && !anc.is_ancestor(s, last)
+            && siblings(&p.stages[last], st)
+        {
+            // Variants run side by side, so none of them can continue a schedule after
+            // another; said once, for the group.
+            if st.variant.as_ref().is_some_and(|v| v.index == 1) {
+                let group = &st.variant.as_ref().expect("a variant").group;
+                diags.push(
+                    Diagnostic::new(
+                        Code::RESUME_AMBIGUOUS,
+                        format!(
+                            "the variants of `{group}` run side by side: they cannot all continue \
+                             schedule `{}`",
+                            self[r].name
+                        ),
+                    )
+                    .label(*span, "each variant would continue it")
+                    .help(format!(
+                        "a schedule runs along one chain of stages: give `{group}` a schedule \
+                         of its own (e.g. `lr = linear(to = 0)`, which starts at the LR handed \
+                         over)"
+                    )),
+                );
+            }
+        } else if let (Some(&last), StageLr::Resume { span, .. }) = (self[r].stages.last(), &st.lr)
             && !anc.is_ancestor(s, last)
         {
             diags.push(
