@@ -300,6 +300,20 @@ fn decoder_of<'p>(
     if let ir::Loss::Coca { .. } = ir.loss.value {
         return Err(cannot(p, st.id, "its loss is CoCa (a vision loss)".into()));
     }
+    // An engine run starts from the last checkpoint of the run before it; a checkpoint saved
+    // at a given step inside another run is not lowered yet.
+    if let (Some(b), Some(from)) = (&ir.branch, &st.branch) {
+        let mut u = cannot(
+            p,
+            st.id,
+            format!(
+                "it branches from `{}` after {} of its steps; engine runs start from the end of                  the run before them, and branch points are not lowered yet",
+                from.parent, from.step
+            ),
+        );
+        u.diagnostic = u.diagnostic.label(b.at.span, "the branch point");
+        return Err(u);
+    }
     // Engine runs have one batch each; a ramp would need a run per batch value (thousands).
     if let Some(ph) = st.phases.iter().find(|ph| ph.runs.len() > 1) {
         return Err(cannot(

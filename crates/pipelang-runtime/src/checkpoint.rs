@@ -30,6 +30,12 @@ pub fn final_path(stage: &str) -> String {
     tagged(stage, FINAL)
 }
 
+/// The checkpoint `parent` saves when it passes the branch point of `branch` (`after PARENT @
+/// POSITION`): the weights `branch` starts from. Never pruned (not periodic).
+pub fn branch_path(parent: &str, branch: &str) -> String {
+    tagged(parent, &format!("branch-{branch}"))
+}
+
 fn tagged(stage: &str, tag: &str) -> String {
     format!("checkpoints/{stage}/{tag}.safetensors")
 }

@@ -423,6 +423,8 @@ pub struct Stage {
     /// The header up to `{`: where whole-stage problems are reported.
     pub header: Span,
     pub after: Vec<Sp<StageId>>,
+    /// `after PARENT @ POSITION`: the stage starts from a checkpoint inside `PARENT`.
+    pub branch: Option<Branch>,
     pub train: Vec<Sp<ModelId>>,
     pub freeze: Vec<Sp<ModelId>>,
     pub budget: Sp<Budget>,
@@ -450,6 +452,15 @@ pub struct Stage {
     /// `after` named a stage that is not declared: what would flow from it (weights, the
     /// schedule to resume) is not reported missing.
     pub unknown_after: bool,
+}
+
+/// A branch point: a position inside another stage, where that stage's checkpoint is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Branch {
+    pub parent: Sp<StageId>,
+    /// Tokens or steps into the parent; counted back from its end when `from_end`.
+    pub at: Sp<Budget>,
+    pub from_end: bool,
 }
 
 impl Stage {

@@ -55,6 +55,10 @@ codes! {
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
     LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
+    BRANCH_OUTSIDE = "P0320", "branch-outside-stage", Error, "a branch point at or beyond the start or end of its stage";
+    BRANCH_ROUNDED = "P0321", "branch-rounded", Warning, "a branch point in tokens rounds to a step boundary more than 0.1% away";
+    BRANCH_RESUME = "P0322", "branch-resume", Error, "a branch continues the schedule of the stage it branches from";
+    BRANCH_TWICE = "P0323", "branch-twice", Error, "a stage branches from more than one checkpoint";
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";

@@ -77,6 +77,15 @@ pub struct WeightsFrom {
     pub from: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchFrom {
+    pub parent: String,
+    /// Steps of the parent trained into the checkpoint the branch starts from.
+    pub step: u64,
+    /// Tokens into the parent where that checkpoint stands.
+    pub tokens: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhasePlan {
     pub name: Option<String>,
@@ -113,6 +122,10 @@ pub struct StagePlan {
     /// The stages it runs after (its `after` list): the edges of the stage graph, which the
     /// pictures follow to draw parallel branches side by side (`picture::Timeline`).
     pub after: Vec<String>,
+    /// `after PARENT @ POSITION`: the stage starts from the parent's checkpoint after `step`
+    /// of its steps, and runs beside the rest of the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchFrom>,
     pub phases: Vec<PhasePlan>,
     pub steps: u64,
     pub tokens: f64,
@@ -222,6 +235,11 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .iter()
                 .map(|a| p.stages[a.value].name.clone())
                 .collect(),
+            branch: sf.branch.map(|b| BranchFrom {
+                parent: p.stages[b.parent].name.clone(),
+                step: b.step,
+                tokens: b.tokens,
+            }),
             steps: first_step,
             tokens: sf.tokens,
             trained_tokens: trained,

@@ -320,6 +320,18 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
                 .join(", "),
             joined(s.after.iter().map(|a| a.span), s.header),
         ),
+        // The branch point decides the weights the stage starts from.
+        field(
+            "after ... @",
+            s.branch.map_or(String::new(), |b| {
+                format!(
+                    "{:?}{}",
+                    b.at.value,
+                    if b.from_end { " before the end" } else { "" }
+                )
+            }),
+            s.branch.map_or(s.header, |b| b.at.span),
+        ),
         field(
             stage::TRAIN.name,
             names(&s.train),

@@ -110,7 +110,20 @@ pub struct ScheduleItem {
 pub struct StageItem {
     pub name: Ident,
     pub after: Vec<Ident>,
+    /// One per name in `after`: the branch point written after it (`after stage4 @ 925B`).
+    pub at: Vec<Option<BranchAt>>,
     pub body: Body,
+    pub span: Span,
+}
+
+/// `@ 925B`, `@ 9000 steps`, `@ end - 75B`: where inside a stage a branch starts.
+#[derive(Debug, Clone)]
+pub struct BranchAt {
+    /// Written as `end - amount`.
+    pub from_end: bool,
+    /// A quantity: tokens, or steps with the word `steps`.
+    pub amount: Expr,
+    /// From `@` to the end of the amount.
     pub span: Span,
 }
 

@@ -173,12 +173,17 @@ impl<'s> P<'s> {
                 })
             }
             "stage" => {
-                let after = self.attempt(|p| p.after_clause()).unwrap_or_default();
+                let (after, at) = self
+                    .attempt(|p| p.after_clause())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .unzip();
                 self.skip();
                 let body = self.body()?;
                 Item::Stage(StageItem {
                     name,
                     after,
+                    at,
                     body,
                     span: self.from(start),
                 })
@@ -214,18 +219,51 @@ impl<'s> P<'s> {
         Some(kind)
     }
 
-    /// `kw_after ~ ident ~ (comma ~ ident)*`
-    fn after_clause(&mut self) -> Option<Vec<Ident>> {
+    /// `kw_after ~ after_ref ~ (comma ~ after_ref)*`
+    fn after_clause(&mut self) -> Option<Vec<(Ident, Option<BranchAt>)>> {
         self.keyword("after")?;
         self.skip();
-        let mut names = vec![self.ident()?];
+        let mut names = vec![self.after_ref()?];
         self.skip();
         self.repeat(&mut names, |p| {
             p.punct(b',')?;
             p.skip();
-            p.ident()
+            p.after_ref()
         });
         Some(names)
+    }
+
+    /// `ident ~ branch_at?`: the skip before an absent `branch_at` is given back by the
+    /// caller's sequence anyway, so only a present one keeps it.
+    fn after_ref(&mut self) -> Option<(Ident, Option<BranchAt>)> {
+        let name = self.ident()?;
+        let at = self.attempt(|p| {
+            p.skip();
+            p.branch_at()
+        });
+        Some((name, at))
+    }
+
+    /// `at_sign ~ (kw_end ~ minus ~ quantity | quantity)`
+    fn branch_at(&mut self) -> Option<BranchAt> {
+        let start = self.pos;
+        self.punct(b'@')?;
+        self.skip();
+        let from_end = self
+            .attempt(|p| {
+                p.keyword("end")?;
+                p.skip();
+                p.punct(b'-')?;
+                p.skip();
+                Some(())
+            })
+            .is_some();
+        let amount = self.quantity()?;
+        Some(BranchAt {
+            from_end,
+            amount,
+            span: self.from(start),
+        })
     }
 
     /// `round*` after its first element: rounds after the first start with a skip, and a

@@ -72,10 +72,14 @@ impl Session {
             let frozen = !ir.trains(m);
             let weights = match (&resumed, &wf.from) {
                 (Some(ck), _) if !frozen => Some(ck.model(&wf.model)),
-                (_, Some(from)) => Some(
-                    Checkpoint::load(ctx.run_dir, &checkpoint::final_path(from), dev)?
-                        .model(&wf.model),
-                ),
+                (_, Some(from)) => {
+                    // A branch starts from the checkpoint its parent saved at the branch point.
+                    let rel = match &st.branch {
+                        Some(b) if &b.parent == from => checkpoint::branch_path(from, &st.name),
+                        _ => checkpoint::final_path(from),
+                    };
+                    Some(Checkpoint::load(ctx.run_dir, &rel, dev)?.model(&wf.model))
+                }
                 (_, None) => None,
             };
             slots.push(build::build(
