@@ -136,3 +136,47 @@ fn the_olmo_core_export_maps_kimi_vls_mixture_of_experts() {
     // The vision stages stay refused, at their headers.
     assert!(l.unmappable.iter().all(|u| u.stage != "text_pretrain"));
 }
+
+#[test]
+fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
+    let path = format!(
+        "{}/../../pipelines/tiny_text.pipe",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let src = std::fs::read_to_string(path).unwrap().replace(
+        "stage cooldown after pretrain {",
+        "stage cooldown after pretrain @ 80 steps {",
+    );
+    let c = check_with(&src, None);
+    let plan = c.plan.clone().expect("the edited recipe plans");
+    for target in [
+        pipelang_engine::Target::OlmoCore,
+        pipelang_engine::Target::Megatron,
+        pipelang_engine::Target::Torchtitan,
+    ] {
+        let opts = Options {
+            target,
+            ..Options::default()
+        };
+        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &opts);
+        let refused: Vec<_> = l
+            .unmappable
+            .iter()
+            .map(|u| (u.stage.as_str(), u.diagnostic.code.as_str()))
+            .collect();
+        assert_eq!(refused, [("cooldown", "P0901")], "{target:?}");
+        let d = &l.unmappable[0].diagnostic;
+        assert!(
+            d.message.contains("branches from `pretrain` after 80"),
+            "{}",
+            d.message
+        );
+        // Labelled at the stage and at the `@ 80 steps` itself.
+        let at = src.find("@ 80 steps").unwrap();
+        assert!(
+            d.labels.iter().any(|lb| lb.span.start == at),
+            "{:?}",
+            d.labels
+        );
+    }
+}

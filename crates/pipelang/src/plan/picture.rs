@@ -104,11 +104,14 @@ impl Timeline {
         // where the stage starts (the first in `after` on a tie).
         let mut at = (0..plan.stages.len()).rev().find(|&i| end[i] == length);
         while let Some(i) = at {
+            // A branch overlaps the rest of its parent: the trunk goes on through the parent
+            // and the branch takes a lane of its own.
+            if let Some(p) = branch_of[i] {
+                at = Some(p);
+                continue;
+            }
             lane[i] = Some(0);
-            at = preds[i]
-                .iter()
-                .copied()
-                .find(|&p| end[p] == start[i] || branch_of[i] == Some(p));
+            at = preds[i].iter().copied().find(|&p| end[p] == start[i]);
         }
         let overlaps = |a: usize, b: usize| {
             start[a] < end[b] && start[b] < end[a] || (start[a] == start[b] && end[a] == end[b])
