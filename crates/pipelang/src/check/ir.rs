@@ -132,6 +132,8 @@ pub struct Model {
     pub name_span: Span,
     pub span: Span,
     pub kind: ModelKind,
+    /// `init = "PATH"`: the weights it starts from when no stage hands any over.
+    pub init: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

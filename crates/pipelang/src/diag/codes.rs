@@ -59,6 +59,11 @@ codes! {
     BRANCH_ROUNDED = "P0321", "branch-rounded", Warning, "a branch point in tokens rounds to a step boundary more than 0.1% away";
     BRANCH_RESUME = "P0322", "branch-resume", Error, "a branch continues the schedule of the stage it branches from";
     BRANCH_TWICE = "P0323", "branch-twice", Error, "a stage branches from more than one checkpoint";
+    INIT_MISSING = "P0330", "init-missing", Error, "a model's `init` file or folder is not there";
+    INIT_NOT_SAFETENSORS = "P0331", "init-not-safetensors", Error, "a model's `init` is not a readable safetensors file";
+    INIT_MISSING_TENSOR = "P0332", "init-missing-tensor", Error, "a model's `init` lacks tensors the declared model has";
+    INIT_SHAPE = "P0333", "init-shape", Error, "a tensor of a model's `init` has another shape than the declared model's";
+    INIT_DTYPE = "P0334", "init-dtype", Error, "a tensor of a model's `init` is not a float";
     MIX_TOTAL = "P0401", "mixture-total", Error, "mixture shares do not add up to 100% at some point";
     MIX_REST = "P0402", "mixture-rest", Error, "more than one `rest`, or a `rest` that would be negative";
     DATA_KIND = "P0403", "data-not-consumable", Error, "the stage's models cannot consume a data source's kind";

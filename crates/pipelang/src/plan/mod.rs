@@ -73,8 +73,12 @@ pub struct ScheduleRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WeightsFrom {
     pub model: String,
-    /// `None`: freshly initialised.
+    /// `None`: freshly initialised, or from `init`.
     pub from: Option<String>,
+    /// The model's `init = "PATH"` (as written, relative to the pipeline file) when no stage
+    /// hands weights over: the weights it starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,6 +258,10 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|(m, from)| WeightsFrom {
                     model: name_of(*m),
                     from: from.map(|f| p.stages[f].name.clone()),
+                    init: match from {
+                        None => p.models[*m].init.as_ref().map(|i| i.value.clone()),
+                        Some(_) => None,
+                    },
                 })
                 .collect(),
             loss: match st.loss.value {

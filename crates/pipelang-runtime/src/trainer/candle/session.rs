@@ -80,7 +80,15 @@ impl Session {
                     };
                     Some(Checkpoint::load(ctx.run_dir, &rel, dev)?.model(&wf.model))
                 }
-                (_, None) => None,
+                (_, None) => match &wf.init {
+                    // `init = "PATH"`: checked against the model's parameters before the run
+                    // (`setup`), loaded here.
+                    Some(init) => {
+                        let path = pipelang::check::init_file::path_of(&ctx.prep.file, init);
+                        Some(build::load_init(&path, &wf.model, dev)?)
+                    }
+                    None => None,
+                },
             };
             slots.push(build::build(
                 p,
