@@ -269,6 +269,12 @@ pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
             out.push(field("to", p.models[pr.to.value].name.clone(), pr.to.span));
         }
     }
+    // Where the weights start: a stage that read them has run with them.
+    out.push(field(
+        crate::schema::model::INIT.name,
+        format!("{:?}", m.init.as_ref().map(|i| &i.value)),
+        m.init.as_ref().map_or(m.name_span, |i| i.span),
+    ));
     out
 }
 
