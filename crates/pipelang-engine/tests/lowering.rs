@@ -180,3 +180,48 @@ fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
         );
     }
 }
+
+#[test]
+fn a_model_with_init_is_refused_by_every_engine() {
+    let path = format!(
+        "{}/../../pipelines/tiny_text.pipe",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let src = std::fs::read_to_string(path).unwrap().replace(
+        "  rope_base = 10_000\n}",
+        "  rope_base = 10_000\n  init      = \"base.safetensors\"\n}",
+    );
+    assert!(src.contains("init"), "the edit applies");
+    let c = check_with(&src, None);
+    let plan = c.plan.clone().expect("the edited recipe plans");
+    for target in [
+        pipelang_engine::Target::OlmoCore,
+        pipelang_engine::Target::Megatron,
+        pipelang_engine::Target::Torchtitan,
+    ] {
+        let opts = Options {
+            target,
+            ..Options::default()
+        };
+        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &opts);
+        // Only the first stage starts from the file; the later ones take pretrain's weights.
+        let refused: Vec<_> = l
+            .unmappable
+            .iter()
+            .map(|u| (u.stage.as_str(), u.diagnostic.code.as_str()))
+            .collect();
+        assert_eq!(refused, [("pretrain", "P0901")], "{target:?}");
+        let d = &l.unmappable[0].diagnostic;
+        assert!(
+            d.message.contains("init = \"base.safetensors\""),
+            "{}",
+            d.message
+        );
+        let at = src.find("\"base.safetensors\"").unwrap();
+        assert!(
+            d.labels.iter().any(|lb| lb.span.start == at),
+            "{:?}",
+            d.labels
+        );
+    }
+}
