@@ -117,6 +117,16 @@ fn the_picture_starts_the_branch_at_its_point_in_a_lane_of_its_own() {
 }
 
 #[test]
+fn the_plan_table_says_where_the_branch_starts() {
+    let p = plan(&smollm2("925B", "2K -> 8K"));
+    let text = pipelang::plan::table::render(&p);
+    assert!(
+        text.contains("branch long_context: from stage4 after step 441,074 (token 925B), beside the rest of stage4"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_branch_point_is_in_the_plan_json() {
     let p = plan(&smollm2("925B", "2K -> 8K"));
     let json = serde_json::to_value(&p).unwrap();
