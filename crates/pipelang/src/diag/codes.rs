@@ -55,10 +55,10 @@ codes! {
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
     LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
-    BRANCH_OUTSIDE = "P0320", "branch-outside-stage", Error, "a branch point at or beyond the start or end of its stage";
-    BRANCH_ROUNDED = "P0321", "branch-rounded", Warning, "a branch point in tokens rounds to a step boundary more than 0.1% away";
-    BRANCH_RESUME = "P0322", "branch-resume", Error, "a branch continues the schedule of the stage it branches from";
-    BRANCH_TWICE = "P0323", "branch-twice", Error, "a stage branches from more than one checkpoint";
+    BRANCH_OUTSIDE = "P0310", "branch-outside-stage", Error, "a branch point at or beyond the start or end of its stage";
+    BRANCH_ROUNDED = "P0311", "branch-rounded", Warning, "a branch point in tokens rounds to a step boundary more than 0.1% away";
+    BRANCH_RESUME = "P0312", "branch-resume", Error, "a branch continues the schedule of the stage it branches from";
+    BRANCH_TWICE = "P0313", "branch-twice", Error, "a stage branches from more than one checkpoint";
     INIT_MISSING = "P0330", "init-missing", Error, "a model's `init` file or folder is not there";
     INIT_NOT_SAFETENSORS = "P0331", "init-not-safetensors", Error, "a model's `init` is not a readable safetensors file";
     INIT_MISSING_TENSOR = "P0332", "init-missing-tensor", Error, "a model's `init` lacks tensors the declared model has";
