@@ -300,6 +300,37 @@ fn decoder_of<'p>(
     if let ir::Loss::Coca { .. } = ir.loss.value {
         return Err(cannot(p, st.id, "its loss is CoCa (a vision loss)".into()));
     }
+    // The engines read their own checkpoint formats (OLMo-core's and torchtitan's DCP folders,
+    // Megatron's `--load`), not a safetensors file under pipelang's names.
+    if let Some(w) = st.weights_from.iter().find(|w| w.init.is_some()) {
+        let mut u = cannot(
+            p,
+            st.id,
+            format!(
+                "`{}` starts from `init = \"{}\"`; a safetensors `init` is not converted to the engine's checkpoint format yet",
+                w.model,
+                w.init.as_deref().unwrap_or_default()
+            ),
+        );
+        if let Some(i) = p.model_id(&w.model).and_then(|m| p.models[m].init.as_ref()) {
+            u.diagnostic = u.diagnostic.label(i.span, "the `init`");
+        }
+        return Err(u);
+    }
+    // An engine run starts from the last checkpoint of the run before it; a checkpoint saved
+    // at a given step inside another run is not lowered yet.
+    if let (Some(b), Some(from)) = (&ir.branch, &st.branch) {
+        let mut u = cannot(
+            p,
+            st.id,
+            format!(
+                "it branches from `{}` after {} of its steps; engine runs start from the end of                  the run before them, and branch points are not lowered yet",
+                from.parent, from.step
+            ),
+        );
+        u.diagnostic = u.diagnostic.label(b.at.span, "the branch point");
+        return Err(u);
+    }
     // Engine runs have one batch each; a ramp would need a run per batch value (thousands).
     if let Some(ph) = st.phases.iter().find(|ph| ph.runs.len() > 1) {
         return Err(cannot(

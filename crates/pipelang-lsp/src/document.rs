@@ -48,7 +48,10 @@ impl Document {
         // The files the pipeline names (tokenizers), read as `pipe check` reads them, so that
         // the editor and the command line report the same problems.
         if let (Some(p), Some(path)) = (&checked.pipeline, file_path(&uri)) {
-            let files = check::files::check_counted(p, &path, counts);
+            let mut files = check::files::check_counted(p, &path, counts);
+            // `init` files: there, safetensors, floats. Their shapes need the runtime's layout,
+            // which the server does not link (`pipe check` checks them).
+            files.extend(check::init_file::check(p, &path, &|_| None));
             if !files.is_empty() {
                 checked.diagnostics.extend(files);
                 checked

@@ -152,3 +152,95 @@ pub fn tensors(vars: &VarMap) -> BTreeMap<String, Tensor> {
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect()
 }
+
+/// The parameters the runtime creates for model `m` (names as in the model, shapes), read off
+/// the constructors themselves with a backend that records every request and hands back a
+/// broadcast zero (no memory per parameter): what an `init` file must hold, from the one
+/// layout the models define.
+pub fn param_shapes(p: &Pipeline, m: ModelId) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
+    use candle_core::{DType, Shape};
+    use candle_nn::{Init, var_builder::SimpleBackend};
+    use std::sync::{Arc, Mutex};
+
+    struct Recording(Arc<Mutex<Vec<(String, Vec<usize>)>>>);
+    impl SimpleBackend for Recording {
+        fn get(
+            &self,
+            s: Shape,
+            name: &str,
+            _: Init,
+            dtype: DType,
+            dev: &Device,
+        ) -> candle_core::Result<Tensor> {
+            self.0
+                .lock()
+                .expect("recording lock")
+                .push((name.to_string(), s.dims().to_vec()));
+            Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+        }
+        fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+            candle_core::bail!("parameter {name}: shapes are recorded, not looked up")
+        }
+        fn contains_tensor(&self, _: &str) -> bool {
+            false
+        }
+    }
+    let seen = Arc::new(Mutex::new(vec![]));
+    let dev = Device::Cpu;
+    let vb = candle_nn::VarBuilder::from_backend(
+        Box::new(Recording(seen.clone())),
+        candle_core::DType::F32,
+        dev.clone(),
+    );
+    let model = &p.models[m];
+    match &model.kind {
+        ModelKind::Decoder(d) => {
+            Decoder::new(vb, &decoder_config(d))?;
+        }
+        ModelKind::Vit(v) => {
+            Vit::new(vb, &vit_config(v))?;
+        }
+        ModelKind::Projector(pr) => {
+            let (ModelKind::Vit(v), ModelKind::Decoder(d)) =
+                (&p.models[pr.from.value].kind, &p.models[pr.to.value].kind)
+            else {
+                candle_core::bail!("projector `{}` must join a vit to a decoder", model.name)
+            };
+            Projector::new(
+                vb,
+                &ProjectorConfig {
+                    in_dim: v.d_model.value as usize,
+                    out_dim: d.d_model.value as usize,
+                    pixel_shuffle: pr.pixel_shuffle.value as usize,
+                },
+            )?;
+        }
+    }
+    let mut out = seen.lock().expect("recording lock").clone();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The weights of `init` for model `name`: every tensor of the file (or shards), under the
+/// model's parameter names (`pipelang::check::init_file::prefix`), as f32.
+pub fn load_init(
+    path: &std::path::Path,
+    name: &str,
+    dev: &Device,
+) -> candle_core::Result<BTreeMap<String, Tensor>> {
+    use pipelang::check::init_file;
+    let files = init_file::files(path).map_err(candle_core::Error::Msg)?;
+    let mut all = BTreeMap::new();
+    for f in files {
+        all.extend(candle_core::safetensors::load(&f, dev)?);
+    }
+    let pre = init_file::prefix(all.keys().map(String::as_str), name);
+    let mut out = BTreeMap::new();
+    for (k, t) in all {
+        if let Some(k) = k.strip_prefix(pre.as_str()) {
+            out.insert(k.to_string(), t.to_dtype(candle_core::DType::F32)?);
+        }
+    }
+    Ok(out)
+}

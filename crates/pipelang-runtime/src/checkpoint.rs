@@ -32,6 +32,13 @@ pub fn final_path(stage: &str) -> String {
     tagged(stage, FINAL)
 }
 
+/// The checkpoint `parent` saves when it passes the branch point of `branch` (`after PARENT @
+/// POSITION`): the weights `branch` starts from. Never pruned (not periodic).
+pub fn branch_path(parent: &str, branch: &str) -> String {
+    let name = pipelang::check::variants::file_name(branch);
+    tagged(parent, &format!("branch-{name}"))
+}
+
 /// A variant's folder is spelled without brackets (`mid[42]` in `checkpoints/mid-42/`).
 fn tagged(stage: &str, tag: &str) -> String {
     let dir = pipelang::check::variants::file_name(stage);

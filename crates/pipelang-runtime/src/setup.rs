@@ -88,8 +88,10 @@ pub fn from_checked(file: &Path, source: String, checked: Checked) -> Result<Pre
     let p = checked.pipeline.as_ref().unwrap();
     // What `pipe check` finds in the files the pipeline names (tokenizers against the
     // decoders they feed) stops the run here too, before anything is written.
+    let shapes = |m| crate::build::param_shapes(p, m).ok();
     let diagnostics: Vec<Diagnostic> = check::files::check(p, file)
         .into_iter()
+        .chain(check::init_file::check(p, file, &shapes))
         .filter(|d| d.is_error())
         .collect();
     if !diagnostics.is_empty() {

@@ -110,6 +110,13 @@ pub fn run(a: Args) -> ExitCode {
         if let Some(p) = &checked.pipeline {
             let mut all = std::mem::take(&mut checked.diagnostics);
             all.extend(pipelang::check::files::check(p, path));
+            // `init` files against the parameters the runtime builds; without the runtime
+            // (`--no-default-features`) the files and their dtypes only.
+            #[cfg(feature = "train")]
+            let shapes = |m| pipelang_runtime::build::param_shapes(p, m).ok();
+            #[cfg(not(feature = "train"))]
+            let shapes = |_| None;
+            all.extend(pipelang::check::init_file::check(p, path, &shapes));
             all.sort_by_key(|d| (d.primary_span().start, d.severity));
             checked.diagnostics = all;
         }

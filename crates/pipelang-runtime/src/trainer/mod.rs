@@ -149,6 +149,22 @@ impl<'r> StageContext<'r> {
             || self.stop.requested()
     }
 
+    /// The stages that branch from this one after `step` (`after THIS @ POSITION`): the
+    /// trainer saves a checkpoint for each (`checkpoint::branch_path`) before anything else.
+    pub fn branches_after(&self, step: u64) -> Vec<String> {
+        let me = &self.stage().name;
+        self.plan()
+            .stages
+            .iter()
+            .filter(|s| {
+                s.branch
+                    .as_ref()
+                    .is_some_and(|b| &b.parent == me && b.step == step + 1)
+            })
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
     /// Whether the trainer should stop after `step` (a signal asked for it): true only
     /// part-way through the stage, since a stage at its last step simply ends, and the runner
     /// stops before the next one.

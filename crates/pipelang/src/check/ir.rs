@@ -134,6 +134,8 @@ pub struct Model {
     pub name_span: Span,
     pub span: Span,
     pub kind: ModelKind,
+    /// `init = "PATH"`: the weights it starts from when no stage hands any over.
+    pub init: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -467,6 +469,8 @@ pub struct Stage {
     /// The header up to `{`: where whole-stage problems are reported.
     pub header: Span,
     pub after: Vec<Sp<StageId>>,
+    /// `after PARENT @ POSITION`: the stage starts from a checkpoint inside `PARENT`.
+    pub branch: Option<Branch>,
     pub train: Vec<Sp<ModelId>>,
     pub freeze: Vec<Sp<ModelId>>,
     pub budget: Sp<Budget>,
@@ -511,6 +515,15 @@ pub struct Variant {
     pub key: String,
     /// Its place in the list: the first variant stands for the group in checks made once.
     pub index: usize,
+}
+
+/// A branch point: a position inside another stage, where that stage's checkpoint is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Branch {
+    pub parent: Sp<StageId>,
+    /// Tokens or steps into the parent; counted back from its end when `from_end`.
+    pub at: Sp<Budget>,
+    pub from_end: bool,
 }
 
 impl Stage {

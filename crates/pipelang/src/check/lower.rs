@@ -358,11 +358,24 @@ impl<'a> Lower<'a> {
                 .help("only `projector(FROM -> TO)` takes arguments"),
             );
         }
+        // Every kind has `init` (its table lists it, so it is never an unknown field).
+        let init = m
+            .body
+            .entries
+            .iter()
+            .find_map(|e| match e {
+                crate::syntax::Entry::Field(f) if f.key.name == schema::model::INIT.name => Some(f),
+                _ => None,
+            })
+            .and_then(|f| {
+                super::values::string(&mut self.diags, &f.value, schema::model::INIT.name)
+            });
         Model {
             name: m.name.name.clone(),
             name_span: m.name.span,
             span: m.span,
             kind,
+            init,
         }
     }
 

@@ -25,6 +25,7 @@ impl Lower<'_> {
             .flat_map(|a| self.stage_set(&a.name, a.span))
             .collect();
         let unknown_after = self.unresolved > unresolved_after;
+        let branch = self.branch(s);
         let unresolved_before = self.unresolved;
         let train = match f.require(&stage::TRAIN, at, &what, &mut self.diags) {
             Some(x) => {
@@ -196,6 +197,7 @@ impl Lower<'_> {
             span: s.span,
             header,
             after,
+            branch,
             train,
             freeze,
             budget,
@@ -219,6 +221,50 @@ impl Lower<'_> {
             variant: None,
             average: None,
         }
+    }
+
+    /// The one branch point of `after` (a stage starts from one checkpoint): its parent and
+    /// position, read as a budget is (tokens, or steps with the word).
+    fn branch(&mut self, s: &StageItem) -> Option<Branch> {
+        let mut points = s
+            .after
+            .iter()
+            .zip(&s.at)
+            .filter_map(|(a, at)| Some((a, at.as_ref()?)));
+        let (name, at) = points.next()?;
+        for (other, b) in points {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BRANCH_TWICE,
+                    format!("stage `{}` branches from two checkpoints", s.name.name),
+                )
+                .label(b.span, format!("a second branch point, inside `{}`", other.name))
+                .label(at.span, format!("the first, inside `{}`", name.name))
+                .help("a stage starts from one checkpoint: keep one `@`, and list the other stage without it (its final weights)"),
+            );
+        }
+        let parent = self.resolve::<StageId>(&name.name, name.span, NameKind::Stage)?;
+        // A position at 0 is a place the walk explains (the start of the parent), not a range error.
+        let pos = match &at.amount.kind {
+            ExprKind::Quantity(q)
+                if q.number == 0.0 && q.suffix != crate::syntax::Suffix::Percent =>
+            {
+                Sp::new(
+                    if q.steps {
+                        Budget::Steps(0)
+                    } else {
+                        Budget::Tokens(0.0)
+                    },
+                    at.amount.span,
+                )
+            }
+            _ => values::budget(&mut self.diags, &at.amount, "after ... @")?,
+        };
+        Some(Branch {
+            parent: Sp::new(parent, name.span),
+            at: Sp::new(pos.value, at.span),
+            from_end: at.from_end,
+        })
     }
 
     fn phase(&mut self, body: Body, name: String, name_span: Span, span: Span) -> Option<Phase> {

@@ -6,6 +6,7 @@ mod fields;
 pub mod files;
 pub(crate) mod fixes;
 pub(crate) mod graph;
+pub mod init_file;
 pub mod ir;
 mod lower;
 mod lower_lr;

@@ -313,6 +313,7 @@ impl Lower<'_> {
             variant: None,
             average: Some(average),
             averaging: None,
+            branch: None,
         }
     }
 

@@ -57,6 +57,15 @@ codes! {
     UNTRAINED_FROZEN = "P0305", "frozen-untrained", Error, "a frozen model was never trained before the stage";
     FROM_SCRATCH = "P0306", "unlinked-weights", Warning, "a model starts from scratch although another stage trains it";
     LR_SCALE_MODEL = "P0307", "lr-scale-model", Error, "an `lr_scale` names a model the stage does not train";
+    BRANCH_OUTSIDE = "P0310", "branch-outside-stage", Error, "a branch point at or beyond the start or end of its stage";
+    BRANCH_ROUNDED = "P0311", "branch-rounded", Warning, "a branch point in tokens rounds to a step boundary more than 0.1% away";
+    BRANCH_RESUME = "P0312", "branch-resume", Error, "a branch continues the schedule of the stage it branches from";
+    BRANCH_TWICE = "P0313", "branch-twice", Error, "a stage branches from more than one checkpoint";
+    INIT_MISSING = "P0330", "init-missing", Error, "a model's `init` file or folder is not there";
+    INIT_NOT_SAFETENSORS = "P0331", "init-not-safetensors", Error, "a model's `init` is not a readable safetensors file";
+    INIT_MISSING_TENSOR = "P0332", "init-missing-tensor", Error, "a model's `init` lacks tensors the declared model has";
+    INIT_SHAPE = "P0333", "init-shape", Error, "a tensor of a model's `init` has another shape than the declared model's";
+    INIT_DTYPE = "P0334", "init-dtype", Error, "a tensor of a model's `init` is not a float";
     VARY_FIELD = "P0320", "vary-field", Error, "`vary` names a field that cannot vary, or that the stage also sets";
     VARY_EMPTY = "P0321", "vary-values", Error, "a `vary` list that is empty or holds a value that is no variant key";
     VARY_DUPLICATE = "P0322", "vary-duplicate", Error, "a `vary` list holds the same value twice";

@@ -96,7 +96,18 @@ impl<'a> Printer<'a> {
             Item::Stage(s) => {
                 let mut head = head;
                 if !s.after.is_empty() {
-                    let after: Vec<&str> = s.after.iter().map(|a| a.name.as_str()).collect();
+                    let after: Vec<String> = s
+                        .after
+                        .iter()
+                        .zip(&s.at)
+                        .map(|(a, at)| match at {
+                            None => a.name.clone(),
+                            Some(b) => {
+                                let end = if b.from_end { "end - " } else { "" };
+                                format!("{} @ {end}{}", a.name, expr(self.src, &b.amount))
+                            }
+                        })
+                        .collect();
                     head = format!("{head} after {}", after.join(", "));
                 }
                 if let Some(v) = &s.vary {

@@ -82,8 +82,21 @@ pub struct ScheduleRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WeightsFrom {
     pub model: String,
-    /// `None`: freshly initialised.
+    /// `None`: freshly initialised, or from `init`.
     pub from: Option<String>,
+    /// The model's `init = "PATH"` (as written, relative to the pipeline file) when no stage
+    /// hands weights over: the weights it starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchFrom {
+    pub parent: String,
+    /// Steps of the parent trained into the checkpoint the branch starts from.
+    pub step: u64,
+    /// Tokens into the parent where that checkpoint stands.
+    pub tokens: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +135,10 @@ pub struct StagePlan {
     /// The stages it runs after (its `after` list): the edges of the stage graph, which the
     /// pictures follow to draw parallel branches side by side (`picture::Timeline`).
     pub after: Vec<String>,
+    /// `after PARENT @ POSITION`: the stage starts from the parent's checkpoint after `step`
+    /// of its steps, and runs beside the rest of the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchFrom>,
     pub phases: Vec<PhasePlan>,
     pub steps: u64,
     pub tokens: f64,
@@ -259,6 +276,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 lr_scale: BTreeMap::new(),
                 seed: None,
                 averaging: None,
+                branch: None,
                 variant: None,
                 average: inputs
                     .iter()
@@ -321,6 +339,11 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .iter()
                 .map(|a| p.stages[a.value].name.clone())
                 .collect(),
+            branch: sf.branch.map(|b| BranchFrom {
+                parent: p.stages[b.parent].name.clone(),
+                step: b.step,
+                tokens: b.tokens,
+            }),
             steps: first_step,
             tokens: sf.tokens,
             trained_tokens: trained,
@@ -335,6 +358,10 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 .map(|(m, from)| WeightsFrom {
                     model: name_of(*m),
                     from: from.map(|f| p.stages[f].name.clone()),
+                    init: match from {
+                        None => p.models[*m].init.as_ref().map(|i| i.value.clone()),
+                        Some(_) => None,
+                    },
                 })
                 .collect(),
             loss: match st.loss.value {

@@ -84,8 +84,22 @@ impl Timeline {
         // Stages are in execution order, so every predecessor is placed before its successors.
         let mut start = vec![0.0f64; plan.stages.len()];
         let mut end = vec![0.0f64; plan.stages.len()];
+        let branch_of: Vec<Option<usize>> = plan
+            .stages
+            .iter()
+            .map(|s| {
+                s.branch
+                    .as_ref()
+                    .and_then(|b| index.get(b.parent.as_str()).copied())
+            })
+            .collect();
         for (i, st) in plan.stages.iter().enumerate() {
-            start[i] = preds[i].iter().map(|&p| end[p]).fold(0.0, f64::max);
+            // A branch leaves its parent at the branch point, not at the parent's end.
+            let leaves = |p: usize| match (&st.branch, branch_of[i]) {
+                (Some(b), Some(q)) if q == p => start[p] + b.tokens,
+                _ => end[p],
+            };
+            start[i] = preds[i].iter().map(|&p| leaves(p)).fold(0.0, f64::max);
             end[i] = start[i] + st.tokens;
         }
         let length = end.iter().cloned().fold(0.0, f64::max);
@@ -94,6 +108,12 @@ impl Timeline {
         // where the stage starts (the first in `after` on a tie).
         let mut at = (0..plan.stages.len()).rev().find(|&i| end[i] == length);
         while let Some(i) = at {
+            // A branch overlaps the rest of its parent: the trunk goes on through the parent
+            // and the branch takes a lane of its own.
+            if let Some(p) = branch_of[i] {
+                at = Some(p);
+                continue;
+            }
             lane[i] = Some(0);
             at = preds[i].iter().copied().find(|&p| end[p] == start[i]);
         }

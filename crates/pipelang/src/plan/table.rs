@@ -173,6 +173,20 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 9));
         }
     }
+    // A branch point is where the branch's weights come from: the step, as rounded.
+    for st in &plan.stages {
+        if let Some(b) = &st.branch {
+            let _ = writeln!(
+                out,
+                "branch {}: from {} after step {} (token {}), beside the rest of {}",
+                st.name,
+                b.parent,
+                units::grouped(b.step),
+                units::tokens(b.tokens),
+                b.parent
+            );
+        }
+    }
     // A schedule's span is what its curve is fitted to: a stage that resumes it stretches the
     // curve of the stages before it, so the span and who shares it are shown.
     for sc in &plan.schedules {

@@ -269,6 +269,12 @@ pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
             out.push(field("to", p.models[pr.to.value].name.clone(), pr.to.span));
         }
     }
+    // Where the weights start: a stage that read them has run with them.
+    out.push(field(
+        crate::schema::model::INIT.name,
+        format!("{:?}", m.init.as_ref().map(|i| &i.value)),
+        m.init.as_ref().map_or(m.name_span, |i| i.span),
+    ));
     out
 }
 
@@ -319,6 +325,18 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
                 .collect::<Vec<_>>()
                 .join(", "),
             joined(s.after.iter().map(|a| a.span), s.header),
+        ),
+        // The branch point decides the weights the stage starts from.
+        field(
+            "after ... @",
+            s.branch.map_or(String::new(), |b| {
+                format!(
+                    "{:?}{}",
+                    b.at.value,
+                    if b.from_end { " before the end" } else { "" }
+                )
+            }),
+            s.branch.map_or(s.header, |b| b.at.span),
         ),
         field(
             stage::TRAIN.name,

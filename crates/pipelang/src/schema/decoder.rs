@@ -120,6 +120,7 @@ pub const BLOCK: Block = Block {
         QK_NORM,
         SHARED_EXPERTS,
         DENSE_LAYERS,
+        super::model::INIT,
     ],
     blocks: &[],
     scales: false,

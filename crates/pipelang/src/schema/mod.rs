@@ -6,6 +6,7 @@
 pub mod data;
 pub mod decoder;
 pub mod lr;
+pub mod model;
 pub mod optimizer;
 pub mod phase;
 pub mod pipeline;

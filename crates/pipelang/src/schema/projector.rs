@@ -16,7 +16,7 @@ pub const PIXEL_SHUFFLE: Field = Field {
 pub const BLOCK: Block = Block {
     keyword: "projector",
     what: "a projector",
-    fields: &[PIXEL_SHUFFLE],
+    fields: &[PIXEL_SHUFFLE, super::model::INIT],
     blocks: &[],
     scales: false,
 };

@@ -37,7 +37,14 @@ pub const MAX_IMAGE_SIDE: Field = count(
 pub const BLOCK: Block = Block {
     keyword: "vit",
     what: "a vit",
-    fields: &[PATCH, D_MODEL, LAYERS, HEADS, MAX_IMAGE_SIDE],
+    fields: &[
+        PATCH,
+        D_MODEL,
+        LAYERS,
+        HEADS,
+        MAX_IMAGE_SIDE,
+        super::model::INIT,
+    ],
     blocks: &[],
     scales: false,
 };

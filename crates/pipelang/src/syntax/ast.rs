@@ -115,12 +115,25 @@ pub struct StageItem {
     pub name: Ident,
     /// Stage references as written: `pretrain`, a group `mid`, a variant `mid[42]`.
     pub after: Vec<Ident>,
+    /// One per name in `after`: the branch point written after it (`after stage4 @ 925B`).
+    pub at: Vec<Option<BranchAt>>,
     /// `vary seed = [42, 42069, 666]`: the stage stands for one stage per value.
     pub vary: Option<Vary>,
     /// `= average(mid)`: a soup, whose weights are the mean of its inputs' final weights.
     pub average: Option<Average>,
     /// A soup written without a body has an empty one, zero-width at the item's end.
     pub body: Body,
+    pub span: Span,
+}
+
+/// `@ 925B`, `@ 9000 steps`, `@ end - 75B`: where inside a stage a branch starts.
+#[derive(Debug, Clone)]
+pub struct BranchAt {
+    /// Written as `end - amount`.
+    pub from_end: bool,
+    /// A quantity: tokens, or steps with the word `steps`.
+    pub amount: Expr,
+    /// From `@` to the end of the amount.
     pub span: Span,
 }
 

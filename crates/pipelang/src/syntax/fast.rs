@@ -183,6 +183,7 @@ impl<'s> P<'s> {
                     return Some(Item::Stage(StageItem {
                         name,
                         after: vec![],
+                        at: vec![],
                         vary: None,
                         average: Some(average),
                         body: body.unwrap_or(Body {
@@ -192,7 +193,11 @@ impl<'s> P<'s> {
                         span,
                     }));
                 }
-                let after = self.attempt(|p| p.after_clause()).unwrap_or_default();
+                let (after, at) = self
+                    .attempt(|p| p.after_clause())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .unzip();
                 self.skip();
                 let vary = self.attempt(|p| p.vary_clause());
                 self.skip();
@@ -200,6 +205,7 @@ impl<'s> P<'s> {
                 Item::Stage(StageItem {
                     name,
                     after,
+                    at,
                     vary,
                     average: None,
                     body,
@@ -245,16 +251,16 @@ impl<'s> P<'s> {
         Some(kind)
     }
 
-    /// `kw_after ~ stage_ref ~ (comma ~ stage_ref)*`
-    fn after_clause(&mut self) -> Option<Vec<Ident>> {
+    /// `kw_after ~ after_ref ~ (comma ~ after_ref)*`
+    fn after_clause(&mut self) -> Option<Vec<(Ident, Option<BranchAt>)>> {
         self.keyword("after")?;
         self.skip();
-        let mut names = vec![self.stage_ref()?];
+        let mut names = vec![self.after_ref()?];
         self.skip();
         self.repeat(&mut names, |p| {
             p.punct(b',')?;
             p.skip();
-            p.stage_ref()
+            p.after_ref()
         });
         Some(names)
     }
@@ -328,6 +334,39 @@ impl<'s> P<'s> {
         Some(AverageInput {
             stage,
             weight,
+            span: self.from(start),
+        })
+    }
+
+    /// `stage_ref ~ branch_at?`: the skip before an absent `branch_at` is given back by the
+    /// caller's sequence anyway, so only a present one keeps it.
+    fn after_ref(&mut self) -> Option<(Ident, Option<BranchAt>)> {
+        let name = self.stage_ref()?;
+        let at = self.attempt(|p| {
+            p.skip();
+            p.branch_at()
+        });
+        Some((name, at))
+    }
+
+    /// `at_sign ~ (kw_end ~ minus ~ quantity | quantity)`
+    fn branch_at(&mut self) -> Option<BranchAt> {
+        let start = self.pos;
+        self.punct(b'@')?;
+        self.skip();
+        let from_end = self
+            .attempt(|p| {
+                p.keyword("end")?;
+                p.skip();
+                p.punct(b'-')?;
+                p.skip();
+                Some(())
+            })
+            .is_some();
+        let amount = self.quantity()?;
+        Some(BranchAt {
+            from_end,
+            amount,
             span: self.from(start),
         })
     }

@@ -120,6 +120,9 @@ fn meaningful(pairs: Pairs<Rule>) -> impl Iterator<Item = Pair<Rule>> {
                 | Rule::kw_by
                 | Rule::kw_vary
                 | Rule::kw_average
+                | Rule::kw_end
+                | Rule::at_sign
+                | Rule::minus
                 | Rule::eq
                 | Rule::arrow
                 | Rule::comma
@@ -211,11 +214,18 @@ impl<'s> Lower<'s> {
         let mut after = vec![];
         let mut vary = None;
         let mut average = None;
+        let mut at = vec![];
         let mut body = None;
         for p in meaningful(pair.into_inner()) {
             match p.as_rule() {
                 Rule::ident => name = Some(ident(p)),
-                Rule::after_clause => after = meaningful(p.into_inner()).map(ident).collect(),
+                Rule::after_clause => {
+                    for r in meaningful(p.into_inner()) {
+                        let mut it = r.into_inner();
+                        after.push(ident(it.next().unwrap()));
+                        at.push(it.next().map(branch_at));
+                    }
+                }
                 Rule::vary_clause => {
                     let vsp = span(&p);
                     let mut it = meaningful(p.into_inner());
@@ -261,6 +271,7 @@ impl<'s> Lower<'s> {
             after,
             vary,
             average,
+            at,
             body,
             span: sp,
         })
@@ -472,6 +483,25 @@ impl<'s> Lower<'s> {
             r => unreachable!("term rule {r:?}"),
         };
         Expr { kind, span: sp }
+    }
+}
+
+/// `at_sign ~ (kw_end ~ minus ~ quantity | quantity)`
+fn branch_at(pair: Pair<Rule>) -> BranchAt {
+    let sp = span(&pair);
+    let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+    let from_end = inner.iter().any(|p| p.as_rule() == Rule::kw_end);
+    let q = inner
+        .into_iter()
+        .find(|p| p.as_rule() == Rule::quantity)
+        .unwrap();
+    BranchAt {
+        from_end,
+        amount: Expr {
+            span: span(&q),
+            kind: ExprKind::Quantity(quantity(q)),
+        },
+        span: sp,
     }
 }
 

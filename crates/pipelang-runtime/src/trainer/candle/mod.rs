@@ -139,6 +139,12 @@ impl Trainer for CandleTrainer {
             s.average_step(step)?;
             losses.push(line.loss);
             ctx.step_done(&line)?;
+            for branch in ctx.branches_after(step) {
+                let rel = checkpoint::branch_path(&ctx.stage().name, &branch);
+                s.checkpoint(&self.dev)?
+                    .save(ctx.run_dir, &rel)
+                    .map_err(|e| ctx.checkpoint_failed(&rel, &e))?;
+            }
             if ctx.checkpoint_due(step) {
                 self.checkpoint(&s, ctx, step)?;
             }

@@ -74,11 +74,23 @@ impl Session {
             let frozen = !ir.trains(m);
             let weights = match (&resumed, &wf.from) {
                 (Some(ck), _) if !frozen => Some(ck.model(&wf.model)),
-                (_, Some(from)) => Some(
-                    Checkpoint::load(ctx.run_dir, &checkpoint::final_path(from), dev)?
-                        .model(&wf.model),
-                ),
-                (_, None) => None,
+                (_, Some(from)) => {
+                    // A branch starts from the checkpoint its parent saved at the branch point.
+                    let rel = match &st.branch {
+                        Some(b) if &b.parent == from => checkpoint::branch_path(from, &st.name),
+                        _ => checkpoint::final_path(from),
+                    };
+                    Some(Checkpoint::load(ctx.run_dir, &rel, dev)?.model(&wf.model))
+                }
+                (_, None) => match &wf.init {
+                    // `init = "PATH"`: checked against the model's parameters before the run
+                    // (`setup`), loaded here.
+                    Some(init) => {
+                        let path = pipelang::check::init_file::path_of(&ctx.prep.file, init);
+                        Some(build::load_init(&path, &wf.model, dev)?)
+                    }
+                    None => None,
+                },
             };
             slots.push(build::build(
                 p,

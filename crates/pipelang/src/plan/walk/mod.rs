@@ -3,6 +3,7 @@
 //! (`weights`), sequence length and RoPE bases (`transitions`), steps per phase (`phases`),
 //! and LR schedule runs (`schedules`). The result is what `resolve` turns into the `Plan`.
 
+mod branch;
 mod phases;
 mod schedules;
 mod transitions;
@@ -10,8 +11,9 @@ mod weights;
 
 use crate::check::graph::Ancestors;
 use crate::check::ir::*;
-use crate::diag::Diagnostics;
+use crate::diag::{Code, Diagnostic, Diagnostics};
 
+pub(crate) use branch::BranchPoint;
 pub(crate) use phases::PhaseSteps;
 pub(crate) use schedules::{RunId, Runs, ScheduleRun};
 use transitions::Held;
@@ -41,6 +43,8 @@ pub(crate) struct StageWalk {
     /// The stage's tokens: its budget, or what its steps train when the budget is in steps.
     pub tokens: f64,
     pub average: Option<super::StageAverage>,
+    /// Where it branches from its parent (`after PARENT @ POSITION`).
+    pub branch: Option<BranchPoint>,
 }
 
 /// The whole walk: stages indexed by `StageId`, runs by `RunId`.
@@ -73,6 +77,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
                     offset: 0.0,
                     tokens: 0.0,
                     average: None,
+                    branch: None,
                 });
                 continue;
             };
@@ -95,13 +100,32 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
                 offset: from.offset + from.tokens,
                 tokens: 0.0,
                 average: None,
+                branch: None,
             });
             handed[s] = Some(h);
             continue;
         }
-        let w = weights::incoming(p, s, &order[..k], &anc, &handed, diags);
-        let mut seq = transitions::seq_len(p, st, &handed, diags);
-        let mut rope = transitions::rope(p, st, &w, &handed, diags);
+        // A branch sees its parent as it is at the branch point, not at its end.
+        let bp = st.branch.and_then(|b| {
+            let parent = stages[b.parent.value].as_ref()?;
+            handed[b.parent.value].as_ref()?;
+            branch::resolve(p, st, &b, parent, diags).map(|bp| (b, bp))
+        });
+        let at_branch;
+        let handed_here = match bp {
+            Some((b, bp)) => {
+                let mut view = handed.clone();
+                let parent = stages[bp.parent].as_ref().expect("resolved above");
+                let h = handed[bp.parent].as_ref().expect("resolved above");
+                view[bp.parent] = Some(branch::handed_at(p, h, parent, bp, b.at.span));
+                at_branch = view;
+                &at_branch
+            }
+            None => &handed,
+        };
+        let w = weights::incoming(p, s, &order[..k], &anc, handed_here, diags);
+        let mut seq = transitions::seq_len(p, st, handed_here, diags);
+        let mut rope = transitions::rope(p, st, &w, handed_here, diags);
         let phases = phases::phases(p, st, &mut seq, &mut rope, diags);
         // A budget in steps trains what its steps hold.
         let tokens = match st.budget.value {
@@ -109,7 +133,24 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             Budget::Steps(_) => phases.iter().map(|ph| ph.tokens).sum(),
         };
         let average = super::average::resolve(st, &phases, tokens, diags);
-        let (run, offset) = runs.join(p, s, tokens, &anc, &handed, diags);
+        let (run, offset) = runs.join(p, s, tokens, &anc, handed_here, diags);
+        if let Some((b, bp)) = bp
+            && let StageLr::Resume { span, .. } = &st.lr
+            && handed[bp.parent].as_ref().is_some_and(|h| h.run == run)
+        {
+            diags.push(
+                Diagnostic::new(
+                    Code::BRANCH_RESUME,
+                    format!(
+                        "`{}` branches from `{}` and continues its schedule `{}`",
+                        st.name, p.stages[bp.parent].name, runs.list[run.0].name
+                    ),
+                )
+                .label(*span, "continues the schedule")
+                .label(b.at.span, format!("`{}` goes on past this point on the same schedule", p.stages[bp.parent].name))
+                .help("a schedule is one line of stages, and the parent already runs the rest of it: start a schedule here (`lr = linear(to = 0)` decays from the LR at the branch point, `rewarmup(to = ..., over = ...)` climbs from it)"),
+            );
+        }
         let (trained, used) = weights::outgoing(p, s, &w);
         let mut rope_out = IndexVec::from_elem(None, p.models.len());
         for (m, h) in &rope {
@@ -129,6 +170,7 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
             offset,
             tokens,
             average,
+            branch: bp.map(|(_, bp)| bp),
         });
     }
     let stages = stages.map(|s| s.expect("the execution order covers every stage"));

@@ -279,10 +279,15 @@ impl Runs {
                 .map(|a| a.value)
                 .find(|&q| st.train.iter().any(|m| p.stages[q].trains(m.value)))
                 .or_else(|| st.after.first().map(|a| a.value));
+            // A branch takes the LR where its branch point stands in the parent.
+            let handed_at = |q: StageId| match stages[first].branch {
+                Some(b) if b.parent == q => b.tokens,
+                _ => stages[q].tokens,
+            };
             let handover = pred.and_then(|q| {
                 let qr = stages[q].run;
                 (qr < r && !self[qr].curve.pieces.is_empty())
-                    .then(|| self[qr].curve.at(stages[q].offset + stages[q].tokens))
+                    .then(|| self[qr].curve.at(stages[q].offset + handed_at(q)))
             });
             let clock = clock(&self[r], stages);
             let (curve, problems) = lr::build(&self[r].segments, self[r].span, &clock, handover);

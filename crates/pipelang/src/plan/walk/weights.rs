@@ -172,6 +172,10 @@ fn use_span(st: &Stage, m: ModelId) -> Span {
 /// `after` edge.
 fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: &mut Diagnostics) {
     let st = &p.stages[s];
+    // A model with `init` starts from its file: neither random nor a missing edge.
+    if p.models[m].init.is_some() {
+        return;
+    }
     if let Some(f) = st.freeze.iter().find(|f| f.value == m && !st.trains(m)) {
         diags.push(
             Diagnostic::new(
@@ -191,7 +195,8 @@ fn check_fresh(p: &Pipeline, s: StageId, m: ModelId, before: &[StageId], diags: 
                 },
             )
             .help(format!(
-                "add the stage that trains `{}` to `after`, or train it here",
+                "add the stage that trains `{}` to `after`, train it here, or start it from a \
+                 checkpoint with `init = \"PATH\"` in the model",
                 p.models[m].name
             )),
         );
