@@ -10,6 +10,7 @@ pub mod ir;
 mod lower;
 mod lower_lr;
 mod lower_optimizer;
+mod lower_rope;
 mod lower_stage;
 pub mod names;
 pub(crate) mod phase_budgets;
