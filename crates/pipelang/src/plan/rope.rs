@@ -238,3 +238,10 @@ impl std::fmt::Display for RopeScaling {
         f.write_str(&self.show())
     }
 }
+
+/// A plain base: no scaling.
+impl From<f64> for Rope {
+    fn from(base: f64) -> Rope {
+        Rope::plain(base)
+    }
+}
