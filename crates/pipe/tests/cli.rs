@@ -199,7 +199,7 @@ fn plots_are_written_and_not_trivial() {
         "learning rate",
         "data mixture (stacked shares), a row per lane",
         "sequence length (log scale)",
-        "RoPE base (log scale), per decoder",
+        "RoPE base (log scale) and scaling, per decoder",
         "batch: sequences per step",
         "tokens per step",
         "sources",

@@ -8,6 +8,7 @@
 
 use pipelang::check::ir::{self, ModelKind, Pipeline};
 use pipelang::diag::{Code, Diagnostic};
+use pipelang::plan::rope::RopeScaling;
 use pipelang::plan::{Plan, lr::Piece as LrPiece};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,13 @@ impl Target {
             Target::Megatron => "Megatron-LM",
             Target::Torchtitan => "torchtitan",
         }
+    }
+    /// Whether the export maps a RoPE scaling exactly (the engine's own frequencies, checked
+    /// against `pipelang::plan::rope` by the `*_real` tests). OLMo-core has all three
+    /// (`PIRoPEScalingConfig`, `YaRNRoPEScalingConfig`, `StepwiseRoPEScalingConfig`); the
+    /// Megatron-LM and torchtitan exports do not pass a scaling on yet, so they refuse one.
+    pub fn maps_rope_scaling(self, s: &RopeScaling) -> bool {
+        s.is_none() || matches!(self, Target::OlmoCore)
     }
     /// Whether the engine trains vision models (a ViT, a projector) beside the decoder.
     pub fn vision(self) -> bool {
@@ -230,6 +238,9 @@ pub struct EngineRun {
     pub seq_len: u64,
     pub tokens_per_step: u64,
     pub rope_base: f64,
+    /// The decoder's RoPE scaling in this run (each engine maps it or refuses the run, P0901).
+    #[serde(default, skip_serializing_if = "RopeScaling::is_none")]
+    pub rope_scaling: RopeScaling,
     pub model: ModelDims,
     pub mixture: Vec<Share>,
     /// The largest distance of a share from the plan's over the run's steps.
@@ -285,6 +296,56 @@ pub(crate) fn cannot(p: &Pipeline, t: Target, stage: ir::StageId, why: String) -
             t.name()
         )),
     }
+}
+
+/// A RoPE scaling the engine does not map, in any phase of the stage: refused at the field
+/// that states it (the stage's or a phase's `rope_scaling`, else the decoder's, else the stage
+/// header for a scaling handed over), never dropped.
+fn scaling_refused(
+    p: &Pipeline,
+    t: Target,
+    plan: &Plan,
+    si: usize,
+    model: &str,
+    dec: &ir::DecoderSpec,
+) -> Option<Unmappable> {
+    let st = &plan.stages[si];
+    let ph = st.phases.iter().find(|ph| {
+        ph.rope_scaling
+            .get(model)
+            .is_some_and(|s| !t.maps_rope_scaling(s))
+    })?;
+    let s = ph.rope_scaling[model];
+    let ir_st = &p.stages[st.id];
+    let span = ir_st
+        .phases
+        .iter()
+        .find(|x| Some(&x.name) == ph.name.as_ref())
+        .and_then(|x| x.rope_scaling)
+        .or(ir_st.rope_scaling)
+        .map(|t| t.to.span)
+        .or((dec.rope_scaling.value == s).then_some(dec.rope_scaling.span))
+        .unwrap_or(ir_st.header);
+    let d = Diagnostic::new(
+        Code::ENGINE_CANNOT_TRAIN,
+        format!(
+            "{} cannot train stage `{}`: its decoder `{model}` runs with `rope_scaling = {s}`, \
+             which the export does not map",
+            t.name(),
+            st.name
+        ),
+    )
+    .label(span, "this RoPE scaling")
+    .help(format!(
+        "train this recipe with pipelang's own runtime (`pipe run` without `--engine`), or \
+         export it to OLMo-core, which maps every RoPE scaling; {} takes none yet \
+         (docs/engines.md)",
+        t.name()
+    ));
+    Some(Unmappable {
+        stage: st.name.clone(),
+        diagnostic: d,
+    })
 }
 
 /// The one decoder a stage trains, or why the engine cannot take the stage.
@@ -460,6 +521,11 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                 continue;
             }
         };
+        if let Some(u) = scaling_refused(p, opts.target, plan, si, model_name, dec) {
+            problems.push(u);
+            global += st.steps;
+            continue;
+        }
         let dims = ModelDims::of(model_name, dec);
         let sched = &plan.schedules[st.run];
         // The stage's first run: weights from where the plan says, AdamW state with them when
@@ -631,6 +697,7 @@ pub fn lower(p: &Pipeline, plan: &Plan, opts: &Options) -> Lowering {
                         .get(model_name)
                         .copied()
                         .unwrap_or(dec.rope_base.value),
+                    rope_scaling: ph.rope_scaling.get(model_name).copied().unwrap_or_default(),
                     model: dims.clone(),
                     mixture,
                     mixture_error: pc.max_error,

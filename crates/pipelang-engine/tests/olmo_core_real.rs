@@ -21,7 +21,16 @@ fn python() -> PathBuf {
 
 fn exported(file: &str, profile: Option<&str>, opts: &Options) -> (tempfile::TempDir, Vec<String>) {
     let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
-    let c = check_with(&src, profile);
+    exported_src(&src, file, profile, opts)
+}
+
+fn exported_src(
+    src: &str,
+    file: &str,
+    profile: Option<&str>,
+    opts: &Options,
+) -> (tempfile::TempDir, Vec<String>) {
+    let c = check_with(src, profile);
     let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
     let l = pipelang_engine::lower(&p, &plan, opts);
     assert!(
@@ -100,6 +109,26 @@ fn check_runs(dir: &tempfile::TempDir, configs: &[String]) {
         );
         let stage = plan.stage_index(cfg["stage"].as_str().unwrap()).unwrap();
         let first = cfg["first_step"].as_u64().unwrap();
+        // The cosines OLMo-core's attention rotates with (its frequencies and YaRN's factor)
+        // against pipelang's, at positions 1 and 7.
+        let model = cfg["model"]["name"].as_str().unwrap();
+        let rope = plan.step(stage, first).rope(model).unwrap();
+        let head = (cfg["model"]["d_model"].as_u64().unwrap()
+            / cfg["model"]["heads"].as_u64().unwrap()) as usize;
+        let (freqs, m) = (rope.inv_freqs(head), rope.attention_factor());
+        for (row, pos) in line["rope_cos"].as_array().unwrap().iter().zip([1.0, 7.0]) {
+            let row = row.as_array().unwrap();
+            assert_eq!(row.len(), freqs.len(), "{name}");
+            for (i, (got, f)) in row.iter().zip(&freqs).enumerate() {
+                let want = (pos * f).cos() * m;
+                let got = got.as_f64().unwrap();
+                assert!(
+                    (got - want).abs() < 2e-5,
+                    "{name}: pair {i} at {pos}: OLMo-core {got}, pipelang {want} ({})",
+                    line["rope_scaling"]
+                );
+            }
+        }
         let lrs = line["lrs"].as_array().unwrap();
         assert_eq!(lrs.len() as u64, cfg["steps"].as_u64().unwrap());
         for (k, lr) in lrs.iter().enumerate() {
@@ -125,4 +154,29 @@ fn check_runs(dir: &tempfile::TempDir, configs: &[String]) {
     stages.dedup();
     let planned: u64 = stages.iter().map(|&i| plan.stages[i].steps).sum();
     assert_eq!(steps as u64, planned);
+}
+
+/// Every RoPE scaling mapped onto OLMo-core's own classes (YaRN, Llama 3's stepwise, position
+/// interpolation): the model OLMo-core builds rotates with pipelang's frequencies.
+#[test]
+fn olmo_core_rotates_with_pipelangs_scaled_frequencies() {
+    let src = std::fs::read_to_string(root().join("pipelines/tiny_yarn.pipe")).unwrap();
+    for scaling in [
+        "yarn(factor = 4, original = 32)",
+        "llama3(factor = 4, low_freq = 1, high_freq = 4, original = 32)",
+        "linear(factor = 4)",
+    ] {
+        let s = src.replace("yarn(factor = 4, original = 32)", scaling);
+        let (dir, configs) = exported_src(&s, "tiny_yarn.pipe", None, &Options::default());
+        let scaled = configs
+            .iter()
+            .filter(|c| {
+                std::fs::read_to_string(dir.path().join(c))
+                    .unwrap()
+                    .contains("RoPEScalingConfig")
+            })
+            .count();
+        assert_eq!(scaled, 2, "{scaling}: both phases of `extend` scaled");
+        check_runs(&dir, &configs);
+    }
 }

@@ -16,16 +16,23 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "pipeline", "model", "data", "schedule", "stage", "profile", "mix",
 ];
 
-/// Named arguments of the LR functions (`pipelang::schema::lr`, the table lowering binds with)
-/// and of `coca(...)`.
-fn arg_names(function: &str) -> &'static [&'static str] {
+/// Named arguments of the LR functions (`pipelang::schema::lr`, the table lowering binds with),
+/// of the RoPE scalings (`pipelang::schema::rope`) and of `coca(...)`.
+/// `key` is the field being written: `linear(` is a RoPE scaling under `rope_scaling`, an LR
+/// function elsewhere.
+fn arg_names(key: Option<&str>, function: &str) -> Vec<&'static str> {
+    if key == Some(decoder::ROPE_SCALING.name)
+        && let Some(k) = pipelang::schema::rope::kind(function)
+    {
+        return k.args.iter().map(|a| a.name).collect();
+    }
     if let Some(f) = pipelang::schema::lr::function(function) {
-        return f.params;
+        return f.params.to_vec();
     }
     match function {
-        "coca" => &["caption_weight"],
-        "resume" => &["from"],
-        _ => &[],
+        "coca" => vec!["caption_weight"],
+        "resume" => vec!["from"],
+        _ => vec![],
     }
 }
 
@@ -76,7 +83,10 @@ pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
             ('(', Some("projector")) => out.names(doc, NameKind::Model),
             // `image_text("laion/*.tar", |)`: a data source takes its block's fields as arguments.
             ('(', Some(f)) if after_sep && data::KINDS.contains(&f) => out.fields(&data::BLOCK),
-            ('(', Some(f)) if after_sep => out.words(arg_names(f), CompletionItemKind::PROPERTY),
+            ('(', Some(f)) if after_sep => out.words(
+                &arg_names(key(&stmt).as_deref(), f),
+                CompletionItemKind::PROPERTY,
+            ),
             ('[', _) if matches!(key(&stmt).as_deref(), Some("train" | "freeze")) => {
                 out.names(doc, NameKind::Model)
             }
@@ -176,6 +186,10 @@ fn values(doc: &Document, ctx: &Ctx, key: &str, out: &mut Out) {
         }
         (_, "loss") => out.words(schema::LOSSES, CompletionItemKind::ENUM_MEMBER),
         (_, "mlp") => out.words(decoder::MLPS, CompletionItemKind::ENUM_MEMBER),
+        (_, k) if k == decoder::ROPE_SCALING.name => {
+            let kinds: Vec<&str> = schema::rope::names().collect();
+            out.words(&kinds, CompletionItemKind::FUNCTION)
+        }
         _ => {}
     }
 }

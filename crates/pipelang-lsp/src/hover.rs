@@ -6,6 +6,7 @@ use std::fmt::Write;
 use pipelang::check::ir::{MixNode, MixTarget};
 use pipelang::check::names::NameKind;
 use pipelang::check::units::{Context, factor, grouped, length, lr, tokens};
+use pipelang::plan::rope::RopeScaling;
 use pipelang::plan::{Lr, MixSummary, PhasePlan, StagePlan, StepState};
 use pipelang::schema::{self, Block, Field, Scale, data, phase, pipeline, profile, stage};
 use pipelang::syntax::{Body, Entry, Expr, ExprKind, File, Item, Quantity, Span, Suffix};
@@ -107,7 +108,10 @@ fn first_step(at: &StepState) -> String {
     let rope: Vec<String> = at
         .rope_base
         .iter()
-        .map(|(m, b)| format!("{m} {}", grouped_f(*b)))
+        .map(|(m, b)| match at.rope_scaling.get(m) {
+            Some(s) => format!("{m} {} {}", grouped_f(*b), s.brief()),
+            None => format!("{m} {}", grouped_f(*b)),
+        })
         .collect();
     let mut line = format!(
         "\n**first step**: LR {}, batch {} × seq_len {}",
@@ -158,6 +162,16 @@ fn stage_plan(s: &StagePlan) -> String {
             "- **RoPE base** ({model}): {}",
             from_to(grouped_f(*base), grouped_f(end))
         );
+        let scaling = |m: &std::collections::BTreeMap<String, RopeScaling>| {
+            m.get(model).map_or("none".to_string(), |s| s.show())
+        };
+        let (a, b) = (
+            scaling(&s.rope_scaling),
+            scaling(last.map_or(&s.rope_scaling, |p| &p.rope_scaling)),
+        );
+        if a != "none" || b != "none" {
+            let _ = writeln!(md, "- **RoPE scaling** ({model}): {}", from_to(a, b));
+        }
     }
     md += &mix_lines(&s.mix);
     if !s.train.is_empty() {
@@ -217,6 +231,9 @@ fn phase_plan(p: &PhasePlan) -> String {
     let _ = writeln!(md, "- **seq_len**: {}", length(p.seq_len));
     for (model, base) in &p.rope_base {
         let _ = writeln!(md, "- **RoPE base** ({model}): {}", grouped_f(*base));
+        if let Some(sc) = p.rope_scaling.get(model) {
+            let _ = writeln!(md, "- **RoPE scaling** ({model}): {}", sc.show());
+        }
     }
     md + &mix_lines(&p.mix)
 }

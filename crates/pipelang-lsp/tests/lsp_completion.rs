@@ -156,3 +156,65 @@ fn a_data_source_call_offers_its_fields_as_arguments() {
     );
     assert_eq!(got, want);
 }
+
+/// Completion at the end of `text` (the reference with `entry` added to its last stage).
+fn offered_in_entry(entry: &str) -> BTreeSet<String> {
+    let text = reference();
+    let anchor = "phase ctx_32k  {";
+    let edited = text.replacen(anchor, &format!("{anchor}\n  {entry}"), 1);
+    let offset = edited.find(entry).unwrap() + entry.len();
+    let doc = Document::new("file:///t.pipe".parse().unwrap(), 1, edited);
+    complete(&doc, offset)
+        .into_iter()
+        .map(|i| i.label)
+        .collect()
+}
+
+/// A value each RoPE scaling argument accepts (the band's upper edges above its lower ones).
+fn sample(arg: &str) -> &'static str {
+    match arg {
+        "factor" => "2",
+        "original" => "8K",
+        "beta" | "high_freq" => "32",
+        _ => "1",
+    }
+}
+
+#[test]
+fn rope_scaling_offers_the_schema_kinds_and_their_arguments() {
+    let kinds: BTreeSet<String> = pipelang::schema::rope::names().map(String::from).collect();
+    assert_eq!(offered_in_entry("rope_scaling = "), kinds);
+    for k in &pipelang::schema::rope::KINDS {
+        if k.args.is_empty() {
+            continue;
+        }
+        let want: BTreeSet<String> = k.args.iter().map(|a| a.name.to_string()).collect();
+        assert_eq!(
+            offered_in_entry(&format!("rope_scaling = {}(", k.name)),
+            want,
+            "{}",
+            k.name
+        );
+        // What is offered is accepted: every argument named, the check reports none unknown.
+        let text = reference().replacen(
+            "phase ctx_32k  {",
+            &format!(
+                "phase ctx_32k  {{\n  rope_scaling = {}({})",
+                k.name,
+                k.args
+                    .iter()
+                    .map(|a| format!("{} = {}", a.name, sample(a.name)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            1,
+        );
+        let c = pipelang::check::check(&text);
+        assert!(
+            !c.diagnostics.iter().any(|d| d.code.as_str() == "P0207"),
+            "{}: {:?}",
+            k.name,
+            c.diagnostics
+        );
+    }
+}

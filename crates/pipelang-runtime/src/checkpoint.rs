@@ -69,6 +69,11 @@ pub struct TrainedWith {
     /// The LR factor of each trained model (`lr_scale`; 1 where not written).
     pub lr_scale: BTreeMap<String, f64>,
     pub seed: u64,
+    /// The rotary embedding (base and scaling) of the stage's decoder at the last step before
+    /// the file was written: a model extended with YaRN or Llama 3's scaling must run with it.
+    /// Empty in files written before checkpoints recorded it, and for stages without a decoder.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rope: BTreeMap<String, pipelang::plan::rope::Rope>,
 }
 
 impl Checkpoint {

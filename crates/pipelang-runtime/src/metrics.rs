@@ -27,6 +27,9 @@ pub struct MetricsLine {
     pub batch: u64,
     /// RoPE base per decoder.
     pub rope_base: BTreeMap<String, f64>,
+    /// RoPE scaling per decoder that has one (as `StepState::rope_scaling`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rope_scaling: BTreeMap<String, pipelang::plan::rope::RopeScaling>,
     /// Sequences (or pairs) drawn from each source in this step.
     pub sources: BTreeMap<String, usize>,
     pub grad_norm: f64,
@@ -136,6 +139,7 @@ mod tests {
             seq_len: 16,
             batch: 4,
             rope_base: [("lm".to_string(), 10_000.0)].into(),
+            rope_scaling: BTreeMap::new(),
             sources: [("web".to_string(), 4)].into(),
             grad_norm: 0.5,
             tokens_per_s: 1000.0,

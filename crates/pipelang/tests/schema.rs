@@ -39,6 +39,31 @@ fn docs_tables_are_the_schema() {
             }
         }
     }
+    // The RoPE scalings and their arguments (`schema::rope`).
+    for (marker, want) in [
+        (
+            "<!-- rope scalings -->",
+            pipelang::schema::rope::docs_table(),
+        ),
+        (
+            "<!-- rope scaling arguments -->",
+            pipelang::schema::rope::args_table(),
+        ),
+    ] {
+        let Some(range) = table(&docs, marker) else {
+            wrong.push(format!("docs/language.md has no `{marker}` line"));
+            continue;
+        };
+        if docs[range.clone()] != want {
+            if bless {
+                docs.replace_range(range, &want);
+            } else {
+                wrong.push(format!(
+                    "the table after `{marker}` is not the schema's; it should read:\n{want}"
+                ));
+            }
+        }
+    }
     if bless {
         std::fs::write(DOCS, &docs).unwrap();
     }

@@ -581,7 +581,7 @@ impl<'p> Figure<'p> {
         let ticks = log_ticks(&used, lo, hi, PANEL_H as f64 - 60.0);
         let mut c = self.chart(
             area,
-            "RoPE base (log scale), per decoder",
+            "RoPE base (log scale) and scaling, per decoder",
             (lo..hi).log_scale().with_key_points(ticks),
             false,
         )?;
@@ -615,6 +615,26 @@ impl<'p> Figure<'p> {
                 }
                 c.draw_series(LineSeries::new(seg, color(k).stroke_width(w)))
                     .map_err(err)?;
+            }
+            // Where a decoder's frequency scaling changes, its new value is written on the
+            // line: the base alone does not say that a YaRN or Llama 3 scaling is in force.
+            let font = ("sans-serif", 12).into_font().color(&color(k));
+            let mut prev: Option<String> = None;
+            for (x, p) in self.samples.iter().flatten() {
+                let Some(b) = p.rope_base.get(model) else {
+                    continue;
+                };
+                let now = p.rope_scaling.get(model).map(|s| s.brief());
+                if now != prev && (now.is_some() || prev.is_some()) {
+                    let label = now.clone().unwrap_or_else(|| "no scaling".into());
+                    c.draw_series(std::iter::once(Text::new(
+                        format!("{model}: {label}"),
+                        (*x, *b * 1.15),
+                        font.clone(),
+                    )))
+                    .map_err(err)?;
+                }
+                prev = now;
             }
         }
         let items: Vec<(String, RGBColor)> = self

@@ -30,6 +30,7 @@ from olmo_core.data.source_mixture import (
     SourceMixtureDatasetConfig,
     SourceMixtureList,
 )
+import olmo_core.nn.rope as olmo_rope
 from olmo_core.nn.feed_forward import FeedForwardConfig
 from olmo_core.nn.transformer import TransformerBlockType, TransformerConfig
 from olmo_core.optim import AdamWConfig
@@ -105,6 +106,22 @@ def build_scheduler(cfg: Dict[str, Any]) -> Scheduler:
     )
 
 
+def rope_scaling(cfg: Dict[str, Any]):
+    """The run's RoPE scaling as OLMo-core's config class (pipe export maps the fields)."""
+    s = cfg.get("rope_scaling")
+    if s is None:
+        return None
+    fields = {k: v for k, v in s.items() if k != "class"}
+    return getattr(olmo_rope, s["class"])(**fields)
+
+
+def with_scaling(config: TransformerConfig, cfg: Dict[str, Any]) -> TransformerConfig:
+    scaling = rope_scaling(cfg)
+    if scaling is not None:
+        config.block.sequence_mixer.rope.scaling = scaling
+    return config
+
+
 def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
     m = cfg["model"]
     # pipelang's decoder: RMSNorm, RoPE, SwiGLU of `mlp_hidden`, no biases; grouped-query
@@ -121,8 +138,11 @@ def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
         tie_word_embeddings=m["tie_embeddings"],
     )
     if not m["experts"]:
-        return TransformerConfig.llama_like(
-            feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False), **common
+        return with_scaling(
+            TransformerConfig.llama_like(
+                feed_forward=FeedForwardConfig(hidden_size=m["mlp_hidden"], bias=False), **common
+            ),
+            cfg,
         )
     # A mixture of experts as pipelang's: softmax router, top-k gates renormalised to sum 1,
     # the Switch balance loss at pipelang's weight, no z-loss; shared experts as one MLP
@@ -138,6 +158,8 @@ def build_model_config(cfg: Dict[str, Any]) -> TransformerConfig:
         **common,
     )
     config.block.feed_forward_moe.router.normalize_expert_weights = 1.0
+    # Before the dense blocks are copied from it, so that they carry the scaling too.
+    config = with_scaling(config, cfg)
     if m["dense_layers"]:
         dense = config.block.copy()
         dense.name = TransformerBlockType.default
@@ -178,11 +200,21 @@ def check(cfg: Dict[str, Any], out: str) -> None:
         Clock.global_train_tokens_seen = (k + 1) * cfg["tokens_per_step"]
         lrs.append(float(scheduler.set_lr(group, Clock)))
     rope = model.blocks["0"].attention.rope
+    # What the model's attention rotates with: the cosines of the last block at a few
+    # positions (YaRN's attention factor included), for the test against pipelang's own.
+    cos = None
+    if rope is not None:
+        blk = model.blocks[str(len(model.blocks) - 1)].attention.rope
+        half = blk.rotary_dim // 2
+        bufs = blk.get_buffers(8, torch.device("cpu"))
+        cos = [[float(x) for x in bufs.pos_cos[p, :half]] for p in (1, 7)]
     with open(out, "a") as f:
         line = {
             "run": cfg["run"],
             "params": model.num_params,
             "rope_theta": rope.theta if rope is not None else None,
+            "rope_scaling": repr(rope.scaling) if rope is not None else None,
+            "rope_cos": cos,
             "lrs": lrs,
         }
         f.write(json.dumps(line) + "\n")

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use pipelang::check::ir::{DataId, Pipeline};
 use pipelang::plan::Plan;
+use pipelang::plan::rope::RopeScaling;
 use pipelang::schema::tokenizer;
 use serde_json::{Value, json};
 
@@ -24,6 +25,44 @@ const CHECKPOINT_EVERY: u64 = 100;
 /// What OLMo-core is told the RoPE base is: `rope_theta` is an integer.
 pub fn rope_theta(base: f64) -> u64 {
     base.round().max(1.0) as u64
+}
+
+/// A RoPE scaling as OLMo-core's `RoPEScalingConfig` subclass and its fields (`null`: none).
+/// YaRN's `alpha`/`beta` are OLMo-core's `beta_slow`/`beta_fast`; Llama 3's `low_freq` and
+/// `high_freq` factors are its proportions `1 - 1/low_freq` and `1/high_freq` (it computes the
+/// factors back as `1/(1 - p)` and `1/p`); `olmo_core_real.rs` holds the frequencies OLMo-core
+/// computes from these to `pipelang::plan::rope`.
+pub fn rope_scaling(s: &RopeScaling) -> Value {
+    match *s {
+        RopeScaling::None => Value::Null,
+        RopeScaling::Linear { factor } => {
+            json!({ "class": "PIRoPEScalingConfig", "factor": factor })
+        }
+        RopeScaling::Yarn {
+            factor,
+            original,
+            alpha,
+            beta,
+        } => json!({
+            "class": "YaRNRoPEScalingConfig",
+            "factor": factor,
+            "beta_fast": beta,
+            "beta_slow": alpha,
+            "old_context_len": original,
+        }),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq,
+            high_freq,
+            original,
+        } => json!({
+            "class": "StepwiseRoPEScalingConfig",
+            "factor": factor,
+            "low_freq_proportion": 1.0 - 1.0 / low_freq,
+            "high_freq_proportion": 1.0 / high_freq,
+            "old_context_len": original,
+        }),
+    }
 }
 
 /// A run's directory under the export: `runs/NN-NAME`, numbered in plan order.
@@ -129,7 +168,7 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize, facts: &DataFacts) -> Va
         None if eos.is_null() => Value::Null,
         None => json!("uint16"),
     };
-    json!({
+    let mut cfg = json!({
         "pipeline": l.pipeline,
         "profile": l.profile,
         "run": run.name,
@@ -167,7 +206,12 @@ pub fn config(p: &Pipeline, l: &Lowering, index: usize, facts: &DataFacts) -> Va
             })).collect::<Vec<_>>(),
         },
         "init": init,
-    })
+    });
+    // Only where there is one: configs without a scaling read as before.
+    if !run.rope_scaling.is_none() {
+        cfg["rope_scaling"] = rope_scaling(&run.rope_scaling);
+    }
+    cfg
 }
 
 /// Every file of an export, relative to its directory, in the order they are written; `facts`

@@ -9,6 +9,7 @@ use super::loss::{cross_entropy, siglip_loss};
 use super::vit::{PackedImages, Vit};
 use candle_core::{DType, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
+use pipelang::plan::rope::Rope;
 
 /// One caption per image, right-padded: `tokens [n, L]` u32 and the real length of each.
 #[derive(Clone, Debug)]
@@ -82,11 +83,11 @@ impl CocaHead {
         &self,
         decoder: &Decoder,
         captions: &CaptionBatch,
-        rope_base: f64,
+        rope: Rope,
     ) -> Result<Tensor> {
         let (n, l) = captions.tokens.dims2()?;
         check_lengths(captions, n, l)?;
-        let hidden = decoder.forward(&captions.tokens, rope_base)?.hidden;
+        let hidden = decoder.forward(&captions.tokens, rope)?.hidden;
         let mut pool = vec![0f32; n * n * l];
         for (i, &len) in captions.lengths.iter().enumerate() {
             for t in 0..len {
@@ -105,8 +106,9 @@ impl CocaHead {
         images: &PackedImages,
         captions: &CaptionBatch,
         caption_weight: f64,
-        rope_base: f64,
+        rope: impl Into<Rope>,
     ) -> Result<CocaOut> {
+        let rope: Rope = rope.into();
         let n = images.grids.len();
         let (cn, l) = captions.tokens.dims2()?;
         if cn != n {
@@ -115,14 +117,14 @@ impl CocaHead {
         check_lengths(captions, n, l)?;
         let v = vit.forward(images)?;
         let img = self.image_proj.forward(&v.pooled)?;
-        let txt = self.text_embeddings(decoder, captions, rope_base)?;
+        let txt = self.text_embeddings(decoder, captions, rope)?;
         let contrastive = siglip_loss(&img, &txt, &self.log_scale, &self.bias)?;
         let caption = self.caption_loss(
             decoder,
             images,
             &self.prefix.forward(&v.features)?,
             captions,
-            rope_base,
+            rope,
         )?;
         let loss = (&contrastive + (&caption * caption_weight)?)?;
         Ok(CocaOut {
@@ -140,7 +142,7 @@ impl CocaHead {
         images: &PackedImages,
         prefix: &Tensor,
         captions: &CaptionBatch,
-        rope_base: f64,
+        rope: Rope,
     ) -> Result<Tensor> {
         let offsets = images.offsets()?;
         let (n, l) = captions.tokens.dims2()?;
@@ -189,7 +191,7 @@ impl CocaHead {
         let x = table
             .index_select(&Tensor::from_vec(idx, n * s, dev)?, 0)?
             .reshape((n, s, d))?;
-        let out = decoder.forward_embeds_masked(&x, rope_base, Some(&segments))?;
+        let out = decoder.forward_embeds_masked(&x, rope, Some(&segments))?;
         let kernels: Kernels = decoder.cfg.kernels;
         cross_entropy(
             &out.logits.reshape((n * s, decoder.cfg.vocab))?,

@@ -10,6 +10,7 @@ use super::layers::{Linear, Mlp, RmsNorm, SelfAttention};
 use super::moe::Moe;
 use candle_core::{DType, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
+use pipelang::plan::rope::Rope;
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -168,13 +169,13 @@ impl Decoder {
             .reshape((b, t, self.cfg.d_model))
     }
 
-    pub fn forward(&self, tokens: &Tensor, rope_base: f64) -> Result<DecoderOut> {
-        self.forward_embeds(&self.embed(tokens)?, rope_base)
+    pub fn forward(&self, tokens: &Tensor, rope: impl Into<Rope>) -> Result<DecoderOut> {
+        self.forward_embeds(&self.embed(tokens)?, rope)
     }
 
     /// Causal forward pass from embeddings `[B, T, D]`.
-    pub fn forward_embeds(&self, x: &Tensor, rope_base: f64) -> Result<DecoderOut> {
-        self.forward_embeds_masked(x, rope_base, None)
+    pub fn forward_embeds(&self, x: &Tensor, rope: impl Into<Rope>) -> Result<DecoderOut> {
+        self.forward_embeds_masked(x, rope, None)
     }
 
     /// Like [`Self::forward_embeds`], and tokens attend only within their segment
@@ -182,7 +183,7 @@ impl Decoder {
     pub fn forward_embeds_masked(
         &self,
         x: &Tensor,
-        rope_base: f64,
+        rope: impl Into<Rope>,
         segments: Option<&[u32]>,
     ) -> Result<DecoderOut> {
         let (b, t, d) = x.dims3()?;
@@ -192,15 +193,19 @@ impl Decoder {
                 self.cfg.d_model
             );
         }
-        if !(rope_base.is_finite() && rope_base > 1.0) {
-            bail!("decoder: RoPE base {rope_base} must be a finite number above 1");
+        let rope = rope.into();
+        if !(rope.base.is_finite() && rope.base > 1.0) {
+            bail!(
+                "decoder: RoPE base {} must be a finite number above 1",
+                rope.base
+            );
         }
         let spec = AttnSpec {
             heads: self.cfg.heads,
             seq: t,
             causal: true,
             segments: segments.map(|s| Arc::new(s.to_vec())),
-            rope: Some(RopeTable::new_1d(t, d / self.cfg.heads, rope_base)),
+            rope: Some(RopeTable::for_rope(t, d / self.cfg.heads, &rope)),
         };
         // The residual stream stays 2-D `[B*T, D]` until the end.
         let mut h = x.reshape((b * t, d))?;

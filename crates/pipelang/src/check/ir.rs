@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::idx::{Idx, IndexVec};
 use crate::syntax::Span;
 
+pub use crate::plan::rope::RopeScaling;
+
 crate::newtype_index! {
     /// A model's place in `Pipeline::models` (declaration order).
     pub struct ModelId;
@@ -170,6 +172,8 @@ pub struct DecoderSpec {
     pub experts: Option<Sp<u64>>,
     pub active_experts: Option<Sp<u64>>,
     pub rope_base: Sp<f64>,
+    /// `none` unless written.
+    pub rope_scaling: Sp<RopeScaling>,
     pub mlp: Sp<Mlp>,
     /// `None`: as many as `heads`.
     pub kv_heads: Option<Sp<u64>>,
@@ -458,6 +462,7 @@ pub struct Phase {
     pub budget: Sp<PhaseBudget>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,
+    pub rope_scaling: Option<Transition<RopeScaling>>,
     pub batch: Option<Sp<Batch>>,
 }
 
@@ -477,6 +482,7 @@ pub struct Stage {
     pub batch: Option<Sp<Batch>>,
     pub seq_len: Option<Transition<u64>>,
     pub rope_base: Option<Transition<f64>>,
+    pub rope_scaling: Option<Transition<RopeScaling>>,
     pub loss: Sp<Loss>,
     pub lr: StageLr,
     pub lr_span: Span,

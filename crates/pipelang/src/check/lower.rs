@@ -407,6 +407,7 @@ impl<'a> Lower<'a> {
             experts: None,
             active_experts: None,
             rope_base: Sp::new(decoder::DEFAULT_ROPE_BASE, at),
+            rope_scaling: Sp::new(RopeScaling::None, at),
             mlp: Sp::new(Mlp::SwiGlu, at),
             kv_heads: None,
             ffn: None,
@@ -493,6 +494,11 @@ impl<'a> Lower<'a> {
             } else {
                 d.rope_base = v;
             }
+        }
+        if let Some(x) = f.get(&decoder::ROPE_SCALING)
+            && let Some(v) = self.rope_scaling(&x.value)
+        {
+            d.rope_scaling = v;
         }
         if let Some(x) = f.get(&decoder::MLP) {
             match x.value.as_ident() {

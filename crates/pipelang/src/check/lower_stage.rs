@@ -58,6 +58,9 @@ impl Lower<'_> {
         let rope_base = f
             .get(&stage::ROPE_BASE)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
+        let rope_scaling = f
+            .get(&stage::ROPE_SCALING)
+            .and_then(|x| self.rope_scaling_transition(&x.value));
         let loss = match f.get(&stage::LOSS) {
             Some(x) => self
                 .loss(&x.value)
@@ -204,6 +207,7 @@ impl Lower<'_> {
             batch,
             seq_len,
             rope_base,
+            rope_scaling,
             loss,
             lr,
             lr_span,
@@ -282,6 +286,9 @@ impl Lower<'_> {
         let rope_base = f
             .get(&phase::ROPE_BASE)
             .and_then(|x| values::transition(&mut self.diags, &x.value, "rope_base", rope));
+        let rope_scaling = f
+            .get(&phase::ROPE_SCALING)
+            .and_then(|x| self.rope_scaling_transition(&x.value));
         let batch = self.batch(&f, &phase::BATCH, &phase::BATCH_TOKENS);
         Some(Phase {
             name,
@@ -290,6 +297,7 @@ impl Lower<'_> {
             budget,
             seq_len,
             rope_base,
+            rope_scaling,
             batch,
         })
     }

@@ -12,6 +12,7 @@ mod lower;
 mod lower_lr;
 mod lower_mix;
 mod lower_optimizer;
+mod lower_rope;
 mod lower_stage;
 pub mod names;
 pub(crate) mod phase_budgets;

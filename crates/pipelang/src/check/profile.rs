@@ -267,6 +267,32 @@ pub fn scale(p: &mut Pipeline, s: &Scaling, own: Span, diags: &mut Diagnostics) 
                 tr(&mut ph.seq_len);
             }
         }
+        // A scaling's `original` is a context length: it shrinks with the seq_len it extends.
+        let fv = f.value;
+        let scaling = |v: &mut Sp<RopeScaling>| {
+            if outside(v.span) {
+                v.value.scale_lengths(fv);
+            }
+        };
+        for m in &mut p.models {
+            if let ModelKind::Decoder(d) = &mut m.kind {
+                scaling(&mut d.rope_scaling);
+            }
+        }
+        let tr = |t: &mut Option<Transition<RopeScaling>>| {
+            if let Some(t) = t {
+                if let Some(from) = &mut t.from {
+                    scaling(from);
+                }
+                scaling(&mut t.to);
+            }
+        };
+        for st in &mut p.stages {
+            tr(&mut st.rope_scaling);
+            for ph in &mut st.phases {
+                tr(&mut ph.rope_scaling);
+            }
+        }
     }
     // Shrinking contexts without shrinking RoPE bases leaves the slow rotary frequencies
     // untrained at laptop scale, and a context extension then meets angles it never saw.

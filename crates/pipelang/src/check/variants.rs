@@ -297,6 +297,7 @@ impl Lower<'_> {
             batch: None,
             seq_len: None,
             rope_base: None,
+            rope_scaling: None,
             loss: Sp::new(Loss::NextToken, at),
             lr: StageLr::Inline(vec![]),
             lr_span: at,

@@ -50,6 +50,9 @@ codes! {
     ABSURD_BATCH = "P0212", "absurd-batch", Warning, "a batch in sequences that makes an absurd number of tokens per step (tokens meant?)";
     KV_HEADS = "P0220", "kv-heads-do-not-divide", Error, "key/value heads do not divide the query heads";
     DENSE_LAYERS = "P0221", "no-moe-layer-left", Error, "`dense_layers` leaves no layer for the experts";
+    ROPE_SCALING_FACTOR = "P0230", "rope-scaling-factor", Error, "a RoPE scaling factor not above 1";
+    ROPE_SCALING_BAND = "P0231", "rope-scaling-band", Error, "a RoPE scaling's band edges in the wrong order (YaRN's `alpha` not below `beta`, Llama 3's `low_freq` not below `high_freq`)";
+    ROPE_SCALING_ORIGINAL = "P0232", "rope-scaling-original", Error, "a RoPE scaling's `original` context longer than the seq_len it is used at";
     CYCLE = "P0301", "stage-cycle", Error, "stages depend on each other in a cycle";
     TRAINED_AND_FROZEN = "P0302", "trained-and-frozen", Error, "a model is both trained and frozen in one stage";
     AMBIGUOUS_WEIGHTS = "P0303", "ambiguous-weights", Error, "a model's weights could come from two predecessors";

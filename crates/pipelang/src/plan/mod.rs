@@ -9,6 +9,7 @@ pub mod lr;
 mod mix;
 pub mod picture;
 pub mod query;
+pub mod rope;
 mod step;
 pub mod table;
 mod walk;
@@ -118,6 +119,9 @@ pub struct PhasePlan {
     /// Of the first step.
     pub tokens_per_step: u64,
     pub rope_base: BTreeMap<String, f64>,
+    /// RoPE scaling of each decoder that has one (a decoder absent here has none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rope_scaling: BTreeMap<String, rope::RopeScaling>,
     pub lr: Lr,
     pub mix: MixSummary,
     /// Tokens of the phase's whole steps.
@@ -148,6 +152,9 @@ pub struct StagePlan {
     pub tokens_per_step: u64,
     pub seq_len: u64,
     pub rope_base: BTreeMap<String, f64>,
+    /// Of the first phase, as `PhasePlan::rope_scaling`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rope_scaling: BTreeMap<String, rope::RopeScaling>,
     pub train: Vec<String>,
     pub freeze: Vec<String>,
     pub weights_from: Vec<WeightsFrom>,
@@ -249,6 +256,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 tokens_per_step: 0,
                 seq_len: end.map_or(first.seq_len, |ph| ph.seq_len),
                 rope_base: end.map_or(first.rope_base.clone(), |ph| ph.rope_base.clone()),
+                rope_scaling: end.map_or(first.rope_scaling.clone(), |ph| ph.rope_scaling.clone()),
                 train: first.train.clone(),
                 freeze: first.freeze.clone(),
                 weights_from: vec![],
@@ -308,6 +316,12 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 seq_len: ph.seq_len,
                 tokens_per_step: ph.tokens_per_step,
                 rope_base: ph.rope.iter().map(|(m, b)| (name_of(*m), *b)).collect(),
+                rope_scaling: ph
+                    .scaling
+                    .iter()
+                    .filter(|(_, s)| !s.is_none())
+                    .map(|(m, s)| (name_of(*m), *s))
+                    .collect(),
                 lr: Lr {
                     start: run.curve.at(a),
                     peak: run.curve.peak_between(a, b),
@@ -350,6 +364,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             tokens_per_step: sf.phases[0].tokens_per_step,
             seq_len: sf.phases[0].seq_len,
             rope_base: phases[0].rope_base.clone(),
+            rope_scaling: phases[0].rope_scaling.clone(),
             train: st.train.iter().map(|m| name_of(m.value)).collect(),
             freeze: st.freeze.iter().map(|m| name_of(m.value)).collect(),
             weights_from: sf

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::batch::BatchRun;
+use super::rope::{Rope, RopeScaling};
 use super::{PhasePlan, Plan, StagePlan};
 use crate::check::ir::{DataId, IndexVec};
 
@@ -25,11 +26,26 @@ pub struct StepState {
     pub tokens_per_step: u64,
     /// RoPE base of each decoder the stage uses, by model name.
     pub rope_base: BTreeMap<String, f64>,
+    /// RoPE scaling of each decoder that has one, by model name (absent: none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rope_scaling: BTreeMap<String, RopeScaling>,
     /// Shares of the sources in use, by name.
     pub mix: BTreeMap<String, f64>,
     /// Share of every data source, indexed like `Plan::sources` (zeros included).
     #[serde(skip)]
     pub shares: IndexVec<DataId, f64>,
+}
+
+impl StepState {
+    /// The rotary embedding a decoder runs with at this step (`None`: the stage does not use
+    /// it, or it is not a decoder).
+    pub fn rope(&self, model: &str) -> Option<Rope> {
+        let base = *self.rope_base.get(model)?;
+        Some(Rope {
+            base,
+            scaling: self.rope_scaling.get(model).copied().unwrap_or_default(),
+        })
+    }
 }
 
 impl StagePlan {
@@ -88,6 +104,7 @@ impl Plan {
             seq_len: st.seq_len,
             tokens_per_step: 0,
             rope_base: st.rope_base.clone(),
+            rope_scaling: st.rope_scaling.clone(),
             mix: BTreeMap::new(),
             shares: IndexVec::from_elem(0.0, self.sources.len()),
         }
@@ -129,6 +146,7 @@ impl Plan {
             seq_len: ph.seq_len,
             tokens_per_step: st.batch_at(step) * ph.seq_len,
             rope_base: ph.rope_base.clone(),
+            rope_scaling: ph.rope_scaling.clone(),
             mix: shares
                 .iter_enumerated()
                 .filter(|(_, v)| **v > 0.0)

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::check::units;
 
+use super::rope::RopeScaling;
 use super::{PhasePlan, Plan, StepState};
 
 /// A phase's batch and tokens per step: `a -> b` where a ramp changes them.
@@ -43,6 +44,18 @@ fn mix_cell(start: &BTreeMap<String, f64>, end: &BTreeMap<String, f64>) -> Strin
 fn rope(m: &BTreeMap<String, f64>) -> String {
     m.iter()
         .map(|(k, v)| format!("{k} {}", units::trim(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The bases, each decoder's scaling after its base (`lm 500000 llama3 x8 from 8K`).
+fn rope_cell(bases: &BTreeMap<String, f64>, scaling: &BTreeMap<String, RopeScaling>) -> String {
+    bases
+        .iter()
+        .map(|(k, v)| match scaling.get(k) {
+            Some(s) => format!("{k} {} {}", units::trim(*v), s.brief()),
+            None => format!("{k} {}", units::trim(*v)),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -106,7 +119,7 @@ pub fn render(plan: &Plan) -> String {
             if st.phases.len() > 1 {
                 "-".into()
             } else {
-                rope(&st.rope_base)
+                rope_cell(&st.rope_base, &st.rope_scaling)
             },
             sched,
             format!("{} -> {}", units::lr(st.lr.start), units::lr(st.lr.end)),
@@ -122,7 +135,7 @@ pub fn render(plan: &Plan) -> String {
                     batch,
                     tps,
                     units::length(ph.seq_len),
-                    rope(&ph.rope_base),
+                    rope_cell(&ph.rope_base, &ph.rope_scaling),
                     String::new(),
                     format!("{} -> {}", units::lr(ph.lr.start), units::lr(ph.lr.end)),
                     mix_cell(&ph.mix.start, &ph.mix.end),
@@ -271,6 +284,9 @@ pub fn render_point(p: &StepState) -> String {
         p.batch
     );
     let _ = writeln!(out, "  rope_base  {}", rope(&p.rope_base));
+    for (m, s) in &p.rope_scaling {
+        let _ = writeln!(out, "  rope_scaling {m} {s}");
+    }
     let _ = writeln!(out, "  mix        {}", shares(&p.mix));
     out
 }

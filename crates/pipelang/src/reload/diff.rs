@@ -108,6 +108,13 @@ fn stage(a: &StagePlan, b: &StagePlan) -> Vec<String> {
             bases(&b.rope_base)
         ));
     }
+    if a.rope_scaling != b.rope_scaling {
+        out.push(format!(
+            "rope_scaling {} -> {}",
+            super::handover::scalings(&a.rope_scaling),
+            super::handover::scalings(&b.rope_scaling)
+        ));
+    }
     for (what, x, y) in [
         ("mix start", &a.mix.start, &b.mix.start),
         ("mix end", &a.mix.end, &b.mix.end),
@@ -184,6 +191,13 @@ fn phases(a: &StagePlan, b: &StagePlan, out: &mut Vec<String>) {
                 "rope_base {} -> {}",
                 bases(&p.rope_base),
                 bases(&q.rope_base)
+            ));
+        }
+        if p.rope_scaling != q.rope_scaling {
+            parts.push(format!(
+                "rope_scaling {} -> {}",
+                super::handover::scalings(&p.rope_scaling),
+                super::handover::scalings(&q.rope_scaling)
             ));
         }
         if p.batch != q.batch {

@@ -241,6 +241,11 @@ pub(super) fn model_fields(p: &Pipeline, m: &Model) -> Vec<Field> {
                 d.rope_base.span,
             ));
             out.push(field(
+                decoder::ROPE_SCALING.name,
+                d.rope_scaling.value.show(),
+                d.rope_scaling.span,
+            ));
+            out.push(field(
                 decoder::MLP.name,
                 format!("{:?}", d.mlp.value),
                 d.mlp.span,
@@ -368,6 +373,11 @@ pub(super) fn stage_fields(p: &Pipeline, s: &Stage) -> Vec<Field> {
             transition(&s.rope_base),
             transition_span(&s.rope_base, s.header),
         ),
+        field(
+            stage::ROPE_SCALING.name,
+            transition(&s.rope_scaling),
+            transition_span(&s.rope_scaling, s.header),
+        ),
         field(stage::LOSS.name, format!("{:?}", s.loss.value), s.loss.span),
         field(stage::LR.name, stage_lr(p, &s.lr), s.lr_span),
         field("mix", mix(p, &s.mix), s.mix_span),
@@ -447,6 +457,7 @@ pub(super) fn phase_fields(ph: &Phase) -> Vec<(&'static str, String)> {
         (phase::BUDGET.name, format!("{:?}", ph.budget.value)),
         (phase::SEQ_LEN.name, transition(&ph.seq_len)),
         (phase::ROPE_BASE.name, transition(&ph.rope_base)),
+        (phase::ROPE_SCALING.name, transition(&ph.rope_scaling)),
         (
             phase::BATCH.name,
             format!("{:?}", ph.batch.map(|b| b.value)),

@@ -108,6 +108,13 @@ fn phases(a: &StagePlan, b: &StagePlan) -> Option<String> {
                 bases(&q.rope_base)
             ));
         }
+        if p.rope_scaling != q.rope_scaling {
+            return Some(format!(
+                "the RoPE scaling it ran with would change{at} ({} -> {})",
+                scalings(&p.rope_scaling),
+                scalings(&q.rope_scaling)
+            ));
+        }
         if p.batch != q.batch
             || p.runs != q.runs
             || p.first_step != q.first_step
@@ -133,6 +140,14 @@ fn phases(a: &StagePlan, b: &StagePlan) -> Option<String> {
 
 pub fn bases(m: &std::collections::BTreeMap<String, f64>) -> String {
     let parts: Vec<String> = m.values().map(|v| units::tokens(*v)).collect();
+    parts.join(", ")
+}
+
+pub fn scalings(m: &std::collections::BTreeMap<String, crate::plan::rope::RopeScaling>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
     parts.join(", ")
 }
 

@@ -526,3 +526,31 @@ fn the_inputs_of_a_finished_soup_cannot_change() {
         "{d:#?}"
     );
 }
+
+#[test]
+fn rope_scaling_added_to_a_pending_stage_is_accepted_and_described() {
+    let new = edit(
+        "rope_base = 10_000 -> 20_000\n",
+        "rope_base = 10_000 -> 20_000\n  rope_scaling = yarn(factor = 2, original = 16)\n",
+    );
+    let changes = accepted(&new, &progress(&["one"], Some("two")));
+    assert_eq!(
+        changes,
+        ["three: rope_scaling none -> lm yarn(factor = 2, original = 16, alpha = 1, beta = 32)"]
+    );
+}
+
+#[test]
+fn rope_scaling_changed_under_a_finished_stage_is_refused() {
+    let new = edit(
+        "rope_base = 10_000\n",
+        "rope_base = 10_000\n  rope_scaling = linear(factor = 2)\n",
+    );
+    let d = rejected(&new, &progress(&["one"], Some("two")));
+    assert_eq!(d[0].code, Code::RELOAD_REFUSED);
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("`rope_scaling` cannot change")),
+        "{d:#?}"
+    );
+}

@@ -47,6 +47,16 @@ pub const ROPE_BASE: Field = Field {
     scale: Scale::RopeBase,
     reload: Reload::Value,
 };
+pub const ROPE_SCALING: Field = Field {
+    name: "rope_scaling",
+    ty: Ty::RopeScaling,
+    missing: Missing::Word(super::rope::NONE),
+    doc: "`linear(factor)`, `yarn(factor, original, alpha = 1, beta = 32)` or \
+          `llama3(factor = 8, low_freq = 1, high_freq = 4, original = 8K)` \
+          ([RoPE scaling](#rope-scaling))",
+    scale: Scale::SeqLen,
+    reload: Reload::Value,
+};
 pub const MLP: Field = Field {
     name: "mlp",
     ty: Ty::Choice(MLPS),
@@ -113,6 +123,7 @@ pub const BLOCK: Block = Block {
         EXPERTS,
         ACTIVE_EXPERTS,
         ROPE_BASE,
+        ROPE_SCALING,
         MLP,
         KV_HEADS,
         FFN,

@@ -12,6 +12,7 @@ pub mod phase;
 pub mod pipeline;
 pub mod profile;
 pub mod projector;
+pub mod rope;
 pub mod stage;
 mod table;
 pub mod tokenizer;

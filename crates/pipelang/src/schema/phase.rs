@@ -26,6 +26,14 @@ pub const ROPE_BASE: Field = Field {
     scale: Scale::RopeBase,
     reload: Reload::Value,
 };
+pub const ROPE_SCALING: Field = Field {
+    name: "rope_scaling",
+    ty: Ty::Transition(&Ty::RopeScaling),
+    missing: Missing::Means("the stage's, or the previous phase's"),
+    doc: "applies to every decoder of the stage; `original` at most the phase's seq_len ([P0232](errors/P0232.md))",
+    scale: Scale::SeqLen,
+    reload: Reload::Value,
+};
 pub const BATCH: Field = Field {
     name: "batch",
     ty: Ty::Batch,
@@ -49,7 +57,14 @@ pub const REST: &str = "rest";
 pub const BLOCK: Block = Block {
     keyword: "phase",
     what: "a phase",
-    fields: &[BUDGET, SEQ_LEN, ROPE_BASE, BATCH, BATCH_TOKENS],
+    fields: &[
+        BUDGET,
+        SEQ_LEN,
+        ROPE_BASE,
+        ROPE_SCALING,
+        BATCH,
+        BATCH_TOKENS,
+    ],
     blocks: &[],
     scales: false,
 };

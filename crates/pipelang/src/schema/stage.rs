@@ -59,6 +59,14 @@ pub const ROPE_BASE: Field = Field {
     scale: Scale::RopeBase,
     reload: Reload::Value,
 };
+pub const ROPE_SCALING: Field = Field {
+    name: "rope_scaling",
+    ty: Ty::Transition(&Ty::RopeScaling),
+    missing: Missing::Means("inherited"),
+    doc: "applies to every decoder in the stage; `original` at most the stage's seq_len ([P0232](errors/P0232.md))",
+    scale: Scale::SeqLen,
+    reload: Reload::Value,
+};
 pub const DATA: Field = Field {
     name: "data",
     ty: Ty::Name(NameKind::Data),
@@ -152,6 +160,7 @@ pub const BLOCK: Block = Block {
         BATCH_TOKENS,
         SEQ_LEN,
         ROPE_BASE,
+        ROPE_SCALING,
         DATA,
         MIX,
         LOSS,

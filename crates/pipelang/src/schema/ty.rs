@@ -26,6 +26,8 @@ pub enum Ty {
     StageLr,
     /// `adamw(beta1 = .., beta2 = .., eps = .., weight_decay = .., clip = ..)`.
     Optimizer,
+    /// `none`, `linear(...)`, `yarn(...)` or `llama3(...)` (`schema::rope`).
+    RopeScaling,
     /// `model = factor` entries of a block.
     Scales,
     /// `a -> b` of the inner type, or a plain value.
@@ -62,6 +64,7 @@ impl Ty {
             Ty::Loss => "`next_token`, `coca` or `coca(caption_weight = W)`".into(),
             Ty::StageLr => "schedule name, `resume`, `resume(NAME)` or an LR expression".into(),
             Ty::Optimizer => "`adamw(...)`".into(),
+            Ty::RopeScaling => "RoPE scaling".into(),
             Ty::Scales => "block of `model = factor`".into(),
             Ty::Transition(t) => format!("{} or transition", t.name()),
             Ty::Window => "`last(D)`".into(),
@@ -91,6 +94,7 @@ impl Ty {
             Ty::Batch => {
                 "sequences per step (`16`) or a ramp (`ramp(3072 -> 15360, over = 469B)`)".into()
             }
+            Ty::RopeScaling => "a RoPE scaling: `none`, `linear(factor = 4)`, `yarn(factor = 40, original = 4K)` or `llama3(factor = 8, original = 8K)`".into(),
             other => other.short(),
         }
     }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use pipelang::plan::rope::Rope;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RopeTable {
     /// `[rows, half]` cosines.
@@ -21,17 +23,25 @@ pub struct RopeTable {
 impl RopeTable {
     /// Positions `0..seq` with frequencies `base^(-2i/head_dim)`.
     pub fn new_1d(seq: usize, head_dim: usize, base: f64) -> Arc<Self> {
+        Self::for_rope(seq, head_dim, &Rope::plain(base))
+    }
+
+    /// Positions `0..seq` with the decoder's frequencies as its scaling states them
+    /// (`pipelang::plan::rope`, one definition for plan, runtime and engine tests). YaRN's
+    /// attention factor multiplies both the cosines and the sines, so queries and keys are
+    /// each scaled by it and the logits by its square, as the paper and OLMo-core do; the
+    /// fused op and the reference path read the same table.
+    pub fn for_rope(seq: usize, head_dim: usize, rope: &Rope) -> Arc<Self> {
         let half = head_dim / 2;
-        let freqs: Vec<f64> = (0..half)
-            .map(|i| base.powf(-((2 * i) as f64) / head_dim as f64))
-            .collect();
+        let freqs = rope.inv_freqs(head_dim);
+        let m = rope.attention_factor();
         let mut cos = Vec::with_capacity(seq * half);
         let mut sin = Vec::with_capacity(seq * half);
         for p in 0..seq {
             for f in &freqs {
                 let a = p as f64 * f;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
+                cos.push((a.cos() * m) as f32);
+                sin.push((a.sin() * m) as f32);
             }
         }
         Arc::new(Self {

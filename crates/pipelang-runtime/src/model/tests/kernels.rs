@@ -8,6 +8,7 @@ use crate::model::kernels::rope::RopeTable;
 use crate::model::kernels::{activation, rmsnorm, xent};
 use crate::model::reference;
 use candle_core::{Result, Tensor, Var};
+use pipelang::plan::rope::{Rope, RopeScaling};
 use std::sync::Arc;
 
 /// Compares `fused` and `reference` on `x`: outputs, and gradients of `sum(y * r)`.
@@ -81,7 +82,75 @@ fn specs(b: usize, t: usize, dh: usize, heads: usize) -> Vec<AttnSpec> {
             segments: Some(Arc::new(segments)),
             rope: rope2,
         },
+        // Scaled frequencies and YaRN's attention factor in the table: both paths read it.
+        AttnSpec {
+            heads,
+            seq: t,
+            causal: true,
+            segments: None,
+            rope: Some(RopeTable::for_rope(t, dh, &yarn())),
+        },
     ]
+}
+
+/// YaRN over a short original context, so that small heads have pairs on both sides of the
+/// ramp.
+fn yarn() -> Rope {
+    Rope {
+        base: 10_000.0,
+        scaling: RopeScaling::Yarn {
+            factor: 4.0,
+            original: 16,
+            alpha: 1.0,
+            beta: 32.0,
+        },
+    }
+}
+
+/// A table row is the cosine and sine of position x frequency, times the attention factor:
+/// DeepSeek-V3's YaRN (s = 40 from 4K, pairs 0..=20 kept, 46.. divided by 40, see
+/// `pipelang/tests/plan_rope.rs` for the band) on a 128-wide head, and Llama 3.1's scaling.
+#[test]
+fn rope_tables_hold_the_scaled_frequencies_and_yarns_temperature() {
+    let y = Rope {
+        base: 10_000.0,
+        scaling: RopeScaling::Yarn {
+            factor: 40.0,
+            original: 4096,
+            alpha: 1.0,
+            beta: 32.0,
+        },
+    };
+    let t = RopeTable::for_rope(9, 128, &y);
+    let m = 0.1 * 40f64.ln() + 1.0;
+    let at = |p: usize, i: usize| (t.cos[p * 64 + i] as f64, t.sin[p * 64 + i] as f64);
+    let f10 = 10_000f64.powf(-20.0 / 128.0);
+    let f50 = 10_000f64.powf(-100.0 / 128.0) / 40.0;
+    let f33 = 10_000f64.powf(-66.0 / 128.0) * 0.5125;
+    for (p, i, f) in [(7, 10, f10), (8, 50, f50), (5, 33, f33)] {
+        let (c, s) = at(p, i);
+        assert!((c - (p as f64 * f).cos() * m).abs() < 1e-6, "cos {p} {i}");
+        assert!((s - (p as f64 * f).sin() * m).abs() < 1e-6, "sin {p} {i}");
+    }
+    let l = Rope {
+        base: 500_000.0,
+        scaling: RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq: 1.0,
+            high_freq: 4.0,
+            original: 8192,
+        },
+    };
+    let t = RopeTable::for_rope(4, 128, &l);
+    // Pair 40: wavelength above 8192, divided by 8; no temperature.
+    let f40 = 500_000f64.powf(-80.0 / 128.0) / 8.0;
+    let (c, s) = (t.cos[3 * 64 + 40] as f64, t.sin[3 * 64 + 40] as f64);
+    assert!((c - (3.0 * f40).cos()).abs() < 1e-6 && (s - (3.0 * f40).sin()).abs() < 1e-6);
+    // The plain table is the unscaled one.
+    assert_eq!(
+        *RopeTable::for_rope(5, 16, &Rope::plain(10_000.0)),
+        *RopeTable::new_1d(5, 16, 10_000.0)
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::model::{CaptionBatch, CocaHead};
 use crate::setup;
 use crate::trainer::StageContext;
 use pipelang::plan::PhasePlan;
+use pipelang::plan::rope::Rope;
 
 /// The evaluations one stage runs, with their held-out data.
 pub struct StageEvals<'p> {
@@ -67,7 +68,7 @@ impl<'p> StageEvals<'p> {
                 pairs,
                 self.merge,
                 &s.tokenizer,
-                s.rope(&self.first.rope_base),
+                s.rope(&self.first.rope_base, &self.first.rope_scaling),
                 dev,
             )?;
             out.insert("caption_loss_start".into(), v);
@@ -77,7 +78,7 @@ impl<'p> StageEvals<'p> {
                 &s.models(),
                 seqs,
                 &s.tokenizer,
-                s.rope(&self.last.rope_base),
+                s.rope(&self.last.rope_base, &self.last.rope_scaling),
                 dev,
             )?;
             out.insert("long_loss_start".into(), v);
@@ -88,7 +89,10 @@ impl<'p> StageEvals<'p> {
     /// After the stage's last step.
     pub fn at_end(&self, s: &Session, dev: &Device) -> candle_core::Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
-        let (m, rope) = (s.models(), s.rope(&self.last.rope_base));
+        let (m, rope) = (
+            s.models(),
+            s.rope(&self.last.rope_base, &self.last.rope_scaling),
+        );
         if let Some(pairs) = &self.pairs {
             if let Some(c) = &s.coca {
                 out.insert(
@@ -117,7 +121,7 @@ fn retrieval(
     m: &Models,
     head: &CocaHead,
     pairs: &[CaptionPair],
-    rope: f64,
+    rope: Rope,
     dev: &Device,
 ) -> candle_core::Result<f64> {
     let (Some(vit), Some(dec)) = (m.vit, m.decoder) else {
@@ -168,7 +172,7 @@ fn caption_loss(
     pairs: &[CaptionPair],
     merge: u32,
     tokenizer: &Tokenizer,
-    rope: f64,
+    rope: Rope,
     dev: &Device,
 ) -> candle_core::Result<f64> {
     let sp = tokenizer.specials();
@@ -211,7 +215,7 @@ fn text_loss(
     m: &Models,
     seqs: &[Sequence],
     tokenizer: &Tokenizer,
-    rope: f64,
+    rope: Rope,
     dev: &Device,
 ) -> candle_core::Result<f64> {
     let batch = Batch {

@@ -96,6 +96,7 @@ impl CandleTrainer {
             extra: fwd.extra,
             phase: at.phase,
             rope_base: at.rope_base,
+            rope_scaling: at.rope_scaling,
             time_ms: TimeMs {
                 data: ms(fwd.data),
                 forward: ms(t_fwd - fwd.data),

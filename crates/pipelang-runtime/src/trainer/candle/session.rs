@@ -19,6 +19,7 @@ use pipelang::check::ir::{DataId, Loss};
 use std::collections::BTreeMap;
 
 use pipelang::plan::StepState;
+use pipelang::plan::rope::{Rope, RopeScaling};
 use pipelang::schema::decoder::DEFAULT_ROPE_BASE;
 
 pub struct Coca {
@@ -167,6 +168,7 @@ impl Session {
                 .map(|m| (m.clone(), st.lr_factor(m)))
                 .collect(),
             seed,
+            rope: BTreeMap::new(),
         };
         let average = st
             .averaging
@@ -195,11 +197,18 @@ impl Session {
 
     /// The decoder's RoPE base in phase `ph`.
     /// The stage decoder's RoPE base among `bases` (a step's or a phase's, by model name).
-    pub fn rope(&self, bases: &BTreeMap<String, f64>) -> f64 {
-        self.decoder
-            .as_ref()
-            .and_then(|n| bases.get(n).copied())
-            .unwrap_or(DEFAULT_ROPE_BASE)
+    pub fn rope(
+        &self,
+        bases: &BTreeMap<String, f64>,
+        scaling: &BTreeMap<String, RopeScaling>,
+    ) -> Rope {
+        let Some(n) = self.decoder.as_ref() else {
+            return Rope::plain(DEFAULT_ROPE_BASE);
+        };
+        Rope {
+            base: bases.get(n).copied().unwrap_or(DEFAULT_ROPE_BASE),
+            scaling: scaling.get(n).copied().unwrap_or_default(),
+        }
     }
 
     /// Draws the next batch at the step's mixture `shares` (per used source) and runs the
@@ -211,7 +220,10 @@ impl Session {
         dev: &Device,
     ) -> Result<Forward, RunError> {
         let t0 = Instant::now();
-        let rope = self.rope(&at.rope_base);
+        let rope = self.rope(&at.rope_base, &at.rope_scaling);
+        if let Some(d) = &self.decoder {
+            self.trained_with.rope = [(d.clone(), rope)].into();
+        }
         let data_err = |e: crate::data::DataError| RunError::Other(e.to_string());
         if let Some(c) = &self.coca {
             let (pairs, counts) = self

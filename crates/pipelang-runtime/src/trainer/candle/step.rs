@@ -2,6 +2,7 @@
 //! with images entering the decoder through the projector, and CoCa.
 
 use candle_core::{DType, Device, Tensor};
+use pipelang::plan::rope::Rope;
 
 use crate::build::{Built, ModelSlot};
 use crate::data::{Batch, CaptionPair, ImagePatches, SpecialIds};
@@ -54,7 +55,7 @@ pub fn pack_images(images: &[&ImagePatches], dev: &Device) -> candle_core::Resul
 pub fn next_token(
     m: &Models,
     batch: &Batch,
-    rope_base: f64,
+    rope: Rope,
     specials: SpecialIds,
     dev: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
@@ -116,7 +117,7 @@ pub fn next_token(
         let rows = Tensor::from_vec(rows, positions.len(), dev)?;
         x = scatter_rows(&x, &positions, &tokens.index_select(&rows, 0)?)?;
     }
-    let out = decoder.forward_embeds(&x, rope_base)?;
+    let out = decoder.forward_embeds(&x, rope)?;
     let v = decoder.cfg.vocab;
     let loss = cross_entropy(
         &out.logits.reshape((b * t, v))?,
@@ -133,7 +134,7 @@ pub fn coca(
     head: &CocaHead,
     pairs: &[CaptionPair],
     caption_weight: f64,
-    rope_base: f64,
+    rope: Rope,
     max_caption: usize,
     dev: &Device,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
@@ -160,7 +161,7 @@ pub fn coca(
         tokens: Tensor::from_vec(ids, (pairs.len(), l), dev)?,
         lengths,
     };
-    let out = head.loss(vit, dec, &packed, &captions, caption_weight, rope_base)?;
+    let out = head.loss(vit, dec, &packed, &captions, caption_weight, rope)?;
     Ok((out.loss, out.contrastive, out.caption))
 }
 

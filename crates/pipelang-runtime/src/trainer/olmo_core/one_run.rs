@@ -97,6 +97,12 @@ impl Stream<'_> {
             seq_len: s.seq_len,
             batch: s.batch,
             rope_base: [(r.model.name.clone(), s.rope_base.unwrap_or(f64::NAN))].into(),
+            // The export refuses a scaling it cannot map; a mapped one is the run's own.
+            rope_scaling: if r.rope_scaling.is_none() {
+                Default::default()
+            } else {
+                [(r.model.name.clone(), r.rope_scaling)].into()
+            },
             sources: s.sources.clone(),
             grad_norm: s.grad_norm.unwrap_or(f64::NAN),
             tokens_per_s: dt.map_or(0.0, |d| r.tokens_per_step as f64 / d),

@@ -257,5 +257,16 @@ pub(super) fn handed_at(
             from: rope_from,
         });
     }
+    // The RoPE scaling too is the one of the phase the point falls in.
+    let scaling_from = declared(
+        &|q| q.rope_scaling.map(|t| t.to.span),
+        par.rope_scaling.map(|t| t.to.span),
+    );
+    for (m, scaling) in &ph.scaling {
+        out.scaling[*m] = Some(Held {
+            value: *scaling,
+            from: scaling_from,
+        });
+    }
     out
 }

@@ -26,6 +26,7 @@ pub(super) struct Handed {
     /// The stages that last used the model: its RoPE state comes from there.
     used: IndexVec<ModelId, Vec<StageId>>,
     rope: IndexVec<ModelId, Option<Held<f64>>>,
+    scaling: IndexVec<ModelId, Option<Held<RopeScaling>>>,
     seq_len: Held<u64>,
     run: RunId,
 }
@@ -126,7 +127,8 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
         let w = weights::incoming(p, s, &order[..k], &anc, handed_here, diags);
         let mut seq = transitions::seq_len(p, st, handed_here, diags);
         let mut rope = transitions::rope(p, st, &w, handed_here, diags);
-        let phases = phases::phases(p, st, &mut seq, &mut rope, diags);
+        let mut scaling = transitions::scaling(p, st, &w, handed_here, diags);
+        let phases = phases::phases(p, st, &mut seq, &mut rope, &mut scaling, diags);
         // A budget in steps trains what its steps hold.
         let tokens = match st.budget.value {
             Budget::Tokens(t) => t,
@@ -156,10 +158,15 @@ pub(crate) fn walk(p: &Pipeline, order: &[StageId], diags: &mut Diagnostics) -> 
         for (m, h) in &rope {
             rope_out[*m] = Some(*h);
         }
+        let mut scaling_out = IndexVec::from_elem(None, p.models.len());
+        for (m, h) in &scaling {
+            scaling_out[*m] = Some(*h);
+        }
         handed[s] = Some(Handed {
             trained,
             used,
             rope: rope_out,
+            scaling: scaling_out,
             seq_len: seq,
             run,
         });

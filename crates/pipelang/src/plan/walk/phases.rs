@@ -28,6 +28,8 @@ pub(crate) struct PhaseSteps {
     pub trained: f64,
     /// RoPE base of each decoder in the stage.
     pub rope: Vec<(ModelId, f64)>,
+    /// RoPE scaling of each decoder in the stage.
+    pub scaling: Vec<(ModelId, RopeScaling)>,
 }
 
 /// The stage's phases in order; `seq` and `rope` come in as the stage starts and leave as its
@@ -37,8 +39,11 @@ pub(super) fn phases(
     st: &Stage,
     seq: &mut Held<u64>,
     rope: &mut [(ModelId, Held<f64>)],
+    scaling: &mut [(ModelId, Held<RopeScaling>)],
     diags: &mut Diagnostics,
 ) -> Vec<PhaseSteps> {
+    // One report per scaling that does not fit, however many phases it spans.
+    let mut too_long: Vec<crate::syntax::Span> = vec![];
     let stage_batch = st
         .batch
         .unwrap_or(Sp::new(Batch::Sequences(p.batch.value), p.batch.span));
@@ -69,6 +74,9 @@ pub(super) fn phases(
                 if let Some(t) = ph.rope_base {
                     transitions::apply_rope(rope, t, diags);
                 }
+                if let Some(t) = ph.rope_scaling {
+                    transitions::apply_scaling(scaling, t, diags);
+                }
                 let target = phase_target(st.budget.value, ph.budget.value, start, steps_so_far);
                 match ph.batch {
                     Some(b) => (target, b, 0.0, ph.budget.span),
@@ -77,6 +85,7 @@ pub(super) fn phases(
             }
         };
         let (batch, seq_len) = countable(batch, seq, diags);
+        transitions::original_fits(p, scaling, *seq, &mut too_long, diags);
         if let Batch::Tokens(t) = batch.value {
             batch_tokens_rounding(t, seq_len, batch.span, diags);
         }
@@ -123,6 +132,7 @@ pub(super) fn phases(
             trained: runs.trained,
             runs: runs.runs,
             rope: rope.iter().map(|(m, h)| (*m, h.value)).collect(),
+            scaling: scaling.iter().map(|(m, h)| (*m, h.value)).collect(),
         });
         start += tokens;
     }

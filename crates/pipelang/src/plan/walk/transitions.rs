@@ -1,5 +1,5 @@
 //! Values that pass along `after` edges with the weights and may change in a stage or phase:
-//! the sequence length and each decoder's RoPE base. A stated `from -> to` must start from the
+//! the sequence length and each decoder's RoPE base and scaling. A stated `from -> to` must start from the
 //! value handed over; predecessors that hand over different values must be reconciled.
 
 use crate::check::ir::*;
@@ -72,39 +72,87 @@ pub(super) fn rope(
     handed: &IndexVec<StageId, Option<Handed>>,
     diags: &mut Diagnostics,
 ) -> Vec<(ModelId, Held<f64>)> {
-    let rope_of = |u: StageId, m: ModelId| {
-        handed[u]
-            .as_ref()
-            .and_then(|h| h.rope.get(m).copied().flatten())
+    let field = PerDecoder {
+        what: "rope_base",
+        handed: |h: &Handed, m: ModelId| h.rope.get(m).copied().flatten(),
+        own: |d: &DecoderSpec| d.rope_base,
+        show: units::trim,
     };
-    let mut rope: Vec<(ModelId, Held<f64>)> = p
+    per_decoder(p, st, weights, handed, field, st.rope_base, diags)
+}
+
+/// The RoPE scaling of each decoder the stage uses, after its own `rope_scaling` if it sets
+/// one: handed over with the weights like the base.
+pub(super) fn scaling(
+    p: &Pipeline,
+    st: &Stage,
+    weights: &WeightsIn,
+    handed: &IndexVec<StageId, Option<Handed>>,
+    diags: &mut Diagnostics,
+) -> Vec<(ModelId, Held<RopeScaling>)> {
+    let field = PerDecoder {
+        what: "rope_scaling",
+        handed: |h: &Handed, m: ModelId| h.scaling.get(m).copied().flatten(),
+        own: |d: &DecoderSpec| d.rope_scaling,
+        show: |s: RopeScaling| s.show(),
+    };
+    per_decoder(p, st, weights, handed, field, st.rope_scaling, diags)
+}
+
+/// A value each decoder carries along the edges of the models' weights.
+struct PerDecoder<H, O, S> {
+    what: &'static str,
+    /// What a stage hands over for the model.
+    handed: H,
+    /// The model's own declaration, for its first stage.
+    own: O,
+    show: S,
+}
+
+fn per_decoder<T, H, O, S>(
+    p: &Pipeline,
+    st: &Stage,
+    weights: &WeightsIn,
+    handed: &IndexVec<StageId, Option<Handed>>,
+    field: PerDecoder<H, O, S>,
+    stage: Option<Transition<T>>,
+    diags: &mut Diagnostics,
+) -> Vec<(ModelId, Held<T>)>
+where
+    T: Copy + PartialEq,
+    H: Fn(&Handed, ModelId) -> Option<Held<T>>,
+    O: Fn(&DecoderSpec) -> Sp<T>,
+    S: Fn(T) -> String + Copy,
+{
+    let of = |u: StageId, m: ModelId| handed[u].as_ref().and_then(|h| (field.handed)(h, m));
+    let mut held: Vec<(ModelId, Held<T>)> = p
         .models
         .indices()
         .filter(|&m| st.uses(m))
         .filter_map(|m| match &p.models[m].kind {
             ModelKind::Decoder(d) => {
-                let held = weights.used_in[m]
-                    .and_then(|u| rope_of(u, m))
-                    .unwrap_or(Held::of(d.rope_base));
-                Some((m, held))
+                let h = weights.used_in[m]
+                    .and_then(|u| of(u, m))
+                    .unwrap_or(Held::of((field.own)(d)));
+                Some((m, h))
             }
             _ => None,
         })
         .collect();
-    let sets_plain = st.rope_base.is_some_and(|t| t.from.is_none());
-    for (m, _) in &rope {
-        let incoming: Vec<(StageId, Held<f64>)> = weights.used_by[*m]
+    let sets_plain = stage.is_some_and(|t| t.from.is_none());
+    for (m, _) in &held {
+        let incoming: Vec<(StageId, Held<T>)> = weights.used_by[*m]
             .iter()
-            .filter_map(|&u| rope_of(u, *m).map(|h| (u, h)))
+            .filter_map(|&u| of(u, *m).map(|h| (u, h)))
             .collect();
         if incoming.len() > 1 && agree(&incoming).is_none() && !sets_plain {
-            disagree(p, st, "rope_base", &incoming, units::trim, diags);
+            disagree(p, st, field.what, &incoming, field.show, diags);
         }
     }
-    if let Some(t) = st.rope_base {
-        apply_rope(&mut rope, t, diags);
+    if let Some(t) = stage {
+        apply_each(&mut held, t, field.what, field.show, diags);
     }
-    rope
+    held
 }
 
 pub(super) fn apply_seq_len(seq: &mut Held<u64>, t: Transition<u64>, diags: &mut Diagnostics) {
@@ -117,8 +165,26 @@ pub(super) fn apply_rope(
     t: Transition<f64>,
     diags: &mut Diagnostics,
 ) {
-    for (_, h) in rope.iter_mut() {
-        check_from(t.from, *h, "rope_base", units::trim, diags);
+    apply_each(rope, t, "rope_base", units::trim, diags);
+}
+
+pub(super) fn apply_scaling(
+    scaling: &mut [(ModelId, Held<RopeScaling>)],
+    t: Transition<RopeScaling>,
+    diags: &mut Diagnostics,
+) {
+    apply_each(scaling, t, "rope_scaling", |s| s.show(), diags);
+}
+
+fn apply_each<T: PartialEq + Copy>(
+    held: &mut [(ModelId, Held<T>)],
+    t: Transition<T>,
+    what: &str,
+    show: impl Fn(T) -> String + Copy,
+    diags: &mut Diagnostics,
+) {
+    for (_, h) in held.iter_mut() {
+        check_from(t.from, *h, what, show, diags);
         *h = Held::of(t.to);
     }
 }
@@ -189,6 +255,44 @@ fn check_from<T: PartialEq + Copy>(
                 format!("start from the inherited {}", show(held.value)),
                 from.span,
                 show(held.value),
+            )),
+        );
+    }
+}
+
+/// A scaling's `original` context (the one the model was trained at before the extension) is
+/// at most the seq_len it is used at: longer, it would extend the context to a shorter one.
+/// `reported` holds the scalings already reported, so that each is reported once.
+pub(super) fn original_fits(
+    p: &Pipeline,
+    scaling: &[(ModelId, Held<RopeScaling>)],
+    seq: Held<u64>,
+    reported: &mut Vec<Span>,
+    diags: &mut Diagnostics,
+) {
+    for (m, h) in scaling {
+        let Some(original) = h.value.original() else {
+            continue;
+        };
+        if original <= seq.value || reported.contains(&h.from) {
+            continue;
+        }
+        reported.push(h.from);
+        let (o, s) = (units::length(original), units::length(seq.value));
+        diags.push(
+            Diagnostic::new(
+                Code::ROPE_SCALING_ORIGINAL,
+                format!(
+                    "`{}` extends its RoPE from an original context of {o}, but trains at seq_len {s}",
+                    p.models[*m].name
+                ),
+            )
+            .label(h.from, format!("`original = {o}` here"))
+            .label(seq.from, format!("seq_len {s} is set here"))
+            .help(format!(
+                "`original` is the context the model was trained at before the extension, so \
+                 at most the seq_len it extends to: write `original = {s}` or less, or start \
+                 the scaling where the seq_len reaches {o}"
             )),
         );
     }

@@ -1,0 +1,74 @@
+//! A RoPE scaling in an export: OLMo-core takes every run of `tiny_yarn.pipe` with the scaling
+//! in its config (`olmo_core_real.rs` builds them with OLMo-core and compares the frequencies);
+//! Megatron-LM and torchtitan, which the export does not map a scaling onto yet, refuse the
+//! stage with P0901 at the `rope_scaling` that states it, never dropping it.
+
+use pipelang::check::check_with;
+use pipelang_engine::lower;
+use pipelang_engine::runs::{Options, Target};
+
+fn recipe() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../pipelines/tiny_yarn.pipe"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn olmo_core_carries_the_scaling_in_each_run() {
+    let src = recipe();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let l = lower(&p, &plan, &Options::default());
+    assert!(l.unmappable.is_empty());
+    let scaled: Vec<&str> = l
+        .runs
+        .iter()
+        .filter(|r| !r.rope_scaling.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(scaled, ["extend.ctx_64", "extend.ctx_128"]);
+    let cfg = pipelang_engine::olmo_core::config(&p, &l, 1, &Default::default());
+    assert_eq!(cfg["rope_scaling"]["class"], "YaRNRoPEScalingConfig");
+    assert_eq!(cfg["rope_scaling"]["beta_fast"], 32.0);
+    assert_eq!(cfg["rope_scaling"]["beta_slow"], 1.0);
+    assert_eq!(cfg["rope_scaling"]["old_context_len"], 32);
+    let first = pipelang_engine::olmo_core::config(&p, &l, 0, &Default::default());
+    assert!(first.get("rope_scaling").is_none());
+}
+
+#[test]
+fn megatron_and_torchtitan_refuse_a_scaling_at_the_field() {
+    let src = recipe();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    for target in [Target::Megatron, Target::Torchtitan] {
+        let l = lower(
+            &p,
+            &plan,
+            &Options {
+                target,
+                ..Default::default()
+            },
+        );
+        assert_eq!(l.unmappable.len(), 1, "{target:?}");
+        let d = &l.unmappable[0].diagnostic;
+        assert_eq!(d.code.as_str(), "P0901");
+        assert_eq!(l.unmappable[0].stage, "extend");
+        let s = d.primary_span();
+        assert_eq!(
+            &src[s.start..s.end],
+            "yarn(factor = 4, original = 32)",
+            "{target:?}: {}",
+            d.message
+        );
+        assert!(
+            d.message.contains("rope_scaling = yarn(factor = 4"),
+            "{}",
+            d.message
+        );
+        // No run of the refused stage is exported.
+        assert!(l.runs.iter().all(|r| r.stage != "extend"));
+    }
+}
