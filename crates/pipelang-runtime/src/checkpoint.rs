@@ -240,6 +240,7 @@ mod tests {
             adamw: crate::model::AdamWConfig::default(),
             lr_scale: BTreeMap::new(),
             seed: 1,
+            rope: BTreeMap::new(),
         });
         let rel = rel_path("s", 1, false);
         ck.save(dir.path(), &rel).unwrap();

@@ -142,7 +142,9 @@ impl Trainer for CandleTrainer {
             ctx.step_done(&line)?;
             for branch in ctx.branches_after(step) {
                 let rel = checkpoint::branch_path(&ctx.stage().name, &branch);
-                s.checkpoint(&self.dev)?
+                // The weights after this step, never the stage's average (a branch point lies
+                // strictly inside the stage).
+                s.checkpoint(&self.dev, step + 1, ctx.stage().steps)?
                     .save(ctx.run_dir, &rel)
                     .map_err(|e| ctx.checkpoint_failed(&rel, &e))?;
             }
