@@ -169,35 +169,52 @@ fn olmo2_recipe_plans_three_parallel_mid_training_runs_and_their_soup() {
         names,
         ["pretrain", "mid[42]", "mid[42069]", "mid[666]", "soup"]
     );
-    let tps: f64 = 1024.0 * 4096.0;
+    let tps: f64 = 1024.0 * 4096.0; // 4,194,304 tokens per step (Table 3)
     let pre = p.stage("pretrain").unwrap();
-    assert_eq!(pre.steps, (4e12 / tps).ceil() as u64);
-    // The cosine for 5T stopped at 4T: min + (peak - min)(1 + cos(pi p))/2 at
-    // p = (4T - warmup) / (5T - warmup), the warm-up being 2,000 steps of 4.2M tokens.
+    // Stage 1 is the released checkpoint's 928,646 steps: 928,646 x 4,194,304 =
+    // 3,774,873,600,000 (900,000 steps) + 120,150,032,384 (28,646) = 3,895,023,632,384 tokens.
+    let t1 = 3_895_023_632_384.0;
+    assert_eq!(928_646.0 * tps, t1);
+    assert_eq!(pre.steps, 928_646);
+    // The cosine for 5T stopped there: min + (peak - min)(1 + cos(pi p))/2 at
+    // p = (t1 - warmup) / (5T - warmup), the warm-up being 2,000 x 4,194,304 = 8,388,608,000
+    // tokens: p = 3,886,635,024,384 / 4,991,611,392,000 = 0.778633, cos(pi p) = -0.767769,
+    // LR = 3e-5 + 2.7e-4 x 0.232231 / 2 = 6.1351e-5.
     let w = 2000.0 * tps;
-    let frac = (4e12 - w) / (5e12 - w);
+    let frac = (t1 - w) / (5e12 - w);
     let want = 3e-5 + (3e-4 - 3e-5) * (1.0 + (std::f64::consts::PI * frac).cos()) / 2.0;
     assert!(
         (pre.lr.end - want).abs() < 1e-12,
         "{} != {want}",
         pre.lr.end
     );
+    assert!((pre.lr.end - 6.1351e-5).abs() < 1e-9, "{}", pre.lr.end);
+    // The released stage-2 configs start at 6.1499e-5 (the cosine near step 928,000):
+    // (6.1499 - 6.1351) / 6.1499 = 0.24% above the hand-over.
+    assert!(((6.1499e-5 - pre.lr.end) / 6.1499e-5).abs() < 3e-3);
+    // Table 10's PT Mix: 100 - (2.1 + 1.5 + 0.5 + 0.3 + 0.3 + 0.1) = 95.2% DCLM.
+    assert!((pre.mix.start["dclm"] - 0.952).abs() < 1e-12);
     for seed in [42u64, 42069, 666] {
         let m = p.stage(&format!("mid[{seed}]")).unwrap();
         assert_eq!(m.seed, Some(seed));
-        assert_eq!(m.steps, (50e9 / tps).ceil() as u64);
+        // 50e9 / 4,194,304 = 11,920.93: 11,921 steps.
+        assert_eq!(m.steps, 11_921);
         assert_eq!(m.weights_from[0].from.as_deref(), Some("pretrain"));
         // Each run decays linearly from stage 1's last LR to 0.
         assert!((m.lr.start - pre.lr.end).abs() < 1e-15);
         assert_eq!(m.lr.end, 0.0);
-        assert!((m.mix.start["math"] - 0.17).abs() < 1e-12);
+        // Table 13, 50B mix: Dolmino Math 20.8%; DCLM the rest,
+        // 100 - (16.6 + 2.45 + 5.85 + 7.11 + 20.8) = 47.19% (the table prints 47.2).
+        assert!((m.mix.start["math"] - 0.208).abs() < 1e-12);
+        assert!((m.mix.start["dclm_hq"] - 0.4719).abs() < 1e-12);
     }
     let soup = p.stage("soup").unwrap();
     assert_eq!(soup.steps, 0);
     assert_eq!(soup.average.len(), 3);
-    // 4.05T of compute, 4.05T - 100B along the critical path.
-    assert_eq!(p.total_tokens, 4e12 + 3.0 * 50e9);
-    assert_eq!(p.sequential_tokens, 4e12 + 50e9);
+    // Compute: 3,895,023,632,384 + 3 x 50B = 4,045,023,632,384 (the 4.05T of section 2.3);
+    // the critical path has one run: 3,895,023,632,384 + 50B = 3,945,023,632,384.
+    assert_eq!(p.total_tokens, 4_045_023_632_384.0);
+    assert_eq!(p.sequential_tokens, 3_945_023_632_384.0);
 }
 
 #[test]
