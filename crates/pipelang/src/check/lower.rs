@@ -1,7 +1,7 @@
 //! AST -> typed pipeline, item by item. Each problem becomes a diagnostic and lowering goes
 //! on with what it has, so one mistake does not hide the next.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Args, Expr, ExprKind, File, Ident, Item, Span};
@@ -23,12 +23,19 @@ pub struct Lower<'a> {
     pub used: HashSet<String>,
     /// Mixtures lowered so far (named ones and stages'), each once.
     pub mixes: super::lower_mix::Mixtures,
+    /// Each item's index in `file.items` by name (the first of a name): a mixture finds the
+    /// stage or `mix` item it copies without scanning every item.
+    pub items: HashMap<&'a str, usize>,
 }
 
 impl<'a> Lower<'a> {
     pub fn new(file: &'a File) -> Self {
         let mut diags = Diagnostics::default();
         let symbols = Symbols::collect(file, &mut diags);
+        let mut items = HashMap::new();
+        for (i, item) in file.items.iter().enumerate() {
+            items.entry(item.name().name.as_str()).or_insert(i);
+        }
         Lower {
             file,
             symbols,
@@ -36,6 +43,7 @@ impl<'a> Lower<'a> {
             used: HashSet::new(),
             unresolved: 0,
             mixes: Default::default(),
+            items,
         }
     }
 

@@ -63,7 +63,7 @@ impl Lower<'_> {
         self.mixes.state.insert(name.to_string(), MixState::Busy);
         self.mixes.stack.push((name.to_string(), via));
         let file = self.file;
-        let item = file.items.iter().find(|i| i.name().name == name);
+        let item = self.items.get(name).map(|&i| &file.items[i]);
         let r = match item {
             Some(Item::Mix(m)) => Some(self.mix_level(&m.body)),
             Some(Item::Stage(s)) => self.stage_mix(&s.body),
