@@ -3,7 +3,7 @@
 
 use crate::diag::{Code, Diagnostic, Fix};
 use crate::schema::optimizer::{ADAMW, PARAMS};
-use crate::syntax::{Body, Entry, Expr, ExprKind, Ident};
+use crate::syntax::{Body, Entry, Expr};
 
 use super::ir::*;
 use super::lower::Lower;
@@ -13,24 +13,14 @@ use super::{units, values};
 impl Lower<'_> {
     /// The arguments written (index into `PARAMS`, value), each in its range.
     pub fn optimizer(&mut self, e: &Expr) -> Option<Sp<Vec<(usize, f64)>>> {
-        let (name, args) = match &e.kind {
-            ExprKind::Call { name, args } => (name.clone(), Some(args)),
-            ExprKind::Ident(n) => (
-                Ident {
-                    name: n.clone(),
-                    span: e.span,
-                },
-                None,
-            ),
-            _ => {
-                values::mismatch(
-                    &mut self.diags,
-                    e,
-                    crate::schema::Ty::Optimizer,
-                    "optimizer",
-                );
-                return None;
-            }
+        let Some((name, args)) = e.as_call() else {
+            values::mismatch(
+                &mut self.diags,
+                e,
+                crate::schema::Ty::Optimizer,
+                "optimizer",
+            );
+            return None;
         };
         if name.name != ADAMW {
             self.unknown_kind(&name, "optimizer", &[ADAMW]);

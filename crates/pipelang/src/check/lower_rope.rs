@@ -5,7 +5,7 @@
 use crate::diag::{Code, Diagnostic};
 use crate::schema::Ty;
 use crate::schema::rope::{self as schema, ArgTy};
-use crate::syntax::{Expr, ExprKind, Ident};
+use crate::syntax::{Expr, ExprKind};
 
 use super::ir::*;
 use super::lower::Lower;
@@ -27,19 +27,9 @@ impl Lower<'_> {
     }
 
     pub fn rope_scaling(&mut self, e: &Expr) -> Option<Sp<RopeScaling>> {
-        let (name, args) = match &e.kind {
-            ExprKind::Call { name, args } => (name.clone(), Some(args)),
-            ExprKind::Ident(n) => (
-                Ident {
-                    name: n.clone(),
-                    span: e.span,
-                },
-                None,
-            ),
-            _ => {
-                values::mismatch(&mut self.diags, e, Ty::RopeScaling, "rope_scaling");
-                return None;
-            }
+        let Some((name, args)) = e.as_call() else {
+            values::mismatch(&mut self.diags, e, Ty::RopeScaling, "rope_scaling");
+            return None;
         };
         let Some(kind) = schema::kind(&name.name) else {
             let known: Vec<&str> = schema::names().collect();

@@ -314,4 +314,20 @@ impl Expr {
             _ => None,
         }
     }
+
+    /// A value written as a call or a bare name (`adamw(beta2 = 0.99)`, `adamw`, `yarn(...)`,
+    /// `none`): the name, and the arguments when there are any. `None` for any other value.
+    pub fn as_call(&self) -> Option<(Ident, Option<&Args>)> {
+        match &self.kind {
+            ExprKind::Call { name, args } => Some((name.clone(), Some(args))),
+            ExprKind::Ident(n) => Some((
+                Ident {
+                    name: n.clone(),
+                    span: self.span,
+                },
+                None,
+            )),
+            _ => None,
+        }
+    }
 }
