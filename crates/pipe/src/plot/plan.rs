@@ -411,9 +411,9 @@ impl<'p> Figure<'p> {
         let font = ("sans-serif", 12).into_font().color(&BLACK);
         let mut lines = vec![];
         if self.timeline.lanes > 1 {
-            lines.push("parallel lanes: a stage starts when".to_string());
-            lines.push("the stages it runs after end; a branch".to_string());
-            lines.push("at its point inside its parent".to_string());
+            lines.push("stages in parallel lanes: each starts".to_string());
+            lines.push("when the stages it runs after end,".to_string());
+            lines.push("a branch at its point in its parent".to_string());
         }
         if !self.axis.widened.is_empty() {
             lines.push("* widened to stay visible (not to scale)".to_string());
