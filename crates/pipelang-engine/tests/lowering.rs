@@ -214,16 +214,17 @@ stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-4), data 
     }
 }
 
-#[test]
-fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
+/// tiny_text with `edit` applied: every engine refuses exactly `stage` with P0901, in a message
+/// that says `says`, labelled at the text `at` (the construct itself).
+fn refused_by_every_engine(edit: (&str, &str), stage: &str, says: &str, at: &str) {
     let path = format!(
         "{}/../../pipelines/tiny_text.pipe",
         env!("CARGO_MANIFEST_DIR")
     );
-    let src = std::fs::read_to_string(path).unwrap().replace(
-        "stage cooldown after pretrain {",
-        "stage cooldown after pretrain @ 80 steps {",
-    );
+    let src = std::fs::read_to_string(path)
+        .unwrap()
+        .replace(edit.0, edit.1);
+    assert!(src.contains(at), "the edit applies");
     let c = check_with(&src, None);
     let plan = c.plan.clone().expect("the edited recipe plans");
     for target in [
@@ -241,15 +242,10 @@ fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
             .iter()
             .map(|u| (u.stage.as_str(), u.diagnostic.code.as_str()))
             .collect();
-        assert_eq!(refused, [("cooldown", "P0901")], "{target:?}");
+        assert_eq!(refused, [(stage, "P0901")], "{target:?}");
         let d = &l.unmappable[0].diagnostic;
-        assert!(
-            d.message.contains("branches from `pretrain` after 80"),
-            "{}",
-            d.message
-        );
-        // Labelled at the stage and at the `@ 80 steps` itself.
-        let at = src.find("@ 80 steps").unwrap();
+        assert!(d.message.contains(says), "{}", d.message);
+        let at = src.find(at).unwrap();
         assert!(
             d.labels.iter().any(|lb| lb.span.start == at),
             "{:?}",
@@ -259,46 +255,28 @@ fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
 }
 
 #[test]
+fn a_branch_point_is_refused_by_every_engine_at_the_branch() {
+    refused_by_every_engine(
+        (
+            "stage cooldown after pretrain {",
+            "stage cooldown after pretrain @ 80 steps {",
+        ),
+        "cooldown",
+        "branches from `pretrain` after 80",
+        "@ 80 steps",
+    );
+}
+
+#[test]
 fn a_model_with_init_is_refused_by_every_engine() {
-    let path = format!(
-        "{}/../../pipelines/tiny_text.pipe",
-        env!("CARGO_MANIFEST_DIR")
+    // Only the first stage starts from the file; the later ones take pretrain's weights.
+    refused_by_every_engine(
+        (
+            "  rope_base = 10_000\n}",
+            "  rope_base = 10_000\n  init      = \"base.safetensors\"\n}",
+        ),
+        "pretrain",
+        "init = \"base.safetensors\"",
+        "\"base.safetensors\"",
     );
-    let src = std::fs::read_to_string(path).unwrap().replace(
-        "  rope_base = 10_000\n}",
-        "  rope_base = 10_000\n  init      = \"base.safetensors\"\n}",
-    );
-    assert!(src.contains("init"), "the edit applies");
-    let c = check_with(&src, None);
-    let plan = c.plan.clone().expect("the edited recipe plans");
-    for target in [
-        pipelang_engine::Target::OlmoCore,
-        pipelang_engine::Target::Megatron,
-        pipelang_engine::Target::Torchtitan,
-    ] {
-        let opts = Options {
-            target,
-            ..Options::default()
-        };
-        let l = lower(c.pipeline.as_ref().unwrap(), &plan, &opts);
-        // Only the first stage starts from the file; the later ones take pretrain's weights.
-        let refused: Vec<_> = l
-            .unmappable
-            .iter()
-            .map(|u| (u.stage.as_str(), u.diagnostic.code.as_str()))
-            .collect();
-        assert_eq!(refused, [("pretrain", "P0901")], "{target:?}");
-        let d = &l.unmappable[0].diagnostic;
-        assert!(
-            d.message.contains("init = \"base.safetensors\""),
-            "{}",
-            d.message
-        );
-        let at = src.find("\"base.safetensors\"").unwrap();
-        assert!(
-            d.labels.iter().any(|lb| lb.span.start == at),
-            "{:?}",
-            d.labels
-        );
-    }
 }
