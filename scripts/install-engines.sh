@@ -29,9 +29,24 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$sum" ]; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV" || die "$PY -m venv failed (on Debian: apt-get install python3-venv)"
   fi
-  echo "installing the engines into $VENV (torch with its CUDA libraries: ~4.6 GB, once)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$REQS" ||
-    die "pip install -r $REQS failed"
+  # The installed set is ~5.2 GB. pip downloads every wheel of one call before it installs any,
+  # and its cache keeps a second copy, so one `pip install -r` peaks near 9 GB: CI once ran out of
+  # disk there. The big wheels (CUDA libraries, torch, triton) go one call each, uncached, which
+  # keeps the peak at the installed size plus the largest wheel.
+  free_kb="$(df -Pk "$ROOT/.tools" | awk 'NR == 2 { print $4 }')"
+  if [ "${free_kb:-0}" -lt $((6 * 1024 * 1024)) ]; then
+    echo "install-engines: warning: $((free_kb / 1024)) MB free under $ROOT/.tools; the engines need about 6 GB" >&2
+  fi
+  echo "installing the engines into $VENV (torch with its CUDA libraries: ~5 GB, once)"
+  pip_install() {
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps "$@"
+  }
+  big='^(nvidia-|torch==|triton==)'
+  while read -r pin; do
+    pip_install "$pin" || die "pip install $pin failed (df -h $ROOT/.tools: is the disk full?)"
+  done < <(grep -E "$big" "$REQS")
+  pip_install -r <(grep -vE "$big" "$REQS") ||
+    die "pip install -r $REQS failed (df -h $ROOT/.tools: is the disk full?)"
   echo "$sum" >"$STAMP"
 fi
 
