@@ -323,13 +323,15 @@ impl Runs {
     }
 }
 
-/// A note at every stage that resumes a run whose curve it bends: the run's durations are
+/// A note at the first stage that resumes a run whose curve it bends: the run's durations are
 /// shares of its whole span (a cosine to its end, a warmup of 1%), so a stage that continues
 /// it changes the LR of the stages before it. The note names the earlier stage and its LR with
 /// and without the resuming stage: at the end of the stage just before, or where the curve
 /// moves most when that end stays (a warmup that stretches). A schedule with a `horizon` or
-/// `until` positions keeps its shape and gets none. The truncated curve reuses the run's
-/// clock: the steps of a prefix of the run are a prefix of its steps.
+/// `until` positions keeps its shape and gets none. One note per run, naming the later stages
+/// that resume it too: the fix (a fixed shape) is one for all of them, and a chain of a
+/// thousand resuming stages would otherwise print a thousand notes. The truncated curve reuses
+/// the run's clock: the steps of a prefix of the run are a prefix of its steps.
 fn moved_by_resume(
     p: &Pipeline,
     run: &ScheduleRun,
@@ -384,11 +386,13 @@ fn moved_by_resume(
         let Some(at) = at else {
             continue;
         };
-        // The earlier stage of the run that trains at that position.
-        let q = run.stages[..=k]
-            .iter()
+        // The earlier stage of the run that trains at that position. A run's stages follow one
+        // another, so their ends rise: a binary search, not a scan (a chain of thousands of
+        // resuming stages made this quadratic).
+        let earlier = &run.stages[..=k];
+        let q = earlier
+            .get(earlier.partition_point(|&q| at >= stages[q].offset + stages[q].tokens))
             .copied()
-            .find(|&q| at < stages[q].offset + stages[q].tokens)
             .unwrap_or(before);
         let (b, st) = (&p.stages[q], &p.stages[s]);
         let (with, without) = (curve.at(at), alone.at(at));
@@ -425,10 +429,41 @@ fn moved_by_resume(
                 ),
             )
             .help(format!(
-                "the schedule's durations are shares of the span of all its stages; to keep `{}`'s LR as it is, fix the shape with `horizon` or `until` positions, or start a schedule of its own in `{}`",
-                b.name, st.name
+                "the schedule's durations are shares of the span of all its stages; to keep `{}`'s LR as it is, fix the shape with `horizon` or `until` positions, or start a schedule of its own in `{}`{}",
+                b.name,
+                st.name,
+                later_resumes(p, &run.stages[k + 2..], &run.name)
             )),
         );
+        return;
+    }
+}
+
+/// The stages after the noted one that resume the same run, as a sentence for the note's help
+/// ("" when there are none): they are not noted again.
+fn later_resumes(p: &Pipeline, later: &[StageId], run: &str) -> String {
+    const NAMED: usize = 3;
+    let names: Vec<&str> = later
+        .iter()
+        .filter(|&&q| matches!(p.stages[q].lr, StageLr::Resume { .. }))
+        .map(|&q| p.stages[q].name.as_str())
+        .collect();
+    // "and 1 more" would say less than the name itself.
+    let shown = if names.len() == NAMED + 1 { NAMED + 1 } else { NAMED };
+    let listed = names
+        .iter()
+        .take(shown)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match names.len() {
+        0 => String::new(),
+        1 => format!(". {listed} resumes `{run}` too: the same fix holds for it"),
+        n if n <= shown => format!(". {listed} resume `{run}` too: the same fix holds for them"),
+        n => format!(
+            ". {listed} and {} more stages resume `{run}` too: the same fix holds for them",
+            n - NAMED
+        ),
     }
 }
 
