@@ -84,6 +84,15 @@ impl<'s> P<'s> {
 
     fn ident(&mut self) -> Option<Ident> {
         let start = self.pos;
+        self.skip_ident()?;
+        Some(Ident {
+            name: self.text[start..self.pos].to_string(),
+            span: self.from(start),
+        })
+    }
+
+    /// Moves past an identifier without making one (lookahead that may give it back).
+    fn skip_ident(&mut self) -> Option<()> {
         match self.peek() {
             Some(b) if b.is_ascii_alphabetic() || b == b'_' => self.pos += 1,
             _ => return None,
@@ -91,10 +100,7 @@ impl<'s> P<'s> {
         while self.peek().is_some_and(ident_char) {
             self.pos += 1;
         }
-        Some(Ident {
-            name: self.text[start..self.pos].to_string(),
-            span: self.from(start),
-        })
+        Some(())
     }
 
     /// Runs `f`; on failure puts the position back, as a PEG alternative does.
@@ -268,7 +274,7 @@ impl<'s> P<'s> {
     /// `@{ ident ~ ("[" ~ (ident_char | "." | "-")+ ~ "]")? }`: `mid`, `mid[42]`.
     fn stage_ref(&mut self) -> Option<Ident> {
         let start = self.pos;
-        self.ident()?;
+        self.skip_ident()?;
         self.attempt(|p| {
             p.punct(b'[')?;
             let key = p.pos;
@@ -538,15 +544,23 @@ impl<'s> P<'s> {
     /// `transition ~ (kw_then ~ transition)*`; one transition is not wrapped in a chain.
     fn value(&mut self) -> Option<Expr> {
         let start = self.pos;
-        let mut parts = vec![self.transition()?];
+        let first = self.transition()?;
         self.skip();
-        self.repeat(&mut parts, |p| {
+        // Most values are one transition: no vector for them.
+        let then = |p: &mut Self| {
             p.keyword("then")?;
             p.skip();
             p.transition()
-        });
-        if parts.len() == 1 {
-            return parts.pop();
+        };
+        let Some(second) = self.attempt(then) else {
+            return Some(first);
+        };
+        let mut parts = vec![first, second];
+        while let Some(v) = self.attempt(|p| {
+            p.skip();
+            then(p)
+        }) {
+            parts.push(v);
         }
         Some(Expr {
             kind: ExprKind::Chain(parts),
@@ -577,18 +591,18 @@ impl<'s> P<'s> {
     /// `ratio | quantity | string | list | call | ident`
     fn term(&mut self) -> Option<Expr> {
         let start = self.pos;
-        if let Some(r) = self.attempt(|p| {
-            let a = p.quantity()?;
-            p.skip();
-            p.punct(b'/')?;
-            p.skip();
-            let b = p.quantity()?;
-            Some(ExprKind::Ratio(Box::new(a), Box::new(b)))
-        }) {
-            return Some(self.expr(r, start));
-        }
-        if let Some(q) = self.attempt(|p| p.quantity()) {
-            return Some(q);
+        // `ratio | quantity`: both start with a quantity, read once.
+        if let Some(a) = self.attempt(|p| p.quantity()) {
+            let b = self.attempt(|p| {
+                p.skip();
+                p.punct(b'/')?;
+                p.skip();
+                p.quantity()
+            });
+            return Some(match b {
+                Some(b) => self.expr(ExprKind::Ratio(Box::new(a), Box::new(b)), start),
+                None => a,
+            });
         }
         match self.peek()? {
             b'"' => {
@@ -602,11 +616,22 @@ impl<'s> P<'s> {
             }
             b'[' => self.list(),
             _ => {
-                let name = self.ident()?;
+                self.skip_ident()?;
                 let after_name = self.pos;
                 self.skip();
-                match self.attempt(|p| p.call_args()) {
-                    Some(args) => Some(self.expr(ExprKind::Call { name, args }, start)),
+                // `call` needs its `(`: only then is the name worth a string of its own.
+                let args = match self.peek() {
+                    Some(b'(') => self.attempt(|p| p.call_args()),
+                    _ => None,
+                };
+                match args {
+                    Some(args) => {
+                        let name = Ident {
+                            name: self.text[start..after_name].to_string(),
+                            span: Span::new(start, after_name),
+                        };
+                        Some(self.expr(ExprKind::Call { name, args }, start))
+                    }
                     None => {
                         // `variant | ident`: the variant is the ident and its `[key]`.
                         self.pos = start;
@@ -667,10 +692,13 @@ impl<'s> P<'s> {
                 p.keyword(crate::check::units::STEPS)
             })
             .is_some();
-        let number = self.text[start..number_end]
-            .replace('_', "")
-            .parse()
-            .unwrap_or(f64::NAN);
+        let digits = &self.text[start..number_end];
+        let number = if digits.contains('_') {
+            digits.replace('_', "").parse()
+        } else {
+            digits.parse()
+        }
+        .unwrap_or(f64::NAN);
         Some(self.expr(
             ExprKind::Quantity(Quantity {
                 number,
