@@ -138,7 +138,8 @@ pub fn check(p: &Pipeline, file: &Path) -> Vec<Diagnostic> {
 pub fn check_counted(p: &Pipeline, file: &Path, counts: &mut TokenizerCounts) -> Vec<Diagnostic> {
     let root = data_root(file, p);
     let mut diags = Diagnostics::default();
-    let used: HashSet<DataId> = vocab::feeds(p).iter().map(|f| f.data).collect();
+    let feeds = vocab::feeds(p);
+    let used: HashSet<DataId> = feeds.iter().map(|f| f.data).collect();
     let mut counted: IndexVec<DataId, Option<Ids>> = IndexVec::from_elem(None, p.data.len());
     // Only the sources a stage reads: the run opens no other (an unused one is P0105).
     for d in p.data.indices().filter(|d| used.contains(d)) {
@@ -148,6 +149,6 @@ pub fn check_counted(p: &Pipeline, file: &Path, counts: &mut TokenizerCounts) ->
             None => {}
         }
     }
-    vocab::check(p, |d| counted[d].clone(), &mut diags);
+    vocab::check(p, &feeds, |d| counted[d].clone(), &mut diags);
     diags.finish()
 }

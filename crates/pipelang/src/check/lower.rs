@@ -1,7 +1,7 @@
 //! AST -> typed pipeline, item by item. Each problem becomes a diagnostic and lowering goes
 //! on with what it has, so one mistake does not hide the next.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Fix};
 use crate::syntax::{Args, Expr, ExprKind, File, Ident, Item, Span};
@@ -75,16 +75,24 @@ impl<'a> Lower<'a> {
                     variants.join(", ")
                 )),
             );
-            self.used.insert(name.to_string());
+            self.mark_used(name);
             self.unresolved += 1;
             return None;
         }
         self.resolve_any(name, span, want)
     }
 
+    /// Records a reference to `name` (for unused-item warnings); a name is copied once, not
+    /// at every one of its uses.
+    pub fn mark_used(&mut self, name: &str) {
+        if !self.used.contains(name) {
+            self.used.insert(name.to_string());
+        }
+    }
+
     /// Resolves a reference to a name of `want` kind; a group gives its first variant.
     pub fn resolve_any<I: Idx>(&mut self, name: &str, span: Span, want: NameKind) -> Option<I> {
-        self.used.insert(name.to_string());
+        self.mark_used(name);
         match self.symbols.map.get(name) {
             Some(s) if s.kind == want => Some(I::new(s.id)),
             Some(s) => {
@@ -114,8 +122,10 @@ impl<'a> Lower<'a> {
                 let fix =
                     did_you_mean(name, self.symbols.names_of(want)).map(|to| Fix::rename(span, to));
                 // The name meant is used: no "never used" warning on top of the cause.
-                if let Some(meant) = did_you_mean(name, self.symbols.names_of(want)) {
-                    self.used.insert(meant.to_string());
+                if let Some(meant) =
+                    did_you_mean(name, self.symbols.names_of(want)).map(str::to_string)
+                {
+                    self.mark_used(&meant);
                 }
                 self.unresolved += 1;
                 let help = suggestion(
@@ -229,7 +239,13 @@ impl<'a> Lower<'a> {
             models: IndexVec::new(),
             data: IndexVec::new(),
             schedules: IndexVec::new(),
-            stages: IndexVec::new(),
+            // One per stage item (variants add more): a large file does not regrow it.
+            stages: IndexVec::from_raw(Vec::with_capacity(
+                file.items
+                    .iter()
+                    .filter(|i| matches!(i, Item::Stage(_)))
+                    .count(),
+            )),
             mixtures: vec![],
             profiles: vec![],
             data_root: None,

@@ -288,7 +288,7 @@ impl Lower<'_> {
                     );
                     return None;
                 };
-                self.used.insert(target.to_string());
+                self.mark_used(target);
                 match self.symbols.map.get(target).copied() {
                     Some(s) if s.kind == NameKind::Schedule => Some(StageLr::Resume {
                         target: Some(Sp::new(

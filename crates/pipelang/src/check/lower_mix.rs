@@ -6,7 +6,7 @@
 //! every reference reuses the result. After lowering a copied mixture is a group like any
 //! other: the planner, the engines and the runtime see no difference.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::diag::{Code, Diagnostic, Fix};
 use crate::syntax::{Body, Entry, Expr, ExprKind, Item, Span};
@@ -70,9 +70,9 @@ impl Lower<'_> {
             _ => None,
         };
         self.mixes.stack.pop();
-        self.mixes
-            .state
-            .insert(name.to_string(), MixState::Done(r.clone()));
+        if let Some(state) = self.mixes.state.get_mut(name) {
+            *state = MixState::Done(r.clone());
+        }
         r
     }
 
@@ -116,7 +116,7 @@ impl Lower<'_> {
             && let Some(sym) = self.symbols.map.get(n).copied()
             && sym.kind == NameKind::Mixture
         {
-            self.used.insert(n.to_string());
+            self.mark_used(n);
             self.diags.push(
                 Diagnostic::new(
                     Code::WRONG_NAME_KIND,
@@ -212,7 +212,7 @@ impl Lower<'_> {
         span: Span,
         want: &[NameKind],
     ) -> Option<super::names::Symbol> {
-        self.used.insert(name.to_string());
+        self.mark_used(name);
         let candidates = |l: &Lower| -> Vec<String> {
             want.iter()
                 .flat_map(|k| l.symbols.names_of(*k))
@@ -260,7 +260,7 @@ impl Lower<'_> {
                     None => {
                         // The name meant is used: no "never used" warning on top of the cause.
                         if let Some(m) = &meant {
-                            self.used.insert(m.clone());
+                            self.mark_used(m);
                         }
                         self.unresolved += 1;
                         Diagnostic::new(

@@ -62,7 +62,7 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
         }
     }
     let base = analyse(&file, None);
-    let base_keys: std::collections::HashSet<(Code, Span)> = base
+    let base_keys: foldhash::HashSet<(Code, Span)> = base
         .2
         .list
         .iter()
@@ -254,8 +254,9 @@ fn analyse(
     {
         validate::stage(&p, s, &mut diags);
     }
-    vocab::bytes(&p, &mut diags);
-    vocab::mixed(&p, &mut diags);
+    let feeds = vocab::feeds(&p);
+    vocab::bytes(&p, &feeds, &mut diags);
+    vocab::mixed(&p, &feeds, &mut diags);
     if profile.is_none() {
         unused(file, &used, &mut diags);
     }
@@ -264,7 +265,7 @@ fn analyse(
     (Some(p), walk, diags)
 }
 
-fn unused(file: &File, used: &std::collections::HashSet<String>, diags: &mut Diagnostics) {
+fn unused(file: &File, used: &foldhash::HashSet<String>, diags: &mut Diagnostics) {
     for item in &file.items {
         let what = match item {
             Item::Model(_) => "model",

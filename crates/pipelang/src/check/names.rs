@@ -1,7 +1,7 @@
 //! One namespace for models, data sources, schedules, stages and named mixtures (so `resume(x)` can name a
 //! schedule or a stage without ambiguity), and "did you mean" suggestions.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::syntax::{File, Item, Span};

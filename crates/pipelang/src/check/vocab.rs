@@ -76,9 +76,10 @@ impl Ids {
 }
 
 /// The checker's own pass: sources without `tokenizer` against the decoders they feed.
-pub fn bytes(p: &Pipeline, diags: &mut Diagnostics) {
+pub fn bytes(p: &Pipeline, all: &[Feed], diags: &mut Diagnostics) {
     check(
         p,
+        all,
         |d| {
             let data = &p.data[d];
             data.tokenizer.is_none().then(|| Ids::bytes(data))
@@ -90,11 +91,15 @@ pub fn bytes(p: &Pipeline, diags: &mut Diagnostics) {
 /// Reports each decoder whose `vocab` is below the ids of a source that feeds it, once per
 /// decoder (for the source that needs the most). `ids` says what a source's tokenizer gives;
 /// `None` leaves the source to another pass.
-pub fn check(p: &Pipeline, ids: impl Fn(DataId) -> Option<Ids>, diags: &mut Diagnostics) {
-    let all = feeds(p);
+pub fn check(
+    p: &Pipeline,
+    all: &[Feed],
+    ids: impl Fn(DataId) -> Option<Ids>,
+    diags: &mut Diagnostics,
+) {
     let mut cache: IndexVec<DataId, Option<Option<Ids>>> = IndexVec::from_elem(None, p.data.len());
     let mut done: Vec<ModelId> = vec![];
-    for f in &all {
+    for f in all {
         if done.contains(&f.decoder) {
             continue;
         }
@@ -189,14 +194,13 @@ fn tokenizer_name(d: &Data) -> String {
 /// tokenizer is not the one of the stage's first source, once per (stage, decoder, tokenizer);
 /// across stages, at the first source of each stage whose tokenizer is not the one of the
 /// decoder's first stage (its weights learnt the other numbering), once per (stage, decoder).
-pub fn mixed(p: &Pipeline, diags: &mut Diagnostics) {
-    let all = feeds(p);
+pub fn mixed(p: &Pipeline, all: &[Feed], diags: &mut Diagnostics) {
     // Per (stage, decoder): the first source's feed and tokenizer. Held to it, one odd source
     // is one diagnostic however many agree with the first.
     let mut firsts: Vec<(&Feed, Option<std::path::PathBuf>)> = vec![];
-    let mut first_of = std::collections::HashMap::new();
-    let mut reported = std::collections::HashSet::new();
-    for f in &all {
+    let mut first_of = foldhash::HashMap::default();
+    let mut reported = foldhash::HashSet::default();
+    for f in all {
         let key = tokenizer_key(&p.data[f.data]);
         let Some(&i) = first_of.get(&(f.stage, f.decoder)) else {
             first_of.insert((f.stage, f.decoder), firsts.len());
@@ -217,7 +221,7 @@ pub fn mixed(p: &Pipeline, diags: &mut Diagnostics) {
         ));
     }
     // The decoder's first stage sets its numbering for every later one.
-    let mut numbering = std::collections::HashMap::new();
+    let mut numbering = foldhash::HashMap::default();
     for (f, key) in &firsts {
         let (first, first_key) = *numbering.entry(f.decoder).or_insert((*f, key));
         if first_key != key {

@@ -105,7 +105,7 @@ impl Diagnostics {
     /// Sorted by position, duplicates removed (a problem found both in the base pipeline and
     /// under a profile is reported once).
     pub fn finish(mut self) -> Vec<Diagnostic> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = foldhash::HashSet::default();
         self.list
             .retain(|d| seen.insert((d.code, d.primary_span(), d.message.clone())));
         self.list

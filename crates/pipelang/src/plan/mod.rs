@@ -230,7 +230,7 @@ pub(crate) use walk::{Walk, walk};
 pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
     let sources: IndexVec<DataId, String> = p.data.iter().map(|d| d.name.clone()).collect();
     let name_of = |m: ModelId| p.models[m].name.clone();
-    let mut stages = vec![];
+    let mut stages = Vec::with_capacity(flow.order.len());
     let mut global = 0.0;
     for &s in &flow.order {
         let st = &p.stages[s];
@@ -298,7 +298,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             continue;
         }
         let tree = MixTree::new(&st.mix, p.data.len());
-        let mut phases = vec![];
+        let mut phases = Vec::with_capacity(sf.phases.len());
         let mut first_step = 0;
         for ph in &sf.phases {
             let a = sf.offset + ph.start;
@@ -432,7 +432,7 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
             curve: r.curve.clone(),
         })
         .collect();
-    let (sequential_tokens, sequential_steps) = longest_chain(&stages);
+    let (sequential_tokens, sequential_steps) = longest_chain(p, &stages);
     Plan {
         pipeline: p.name.clone(),
         profile: p.profile.clone(),
@@ -450,20 +450,20 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
 
 /// Tokens and steps along the longest chain of `after` edges (stages in execution order, so
 /// every predecessor is done before its successors).
-fn longest_chain(stages: &[StagePlan]) -> (f64, u64) {
-    let mut end: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+fn longest_chain(p: &Pipeline, stages: &[StagePlan]) -> (f64, u64) {
+    let mut end: IndexVec<StageId, (f64, u64)> = p.stages.iter().map(|_| (0.0, 0)).collect();
     let mut best = (0.0, 0);
     for s in stages {
-        let start = s
+        let start = p.stages[s.id]
             .after
             .iter()
-            .filter_map(|a| end.get(a.as_str()))
-            .fold((0.0, 0), |m: (f64, u64), e| if e.0 > m.0 { *e } else { m });
+            .map(|a| end[a.value])
+            .fold((0.0, 0), |m: (f64, u64), e| if e.0 > m.0 { e } else { m });
         let e = (start.0 + s.tokens, start.1 + s.steps);
         if e.0 > best.0 {
             best = e;
         }
-        end.insert(&s.name, e);
+        end[s.id] = e;
     }
     best
 }
