@@ -4,6 +4,10 @@
 //! Run: `cargo bench --bench language`. Each figure is the median of repeated runs.
 
 use std::fmt::Write;
+
+// The allocator of the `pipe` binary, so the figures are what `pipe check` gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 fn median(mut f: impl FnMut(), runs: usize) -> Duration {
