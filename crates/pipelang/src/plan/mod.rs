@@ -396,9 +396,17 @@ pub(crate) fn resolve(p: &Pipeline, flow: &Walk) -> Plan {
                 peak: run.curve.peak_between(a, b),
                 end: run.curve.at(b),
             },
+            // The first phase starts where the stage does, and the last one ends where it ends
+            // (when its share adds up exactly): their shares are the stage's, already made.
             mix: MixSummary {
-                start: tree.named(0.0, &sources),
-                end: tree.named(1.0, &sources),
+                start: match phases.first() {
+                    Some(ph) if ph.start_tokens == 0.0 => ph.mix.start.clone(),
+                    _ => tree.named(0.0, &sources),
+                },
+                end: match phases.last() {
+                    Some(ph) if ph.start_tokens + ph.tokens == sf.tokens => ph.mix.end.clone(),
+                    _ => tree.named(1.0, &sources),
+                },
             },
             global_start: global,
             vision_branch,
