@@ -65,6 +65,13 @@ fn stage(a: &StagePlan, b: &StagePlan) -> Vec<String> {
         };
         out.push(format!("average {} -> {}", inputs(a), inputs(b)));
     }
+    if a.branch != b.branch {
+        let from = |s: &StagePlan| match &s.branch {
+            Some(x) => format!("`{}` after step {}", x.parent, x.step),
+            None => "the end of its predecessors".to_string(),
+        };
+        out.push(format!("starts from {} -> {}", from(a), from(b)));
+    }
     for (what, x, y) in [
         ("lr start", a.lr.start, b.lr.start),
         ("lr peak", a.lr.peak, b.lr.peak),

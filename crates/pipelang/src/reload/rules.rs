@@ -68,6 +68,7 @@ pub fn refusals(inp: &Inputs) -> Vec<Diagnostic> {
     }
     used_items(inp, &started, &mut out, &mut refused);
     order(inp, &started, &mut out);
+    branch_points(inp, &started, &mut out);
     for &(name, k) in &started {
         if refused.contains(&name) {
             continue;
@@ -223,6 +224,64 @@ fn order(inp: &Inputs, started: &[(&str, Started)], out: &mut Vec<Diagnostic>) {
                 st.name
             )),
         );
+    }
+}
+
+/// A branch that has not started takes its weights from a checkpoint its parent saves when it
+/// passes the branch point. A parent that has run (or is running: it keeps its plan, and so
+/// the points where it saves) saved only the points of the running plan, so a branch point
+/// of a started parent can be neither moved nor added.
+fn branch_points(inp: &Inputs, started: &[(&str, Started)], out: &mut Vec<Diagnostic>) {
+    for st in &inp.new.stages {
+        let Some(b) = &st.branch else {
+            continue;
+        };
+        let Some(&(_, k)) = started.iter().find(|(s, _)| *s == b.parent) else {
+            continue;
+        };
+        if inp.progress.of(&st.name).is_some() {
+            continue;
+        }
+        let before = inp.old.stage(&st.name).and_then(|o| o.branch.as_ref());
+        if before.is_some_and(|o| o.parent == b.parent && o.step == b.step) {
+            continue;
+        }
+        let at = inp
+            .new_p
+            .stages
+            .iter()
+            .find(|s| s.name == st.name)
+            .and_then(|s| s.branch.map(|x| x.at.span))
+            .unwrap_or_default();
+        let kept = match before {
+            Some(o) if o.parent == b.parent => format!("only step {} was kept", o.step),
+            _ => "no step of it was kept for a branch".to_string(),
+        };
+        let mut d = refusal(
+            format!(
+                "stage `{}` would branch from `{}` at step {}, but `{}` {}: {kept}",
+                st.name,
+                b.parent,
+                b.step,
+                b.parent,
+                state(k)
+            ),
+            at,
+            format!("step {} of `{}`", b.step, b.parent),
+        );
+        if let Some(span) = inp.name_span(&b.parent) {
+            d = d.label(span, format!("`{}` {}", b.parent, state(k)));
+        }
+        out.push(d.help(match before {
+            Some(_) => format!(
+                "undo the move of the branch point, or start `{}` from the end of `{}` (`after {}`)",
+                st.name, b.parent, b.parent
+            ),
+            None => format!(
+                "branch from the end of `{}` (`after {}`), or from a stage that has not started",
+                b.parent, b.parent
+            ),
+        }));
     }
 }
 

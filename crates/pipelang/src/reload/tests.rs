@@ -554,3 +554,66 @@ fn rope_scaling_changed_under_a_finished_stage_is_refused() {
         "{d:#?}"
     );
 }
+
+/// `three` branches from `two` at `at` tokens (32 a step: 800 is step 25 of 50).
+fn with_branch(at: &str) -> String {
+    edit("stage three after two {", &format!("stage three after two @ {at} {{"))
+}
+
+fn eval_from(base: &str, new: &str, p: &Progress) -> Outcome {
+    let (plan, pipeline) = running(base);
+    evaluate(&plan, &pipeline, p, new, None)
+}
+
+#[test]
+fn a_branch_point_moved_inside_a_finished_parent_is_refused() {
+    let base = with_branch("800");
+    let new = base.replacen("after two @ 800", "after two @ 1_216", 1);
+    let Outcome::Rejected(d) = eval_from(&base, &new, &progress(&["one", "two"], None)) else {
+        panic!("moving the branch point of a finished parent must be refused");
+    };
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].code, Code::RELOAD_REFUSED);
+    assert_eq!(pointed(&new, &d[0]), "@ 1_216");
+    assert!(
+        d[0].message.contains("`three` would branch from `two` at step 38")
+            && d[0].message.contains("`two` has already run: only step 25 was kept"),
+        "{}",
+        d[0].message
+    );
+}
+
+#[test]
+fn a_branch_point_added_to_a_running_parent_is_refused() {
+    let new = with_branch("800");
+    let d = rejected(&new, &progress(&["one"], Some("two")));
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(pointed(&new, &d[0]), "@ 800");
+    assert!(
+        d[0].message.contains("`two` is running: no step of it was kept for a branch"),
+        "{}",
+        d[0].message
+    );
+}
+
+#[test]
+fn a_branch_point_moved_before_its_parent_starts_is_accepted() {
+    let base = with_branch("800");
+    let new = base.replacen("after two @ 800", "after two @ 1_216", 1);
+    let Outcome::Accepted(a) = eval_from(&base, &new, &progress(&["one"], None)) else {
+        panic!("a branch point of a parent that has not started can move");
+    };
+    assert_eq!(
+        a.changes,
+        ["three: starts from `two` after step 25 -> `two` after step 38"]
+    );
+}
+
+#[test]
+fn an_unmoved_branch_point_of_a_finished_parent_is_accepted() {
+    let base = with_branch("800");
+    let new = base.replacen("peak = 5e-4", "peak = 6e-4", 1);
+    let Outcome::Accepted(_) = eval_from(&base, &new, &progress(&["one", "two"], None)) else {
+        panic!("an edit elsewhere in a branch whose point stays is accepted");
+    };
+}
