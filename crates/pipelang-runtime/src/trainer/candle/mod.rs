@@ -155,6 +155,8 @@ impl Trainer for CandleTrainer {
                 return Err(ctx.stopped(step + 1));
             }
         }
+        // The stage hands on its average (`average`, `ema`): evaluate that, not the last step.
+        s.take_average(ctx.stage().steps)?;
         found.extend(evals.at_end(&s, &self.dev)?);
         Ok(StageOutcome {
             losses,

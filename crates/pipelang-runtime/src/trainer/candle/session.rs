@@ -295,6 +295,27 @@ impl Session {
         }
     }
 
+    /// At the end of an averaging stage: the trained models (and the CoCa head) take the
+    /// averaged weights, so that the held-out evaluation measures what the stage hands on.
+    /// The stage's final checkpoint is saved before this (its `raw/` keeps the last step's).
+    pub fn take_average(&mut self, steps: u64) -> candle_core::Result<()> {
+        let Some(a) = &self.average else {
+            return Ok(());
+        };
+        let averaged = a.result(steps, &self.weights())?;
+        let trained = self.slots.iter().zip(&self.trained).filter(|(_, t)| **t);
+        let models = trained.map(|(s, _)| (s.name.as_str(), &s.vars));
+        for (name, vars) in models.chain(self.coca.as_ref().map(|c| (COCA, &c.vars))) {
+            let data = vars.data().lock().expect("var map lock");
+            for (k, var) in data.iter() {
+                if let Some(w) = averaged.get(&format!("model/{name}/{k}")) {
+                    var.set(w)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The trained models, the CoCa head, the optimizer state and the running average, as a
     /// checkpoint after `done` of the stage's `steps` steps. At the end of an averaging stage
     /// `model/` holds the averaged weights and `raw/` the last step's.
