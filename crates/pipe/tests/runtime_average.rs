@@ -200,20 +200,9 @@ fn a_run_killed_inside_the_window_resumes_to_the_same_average() {
 /// The held-out long-story loss that a stage growing its context takes at its end, with the
 /// stage's averaging.
 fn long_loss_end(dir: &Path, name: &str, averaging: &str) -> f64 {
-    let text = RECIPE
-        .replace("STEPS", "6")
-        .replace(
-            "AVERAGING",
-            &format!(
-                "{averaging}\n  phase short {{ budget = 3 steps }}\n  phase long {{ budget = 3 steps, seq_len = 32 -> 64 }}"
-            ),
-        );
-    let file = write_pipeline_text(dir, &format!("{name}.pipe"), &text);
-    let out = dir.join(name);
-    let o = pipe(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    let phases =
+        "phase short { budget = 3 steps }\n  phase long { budget = 3 steps, seq_len = 32 -> 64 }";
+    let out = run(dir, name, 6, &format!("{averaging}\n  {phases}"));
     let rec = pipelang_runtime::record::RunRecord::load(&out.join("run.ron")).unwrap();
     rec.stage("anneal").unwrap().evals["long_loss_end"]
 }
@@ -227,6 +216,9 @@ fn the_held_out_loss_at_the_end_is_that_of_the_averaged_weights() {
     // A window of four steps hands on (and is evaluated on) other weights.
     let four = long_loss_end(dir.path(), "four", "average = last(4 steps)");
     assert_eq!(one.to_bits(), plain.to_bits(), "{one} vs {plain}");
-    assert_ne!(four, plain, "the four-step average was evaluated on the last weights");
+    assert_ne!(
+        four, plain,
+        "the four-step average was evaluated on the last weights"
+    );
     assert!(four.is_finite());
 }
