@@ -557,7 +557,10 @@ fn rope_scaling_changed_under_a_finished_stage_is_refused() {
 
 /// `three` branches from `two` at `at` tokens (32 a step: 800 is step 25 of 50).
 fn with_branch(at: &str) -> String {
-    edit("stage three after two {", &format!("stage three after two @ {at} {{"))
+    edit(
+        "stage three after two {",
+        &format!("stage three after two @ {at} {{"),
+    )
 }
 
 fn eval_from(base: &str, new: &str, p: &Progress) -> Outcome {
@@ -576,8 +579,11 @@ fn a_branch_point_moved_inside_a_finished_parent_is_refused() {
     assert_eq!(d[0].code, Code::RELOAD_REFUSED);
     assert_eq!(pointed(&new, &d[0]), "@ 1_216");
     assert!(
-        d[0].message.contains("`three` would branch from `two` at step 38")
-            && d[0].message.contains("`two` has already run: only step 25 was kept"),
+        d[0].message
+            .contains("`three` would branch from `two` at step 38")
+            && d[0]
+                .message
+                .contains("`two` has already run: only step 25 was kept"),
         "{}",
         d[0].message
     );
@@ -590,7 +596,8 @@ fn a_branch_point_added_to_a_running_parent_is_refused() {
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(pointed(&new, &d[0]), "@ 800");
     assert!(
-        d[0].message.contains("`two` is running: no step of it was kept for a branch"),
+        d[0].message
+            .contains("`two` is running: no step of it was kept for a branch"),
         "{}",
         d[0].message
     );

@@ -449,7 +449,11 @@ fn later_resumes(p: &Pipeline, later: &[StageId], run: &str) -> String {
         .map(|&q| p.stages[q].name.as_str())
         .collect();
     // "and 1 more" would say less than the name itself.
-    let shown = if names.len() == NAMED + 1 { NAMED + 1 } else { NAMED };
+    let shown = if names.len() == NAMED + 1 {
+        NAMED + 1
+    } else {
+        NAMED
+    };
     let listed = names
         .iter()
         .take(shown)
