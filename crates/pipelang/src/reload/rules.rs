@@ -1,7 +1,7 @@
 //! The refusals: an edit may change only what has not started. Each refusal is a `P0801`
 //! diagnostic whose primary label is the edit in the new source.
 
-use crate::check::ir::Pipeline;
+use crate::check::ir::{Pipeline, Stage};
 use crate::diag::{Code, Diagnostic};
 use crate::plan::Plan;
 use crate::syntax::Span;
@@ -28,12 +28,13 @@ impl Inputs<'_> {
             .collect()
     }
 
+    /// A stage of the new source, by name.
+    fn new_stage(&self, name: &str) -> Option<&Stage> {
+        self.new_p.stages.iter().find(|s| s.name == name)
+    }
+
     fn name_span(&self, stage: &str) -> Option<Span> {
-        self.new_p
-            .stages
-            .iter()
-            .find(|s| s.name == stage)
-            .map(|s| s.name_span)
+        self.new_stage(stage).map(|s| s.name_span)
     }
 }
 
@@ -247,10 +248,7 @@ fn branch_points(inp: &Inputs, started: &[(&str, Started)], out: &mut Vec<Diagno
             continue;
         }
         let at = inp
-            .new_p
-            .stages
-            .iter()
-            .find(|s| s.name == st.name)
+            .new_stage(&st.name)
             .and_then(|s| s.branch.map(|x| x.at.span))
             .unwrap_or_default();
         let kept = match before {

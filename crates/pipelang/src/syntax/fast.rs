@@ -85,10 +85,15 @@ impl<'s> P<'s> {
     fn ident(&mut self) -> Option<Ident> {
         let start = self.pos;
         self.skip_ident()?;
-        Some(Ident {
-            name: self.text[start..self.pos].to_string(),
-            span: self.from(start),
-        })
+        Some(self.ident_at(start, self.pos))
+    }
+
+    /// The identifier (or variant reference) the source holds at `start..end`.
+    fn ident_at(&self, start: usize, end: usize) -> Ident {
+        Ident {
+            name: self.text[start..end].to_string(),
+            span: Span::new(start, end),
+        }
     }
 
     /// Moves past an identifier without making one (lookahead that may give it back).
@@ -287,10 +292,7 @@ impl<'s> P<'s> {
             (p.pos > key).then_some(())?;
             p.punct(b']')
         });
-        Some(Ident {
-            name: self.text[start..self.pos].to_string(),
-            span: self.from(start),
-        })
+        Some(self.ident_at(start, self.pos))
     }
 
     /// `kw_vary ~ ident ~ eq ~ list`
@@ -626,10 +628,7 @@ impl<'s> P<'s> {
                 };
                 match args {
                     Some(args) => {
-                        let name = Ident {
-                            name: self.text[start..after_name].to_string(),
-                            span: Span::new(start, after_name),
-                        };
+                        let name = self.ident_at(start, after_name);
                         Some(self.expr(ExprKind::Call { name, args }, start))
                     }
                     None => {

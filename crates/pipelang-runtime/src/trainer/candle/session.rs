@@ -270,12 +270,18 @@ impl Session {
         })
     }
 
+    /// The variables the stage trains, by the name their checkpoint keys take: the trained
+    /// models, then the CoCa head.
+    fn trained_vars(&self) -> impl Iterator<Item = (&str, &VarMap)> {
+        let trained = self.slots.iter().zip(&self.trained).filter(|(_, t)| **t);
+        let models = trained.map(|(s, _)| (s.name.as_str(), &s.vars));
+        models.chain(self.coca.as_ref().map(|c| (COCA, &c.vars)))
+    }
+
     /// The trained weights (models and the CoCa head) by checkpoint key, `model/MODEL/PARAM`.
     fn weights(&self) -> BTreeMap<String, Tensor> {
         let mut out = BTreeMap::new();
-        let trained = self.slots.iter().zip(&self.trained).filter(|(_, t)| **t);
-        let models = trained.map(|(s, _)| (s.name.as_str(), &s.vars));
-        for (name, vars) in models.chain(self.coca.as_ref().map(|c| (COCA, &c.vars))) {
+        for (name, vars) in self.trained_vars() {
             for (k, v) in tensors(vars) {
                 out.insert(format!("model/{name}/{k}"), v);
             }
@@ -303,9 +309,7 @@ impl Session {
             return Ok(());
         };
         let averaged = a.result(steps, &self.weights())?;
-        let trained = self.slots.iter().zip(&self.trained).filter(|(_, t)| **t);
-        let models = trained.map(|(s, _)| (s.name.as_str(), &s.vars));
-        for (name, vars) in models.chain(self.coca.as_ref().map(|c| (COCA, &c.vars))) {
+        for (name, vars) in self.trained_vars() {
             let data = vars.data().lock().expect("var map lock");
             for (k, var) in data.iter() {
                 if let Some(w) = averaged.get(&format!("model/{name}/{k}")) {

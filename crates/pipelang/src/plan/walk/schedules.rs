@@ -466,7 +466,7 @@ fn later_resumes(p: &Pipeline, later: &[StageId], run: &str) -> String {
         n if n <= shown => format!(". {listed} resume `{run}` too: the same fix holds for them"),
         n => format!(
             ". {listed} and {} more stages resume `{run}` too: the same fix holds for them",
-            n - NAMED
+            n - shown
         ),
     }
 }
