@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{final_hashes_of, pipe, wait_for_steps, write_pipeline_text};
+use common::{final_hashes_of, pipe, run_to_end, wait_for_steps, write_pipeline_text};
 
 const RECIPE: &str = r#"
 pipeline average_test {
@@ -45,19 +45,7 @@ fn run(dir: &Path, name: &str, steps: u64, averaging: &str) -> std::path::PathBu
         .replace("AVERAGING", averaging);
     let file = write_pipeline_text(dir, &format!("{name}.pipe"), &text);
     let out = dir.join(name);
-    let o = pipe(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        o.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_to_end(&file, &out);
     out
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{model_hash, pipe, write_pipeline_text};
+use common::{model_hash, pipe, run_to_end, write_pipeline_text};
 
 /// `first` on `web`, `second` on `hq` with its own schedule: `second` depends on `first` only
 /// through the weights it starts from.
@@ -48,22 +48,6 @@ fn from_init(init: &str) -> String {
         .replace("data web = text(\"corpus/text/*.jsonl\")\n", "")
 }
 
-fn run(file: &Path, out: &Path) {
-    let o = pipe(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        o.status.success(),
-        "pipe run failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// `pipe check` on `text`: its exit status and standard error.
 fn check(dir: &Path, text: &str) -> (bool, String) {
     let f = write_pipeline_text(dir, "check.pipe", text);
@@ -80,7 +64,7 @@ fn a_checkpoint_the_runtime_wrote_is_the_start_of_a_model_with_init() {
     // Run 1: both stages, `second` after `first`.
     let chained = write_pipeline_text(dir.path(), "chained.pipe", &pipeline("after first", ""));
     let one = dir.path().join("one");
-    run(&chained, &one);
+    run_to_end(&chained, &one);
     let ck = one.join("checkpoints/first/final.safetensors");
 
     // Run 2: `second` alone, its model starting from run 1's checkpoint of `first`.
@@ -89,7 +73,7 @@ fn a_checkpoint_the_runtime_wrote_is_the_start_of_a_model_with_init() {
     assert!(ok, "{err}");
     let alone = write_pipeline_text(dir.path(), "alone.pipe", &text);
     let two = dir.path().join("two");
-    run(&alone, &two);
+    run_to_end(&alone, &two);
     // Same data, seed and schedule: `second` ends with the same bits only if it started from
     // exactly the weights `first` handed over in run 1.
     assert_eq!(
@@ -129,7 +113,7 @@ fn init_files_are_checked_from_their_header() {
     let d = dir.path();
     // A real checkpoint of this model, to edit.
     let chained = write_pipeline_text(d, "chained.pipe", &pipeline("after first", ""));
-    run(&chained, &d.join("one"));
+    run_to_end(&chained, &d.join("one"));
     let ck = d.join("one/checkpoints/first/final.safetensors");
     let bytes = std::fs::read(&ck).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -52,6 +52,24 @@ pub fn pipe(args: &[&str]) -> Command {
     c
 }
 
+/// `pipe run FILE --out OUT` to the end; a failure shows the run's standard error.
+pub fn run_to_end(file: &Path, out: &Path) {
+    let o = pipe(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        o.status.success(),
+        "pipe run {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// A hash of the model tensors (names and bytes) of one checkpoint file.
 pub fn model_hash(file: &Path) -> String {
     let bytes = std::fs::read(file).unwrap();
