@@ -83,3 +83,57 @@ fn plan_target_on_its_corpus() {
 fn fmt_target_on_its_corpus() {
     run_all("fmt", fmt::run);
 }
+
+/// The normal dependencies a crate's manifest declares (`[dependencies]` keys).
+fn declared_deps(manifest: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(manifest)).unwrap();
+    text.lines()
+        .skip_while(|l| l.trim() != "[dependencies]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split(['.', '=', ' ']).next())
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The dependencies `fuzz/Cargo.lock` records for one of its path packages.
+fn locked_deps(package: &str) -> Vec<String> {
+    let lock = std::fs::read_to_string(root().join("fuzz/Cargo.lock")).unwrap();
+    let entry = lock
+        .split("[[package]]")
+        .find(|p| p.lines().any(|l| l == format!("name = \"{package}\"")))
+        .unwrap_or_else(|| panic!("fuzz/Cargo.lock has no package `{package}`"));
+    entry
+        .lines()
+        .skip_while(|l| !l.starts_with("dependencies = ["))
+        .skip(1)
+        .take_while(|l| *l != "]")
+        .map(|l| {
+            let l = l.trim().trim_matches(|c| c == '"' || c == ',');
+            l.split(' ').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// `fuzz/run.sh` builds with `--locked`, and the fuzz package has its own lock file, which no
+/// workspace build updates: a dependency added to the core or the server must be added there
+/// too (`cd fuzz && cargo update --workspace`), or every campaign stops before it starts.
+#[test]
+fn the_fuzz_lock_file_has_every_dependency_of_the_crates_it_fuzzes() {
+    for (package, manifest) in [
+        ("pipelang", "crates/pipelang/Cargo.toml"),
+        ("pipelang-lsp", "crates/pipelang-lsp/Cargo.toml"),
+    ] {
+        let declared = declared_deps(manifest);
+        assert!(declared.len() >= 4, "{manifest}: read {declared:?}");
+        let locked = locked_deps(package);
+        for d in &declared {
+            assert!(
+                locked.contains(d),
+                "fuzz/Cargo.lock lists no `{d}` for `{package}` ({manifest} depends on it): \
+                 run `cd fuzz && cargo update --workspace`"
+            );
+        }
+    }
+}
