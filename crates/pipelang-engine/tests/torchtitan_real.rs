@@ -188,6 +188,26 @@ fn torchtitan_builds_a_modern_dense_decoder_with_pipelangs_parameter_count() {
     check_source(&dense, None, vec![]);
 }
 
+/// The whole of tiny_modern, its MoE decoder included: multi-query attention, a shared expert
+/// and a dense first block built by torchtitan (Qwen3 blocks with torchtitan's `MoE` and its
+/// `shared_experts` feed-forward, the first block dense) with pipelang's parameter count, so
+/// neither field is dropped or sized differently.
+#[test]
+fn torchtitan_builds_a_moe_decoder_with_shared_experts_and_dense_layers() {
+    let src = std::fs::read_to_string(root().join("pipelines/tiny_modern.pipe")).unwrap();
+    for field in [
+        "shared_experts = 1",
+        "dense_layers   = 1",
+        "experts        = 4",
+    ] {
+        assert!(
+            src.contains(field),
+            "tiny_modern's MoE decoder sets {field}"
+        );
+    }
+    check_source(&src, None, vec![]);
+}
+
 #[test]
 fn torchtitan_loads_every_run_of_tiny_text() {
     check("tiny_text.pipe", None, vec![]);

@@ -83,8 +83,8 @@ fn vision<'p>(
     (vit, proj)
 }
 
-/// What the lowering carries that this export does not map, at each stage (once): decoder
-/// fields beyond the dims the lowering's model carries.
+/// What the lowering carries that this export does not map, at each stage (once): a decoder
+/// torchtitan's blocks cannot build.
 pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Unmappable> {
     let mut out: Vec<Unmappable> = vec![];
     for r in &l.runs {
@@ -96,18 +96,14 @@ pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Unmappable> {
             continue;
         };
         // torchtitan's blocks have SwiGLU feed-forwards only.
-        let extra = [
-            (d.mlp.value != pipelang::check::ir::Mlp::SwiGlu).then_some("mlp"),
-            d.shared_experts.map(|_| "shared_experts"),
-            d.dense_layers.map(|_| "dense_layers"),
-        ];
-        if let Some(f) = extra.iter().flatten().next() {
+        if d.mlp.value != pipelang::check::ir::Mlp::SwiGlu {
             out.push(cannot(
                 p,
                 crate::Target::Torchtitan,
                 plan.stages[r.stage_index].id,
                 format!(
-                    "its decoder `{}` sets `{f}`, which the torchtitan export does not map yet",
+                    "its decoder `{}` sets `mlp`: torchtitan's blocks have SwiGLU \
+                     feed-forwards only",
                     r.model.name
                 ),
             ));
@@ -492,6 +488,12 @@ pub fn config(
         py_bool(m.qk_norm),
         py_bool(m.tie_embeddings),
     );
+    if m.experts.is_some() {
+        s += &format!(
+            "            shared_experts={},\n            dense_layers={},\n",
+            m.shared_experts, m.dense_layers
+        );
+    }
     if vit.is_some() {
         s += "            vit=VIT,\n";
     }

@@ -10,8 +10,8 @@ calls `trainer(...)` with that run's numbers; what is here is what torchtitan ha
 - `PlanFreeze`: a model converter that freezes the recipe's frozen models (requires_grad off,
   so torchtitan's optimizer never sees them).
 - the models from the recipe's dims: a Llama-3-style decoder (dense) or Qwen3-style MoE blocks
-  (GQA attention without q/k norm), alone for text stages, inside torchtitan's Kimi-VL
-  container (MoonViT + projector) for vision stages.
+  (with shared experts and dense first blocks where the recipe has them), alone for text
+  stages, inside torchtitan's Kimi-VL container (MoonViT + projector) for vision stages.
 - `assemble`: one checkpoint for a run whose models come from several places (earlier runs,
   a skipped stage's weights, a fresh projector); torchtitan loads exactly one and refuses
   missing keys.
@@ -180,7 +180,10 @@ def _linear_init(std: float = 0.02):
     return {"weight": partial(torch.nn.init.trunc_normal_, std=std), "bias": torch.nn.init.zeros_}
 
 
-def _blocks(*, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, rope_theta, max_seq_len):
+def _blocks(
+    *, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, shared, dense, rope_theta,
+    max_seq_len
+):
     from torchtitan.models.common import ComplexRoPE, RMSNorm
     from torchtitan.models.common.config_utils import (
         get_attention_config,
@@ -217,11 +220,17 @@ def _blocks(*, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, ro
             ffn_norm=RMSNorm.Config(normalized_shape=dim, param_init=norm),
             attention=attention,
         )
-        if experts is None:
-            ffn = make_ffn_config(
-                dim=dim, hidden_dim=hidden, w1_param_init=_linear_init(), w2w3_param_init=depth
+        def ffn(width):
+            return make_ffn_config(
+                dim=dim, hidden_dim=width, w1_param_init=_linear_init(), w2w3_param_init=depth
             )
-            out.append(Llama3TransformerBlock.Config(feed_forward=ffn, **common))
+
+        if experts is None:
+            out.append(Llama3TransformerBlock.Config(feed_forward=ffn(hidden), **common))
+        elif i < dense:
+            # pipelang's `dense_layers`: the first blocks of a MoE decoder have a dense MLP of
+            # the experts' width (Qwen3's block takes a feed-forward in place of its MoE).
+            out.append(Qwen3TransformerBlock.Config(feed_forward=ffn(hidden), **common))
         else:
             w = partial(torch.nn.init.trunc_normal_, std=0.02)
             moe = make_moe_config(
@@ -242,6 +251,9 @@ def _blocks(*, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, ro
                     param_init={"w1_EFD": w, "w2_EDF": w, "w3_EFD": w},
                     comm_backend="standard",
                 ),
+                # pipelang's `shared_experts = S`: one MLP S x the experts' width that every
+                # token goes through, as torchtitan's (and DeepSeek-V3's) shared experts are.
+                shared_experts=ffn(shared * hidden) if shared else None,
             )
             out.append(Qwen3TransformerBlock.Config(moe=moe, **common))
     return out
@@ -261,6 +273,8 @@ def model(
     kv_heads: int | None = None,
     qk_norm: bool = False,
     tie_embeddings: bool = False,
+    shared_experts: int = 0,
+    dense_layers: int = 0,
     vit: dict | None = None,
     freeze: PlanFreeze.Config | None = None,
 ):
@@ -277,6 +291,8 @@ def model(
         hidden=hidden,
         experts=experts,
         top_k=top_k,
+        shared=shared_experts,
+        dense=dense_layers,
         rope_theta=rope_theta,
         max_seq_len=max_seq_len,
     )
