@@ -55,6 +55,8 @@ pub(super) fn phases(
     let mut out = vec![];
     let mut start = 0.0;
     let mut steps_so_far = 0;
+    // Whether a budget past 2^53 tokens was reported (once per stage).
+    let mut past = false;
     for ph in declared {
         // A ramp counts from where it is written: the stage's start, or its own phase's.
         let (target, batch, origin, budget_span) = match ph {
@@ -94,6 +96,12 @@ pub(super) fn phases(
             Budget::Steps(_) => f64::INFINITY,
         };
         let absurd = absurd_batch(batch, seq_len, stage_tokens, diags);
+        // A share or `rest` of a stage budget too large is the stage budget's mistake.
+        let cause = match ph.map(|x| x.budget.value) {
+            Some(PhaseBudget::Tokens(_) | PhaseBudget::Steps(_)) => budget_span,
+            _ => st.budget.span,
+        };
+        let target = countable_target(target, start, batch.value, seq_len, cause, &mut past, diags);
         let (runs, tokens) = match target {
             Target::Tokens(tokens) => {
                 let runs = batch::runs(batch.value, seq_len, origin, tokens);
@@ -230,9 +238,10 @@ fn absurd_batch(
     true
 }
 
-/// Tokens per step past 2^53 are not whole numbers in f64 and overflow u64 products (the
-/// fuzzer found `seq_len` of 120 digits): reported at the batch, and the phase is walked as
-/// one sequence of one token so that the rest of the file is still checked.
+/// Tokens per step (and, in `countable_target`, a stage's tokens) past 2^53 are not whole
+/// numbers in f64 and overflow u64 products (the fuzzer found `seq_len` of 120 digits):
+/// reported at the batch, and the phase is walked as one sequence of one token so that the rest
+/// of the file is still checked.
 const MAX_STEP_TOKENS: f64 = 9_007_199_254_740_992.0;
 
 fn countable(batch: Sp<Batch>, seq: &Held<u64>, diags: &mut Diagnostics) -> (Sp<Batch>, u64) {
@@ -258,6 +267,52 @@ fn countable(batch: Sp<Batch>, seq: &Held<u64>, diags: &mut Diagnostics) -> (Sp<
         .help("lower `batch` or `seq_len`: a step holds at most 2^53 (about 9e15) tokens"),
     );
     (Sp::new(Batch::Sequences(1), batch.span), 1)
+}
+
+/// A stage's token positions past 2^53 are not whole numbers in f64, and its step count would
+/// overflow (the fuzzer found `budget = 1888...B` of 50 digits): reported at the budget, and the
+/// phase is walked as one step so that the rest of the file is still checked.
+fn countable_target(
+    target: Target,
+    start: f64,
+    batch: Batch,
+    seq_len: u64,
+    span: crate::syntax::Span,
+    reported: &mut bool,
+    diags: &mut Diagnostics,
+) -> Target {
+    let step = match batch {
+        Batch::Sequences(b) => b as f64,
+        Batch::Ramp { from, to, .. } => from.max(to) as f64,
+        Batch::Tokens(t) => (t / seq_len.max(1) as f64).max(1.0),
+    } * seq_len as f64;
+    let tokens = match target {
+        Target::Tokens(t) => t,
+        Target::Steps(n) => n as f64 * step,
+    };
+    // Not `<=`: an unknown budget (NaN, already reported) is not too large.
+    if !(start + tokens > MAX_STEP_TOKENS) {
+        return target;
+    }
+    if std::mem::replace(reported, true) {
+        return Target::Steps(1);
+    }
+    diags.push(
+        Diagnostic::new(
+            Code::RANGE,
+            format!(
+                "this budget takes the stage past 2^53 tokens (to at least {:.3e}), more than \
+                 a plan can count",
+                start + tokens
+            ),
+        )
+        .label(span, "past 2^53 tokens")
+        .help(
+            "a stage trains at most 2^53 (about 9e15, 9,007T) tokens: lower the budget (the \
+             units are K, M, B and T tokens, or `steps`)",
+        ),
+    );
+    Target::Steps(1)
 }
 
 /// `batch_tokens` that whole sequences of the phase's seq_len miss by more than 0.1%.
