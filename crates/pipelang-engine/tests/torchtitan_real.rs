@@ -143,6 +143,7 @@ fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
         if loaded_with_optimizer {
             assert!(!line["last_save_model_only"].as_bool().unwrap(), "{name}");
         }
+        tokenizer(&p, r, line);
         let lrs = line["lrs"].as_array().unwrap();
         assert_eq!(lrs.len() as u64, r.steps);
         for (k, lr) in lrs.iter().enumerate() {
@@ -162,6 +163,59 @@ fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
         .map(|s| s.steps)
         .sum();
     assert_eq!(steps + skipped, plan.total_steps);
+}
+
+/// A byte-level run's tokenizer, as torchtitan builds it from the export's folder, gives the
+/// ids `pipe run` trains on: each byte its value, the end of document after each document, the
+/// image specials where torchtitan's multimodal tokenizer asks for them.
+fn tokenizer(
+    p: &pipelang::check::ir::Pipeline,
+    r: &pipelang_engine::EngineRun,
+    line: &serde_json::Value,
+) {
+    use pipelang::schema::tokenizer::{BYTE_BASE, BYTE_IDS};
+    let bytes = r.mixture.iter().all(|sh| {
+        p.data[pipelang::check::ir::DataId::new(sh.index)]
+            .tokenizer
+            .is_none()
+    });
+    let t = &line["tokenizer"];
+    if !bytes {
+        return;
+    }
+    let name = &r.name;
+    assert!(
+        line["hf_assets_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tokenizer-bytes"),
+        "{name}: {}",
+        line["hf_assets_path"]
+    );
+    let text = t["text"].as_str().unwrap();
+    let mut want: Vec<u64> = text.bytes().map(u64::from).collect();
+    want.push(BYTE_BASE);
+    let got: Vec<u64> = t["sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(got, want, "{name}: torchtitan's ids of {text:?}");
+    assert_eq!(t["decoded"], text, "{name}: decoded");
+    assert_eq!(t["eos_id"], BYTE_BASE, "{name}: EOS");
+    assert_eq!(t["vocab_size"], BYTE_IDS, "{name}: vocabulary");
+    assert!(r.model.vocab >= BYTE_IDS, "{name}: model vocab");
+    if line["vision_params"].as_u64().unwrap() > 0 {
+        for (k, id) in [
+            ("image_id", 1),
+            ("vision_start_id", 2),
+            ("vision_end_id", 3),
+            ("pad_id", 4),
+        ] {
+            assert_eq!(t[k], BYTE_BASE + id, "{name}: {k}");
+        }
+    }
 }
 
 /// tiny_modern's dense decoder (grouped-query attention, QK-norm, tied embeddings, a stated

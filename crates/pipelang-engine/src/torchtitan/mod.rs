@@ -22,6 +22,8 @@ use pipelang::plan::lr::Shape;
 use crate::parallel::Layout;
 use crate::runs::{EngineRun, Init, Lowering, Unmappable, cannot};
 
+mod tokenizer;
+
 /// The helper every run module imports.
 pub const HELPER: &str = include_str!("pipelang_titan.py");
 
@@ -508,7 +510,7 @@ pub fn config(
         "        lr=LR,\n        steps=STEPS,\n        global_batch={},\n        local_batch={},\n        \
          seq_len={},\n        sources=SOURCES,\n        seed={},\n        load={load},\n        \
          load_optimizer={},\n        save_optimizer={},\n        tp={},\n        pp={},\n        ep={},\n        \
-         dp={},\n        tokenizer=None,\n",
+         dp={},\n        tokenizer={},\n",
         run.batch,
         par.micro_batch,
         run.seq_len,
@@ -519,6 +521,19 @@ pub fn config(
         par.pp,
         par.ep,
         par.dp(),
+        // Byte-level sources read through the export's own tokenizer folder; a source with a
+        // tokenizer file through the HF folder the user gives as `DIR/tokenizer`.
+        if run
+            .mixture
+            .iter()
+            .all(|sh| p.data[pipelang::check::ir::DataId::new(sh.index)]
+                .tokenizer
+                .is_none())
+        {
+            format!("pt.asset({})", py_str(tokenizer::DIR))
+        } else {
+            format!("pt.asset({})", py_str("tokenizer"))
+        },
     );
     if vit.is_some() {
         s += "        vit=VIT,\n";
@@ -610,7 +625,8 @@ pub fn files(
 ) -> (Vec<(PathBuf, String)>, Vec<Diagnostic>) {
     let (starts, mut notes) = starts(p, plan, l);
     notes.extend(one_image_source(p, l));
-    let mut out = vec![
+    let mut out = tokenizer::files();
+    out.extend([
         (PathBuf::from("pipelang_titan.py"), HELPER.to_string()),
         (
             PathBuf::from("plan.json"),
@@ -620,7 +636,7 @@ pub fn files(
             PathBuf::from("pipelang_runs/__init__.py"),
             "\"\"\"One config module per run (pipe export --engine torchtitan).\"\"\"\n".into(),
         ),
-    ];
+    ]);
     for (i, run) in l.runs.iter().enumerate() {
         let path = format!("{}.py", module(i, run).replace('.', "/"));
         out.push((PathBuf::from(path), config(p, plan, l, &starts, i, par)));

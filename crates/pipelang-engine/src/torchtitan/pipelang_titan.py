@@ -18,7 +18,8 @@ calls `trainer(...)` with that run's numbers; what is here is what torchtitan ha
 
 `python pipelang_titan.py --check OUT MODULE...` loads each run module through torchtitan's own
 ConfigManager, builds its model on the meta device and steps its LR container (torchtitan's
-build path) through every step; pipelang's tests compare the lines it writes to the plan.
+build path) through every step, and encodes a sample with the run's tokenizer as the trainer
+builds it; pipelang's tests compare the lines it writes to the plan.
 """
 
 from __future__ import annotations
@@ -403,14 +404,27 @@ def data(sources: list[tuple[str, float, str, str]], seed: int, vit: dict | None
 # ---------------------------------------------------------------------------------- trainer
 
 
-def _vision_tokenizer(vit: dict | None) -> dict:
-    """Kimi-VL's multimodal tokenizer (its media tokens) for runs with a vision encoder."""
+def asset(name: str) -> str:
+    """A tokenizer folder under the export (absolute, as torchtitan's `hf_assets_path`)."""
+    return os.path.join(EXPORT, name)
+
+
+def _vision_tokenizer(vit: dict | None, tokenizer: str) -> dict:
+    """torchtitan's multimodal tokenizer for runs with a vision encoder: pipelang's image
+    tokens when the folder is the export's byte tokenizer (its `tokenizer_config.json` names
+    them under `pipelang`), else Kimi-VL's media tokens."""
     if vit is None:
         return {}
+    import json
+
     from torchtitan.components.tokenizer import MultiModalTokenizer
     from torchtitan.models.kimi_k2_7 import KIMI_K2_5_SPECIAL_TOKENS
 
     special = {**KIMI_K2_5_SPECIAL_TOKENS, "vision_start_token": "<|media_start|>"}
+    config = os.path.join(tokenizer, "tokenizer_config.json")
+    if os.path.exists(config):
+        with open(config) as f:
+            special = json.load(f).get("pipelang", special)
     return {"tokenizer": MultiModalTokenizer.Config(**special)}
 
 
@@ -441,7 +455,7 @@ def trainer(
     pp: int,
     ep: int,
     dp: int,
-    tokenizer: str | None,
+    tokenizer: str,
     vit: dict | None = None,
 ):
     from torchtitan.components.checkpoint import CheckpointManager
@@ -452,7 +466,7 @@ def trainer(
 
     return Trainer.Config(
         model_spec=spec,
-        hf_assets_path=tokenizer or os.path.join(EXPORT, "tokenizer"),
+        hf_assets_path=tokenizer,
         dump_folder=run_folder(run_dir),
         loss=ChunkedLossWrapper.Config(
             loss_fn=CrossEntropyLoss.Config(global_vocab_size=spec.model.vocab_size)
@@ -470,7 +484,7 @@ def trainer(
             disable_cuda_graphs=pp > 1 or ep > 1,
         ),
         dataloader=data(sources, seed, vit),
-        **_vision_tokenizer(vit),
+        **_vision_tokenizer(vit, tokenizer),
         parallelism=ParallelismConfig(
             data_parallel_shard_degree=dp,
             tensor_parallel_degree=tp,
@@ -554,6 +568,11 @@ def assemble(out: str, module: str, sources: list[tuple[str, str]]) -> None:
 # ------------------------------------------------------------------------------------ check
 
 
+# Encoded by `--check` with each run's tokenizer: no leading space (a tokenizer that adds one
+# fails), UTF-8 of two and three bytes, runs of spaces, a newline, a control byte.
+TOKENIZER_SAMPLE = "Grüße,  世界!\n\ttab\x01 "
+
+
 def check(out_path: str, modules: list[str]) -> None:
     """Every run module through torchtitan's ConfigManager; the model on the meta device; the LR
     container built as the trainer builds it, on a stand-in parameter, stepped as
@@ -594,6 +613,21 @@ def check(out_path: str, modules: list[str]) -> None:
                 opts.step()
                 lrs.append(inner.param_groups[0]["lr"])
                 sched.step()
+            tokens = None
+            if os.path.isdir(cfg.hf_assets_path):
+                tok = cfg.tokenizer.build(tokenizer_path=cfg.hf_assets_path)
+                tokens = {
+                    "vocab_size": tok.get_vocab_size(),
+                    "eos_id": tok.eos_id,
+                    "text": TOKENIZER_SAMPLE,
+                    "sample": tok.encode(TOKENIZER_SAMPLE, add_bos=True, add_eos=True),
+                    "decoded": tok.decode(tok.encode(TOKENIZER_SAMPLE)),
+                    **{
+                        f"{name}_id": getattr(tok, f"{name}_id")
+                        for name in ("image", "vision_start", "vision_end", "pad")
+                        if hasattr(tok, f"{name}_id")
+                    },
+                }
             rope = [
                 c.theta
                 for _, c, _, _ in mc.traverse(type(mc.layers[0].attention.rope))
@@ -616,6 +650,8 @@ def check(out_path: str, modules: list[str]) -> None:
                         "last_save_model_only": ck.last_save_model_only,
                         "exclude_from_loading": list(ck.exclude_from_loading),
                         "dump_folder": cfg.dump_folder,
+                        "hf_assets_path": cfg.hf_assets_path,
+                        "tokenizer": tokens,
                         "lrs": lrs,
                     }
                 )
