@@ -63,10 +63,14 @@ impl Target {
     }
     /// Whether the export maps a RoPE scaling exactly (the engine's own frequencies, checked
     /// against `pipelang::plan::rope` by the `*_real` tests). OLMo-core has all three
-    /// (`PIRoPEScalingConfig`, `YaRNRoPEScalingConfig`, `StepwiseRoPEScalingConfig`); the
-    /// Megatron-LM and torchtitan exports do not pass a scaling on yet, so they refuse one.
+    /// (`PIRoPEScalingConfig`, `YaRNRoPEScalingConfig`, `StepwiseRoPEScalingConfig`);
+    /// torchtitan has Llama 3.1's (`RoPE.Config(scaling = "llama")`), but no position
+    /// interpolation, and its attention has no YaRN temperature; the Megatron-LM export passes
+    /// none on yet.
     pub fn maps_rope_scaling(self, s: &RopeScaling) -> bool {
-        s.is_none() || matches!(self, Target::OlmoCore)
+        s.is_none()
+            || matches!(self, Target::OlmoCore)
+            || matches!((self, s), (Target::Torchtitan, RopeScaling::Llama3 { .. }))
     }
     /// Whether the engine trains vision models (a ViT, a projector) beside the decoder.
     pub fn vision(self) -> bool {
@@ -338,9 +342,11 @@ fn scaling_refused(
     .label(span, "this RoPE scaling")
     .help(format!(
         "train this recipe with pipelang's own runtime (`pipe run` without `--engine`), or \
-         export it to OLMo-core, which maps every RoPE scaling; {} takes none yet \
-         (docs/engines.md)",
-        t.name()
+         export it to OLMo-core, which maps every RoPE scaling; {} (docs/engines.md)",
+        match t {
+            Target::Torchtitan => "torchtitan takes `llama3` only",
+            _ => "this engine takes none yet",
+        }
     ));
     Some(Unmappable {
         stage: st.name.clone(),

@@ -1,7 +1,7 @@
 //! A RoPE scaling in an export: OLMo-core takes every run of `tiny_yarn.pipe` with the scaling
 //! in its config (`olmo_core_real.rs` builds them with OLMo-core and compares the frequencies);
-//! Megatron-LM and torchtitan, which the export does not map a scaling onto yet, refuse the
-//! stage with P0901 at the `rope_scaling` that states it, never dropping it.
+//! Megatron-LM (no scaling mapped yet) and torchtitan (Llama 3.1's only: `torchtitan_real.rs`)
+//! refuse its YaRN stage with P0901 at the `rope_scaling` that states it, never dropping it.
 
 use pipelang::check::check_with;
 use pipelang_engine::lower;

@@ -87,6 +87,29 @@ fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
             r.rope_base,
             "{name}: RoPE"
         );
+        // The frequencies torchtitan's RoPE rotates with (its float32 cache) against
+        // pipelang's, pair by pair.
+        let rope = plan
+            .step(r.stage_index, r.first_step)
+            .rope(&r.model.name)
+            .unwrap();
+        let want = rope.inv_freqs((r.model.d_model / r.model.heads) as usize);
+        let got = line["rope_freqs"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: RoPE pairs");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let g = g.as_f64().unwrap();
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs() + 1e-12,
+                "{name}: pair {i}: torchtitan {g}, pipelang {w} ({})",
+                line["rope_scaling"]
+            );
+        }
+        assert_eq!(
+            line["rope_scaling"] == "llama",
+            !r.rope_scaling.is_none(),
+            "{name}: {}",
+            line["rope_scaling"]
+        );
         assert_eq!(line["seq_len"], r.seq_len, "{name}: seq_len");
         assert_eq!(line["global_batch"], r.batch, "{name}: batch");
         let st = &plan.stages[r.stage_index];
@@ -260,6 +283,21 @@ fn torchtitan_builds_a_moe_decoder_with_shared_experts_and_dense_layers() {
         );
     }
     check_source(&src, None, vec![]);
+}
+
+/// Llama 3.1's RoPE scaling switched on in a later stage (as `llama3_long_context.pipe`
+/// does), at the toy scale of tiny_text: torchtitan's `scaling = "llama"` frequencies equal
+/// pipelang's in every pair, and the stage before runs unscaled.
+#[test]
+fn torchtitan_scales_rope_as_llama_3_1() {
+    let src = "pipeline t { seed = 1, batch = 4, seq_len = 64 }\n\
+               model lm = decoder { vocab = 512, d_model = 64, layers = 2, heads = 2, rope_base = 500_000 }\n\
+               data web = text(\"corpus/*.jsonl\")\n\
+               stage pre { train = [lm], budget = 2_560, data = web, lr = cosine(peak = 1e-3, warmup = 10%, min = 1e-4) }\n\
+               stage long after pre {\n  train = [lm]\n  budget = 2_560\n  data = web\n  lr = resume\n  \
+               seq_len = 64 -> 128\n  \
+               rope_scaling = none -> llama3(factor = 8, low_freq = 1, high_freq = 4, original = 64)\n}\n";
+    check_source(src, None, vec![]);
 }
 
 #[test]

@@ -490,6 +490,22 @@ pub fn config(
         py_bool(m.qk_norm),
         py_bool(m.tie_embeddings),
     );
+    if let pipelang::plan::rope::RopeScaling::Llama3 {
+        factor,
+        low_freq,
+        high_freq,
+        original,
+    } = run.rope_scaling
+    {
+        s += &format!(
+            "            rope_scaling=dict(\n                scaling=\"llama\",\n                \
+             scaling_factor={},\n                low_freq_factor={},\n                \
+             high_freq_factor={},\n                original_max_position_embeddings={original},\n            ),\n",
+            py_f(factor),
+            py_f(low_freq),
+            py_f(high_freq),
+        );
+    }
     if m.experts.is_some() {
         s += &format!(
             "            shared_experts={},\n            dense_layers={},\n",

@@ -183,7 +183,7 @@ def _linear_init(std: float = 0.02):
 
 def _blocks(
     *, dim, layers, heads, kv_heads, qk_norm, hidden, experts, top_k, shared, dense, rope_theta,
-    max_seq_len
+    rope_scaling, max_seq_len
 ):
     from torchtitan.models.common import ComplexRoPE, RMSNorm
     from torchtitan.models.common.config_utils import (
@@ -199,7 +199,10 @@ def _blocks(
     from torchtitan.models.qwen3.model import Qwen3TransformerBlock
 
     head_dim = dim // heads
-    rope = ComplexRoPE.Config(dim=head_dim, max_seq_len=max_seq_len, theta=rope_theta)
+    # `rope_scaling`: RoPE.Config's own fields (Llama 3.1's `scaling = "llama"`), or none.
+    rope = ComplexRoPE.Config(
+        dim=head_dim, max_seq_len=max_seq_len, theta=rope_theta, **(rope_scaling or {})
+    )
     norm = {"weight": torch.nn.init.ones_}
     out = []
     for i in range(layers):
@@ -276,6 +279,7 @@ def model(
     tie_embeddings: bool = False,
     shared_experts: int = 0,
     dense_layers: int = 0,
+    rope_scaling: dict | None = None,
     vit: dict | None = None,
     freeze: PlanFreeze.Config | None = None,
 ):
@@ -295,6 +299,7 @@ def model(
         shared=shared_experts,
         dense=dense_layers,
         rope_theta=rope_theta,
+        rope_scaling=rope_scaling,
         max_seq_len=max_seq_len,
     )
     parts = dict(
@@ -628,6 +633,10 @@ def check(out_path: str, modules: list[str]) -> None:
                         if hasattr(tok, f"{name}_id")
                     },
                 }
+            # The rotary frequencies as torchtitan computes them: the angle of its cache at
+            # position 1 (the model above is on the meta device, so its RoPE is built again).
+            rope_cfg = mc.layers[0].attention.rope
+            freqs = torch.angle(rope_cfg.build().cache[1]).tolist()
             rope = [
                 c.theta
                 for _, c, _, _ in mc.traverse(type(mc.layers[0].attention.rope))
@@ -642,6 +651,8 @@ def check(out_path: str, modules: list[str]) -> None:
                         "trainable": trainable,
                         "groups": groups,
                         "rope_theta": rope[0],
+                        "rope_freqs": freqs,
+                        "rope_scaling": rope_cfg.scaling,
                         "steps": cfg.training.steps,
                         "seq_len": cfg.training.seq_len,
                         "global_batch": cfg.training.global_batch_size,
