@@ -290,8 +290,9 @@ fn countable_target(
         Target::Tokens(t) => t,
         Target::Steps(n) => n as f64 * step,
     };
-    // Not `<=`: an unknown budget (NaN, already reported) is not too large.
-    if !(start + tokens > MAX_STEP_TOKENS) {
+    // An unknown budget (NaN, already reported) is not too large.
+    let end = start + tokens;
+    if end.is_nan() || end <= MAX_STEP_TOKENS {
         return target;
     }
     if std::mem::replace(reported, true) {
@@ -301,9 +302,8 @@ fn countable_target(
         Diagnostic::new(
             Code::RANGE,
             format!(
-                "this budget takes the stage past 2^53 tokens (to at least {:.3e}), more than \
-                 a plan can count",
-                start + tokens
+                "this budget takes the stage past 2^53 tokens (to at least {end:.3e}), more \
+                 than a plan can count"
             ),
         )
         .label(span, "past 2^53 tokens")
