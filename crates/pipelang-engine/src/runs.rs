@@ -65,18 +65,35 @@ impl Target {
     /// against `pipelang::plan::rope` by the `*_real` tests). OLMo-core has all three
     /// (`PIRoPEScalingConfig`, `YaRNRoPEScalingConfig`, `StepwiseRoPEScalingConfig`);
     /// torchtitan has Llama 3.1's (`RoPE.Config(scaling = "llama")`), but no position
-    /// interpolation, and its attention has no YaRN temperature; the Megatron-LM export passes
-    /// none on yet.
+    /// interpolation, and its attention has no YaRN temperature; Megatron-LM has position
+    /// interpolation by a whole factor (`--rotary-seq-len-interpolation-factor` is an int) and
+    /// Llama 3.1's with the released model's bands only (`--use-rope-scaling` takes the factor;
+    /// low 1, high 4 and the original 8,192 are fixed in megatron-core).
     pub fn maps_rope_scaling(self, s: &RopeScaling) -> bool {
-        s.is_none()
-            || matches!(self, Target::OlmoCore)
-            || matches!((self, s), (Target::Torchtitan, RopeScaling::Llama3 { .. }))
+        match (self, s) {
+            (_, RopeScaling::None) | (Target::OlmoCore, _) => true,
+            (Target::Torchtitan, RopeScaling::Llama3 { .. }) => true,
+            (Target::Megatron, RopeScaling::Linear { factor }) => factor.fract() == 0.0,
+            (
+                Target::Megatron,
+                RopeScaling::Llama3 {
+                    low_freq,
+                    high_freq,
+                    original,
+                    ..
+                },
+            ) => *low_freq == 1.0 && *high_freq == 4.0 && *original == MEGATRON_LLAMA3_ORIGINAL,
+            _ => false,
+        }
     }
     /// Whether the engine trains vision models (a ViT, a projector) beside the decoder.
     pub fn vision(self) -> bool {
         matches!(self, Target::Megatron | Target::Torchtitan)
     }
 }
+
+/// The original context megatron-core's Llama 3.1 scaling assumes (`_apply_scaling`).
+pub const MEGATRON_LLAMA3_ORIGINAL: u64 = 8192;
 
 /// A decoder as the engine builds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -345,7 +362,11 @@ fn scaling_refused(
          export it to OLMo-core, which maps every RoPE scaling; {} (docs/engines.md)",
         match t {
             Target::Torchtitan => "torchtitan takes `llama3` only",
-            _ => "this engine takes none yet",
+            Target::Megatron =>
+                "Megatron-LM takes `linear` with a whole factor and \
+                 `llama3(factor = F, low_freq = 1, high_freq = 4, original = 8K)`, the bands \
+                 megatron-core fixes",
+            Target::OlmoCore => "OLMo-core takes every one",
         }
     ));
     Some(Unmappable {

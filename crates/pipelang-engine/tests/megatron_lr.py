@@ -14,7 +14,8 @@ a `pipe export --engine megatron` directory, the way Megatron-LM core_v0.16.1 do
   `--exit-interval`; the run's checkpoint is saved with torch.save and loaded by the next run.
 
 Usage: python megatron_lr.py EXPORT_DIR OUT.jsonl [--drop FLAG]; one JSON line per run: its
-name, the LR of each iteration, the iteration and samples it started at. `--drop FLAG` removes
+name, the LR of each iteration, the iteration and samples it started at, and the rotary
+frequencies megatron-core's RotaryEmbedding computes from the run's flags. `--drop FLAG` removes
 a flag from every run (the tests show what the export's flags are there for).
 """
 
@@ -134,7 +135,35 @@ def run(train_sh, env):
         },
         os.path.join(save, "harness_checkpoint.pt"),
     )
-    return {"lrs": lrs, "start_iteration": start[0], "start_samples": start[1]}
+    return {
+        "lrs": lrs,
+        "start_iteration": start[0],
+        "start_samples": start[1],
+        "rope_freqs": rope_freqs(a),
+    }
+
+
+def rope_freqs(a):
+    """The frequencies megatron-core's RotaryEmbedding rotates with, built from the run's
+    flags as Megatron-LM's model provider passes them (`rotary_base`, `rope_scaling`,
+    `rope_scaling_factor`, `seq_len_interpolation_factor`): the angles of position 1, from the
+    method its `forward` calls (`forward` itself needs CUDA)."""
+    from megatron.core.models.common.embeddings.rotary_pos_embedding import RotaryEmbedding
+
+    heads = int(a["num_attention_heads"])
+    kv = int(a.get("kv_channels", int(a["hidden_size"]) // heads))
+    interp = a.get("rotary_seq_len_interpolation_factor")
+    rope = RotaryEmbedding(
+        kv_channels=kv,
+        rotary_percent=float(a.get("rotary_percent", 1.0)),
+        rotary_base=int(a.get("rotary_base", 10000)),
+        rope_scaling=a.get("use_rope_scaling") is True,
+        rope_scaling_factor=float(a.get("rope_scaling_factor", 8.0)),
+        seq_len_interpolation_factor=int(interp) if interp is not None else None,
+        use_cpu_initialization=True,
+    )
+    # What `forward` rotates with before it moves to CUDA: [positions, pairs] angles.
+    return rope.get_freqs_non_repeated(2)[1].tolist()
 
 
 def main():

@@ -69,7 +69,12 @@ struct Checked {
 
 fn check(file: &str, profile: Option<&str>, language_only: bool) -> Checked {
     let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
-    let c = check_with(&src, profile);
+    check_source(file, &src, profile, language_only)
+}
+
+fn check_source(file: &str, src: &str, profile: Option<&str>, language_only: bool) -> Checked {
+    let c = check_with(src, profile);
+    assert!(!c.has_errors(), "{file}: {:#?}", c.diagnostics);
     let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
     let opts = Options {
         target: Target::Megatron,
@@ -114,6 +119,25 @@ fn check(file: &str, profile: Option<&str>, language_only: bool) -> Checked {
             run.name
         );
         assert_eq!(line["start_samples"], m.n0, "{}: samples loaded", run.name);
+        // megatron-core's rotary frequencies (float32) against pipelang's, at the integer
+        // `--rotary-base` the export writes (its rounding is reported separately).
+        let mut rope = plan
+            .step(run.stage_index, run.first_step)
+            .rope(&run.model.name)
+            .unwrap();
+        rope.base = m.rotary_base as f64;
+        let want = rope.inv_freqs((run.model.d_model / run.model.heads) as usize);
+        let got = line["rope_freqs"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{}: RoPE pairs", run.name);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let g = g.as_f64().unwrap();
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs() + 1e-12,
+                "{}: pair {i}: megatron-core {g}, pipelang {w} ({:?})",
+                run.name,
+                run.rope_scaling
+            );
+        }
         let lrs = line["lrs"].as_array().unwrap();
         assert_eq!(lrs.len() as u64, run.steps, "{}: iterations", run.name);
         let vision = matches!(m.entry, megatron::Entry::Multimodal { .. });
@@ -169,4 +193,29 @@ fn megatron_core_steps_kimi_vl_language_stages_within_the_reported_bound() {
         c.runs, c.iterations, c.exact, c.worst
     );
     assert!(c.runs > 0);
+}
+
+/// RoPE scalings megatron-core takes, switched on in a later stage at 8K: Llama 3.1's (the released
+/// bands, which megatron-core fixes) through `--use-rope-scaling --rope-scaling-factor`, and
+/// position interpolation by a whole factor through `--rotary-seq-len-interpolation-factor`;
+/// megatron-core's own `RotaryEmbedding`, built from each run's flags, rotates with pipelang's
+/// frequencies in every pair.
+#[test]
+fn megatron_core_scales_rope_as_the_plan_says() {
+    for scaling in [
+        "llama3(factor = 8, low_freq = 1, high_freq = 4, original = 8K)",
+        "linear(factor = 2)",
+    ] {
+        let src = format!(
+            "pipeline t {{ seed = 1, batch = 4, seq_len = 64 }}\n\
+             model lm = decoder {{ vocab = 512, d_model = 64, layers = 2, heads = 2, rope_base = 500_000 }}\n\
+             data web = text(\"corpus/*.jsonl\")\n\
+             stage pre {{ train = [lm], budget = 2_560, data = web, lr = cosine(peak = 1e-3, warmup = 10%, min = 1e-4) }}\n\
+             stage long after pre {{\n  train = [lm]\n  budget = 65_536\n  seq_len = 64 -> 8K\n  data = web\n  \
+             lr = rewarmup(to = 1e-3, over = 1 steps) then cosine(min = 1e-4)\n  \
+             rope_scaling = none -> {scaling}\n}}\n"
+        );
+        let done = check_source(scaling, &src, None, false);
+        assert_eq!(done.runs, 2, "{scaling}");
+    }
 }

@@ -1,7 +1,8 @@
 //! A RoPE scaling in an export: OLMo-core takes every run of `tiny_yarn.pipe` with the scaling
 //! in its config (`olmo_core_real.rs` builds them with OLMo-core and compares the frequencies);
-//! Megatron-LM (no scaling mapped yet) and torchtitan (Llama 3.1's only: `torchtitan_real.rs`)
-//! refuse its YaRN stage with P0901 at the `rope_scaling` that states it, never dropping it.
+//! Megatron-LM (position interpolation and Llama 3.1's released bands only) and torchtitan
+//! (Llama 3.1's only; both checked in their `*_real.rs`) refuse its YaRN stage with P0901 at
+//! the `rope_scaling` that states it, never dropping it.
 
 use pipelang::check::check_with;
 use pipelang_engine::lower;
@@ -70,5 +71,66 @@ fn megatron_and_torchtitan_refuse_a_scaling_at_the_field() {
         );
         // No run of the refused stage is exported.
         assert!(l.runs.iter().all(|r| r.stage != "extend"));
+    }
+}
+
+/// What Megatron-LM cannot say is refused, not approximated: Llama 3.1's scaling with other
+/// bands than megatron-core's fixed ones, and position interpolation by a fraction
+/// (`--rotary-seq-len-interpolation-factor` is an int). The same recipe with the released
+/// bands or a whole factor is exported (`megatron_real.rs` checks its frequencies).
+#[test]
+fn megatron_refuses_the_scalings_its_flags_cannot_state() {
+    let recipe = |scaling: &str| {
+        format!(
+            "pipeline t {{ seed = 1, batch = 4, seq_len = 64 }}\n\
+             model lm = decoder {{ vocab = 512, d_model = 64, layers = 2, heads = 2 }}\n\
+             data web = text(\"corpus/*.jsonl\")\n\
+             stage pre {{ train = [lm], budget = 2_560, data = web, lr = constant(1e-3) }}\n\
+             stage long after pre {{\n  train = [lm]\n  budget = 65_536\n  seq_len = 64 -> 8K\n  \
+             data = web\n  lr = constant(1e-3)\n  rope_scaling = none -> {scaling}\n}}\n"
+        )
+    };
+    for (scaling, refused) in [
+        (
+            "llama3(factor = 8, low_freq = 1, high_freq = 4, original = 8K)",
+            false,
+        ),
+        (
+            "llama3(factor = 8, low_freq = 1, high_freq = 4, original = 4K)",
+            true,
+        ),
+        (
+            "llama3(factor = 8, low_freq = 2, high_freq = 4, original = 8K)",
+            true,
+        ),
+        ("linear(factor = 2)", false),
+        ("linear(factor = 1.5)", true),
+    ] {
+        let src = recipe(scaling);
+        let c = check_with(&src, None);
+        assert!(!c.has_errors(), "{scaling}: {:?}", c.diagnostics);
+        let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+        let l = lower(
+            &p,
+            &plan,
+            &Options {
+                target: Target::Megatron,
+                ..Default::default()
+            },
+        );
+        assert_eq!(l.unmappable.len(), usize::from(refused), "{scaling}");
+        if let Some(u) = l.unmappable.first() {
+            let d = &u.diagnostic;
+            let s = d.primary_span();
+            assert_eq!(&src[s.start..s.end], scaling);
+            assert!(
+                d.help
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("low_freq = 1, high_freq = 4"),
+                "{:?}",
+                d.help
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use pipelang::check::ir::Pipeline;
 use pipelang::plan::Plan;
+use pipelang::plan::rope::RopeScaling;
 
 use super::lr::Style;
 use super::{Entry, Export, Load, MEGATRON_LM, MegaRun, SAVE_INTERVAL, run_dir};
@@ -167,6 +168,20 @@ pub fn train(plan: &Plan, l: &Lowering, x: &Export, i: usize, par: &Layout) -> S
     }
     a += "  --position-embedding-type rope\n  --rotary-percent 1.0\n";
     flag(&mut a, "--rotary-base", m.rotary_base);
+    match run.rope_scaling {
+        // Positions divided by the factor: every frequency divided by it, as `linear` is.
+        RopeScaling::Linear { factor } => flag(
+            &mut a,
+            "--rotary-seq-len-interpolation-factor",
+            factor as u64,
+        ),
+        // The bands are megatron-core's fixed ones (`Target::maps_rope_scaling`).
+        RopeScaling::Llama3 { factor, .. } => {
+            a += "  --use-rope-scaling\n";
+            flag(&mut a, "--rope-scaling-factor", factor);
+        }
+        _ => {}
+    }
     flag(&mut a, "--max-position-embeddings", max_seq(l, &d.name));
     if let (Some(e), Some(k)) = (d.experts, d.active_experts) {
         flag(&mut a, "--num-experts", e);
