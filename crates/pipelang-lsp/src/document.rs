@@ -23,6 +23,9 @@ pub struct Document {
     pub diagnostics: Vec<lsp::Diagnostic>,
     /// Server time to check, plan and convert the diagnostics of this version.
     pub analysis_time: Duration,
+    /// The plan panel's last picture of this version, by highlighted stage and staleness: the
+    /// panel asks again on every cursor move, and most moves stay in one stage.
+    pub(crate) plan_svg: std::cell::RefCell<Option<(Option<String>, bool, String)>>,
 }
 
 impl Document {
@@ -84,6 +87,7 @@ impl Document {
             names,
             diagnostics,
             analysis_time,
+            plan_svg: Default::default(),
         }
     }
 

@@ -76,7 +76,17 @@ pub fn plan_view(doc: &Document, last_good: Option<&Plan>, at: Option<Position>)
         .filter(|name| plan.is_some_and(|p| p.stage(name).is_some()));
     PlanResult {
         version: doc.version,
-        svg: plan.map(|p| svg(p, stage.as_deref(), stale)),
+        svg: plan.map(|p| {
+            let mut memo = doc.plan_svg.borrow_mut();
+            match &*memo {
+                Some((at, was_stale, svg)) if *at == stage && *was_stale == stale => svg.clone(),
+                _ => {
+                    let fresh = svg(p, stage.as_deref(), stale);
+                    *memo = Some((stage.clone(), stale, fresh.clone()));
+                    fresh
+                }
+            }
+        }),
         stage,
         stale,
         message,
@@ -617,6 +627,29 @@ fn swatch(o: &mut String, y: f64, color: &str, name: &str, filled: bool) {
     );
 }
 
+/// A coordinate to one decimal, written with integer formatting: `{:.1}` on an f64 takes
+/// core's exact float path (Grisu, then Dragon), which was a third of a `pipelang/plan`
+/// request's time for the curves' thousands of points. Ties round away from zero, and a
+/// coordinate outside the canvas by far falls back to `{:.1}`.
+struct Px(f64);
+
+impl std::fmt::Display for Px {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = (self.0 * 10.0).round();
+        if tenths.is_nan() || tenths.abs() >= 1e15 {
+            return write!(f, "{:.1}", self.0);
+        }
+        let t = tenths as i64;
+        let sign = if t < 0 { "-" } else { "" };
+        write!(
+            f,
+            "{sign}{}.{}",
+            t.unsigned_abs() / 10,
+            t.unsigned_abs() % 10
+        )
+    }
+}
+
 fn line(
     o: &mut String,
     pts: &[(f64, f64)],
@@ -640,7 +673,7 @@ fn line(
         esc(name)
     );
     for (t, v) in pts {
-        let _ = write!(o, "{:.1},{:.1} ", x(*t), p.y(*v));
+        let _ = write!(o, "{},{} ", Px(x(*t)), Px(p.y(*v)));
     }
     o.push_str(r#""/>"#);
 }
@@ -680,10 +713,10 @@ fn mixture(
                     esc(&plan.sources.as_raw()[k])
                 );
                 for (sm, v) in stage.iter().zip(&above) {
-                    let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
+                    let _ = write!(o, "{},{} ", Px(x(sm.x)), Px(p.y(*v)));
                 }
                 for (sm, v) in stage.iter().zip(&below).rev() {
-                    let _ = write!(o, "{:.1},{:.1} ", x(sm.x), p.y(*v));
+                    let _ = write!(o, "{},{} ", Px(x(sm.x)), Px(p.y(*v)));
                 }
                 o.push_str(r#""/>"#);
             }
@@ -705,5 +738,49 @@ fn mixture(
             y + 10.0,
             esc(&plan.sources.as_raw()[k])
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Px;
+
+    /// The picture kept for a version is the one of the stage asked for: moving between two
+    /// stages and back gives each its own highlight, never the other's.
+    #[test]
+    fn the_kept_picture_follows_the_stage_under_the_cursor() {
+        let src = include_str!("../../../pipelines/tiny_text.pipe");
+        let uri: lsp_types::Uri = "file:///t/tiny_text.pipe".parse().unwrap();
+        let doc = super::Document::new(uri, 1, src.to_string());
+        let at = |stage: &str| {
+            let off = src.find(&format!("stage {stage}")).unwrap() + 3;
+            let p = doc.text().position(off);
+            let r = super::plan_view(&doc, None, Some(p));
+            assert_eq!(r.stage.as_deref(), Some(stage));
+            r.svg.unwrap()
+        };
+        let (a, b, a2) = (at("pretrain"), at("cooldown"), at("pretrain"));
+        assert_ne!(a, b);
+        assert_eq!(a, a2);
+        assert_eq!(
+            a,
+            super::svg(doc.plan.as_ref().unwrap(), Some("pretrain"), false)
+        );
+    }
+
+    #[test]
+    fn coordinates_are_written_to_a_tenth() {
+        for (x, want) in [
+            (0.0, "0.0"),
+            (12.34, "12.3"),
+            (12.36, "12.4"),
+            (-3.21, "-3.2"),
+            (-0.04, "0.0"),
+            (799.96, "800.0"),
+            (f64::NAN, "NaN"),
+            (1e300, &format!("{:.1}", 1e300)),
+        ] {
+            assert_eq!(Px(x).to_string(), want, "{x}");
+        }
     }
 }
