@@ -526,7 +526,7 @@ pub fn config(
         "        lr=LR,\n        steps=STEPS,\n        global_batch={},\n        local_batch={},\n        \
          seq_len={},\n        sources=SOURCES,\n        seed={},\n        load={load},\n        \
          load_optimizer={},\n        save_optimizer={},\n        tp={},\n        pp={},\n        ep={},\n        \
-         dp={},\n        tokenizer={},\n",
+         dp={},\n        tokenizer=pt.asset({}),\n",
         run.batch,
         par.micro_batch,
         run.seq_len,
@@ -539,17 +539,19 @@ pub fn config(
         par.dp(),
         // Byte-level sources read through the export's own tokenizer folder; a source with a
         // tokenizer file through the HF folder the user gives as `DIR/tokenizer`.
-        if run
-            .mixture
-            .iter()
-            .all(|sh| p.data[pipelang::check::ir::DataId::new(sh.index)]
-                .tokenizer
-                .is_none())
-        {
-            format!("pt.asset({})", py_str(tokenizer::DIR))
-        } else {
-            format!("pt.asset({})", py_str("tokenizer"))
-        },
+        py_str(
+            if run
+                .mixture
+                .iter()
+                .all(|sh| p.data[pipelang::check::ir::DataId::new(sh.index)]
+                    .tokenizer
+                    .is_none())
+            {
+                tokenizer::DIR
+            } else {
+                "tokenizer"
+            }
+        ),
     );
     if vit.is_some() {
         s += "        vit=VIT,\n";

@@ -244,12 +244,17 @@ fn absurd_batch(
 /// of the file is still checked.
 const MAX_STEP_TOKENS: f64 = 9_007_199_254_740_992.0;
 
-fn countable(batch: Sp<Batch>, seq: &Held<u64>, diags: &mut Diagnostics) -> (Sp<Batch>, u64) {
-    let sequences = match batch.value {
+/// The most sequences a step of `batch` holds at `seq_len` (a ramp's larger end).
+fn largest_sequences(batch: Batch, seq_len: u64) -> f64 {
+    match batch {
         Batch::Sequences(b) => b as f64,
         Batch::Ramp { from, to, .. } => from.max(to) as f64,
-        Batch::Tokens(t) => t / seq.value.max(1) as f64,
-    };
+        Batch::Tokens(t) => t / seq_len.max(1) as f64,
+    }
+}
+
+fn countable(batch: Sp<Batch>, seq: &Held<u64>, diags: &mut Diagnostics) -> (Sp<Batch>, u64) {
+    let sequences = largest_sequences(batch.value, seq.value);
     let step = sequences * seq.value as f64;
     if step <= MAX_STEP_TOKENS {
         return (batch, seq.value);
@@ -281,11 +286,8 @@ fn countable_target(
     reported: &mut bool,
     diags: &mut Diagnostics,
 ) -> Target {
-    let step = match batch {
-        Batch::Sequences(b) => b as f64,
-        Batch::Ramp { from, to, .. } => from.max(to) as f64,
-        Batch::Tokens(t) => (t / seq_len.max(1) as f64).max(1.0),
-    } * seq_len as f64;
+    // A step holds at least one sequence, however few tokens `batch_tokens` asks for.
+    let step = largest_sequences(batch, seq_len).max(1.0) * seq_len as f64;
     let tokens = match target {
         Target::Tokens(t) => t,
         Target::Steps(n) => n as f64 * step,
