@@ -28,22 +28,25 @@ pub struct Document {
     pub(crate) plan_svg: std::cell::RefCell<Option<(Option<String>, bool, String)>>,
 }
 
+/// What the server has read from the files its documents name (tokenizer files, `init`
+/// headers), kept across edits while those files are unchanged.
+#[derive(Default)]
+pub struct FileReads {
+    pub tokenizers: check::files::TokenizerCounts,
+    pub headers: check::init_file::Headers,
+}
+
 impl Document {
     pub fn new(uri: lsp::Uri, version: i32, text: String) -> Document {
-        Self::with_counts(
-            uri,
-            version,
-            text,
-            &mut check::files::TokenizerCounts::default(),
-        )
+        Self::with_files(uri, version, text, &mut FileReads::default())
     }
 
-    /// [`Document::new`], with the tokenizer files the server has already counted.
-    pub fn with_counts(
+    /// [`Document::new`], with the files the server has already read.
+    pub fn with_files(
         uri: lsp::Uri,
         version: i32,
         text: String,
-        counts: &mut check::files::TokenizerCounts,
+        reads: &mut FileReads,
     ) -> Document {
         let started = Instant::now();
         let index = LineIndex::new(&text);
@@ -51,10 +54,15 @@ impl Document {
         // The files the pipeline names (tokenizers), read as `pipe check` reads them, so that
         // the editor and the command line report the same problems.
         if let (Some(p), Some(path)) = (&checked.pipeline, file_path(&uri)) {
-            let mut files = check::files::check_counted(p, &path, counts);
+            let mut files = check::files::check_counted(p, &path, &mut reads.tokenizers);
             // `init` files: there, safetensors, floats. Their shapes need the runtime's layout,
             // which the server does not link (`pipe check` checks them).
-            files.extend(check::init_file::check(p, &path, &|_| None));
+            files.extend(check::init_file::check_cached(
+                p,
+                &path,
+                &|_| None,
+                &mut reads.headers,
+            ));
             if !files.is_empty() {
                 checked.diagnostics.extend(files);
                 checked

@@ -40,8 +40,8 @@ pub struct Server {
     /// The plan of each file's last version without errors: inlay hints and the plan view keep
     /// showing it while an edit is half-typed.
     pub last_plans: HashMap<Uri, std::rc::Rc<pipelang::plan::Plan>>,
-    /// Tokenizer files counted so far, re-read only when they change.
-    pub tokenizers: pipelang::check::files::TokenizerCounts,
+    /// The files the pipeline names, re-read only when they change.
+    pub files: crate::document::FileReads,
 }
 
 pub fn capabilities() -> ServerCapabilities {
@@ -104,7 +104,7 @@ impl Server {
     }
 
     fn set(&mut self, uri: Uri, version: i32, text: String) -> PublishDiagnosticsParams {
-        let doc = Document::with_counts(uri.clone(), version, text, &mut self.tokenizers);
+        let doc = Document::with_files(uri.clone(), version, text, &mut self.files);
         let params =
             PublishDiagnosticsParams::new(uri.clone(), doc.diagnostics.clone(), Some(version));
         if std::env::var_os("PIPE_LSP_TRACE").is_some() {

@@ -117,3 +117,48 @@ fn tokenizer_files_are_counted_again_only_when_they_change() {
     );
     assert_eq!(counts.reads, 2);
 }
+
+/// A safetensors file of one tensor `w` of `dtype` and 4 elements, written by hand: 8 bytes of
+/// header length, the JSON header, the data.
+fn one_tensor(dtype: &str, bytes_each: usize) -> Vec<u8> {
+    let n = 4 * bytes_each;
+    let json = format!(r#"{{"w":{{"dtype":"{dtype}","shape":[4],"data_offsets":[0,{n}]}}}}"#);
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json.as_bytes());
+    out.extend(std::iter::repeat_n(0u8, n));
+    out
+}
+
+/// The language server's cache of `init` headers: an unchanged file is read once however
+/// many edits check it again; a rewritten one (another size) is read again and its new
+/// header decides; a removed one is reported, not served from the cache.
+#[test]
+fn init_headers_are_read_again_only_when_they_change() {
+    use pipelang::check::init_file;
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("w.safetensors");
+    std::fs::write(&st, one_tensor("F32", 4)).unwrap();
+    let src = "pipeline t { seed = 1, batch = 4, seq_len = 32 }\n\
+model lm = decoder { vocab = 300, d_model = 16, layers = 1, heads = 2, init = \"w.safetensors\" }\n\
+data web = text(\"corpus/*.jsonl\")\n\
+stage s { train = [lm], budget = 1M, data = web, lr = constant(1e-3) }\n";
+    let checked = check(src);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let p = checked.pipeline.as_ref().unwrap();
+    let file = dir.path().join("t.pipe");
+    let mut headers = init_file::Headers::default();
+    let mut codes = || -> Vec<&'static str> {
+        init_file::check_cached(p, &file, &|_| None, &mut headers)
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect()
+    };
+    for _ in 0..5 {
+        assert!(codes().is_empty());
+    }
+    std::fs::write(&st, one_tensor("I64", 8)).unwrap();
+    assert_eq!(codes(), ["P0334"]);
+    std::fs::remove_file(&st).unwrap();
+    assert_eq!(codes(), ["P0330"]);
+    assert_eq!(headers.reads, 2);
+}

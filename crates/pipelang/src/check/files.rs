@@ -7,12 +7,12 @@
 //! `pipe run` runs it before anything is written. Paths resolve as the runtime resolves them:
 //! relative to the pipeline file's folder, or to its `data_root` when it has one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
+use super::file_memo::FileMemo;
 use super::ir::{DataId, IndexVec, Pipeline};
 use super::vocab::{self, Ids, thousands};
 
@@ -59,33 +59,13 @@ pub fn hf_base_vocab(json: &str) -> Result<u64, String> {
     Ok(seen.len() as u64)
 }
 
-/// Tokenizer files counted once while their size and modification time stay the same: the
-/// language server runs this pass on every edit, and a real `tokenizer.json` is megabytes of
-/// JSON (Llama 3's is 9 MB). A file rewritten to the same size within one tick of the file
-/// system's clock is not seen; editors and tokenizer trainers do not do that.
-#[derive(Default)]
-pub struct TokenizerCounts {
-    seen: HashMap<PathBuf, (u64, Option<SystemTime>, Result<u64, String>)>,
-    /// How many times a file was read and counted (not taken from the cache).
-    pub reads: usize,
-}
+/// Tokenizer files counted once while they are unchanged ([`FileMemo`]).
+pub type TokenizerCounts = FileMemo<Result<u64, String>>;
 
-impl TokenizerCounts {
-    fn base_vocab(&mut self, path: &Path) -> std::io::Result<Result<u64, String>> {
-        let meta = std::fs::metadata(path)?;
-        let (len, modified) = (meta.len(), meta.modified().ok());
-        if let Some((l, m, r)) = self.seen.get(path)
-            && (*l, *m) == (len, modified)
-        {
-            return Ok(r.clone());
-        }
-        let text = std::fs::read_to_string(path)?;
-        self.reads += 1;
-        let r = hf_base_vocab(&text);
-        self.seen
-            .insert(path.to_path_buf(), (len, modified, r.clone()));
-        Ok(r)
-    }
+fn base_vocab(counts: &mut TokenizerCounts, path: &Path) -> std::io::Result<Result<u64, String>> {
+    counts.get(path, |path| {
+        Ok(hf_base_vocab(&std::fs::read_to_string(path)?))
+    })
 }
 
 /// What a source's tokenizer file gives, or the diagnostic saying why it gives nothing.
@@ -109,7 +89,7 @@ fn tokenizer_ids(
              is a HuggingFace tokenizer.json",
         )
     };
-    let counted = match counts.base_vocab(&path) {
+    let counted = match base_vocab(counts, &path) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(Err(fail(format!("`{}` not found", tok.value))));

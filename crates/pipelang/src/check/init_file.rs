@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic};
 
+use super::file_memo::FileMemo;
 use super::ir::{ModelId, ModelKind, Pipeline, Sp};
 
 /// One tensor as the header describes it.
@@ -134,6 +135,21 @@ pub fn header(file: &Path) -> Result<BTreeMap<String, TensorInfo>, String> {
     Ok(out)
 }
 
+/// Headers read once while their files are unchanged ([`FileMemo`]): the language server
+/// checks `init` on every edit, and a sharded checkpoint has a header in every shard.
+pub type Headers = FileMemo<Result<BTreeMap<String, TensorInfo>, String>>;
+
+/// [`header`], from `headers` while the file is unchanged. A file that cannot be stat'ed is
+/// read anyway, for [`header`]'s own words about it.
+fn header_cached(
+    headers: &mut Headers,
+    file: &Path,
+) -> Result<BTreeMap<String, TensorInfo>, String> {
+    headers
+        .get(file, |f| Ok(header(f)))
+        .unwrap_or_else(|_| header(file))
+}
+
 /// The key prefix of a model's tensors in a file: `model/NAME/` as pipelang's checkpoints write
 /// them (the model's own name, or the one model a file holds), else none (bare parameter names).
 pub fn prefix<'a>(names: impl Iterator<Item = &'a str> + Clone, model: &str) -> String {
@@ -201,10 +217,20 @@ pub fn check(
     pipeline_file: &Path,
     expected: &dyn Fn(ModelId) -> Option<Vec<(String, Vec<usize>)>>,
 ) -> Vec<Diagnostic> {
+    check_cached(p, pipeline_file, expected, &mut Headers::default())
+}
+
+/// [`check`], with headers taken from `headers` while their files have not changed.
+pub fn check_cached(
+    p: &Pipeline,
+    pipeline_file: &Path,
+    expected: &dyn Fn(ModelId) -> Option<Vec<(String, Vec<usize>)>>,
+    headers: &mut Headers,
+) -> Vec<Diagnostic> {
     let mut out = vec![];
     for (m, model) in p.models.iter_enumerated() {
         let Some(init) = &model.init else { continue };
-        if let Err(d) = check_one(p, m, init, pipeline_file, expected) {
+        if let Err(d) = check_one(p, m, init, pipeline_file, expected, headers) {
             out.push(d);
         }
     }
@@ -217,6 +243,7 @@ fn check_one(
     init: &Sp<String>,
     pipeline_file: &Path,
     expected: &dyn Fn(ModelId) -> Option<Vec<(String, Vec<usize>)>>,
+    headers: &mut Headers,
 ) -> Result<(), Diagnostic> {
     let name = &p.models[m].name;
     let path = path_of(pipeline_file, &init.value);
@@ -227,7 +254,7 @@ fn check_one(
     })?;
     let mut all = BTreeMap::new();
     for f in &shards {
-        all.extend(header(f).map_err(|why| {
+        all.extend(header_cached(headers, f).map_err(|why| {
             Diagnostic::new(Code::INIT_NOT_SAFETENSORS, format!("the `init` of `{name}` cannot be read: {why}"))
                 .label(init.span, "this file")
                 .help("`init` reads safetensors files (PyTorch `.bin`/`.pt` files: convert them with `safetensors.torch.save_file`)")

@@ -3,6 +3,7 @@
 //! every hand-over between stages, and collects all diagnostics instead of stopping at one.
 
 mod fields;
+pub mod file_memo;
 pub mod files;
 pub(crate) mod fixes;
 pub(crate) mod graph;
