@@ -1,6 +1,7 @@
 //! Benchmarks of the language side (not timed tests): check a generated 100k-line pipeline and
 //! the reference in-process, plan and summarise the reference, one `--at` query (and two in
-//! DeepSeek-V3's 15,000-step batch ramp), one plot.
+//! DeepSeek-V3's 15,000-step batch ramp), one plot, and the rendering of a thousand-odd
+//! diagnostics of the 100k-line file.
 //! Run: `cargo bench --bench language`. Each figure is the median of repeated runs.
 
 use std::fmt::Write;
@@ -100,6 +101,38 @@ fn main() {
         "check + plan + table ref  {:>10.3} ms",
         t.as_secs_f64() * 1e3
     );
+    // A file with many mistakes: a misspelt field in every 7th stage (about 950 stages, two
+    // diagnostics each), rendered as `pipe check` prints them.
+    let mut n = 0;
+    let broken: String = big
+        .split_inclusive('\n')
+        .map(|l| match l.starts_with("  budget = ") {
+            true => {
+                n += 1;
+                if n % 7 == 0 {
+                    l.replacen("budget", "budgte", 1)
+                } else {
+                    l.to_string()
+                }
+            }
+            false => l.to_string(),
+        })
+        .collect();
+    let diags = pipelang::check::check(&broken).diagnostics;
+    let t = median(
+        || {
+            drop(pipelang::diag::render_human_plain(
+                &diags, "big.pipe", &broken,
+            ))
+        },
+        7,
+    );
+    println!(
+        "render {:>5} diagnostics  {:>10.2} ms",
+        diags.len(),
+        t.as_secs_f64() * 1e3
+    );
+
     let plan = pipelang::check::check(&reference).plan.unwrap();
     let q: pipelang::plan::PointQuery = "joint_pretrain@50%".parse().unwrap();
     let n = 100_000;
