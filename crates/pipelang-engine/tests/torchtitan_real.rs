@@ -153,6 +153,15 @@ fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
             }
         }
         let model_only = line["initial_load_model_only"].as_bool().unwrap();
+        if matches!(
+            r.init,
+            Init::From {
+                optimizer: true,
+                ..
+            }
+        ) {
+            assert!(!model_only, "{name}: the plan carries the optimizer");
+        }
         if !model_only {
             assert_eq!(
                 line["exclude_from_loading"],
@@ -412,6 +421,143 @@ for k, v in sd.items():
     assert torch.equal(v, want), k
     groups[g] += 1
 assert all(groups.values()), groups
+"
+    ));
+}
+
+/// The hand-over of `joint_pretrain.p0`: its decoder and the decoder's AdamW state from
+/// `text_pretrain` (the plan resumes that schedule), its ViT and projector from `vit_align`.
+/// `text_pretrain`'s final checkpoint is written as torchtitan's checkpointer writes one
+/// (flattened model state + its `OptimizersContainer`, after three real AdamW steps), launch.sh
+/// is run up to `joint_pretrain.p0`, and the assembled checkpoint is loaded into that run's
+/// model and optimizer container with DCP, as torchtitan's initial load does: the decoder's
+/// moments and step are `text_pretrain`'s, the vision groups' moments are zero on the same
+/// step count (as `pipe run` continues an optimizer to which a stage adds models).
+#[test]
+fn launch_sh_carries_the_decoders_adamw_state_into_joint_pretrain() {
+    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
+    let c = check_with(&src, Some("smoke"));
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        target: Target::Torchtitan,
+        skip: vec![Skip {
+            stage: "vit_coca".into(),
+            weights: Some(dir.path().join("given_vit.pt").display().to_string()),
+        }],
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let joint = l
+        .runs
+        .iter()
+        .position(|r| r.name == "joint_pretrain.p0")
+        .unwrap();
+    assert!(matches!(
+        &l.runs[joint].init,
+        Init::From { run, optimizer: true } if run == "text_pretrain"
+    ));
+    let (files, notes) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    assert!(
+        notes.iter().all(|d| !d.message.contains("AdamW")),
+        "{:?}",
+        notes
+    );
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let py = |code: &str| {
+        let out = Command::new(python())
+            .current_dir(dir.path())
+            .env("PYTHONPATH", dir.path())
+            .arg("-c")
+            .arg(code)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    const BUILD: &str = "
+import importlib, torch
+import torch.distributed.checkpoint as dcp
+def build(mod, seed):
+    cfg = importlib.import_module(mod).config()
+    torch.manual_seed(seed)
+    m = cfg.model_spec.model.build()
+    m.init_weights(buffer_device=None)
+    return cfg, m
+";
+    py(&format!(
+        "{BUILD}
+cfg, text = build('pipelang_runs.r00_text_pretrain', 1)
+opt = cfg.optimizer.build(model_parts=[text])
+for _ in range(3):
+    for p in text.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+dcp.save({{**text.state_dict(), 'optimizer': opt}},
+         checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
+torch.save({{k: v.clone() for k, v in text.state_dict().items()}}, 'text_model.pt')
+torch.save({{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state_dict().items()}}, 'text_optim.pt')
+_, vis = build('pipelang_runs.r01_vit_align', 2)
+dcp.save(vis.state_dict(), checkpoint_id='runs/01-vit_align/checkpoint/step-{}')
+torch.save(vis.state_dict(), 'vis_model.pt')
+for r in ('00-text_pretrain', '01-vit_align'):
+    open(f'runs/{{r}}/DONE', 'w').close()
+",
+        l.runs[0].steps,
+        l.runs[1].steps
+    ));
+    let launch = std::fs::read_to_string(dir.path().join("launch.sh")).unwrap();
+    let stop = launch
+        .find("\nrun runs/02-joint_pretrain.p0")
+        .expect("joint_pretrain.p0's run line");
+    assert!(
+        launch[..stop].contains("pipelang_runs.r02_joint_pretrain_p0 --optimizer"),
+        "{launch}"
+    );
+    std::fs::write(dir.path().join("upto.sh"), &launch[..stop + 1]).unwrap();
+    let run = Command::new("bash")
+        .arg(dir.path().join("upto.sh"))
+        .env("PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "launch.sh up to joint_pretrain.p0:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    py(&format!(
+        "{BUILD}
+text = torch.load('text_model.pt')
+text_opt = torch.load('text_optim.pt')
+vis = torch.load('vis_model.pt')
+cfg, joint = build('pipelang_runs.r02_joint_pretrain_p0', 3)
+opt = cfg.optimizer.build(model_parts=[joint])
+sd = joint.state_dict()
+dcp.load({{**sd, 'optimizer': opt}}, checkpoint_id='runs/02-joint_pretrain.p0/initial')
+for k, v in sd.items():
+    want = vis[k] if k.startswith('vision_encoder.') else text[k]
+    assert torch.equal(v, want), k
+got = opt.state_dict()
+seen = {{'decoder': 0, 'vision': 0}}
+for k, v in got.items():
+    if not k.startswith('state.'):
+        continue
+    fqn, name = k[len('state.'):].rsplit('.', 1)
+    if name == 'step':
+        assert v.item() == 3, (k, v)
+    elif fqn.startswith('vision_encoder.'):
+        assert not v.any(), k
+        seen['vision'] += 1
+    else:
+        assert torch.equal(v, text_opt[k]) and v.any(), k
+        seen['decoder'] += 1
+assert all(seen.values()), seen
+assert {{k for k in got if k.startswith('state.') and not k.startswith('state.vision_encoder.')}} \
+    == {{k for k in text_opt if k.startswith('state.')}}
 "
     ));
 }

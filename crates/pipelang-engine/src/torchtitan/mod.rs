@@ -128,7 +128,8 @@ pub struct Start {
     groups: Vec<(Group, Option<Source>)>,
     /// One earlier run's final checkpoint holds every group: loaded as it is.
     direct: Option<usize>,
-    /// AdamW state with the weights (only with `direct`).
+    /// AdamW state with the weights: the whole state of the `direct` run, or (assembled) the
+    /// decoder's from its source with zero moments for the other groups.
     optimizer: bool,
 }
 
@@ -147,10 +148,9 @@ fn groups_of(p: &Pipeline, plan: &Plan, run: &EngineRun) -> Vec<Group> {
     }
 }
 
-/// Every run's start, and a warning for each run whose optimizer state cannot travel.
-pub fn starts(p: &Pipeline, plan: &Plan, l: &Lowering) -> (Vec<Start>, Vec<Diagnostic>) {
+/// Every run's start.
+pub fn starts(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Start> {
     let mut out = vec![];
-    let mut notes = vec![];
     let index = |name: &str| l.runs.iter().position(|r| r.name == name);
     for (i, run) in l.runs.iter().enumerate() {
         let st = &plan.stages[run.stage_index];
@@ -194,33 +194,15 @@ pub fn starts(p: &Pipeline, plan: &Plan, l: &Lowering) -> (Vec<Start>, Vec<Diagn
             groups.iter().all(|(_, s)| s == &Some(Source::Run(r)))
                 && groups_of(p, plan, &l.runs[r]) == mine
         });
-        if optimizer && direct.is_none() {
-            let ir = &p.stages[st.id];
-            notes.push(
-                Diagnostic::new(
-                    Code::ENGINE_APPROXIMATION,
-                    format!(
-                        "run `{}` starts a fresh AdamW state where the plan carries the \
-                         optimizer of run `{}`: torchtitan loads one checkpoint whole, and that \
-                         run's holds no state for this run's vision models",
-                        run.name,
-                        decoder_from.map_or("", |r| l.runs[r].name.as_str())
-                    ),
-                )
-                .label(ir.lr_span, "this LR")
-                .help(
-                    "the LR is still the plan's at every step; the AdamW moments restart (see \
-                     docs/engines.md)",
-                ),
-            );
-        }
         out.push(Start {
             groups,
             direct,
-            optimizer: optimizer && direct.is_some(),
+            // Assembled runs take the decoder's moments from its source and start the
+            // other groups' at zero on the same step count, as `pipe run` does.
+            optimizer,
         });
     }
-    (out, notes)
+    out
 }
 
 /// A warning per stage whose runs read images: torchtitan's multimodal loader takes one
@@ -623,9 +605,10 @@ pub fn launch(l: &Lowering, starts: &[Start], par: &Layout) -> String {
                 })
                 .collect();
             s += &format!(
-                "assemble {} {} \\\n  {}\n",
+                "assemble {} {}{} \\\n  {}\n",
                 run_dir(i, run),
                 module(i, run),
+                if st.optimizer { " --optimizer" } else { "" },
                 srcs.join(" \\\n  ")
             );
         }
@@ -641,8 +624,8 @@ pub fn files(
     l: &Lowering,
     par: &Layout,
 ) -> (Vec<(PathBuf, String)>, Vec<Diagnostic>) {
-    let (starts, mut notes) = starts(p, plan, l);
-    notes.extend(one_image_source(p, l));
+    let starts = starts(p, plan, l);
+    let notes = one_image_source(p, l);
     let mut out = tokenizer::files();
     out.extend([
         (PathBuf::from("pipelang_titan.py"), HELPER.to_string()),

@@ -14,7 +14,9 @@ calls `trainer(...)` with that run's numbers; what is here is what torchtitan ha
   stages, inside torchtitan's Kimi-VL container (MoonViT + projector) for vision stages.
 - `assemble`: one checkpoint for a run whose models come from several places (earlier runs,
   a skipped stage's weights, a fresh projector); torchtitan loads exactly one and refuses
-  missing keys.
+  missing keys. Where the plan carries the decoder's AdamW state (`--optimizer`), the
+  checkpoint holds the run's whole optimizer state: the decoder's from its source, zero moments
+  on the same step count for the rest.
 
 `python pipelang_titan.py --check OUT MODULE...` loads each run module through torchtitan's own
 ConfigManager, builds its model on the meta device and steps its LR container (torchtitan's
@@ -528,30 +530,86 @@ GROUPS = {
 _NOT_MODEL = ("optimizer", "lr_scheduler", "dataloader", "train_state")
 
 
-def assemble(out: str, module: str, sources: list[tuple[str, str]]) -> None:
+def _read(src: str, tmp: str) -> dict:
+    """A checkpoint as one dict: a DCP folder (through a torch.save copy) or a torch.save file."""
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    if os.path.isdir(src):
+        dcp_to_torch_save(src, tmp)
+        loaded = torch.load(tmp, map_location="cpu", weights_only=False)
+        os.remove(tmp)
+        return loaded
+    return torch.load(src, map_location="cpu", weights_only=False)
+
+
+def _flat_optimizer(loaded: dict) -> dict:
+    """The optimizer state torchtitan saved with a checkpoint, keyed as its `OptimizersContainer`
+    flattens it (`state.FQN.NAME`, `param_groups.FQN.KEY`)."""
+    nested = loaded.get("optimizer")
+    if isinstance(nested, dict):
+        return nested
+    return {k[len("optimizer.") :]: v for k, v in loaded.items() if k.startswith("optimizer.")}
+
+
+def _merged_optimizer(cfg, model, src: str, flat: dict) -> dict:
+    """This run's AdamW state: the decoder's moments and step from `src`'s checkpoint, zero
+    moments on the same step for the other groups (what `pipe run` does when a stage adds
+    models to a carried optimizer), and this run's own param-group settings."""
+    container = cfg.optimizer.build(model_parts=[model])
+    fresh = container.state_dict()
+    steps = {v.item() for k, v in flat.items() if k.startswith("state.") and k.endswith(".step")}
+    if not steps:
+        raise SystemExit(
+            f"assemble: {src} holds no optimizer state (its run must save with "
+            "last_save_model_only = False)"
+        )
+    if len(steps) > 1:
+        raise SystemExit(f"assemble: the optimizer state in {src} has several step counts {steps}")
+    step = steps.pop()
+    merged = {}
+    for k, v in fresh.items():
+        if not k.startswith("state."):
+            merged[k] = v
+            continue
+        fqn = k[len("state.") :].rsplit(".", 1)[0]
+        if GROUPS["decoder"](fqn):
+            if k not in flat:
+                raise SystemExit(f"assemble: {src} has no optimizer state `{k}`")
+            if tuple(flat[k].shape) != tuple(v.shape):
+                raise SystemExit(
+                    f"assemble: optimizer state `{k}` in {src} is {tuple(flat[k].shape)}, "
+                    f"not {tuple(v.shape)}"
+                )
+            merged[k] = flat[k]
+        elif k.endswith(".step"):
+            merged[k] = torch.full_like(v, step)
+        else:
+            merged[k] = torch.zeros_like(v)
+    return merged
+
+
+def assemble(out: str, module: str, sources: list[tuple[str, str]], optimizer: bool) -> None:
     """Writes one DCP checkpoint for run `module`: its model built and initialised on CPU as
     torchtitan does, then each (group, checkpoint) source's keys of that group laid over it.
-    A source key the model lacks, a shape that differs, or a group the source lacks is an error."""
+    A source key the model lacks, a shape that differs, or a group the source lacks is an error.
+    With `optimizer`, the checkpoint also holds the run's AdamW state (`_merged_optimizer`), the
+    decoder's taken from the decoder's source."""
     import importlib
 
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
     cfg = importlib.import_module(module).config()
     torch.manual_seed(cfg.debug.seed or 0)
     m = cfg.model_spec.model.build()
     m.init_weights(buffer_device=None)
     state = m.state_dict()
+    decoder_src = None
     for group, src in sources:
         if group not in GROUPS:
             raise SystemExit(f"assemble: unknown model group `{group}` (one of {sorted(GROUPS)})")
-        if os.path.isdir(src):
-            tmp = out + ".src.pt"
-            dcp_to_torch_save(src, tmp)
-            loaded = torch.load(tmp, map_location="cpu", weights_only=False)
-            os.remove(tmp)
-        else:
-            loaded = torch.load(src, map_location="cpu", weights_only=False)
+        loaded = _read(src, out + ".src.pt")
+        if group == "decoder":
+            decoder_src = (src, _flat_optimizer(loaded))
         loaded = loaded.get("model", loaded)
         taken = 0
         for k, v in loaded.items():
@@ -567,6 +625,12 @@ def assemble(out: str, module: str, sources: list[tuple[str, str]]) -> None:
             taken += 1
         if taken == 0:
             raise SystemExit(f"assemble: {src} holds no parameter of the {group}")
+    if optimizer:
+        if decoder_src is None:
+            raise SystemExit("assemble: --optimizer needs the decoder's checkpoint")
+        # The model's own tensors are `state`'s values: the zero-LR step torchtitan takes to
+        # create the optimizer state leaves them as they are.
+        state["optimizer"] = _merged_optimizer(cfg, m, *decoder_src)
     dcp.save(state, checkpoint_id=out)
 
 
@@ -675,10 +739,12 @@ if __name__ == "__main__":
         check(sys.argv[2], sys.argv[3:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "assemble":
         sys.path.insert(0, EXPORT)
-        pairs = [tuple(a.split("=", 1)) for a in sys.argv[4:]]
-        assemble(sys.argv[2], sys.argv[3], pairs)
+        rest = sys.argv[4:]
+        optimizer = "--optimizer" in rest
+        pairs = [tuple(a.split("=", 1)) for a in rest if a != "--optimizer"]
+        assemble(sys.argv[2], sys.argv[3], pairs, optimizer)
     else:
         sys.exit(
             "usage: pipelang_titan.py --check OUT MODULE... | "
-            "assemble OUT MODULE GROUP=CHECKPOINT..."
+            "assemble OUT MODULE [--optimizer] GROUP=CHECKPOINT..."
         )
