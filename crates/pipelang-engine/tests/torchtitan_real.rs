@@ -326,6 +326,45 @@ fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
     );
 }
 
+/// Runs `code` with the engines' Python in `dir` (on its path), failing with its stderr.
+fn python_in(dir: &std::path::Path, code: &str) {
+    let out = Command::new(python())
+        .current_dir(dir)
+        .env("PYTHONPATH", dir)
+        .arg("-c")
+        .arg(code)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the exported `launch.sh` in `dir` up to (not including) the `run` line of `run_dir`,
+/// and gives the part that ran.
+fn launch_up_to(dir: &std::path::Path, run_dir: &str) -> String {
+    let launch = std::fs::read_to_string(dir.join("launch.sh")).unwrap();
+    let stop = launch
+        .find(&format!("\nrun {run_dir} "))
+        .unwrap_or_else(|| panic!("no run line for {run_dir}"));
+    let upto = &launch[..stop + 1];
+    std::fs::write(dir.join("upto.sh"), upto).unwrap();
+    let run = Command::new("bash")
+        .arg(dir.join("upto.sh"))
+        .env("PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "launch.sh up to {run_dir}:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    upto.to_string()
+}
+
 /// The hand-over of `vit_align` (decoder from `text_pretrain`, ViT from the skipped `vit_coca`,
 /// a fresh projector) as launch.sh does it: a DCP checkpoint in `text_pretrain`'s final place,
 /// the given ViT as a `torch.save` file, launch.sh run up to `vit_align` (`text_pretrain` marked
@@ -349,20 +388,7 @@ fn launch_sh_assembles_vit_align_from_text_pretrain_the_given_vit_and_a_fresh_pr
     let l = pipelang_engine::lower(&p, &plan, &opts);
     let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
     pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
-    let py = |code: &str| {
-        let out = Command::new(python())
-            .current_dir(dir.path())
-            .env("PYTHONPATH", dir.path())
-            .arg("-c")
-            .arg(code)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let py = |code: &str| python_in(dir.path(), code);
     const BUILD: &str = "
 import importlib, torch
 import torch.distributed.checkpoint as dcp
@@ -386,22 +412,7 @@ open('runs/00-text_pretrain/DONE', 'w').close()
 ",
         l.runs[0].steps
     ));
-    let launch = std::fs::read_to_string(dir.path().join("launch.sh")).unwrap();
-    let stop = launch
-        .find("\nrun runs/01-vit_align")
-        .expect("vit_align's run line");
-    std::fs::write(dir.path().join("upto.sh"), &launch[..stop + 1]).unwrap();
-    let run = Command::new("bash")
-        .arg(dir.path().join("upto.sh"))
-        .env("PYTHON", python())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "launch.sh up to vit_align:\n{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    launch_up_to(dir.path(), "runs/01-vit_align");
     py(&format!(
         "{BUILD}
 text = build('pipelang_runs.r00_text_pretrain', 1).state_dict()
@@ -464,20 +475,7 @@ fn launch_sh_carries_the_decoders_adamw_state_into_joint_pretrain() {
         notes
     );
     pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
-    let py = |code: &str| {
-        let out = Command::new(python())
-            .current_dir(dir.path())
-            .env("PYTHONPATH", dir.path())
-            .arg("-c")
-            .arg(code)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let py = |code: &str| python_in(dir.path(), code);
     const BUILD: &str = "
 import importlib, torch
 import torch.distributed.checkpoint as dcp
@@ -509,25 +507,10 @@ for r in ('00-text_pretrain', '01-vit_align'):
         l.runs[0].steps,
         l.runs[1].steps
     ));
-    let launch = std::fs::read_to_string(dir.path().join("launch.sh")).unwrap();
-    let stop = launch
-        .find("\nrun runs/02-joint_pretrain.p0")
-        .expect("joint_pretrain.p0's run line");
+    let launch = launch_up_to(dir.path(), "runs/02-joint_pretrain.p0");
     assert!(
-        launch[..stop].contains("pipelang_runs.r02_joint_pretrain_p0 --optimizer"),
+        launch.contains("pipelang_runs.r02_joint_pretrain_p0 --optimizer"),
         "{launch}"
-    );
-    std::fs::write(dir.path().join("upto.sh"), &launch[..stop + 1]).unwrap();
-    let run = Command::new("bash")
-        .arg(dir.path().join("upto.sh"))
-        .env("PYTHON", python())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "launch.sh up to joint_pretrain.p0:\n{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
     );
     py(&format!(
         "{BUILD}

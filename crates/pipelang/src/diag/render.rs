@@ -10,9 +10,11 @@ use miette::{
 
 use super::{Diagnostic, Severity};
 
-struct Report<'a> {
+/// One diagnostic as miette reads it, over `source` (`len` bytes long).
+struct Report<'a, S> {
     diag: &'a Diagnostic,
-    source: &'a Eliding,
+    source: &'a S,
+    len: usize,
 }
 
 /// Labels further apart than this many unshown lines get snippets of their own, the lines
@@ -101,21 +103,21 @@ impl SourceCode for Eliding {
     }
 }
 
-impl fmt::Debug for Report<'_> {
+impl<S> fmt::Debug for Report<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diag.message)
     }
 }
 
-impl fmt::Display for Report<'_> {
+impl<S> fmt::Display for Report<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diag.message)
     }
 }
 
-impl std::error::Error for Report<'_> {}
+impl<S> std::error::Error for Report<'_, S> {}
 
-impl miette::Diagnostic for Report<'_> {
+impl<S: SourceCode> miette::Diagnostic for Report<'_, S> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         Some(Box::new(self.diag.code.as_str()))
     }
@@ -136,7 +138,7 @@ impl miette::Diagnostic for Report<'_> {
         Some(self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let len = self.source.text.len();
+        let len = self.len;
         Some(Box::new(self.diag.labels.iter().enumerate().map(
             move |(i, l)| {
                 let start = l.span.start.min(len);
@@ -164,6 +166,7 @@ fn render(
         let report = Report {
             diag: d,
             source: &named,
+            len: source.len(),
         };
         let _ = handler.render_report(&mut out, &report);
     }
@@ -237,58 +240,14 @@ mod tests {
         let whole = WholeFile(src.to_string());
         let mut scanned = String::new();
         for diag in diags {
-            let _ = handler().render_report(
-                &mut scanned,
-                &Oracle {
-                    diag,
-                    source: &whole,
-                },
-            );
+            let report = Report {
+                diag,
+                source: &whole,
+                len: src.len(),
+            };
+            let _ = handler().render_report(&mut scanned, &report);
         }
         (windowed, scanned)
-    }
-
-    /// [`Report`] over the oracle's reading.
-    struct Oracle<'a> {
-        diag: &'a Diagnostic,
-        source: &'a WholeFile,
-    }
-    impl fmt::Debug for Oracle<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.diag.message)
-        }
-    }
-    impl fmt::Display for Oracle<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.diag.message)
-        }
-    }
-    impl std::error::Error for Oracle<'_> {}
-    impl miette::Diagnostic for Oracle<'_> {
-        fn source_code(&self) -> Option<&dyn SourceCode> {
-            Some(self.source)
-        }
-        fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-            Some(Box::new(self.diag.code.as_str()))
-        }
-        fn severity(&self) -> Option<miette::Severity> {
-            Some(miette::Severity::Error)
-        }
-        fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-            let len = self.source.0.len();
-            Some(Box::new(self.diag.labels.iter().enumerate().map(
-                move |(i, l)| {
-                    let start = l.span.start.min(len);
-                    let end = l.span.end.clamp(start, len);
-                    let text = (!l.message.is_empty()).then(|| l.message.clone());
-                    if i == 0 {
-                        LabeledSpan::new_primary_with_span(text, (start, end - start))
-                    } else {
-                        LabeledSpan::new_with_span(text, (start, end - start))
-                    }
-                },
-            )))
-        }
     }
 
     /// Every span of one to three labels over texts with `\n`, `\r\n` and lone `\r` line ends,
