@@ -89,18 +89,29 @@ impl SourceCode for Eliding {
             before,
             after,
         )?;
-        let data = c.data();
-        let lines =
-            data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.ends_with(b"\n"));
-        Ok(Box::new(MietteSpanContents::new_named(
-            self.name.clone(),
-            data,
-            SourceSpan::new((c.span().offset() + ws).into(), c.span().len()),
-            c.line() + first,
-            c.column(),
-            lines + SHOWN_GAP,
-        )))
+        Ok(snippet(&self.name, &*c, ws, first))
     }
+}
+
+/// What miette read (`c`, from a text that starts at byte `offset` and line `line` of the
+/// file), with its offsets and lines the file's and `line_count` its own lines plus
+/// [`SHOWN_GAP`].
+fn snippet<'a>(
+    name: &str,
+    c: &(dyn SpanContents<'a> + 'a),
+    offset: usize,
+    line: usize,
+) -> Box<dyn SpanContents<'a> + 'a> {
+    let data = c.data();
+    let lines = data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.ends_with(b"\n"));
+    Box::new(MietteSpanContents::new_named(
+        name.to_string(),
+        data,
+        SourceSpan::new((c.span().offset() + offset).into(), c.span().len()),
+        c.line() + line,
+        c.column(),
+        lines + SHOWN_GAP,
+    ))
 }
 
 impl<S> fmt::Debug for Report<'_, S> {
@@ -218,17 +229,7 @@ mod tests {
             after: usize,
         ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
             let c = self.0.as_str().read_span(span, before, after)?;
-            let data = c.data();
-            let lines =
-                data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.ends_with(b"\n"));
-            Ok(Box::new(MietteSpanContents::new_named(
-                "f.pipe".into(),
-                data,
-                *c.span(),
-                c.line(),
-                c.column(),
-                lines + SHOWN_GAP,
-            )))
+            Ok(snippet("f.pipe", &*c, 0, 0))
         }
     }
 
