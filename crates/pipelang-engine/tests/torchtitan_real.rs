@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use pipelang::check::check_with;
+use pipelang::diag::Diagnostic;
 use pipelang_engine::parallel::Layout;
-use pipelang_engine::runs::{Init, Options, Skip, Target};
+use pipelang_engine::runs::{Init, Lowering, Options, Skip, Target};
 use pipelang_engine::torchtitan;
 
 fn root() -> PathBuf {
@@ -326,6 +327,41 @@ fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
     );
 }
 
+/// `kimi_vl.pipe --profile smoke` exported for torchtitan into `dir`, `vit_coca` skipped with
+/// its ViT given as `dir/given_vit.pt`: the runs and the export's warnings.
+fn export_kimi_smoke(dir: &std::path::Path) -> (Lowering, Vec<Diagnostic>) {
+    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
+    let c = check_with(&src, Some("smoke"));
+    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let opts = Options {
+        target: Target::Torchtitan,
+        skip: vec![Skip {
+            stage: "vit_coca".into(),
+            weights: Some(dir.join("given_vit.pt").display().to_string()),
+        }],
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let (files, notes) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    pipelang_engine::olmo_core::write(dir, &files).unwrap();
+    (l, notes)
+}
+
+/// The Python the launch tests start with: a run module's model built and initialised on CPU
+/// as torchtitan does, with a seed (and its config, for the optimizer).
+const BUILD: &str = "
+import importlib, torch
+import torch.distributed.checkpoint as dcp
+def build_with_config(mod, seed):
+    cfg = importlib.import_module(mod).config()
+    torch.manual_seed(seed)
+    m = cfg.model_spec.model.build()
+    m.init_weights(buffer_device=None)
+    return cfg, m
+def build(mod, seed):
+    return build_with_config(mod, seed)[1]
+";
+
 /// Runs `code` with the engines' Python in `dir` (on its path), failing with its stderr.
 fn python_in(dir: &std::path::Path, code: &str) {
     let out = Command::new(python())
@@ -372,34 +408,9 @@ fn launch_up_to(dir: &std::path::Path, run_dir: &str) -> String {
 /// as torchtitan's model-only initial load does: every group holds its source's tensors.
 #[test]
 fn launch_sh_assembles_vit_align_from_text_pretrain_the_given_vit_and_a_fresh_projector() {
-    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
-    let c = check_with(&src, Some("smoke"));
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let given = dir.path().join("given_vit.pt");
-    let opts = Options {
-        target: Target::Torchtitan,
-        skip: vec![Skip {
-            stage: "vit_coca".into(),
-            weights: Some(given.display().to_string()),
-        }],
-        ..Default::default()
-    };
-    let l = pipelang_engine::lower(&p, &plan, &opts);
-    let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
-    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let (l, _) = export_kimi_smoke(dir.path());
     let py = |code: &str| python_in(dir.path(), code);
-    const BUILD: &str = "
-import importlib, torch
-import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-def build(mod, seed):
-    cfg = importlib.import_module(mod).config()
-    torch.manual_seed(seed)
-    m = cfg.model_spec.model.build()
-    m.init_weights(buffer_device=None)
-    return m
-";
     py(&format!(
         "{BUILD}
 text = build('pipelang_runs.r00_text_pretrain', 1)
@@ -446,19 +457,8 @@ assert all(groups.values()), groups
 /// step count (as `pipe run` continues an optimizer to which a stage adds models).
 #[test]
 fn launch_sh_carries_the_decoders_adamw_state_into_joint_pretrain() {
-    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
-    let c = check_with(&src, Some("smoke"));
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        target: Target::Torchtitan,
-        skip: vec![Skip {
-            stage: "vit_coca".into(),
-            weights: Some(dir.path().join("given_vit.pt").display().to_string()),
-        }],
-        ..Default::default()
-    };
-    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let (l, notes) = export_kimi_smoke(dir.path());
     let joint = l
         .runs
         .iter()
@@ -468,27 +468,15 @@ fn launch_sh_carries_the_decoders_adamw_state_into_joint_pretrain() {
         &l.runs[joint].init,
         Init::From { run, optimizer: true } if run == "text_pretrain"
     ));
-    let (files, notes) = torchtitan::files(&p, &plan, &l, &Layout::default());
     assert!(
         notes.iter().all(|d| !d.message.contains("AdamW")),
         "{:?}",
         notes
     );
-    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
     let py = |code: &str| python_in(dir.path(), code);
-    const BUILD: &str = "
-import importlib, torch
-import torch.distributed.checkpoint as dcp
-def build(mod, seed):
-    cfg = importlib.import_module(mod).config()
-    torch.manual_seed(seed)
-    m = cfg.model_spec.model.build()
-    m.init_weights(buffer_device=None)
-    return cfg, m
-";
     py(&format!(
         "{BUILD}
-cfg, text = build('pipelang_runs.r00_text_pretrain', 1)
+cfg, text = build_with_config('pipelang_runs.r00_text_pretrain', 1)
 opt = cfg.optimizer.build(model_parts=[text])
 for _ in range(3):
     for p in text.parameters():
@@ -498,7 +486,7 @@ dcp.save({{**text.state_dict(), 'optimizer': opt}},
          checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
 torch.save({{k: v.clone() for k, v in text.state_dict().items()}}, 'text_model.pt')
 torch.save({{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state_dict().items()}}, 'text_optim.pt')
-_, vis = build('pipelang_runs.r01_vit_align', 2)
+vis = build('pipelang_runs.r01_vit_align', 2)
 dcp.save(vis.state_dict(), checkpoint_id='runs/01-vit_align/checkpoint/step-{}')
 torch.save(vis.state_dict(), 'vis_model.pt')
 for r in ('00-text_pretrain', '01-vit_align'):
@@ -517,7 +505,7 @@ for r in ('00-text_pretrain', '01-vit_align'):
 text = torch.load('text_model.pt')
 text_opt = torch.load('text_optim.pt')
 vis = torch.load('vis_model.pt')
-cfg, joint = build('pipelang_runs.r02_joint_pretrain_p0', 3)
+cfg, joint = build_with_config('pipelang_runs.r02_joint_pretrain_p0', 3)
 opt = cfg.optimizer.build(model_parts=[joint])
 sd = joint.state_dict()
 dcp.load({{**sd, 'optimizer': opt}}, checkpoint_id='runs/02-joint_pretrain.p0/initial')

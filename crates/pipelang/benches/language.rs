@@ -106,16 +106,13 @@ fn main() {
     let mut n = 0;
     let broken: String = big
         .split_inclusive('\n')
-        .map(|l| match l.starts_with("  budget = ") {
-            true => {
-                n += 1;
-                if n % 7 == 0 {
-                    l.replacen("budget", "budgte", 1)
-                } else {
-                    l.to_string()
-                }
+        .map(|l| {
+            let budget = l.starts_with("  budget = ");
+            n += usize::from(budget);
+            match budget && n % 7 == 0 {
+                true => l.replacen("budget", "budgte", 1),
+                false => l.to_string(),
             }
-            false => l.to_string(),
         })
         .collect();
     let diags = pipelang::check::check(&broken).diagnostics;
