@@ -16,7 +16,7 @@ pub fn run(data: &[u8]) {
         return;
     };
     let c = pipelang::check::check(src);
-    let Some(plan) = &c.plan else {
+    let Some(plan) = c.plan() else {
         return;
     };
     let _ = pipelang::plan::table::render(plan);

@@ -19,7 +19,9 @@ fn median(mut f: impl FnMut(), runs: usize) -> Duration {
 fn main() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines/kimi_vl.pipe");
     let reference = std::fs::read_to_string(path).expect("the reference recipe");
-    let plan = pipelang::check::check(&reference).plan.expect("it plans");
+    let plan = pipelang::check::check(&reference)
+        .into_plan()
+        .expect("it plans");
     for ext in ["png", "svg"] {
         let out = std::env::temp_dir().join(format!("pipelang-bench-plot.{ext}"));
         let t = median(|| pipe::plot::plan::plot(&plan, &out).unwrap(), 5);

@@ -55,7 +55,7 @@ fn logged_batches_follow_the_ramp_and_batch_tokens() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let plan = pipelang::check::check(&src).plan.unwrap();
+    let plan = pipelang::check::check(&src).into_plan().unwrap();
     let rows: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()

@@ -67,7 +67,7 @@ fn the_run_trains_with_the_recipes_optimizer_lr_scale_and_seed() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let plan = pipelang::check::check(&src).plan.unwrap();
+    let plan = pipelang::check::check(&src).into_plan().unwrap();
     assert_eq!(plan.stages[0].steps, 12);
     assert_eq!(plan.stages[1].steps, 5);
 

@@ -53,7 +53,7 @@ fn tiny_text_trains_as_planned() {
     assert_eq!(printed, reported);
     let rows = metrics(out.path());
     let src = std::fs::read_to_string(repo().join("pipelines/tiny_text.pipe")).unwrap();
-    let plan = pipelang::check::check(&src).plan.unwrap();
+    let plan = pipelang::check::check(&src).into_plan().unwrap();
     assert_eq!(
         rows.len() as u64,
         plan.total_steps,

@@ -9,7 +9,7 @@ fn lowered(file: &str, profile: Option<&str>, opts: &Options) -> (Lowering, pipe
     let path = format!("{}/../../pipelines/{file}", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(path).unwrap();
     let c = check_with(&src, profile);
-    let plan = c.plan.clone().expect("the recipe plans");
+    let plan = c.plan().cloned().expect("the recipe plans");
     (lower(c.pipeline.as_ref().unwrap(), &plan, opts), plan)
 }
 
@@ -122,7 +122,7 @@ fn the_olmo_core_export_maps_kimi_vls_mixture_of_experts() {
     );
     let src = std::fs::read_to_string(path).unwrap();
     let c = check_with(&src, None);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let l = lower(&p, &plan, &Options::default());
     let i = l
         .runs
@@ -172,7 +172,7 @@ stage three after two {{
     let runs = |src: &str| {
         let c = check_with(src, None);
         assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
-        let plan = c.plan.clone().unwrap();
+        let plan = c.plan().cloned().unwrap();
         let l = lower(c.pipeline.as_ref().unwrap(), &plan, &Options::default());
         assert!(l.unmappable.is_empty());
         serde_json::to_value(&l.runs).unwrap()
@@ -198,7 +198,7 @@ stage two after one {{ train = [lm], budget = 30_720, lr = constant(1e-4), data 
         );
         let c = check_with(&src, None);
         assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
-        let plan = c.plan.clone().unwrap();
+        let plan = c.plan().cloned().unwrap();
         let l = lower(c.pipeline.as_ref().unwrap(), &plan, &Options::default());
         assert_eq!(l.unmappable.len(), 1, "{field}");
         let u = &l.unmappable[0];
@@ -226,7 +226,7 @@ fn refused_by_every_engine(edit: (&str, &str), stage: &str, says: &str, at: &str
         .replace(edit.0, edit.1);
     assert!(src.contains(at), "the edit applies");
     let c = check_with(&src, None);
-    let plan = c.plan.clone().expect("the edited recipe plans");
+    let plan = c.plan().cloned().expect("the edited recipe plans");
     for target in [
         pipelang_engine::Target::OlmoCore,
         pipelang_engine::Target::Megatron,

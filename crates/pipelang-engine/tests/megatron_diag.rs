@@ -20,7 +20,7 @@ fn blocks(code: &str) -> Vec<String> {
 fn exported(src: &str, layout: &Layout) -> Vec<(String, String)> {
     let c = check_with(src, None);
     assert!(!c.has_errors(), "{:#?}", c.diagnostics);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Megatron,
         ..Default::default()
@@ -118,7 +118,7 @@ fn p0905_a_skipped_stage_needs_its_weights_by_path_in_both_engines() {
     let src = &blocks("P0905")[0];
     let c = check_with(src, None);
     assert!(!c.has_errors(), "{:#?}", c.diagnostics);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     for target in [Target::Megatron, Target::Torchtitan] {
         let lower = |weights: Option<&str>| {
             let opts = Options {

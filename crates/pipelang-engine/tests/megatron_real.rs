@@ -27,7 +27,7 @@ fn python() -> PathBuf {
 fn harness(file: &str, extra: &[&str]) -> std::process::Output {
     let src = std::fs::read_to_string(root().join("pipelines").join(file)).unwrap();
     let c = check_with(&src, None);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Megatron,
         ..Default::default()
@@ -75,7 +75,7 @@ fn check(file: &str, profile: Option<&str>, language_only: bool) -> Checked {
 fn check_source(file: &str, src: &str, profile: Option<&str>, language_only: bool) -> Checked {
     let c = check_with(src, profile);
     assert!(!c.has_errors(), "{file}: {:#?}", c.diagnostics);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Megatron,
         ..Default::default()

@@ -31,7 +31,7 @@ fn exported_src(
     opts: &Options,
 ) -> (tempfile::TempDir, Vec<String>) {
     let c = check_with(src, profile);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let l = pipelang_engine::lower(&p, &plan, opts);
     assert!(
         l.unmappable.is_empty(),

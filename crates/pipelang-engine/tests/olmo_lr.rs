@@ -9,7 +9,7 @@ fn check_all(file: &str, profile: Option<&str>, opts: Options) -> (usize, usize)
     let path = format!("{}/../../pipelines/{file}", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(path).unwrap();
     let c = check_with(&src, profile);
-    let plan = c.plan.clone().unwrap();
+    let plan = c.plan().cloned().unwrap();
     let l = pipelang_engine::lower(c.pipeline.as_ref().unwrap(), &plan, &opts);
     let mut kinds = (0, 0);
     for r in &l.runs {

@@ -30,7 +30,7 @@ stage anneal after pre {
 fn every_run_carries_its_stages_optimizer_and_seed() {
     let c = check_with(SRC, None);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let l = lower(&p, &plan, &Options::default());
     assert!(l.unmappable.is_empty());
     let pre = l.runs.iter().find(|r| r.stage == "pre").unwrap();
@@ -101,7 +101,7 @@ fn a_per_model_lr_factor_is_refused_at_the_stage() {
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     let l = lower(
         c.pipeline.as_ref().unwrap(),
-        c.plan.as_ref().unwrap(),
+        c.plan().unwrap(),
         &Options::default(),
     );
     assert_eq!(l.unmappable.len(), 1);

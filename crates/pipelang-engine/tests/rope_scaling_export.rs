@@ -20,7 +20,7 @@ fn recipe() -> String {
 fn olmo_core_carries_the_scaling_in_each_run() {
     let src = recipe();
     let c = check_with(&src, None);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let l = lower(&p, &plan, &Options::default());
     assert!(l.unmappable.is_empty());
     let scaled: Vec<&str> = l
@@ -43,7 +43,7 @@ fn olmo_core_carries_the_scaling_in_each_run() {
 fn megatron_and_torchtitan_refuse_a_scaling_at_the_field() {
     let src = recipe();
     let c = check_with(&src, None);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     for target in [Target::Megatron, Target::Torchtitan] {
         let l = lower(
             &p,
@@ -109,7 +109,7 @@ fn megatron_refuses_the_scalings_its_flags_cannot_state() {
         let src = recipe(scaling);
         let c = check_with(&src, None);
         assert!(!c.has_errors(), "{scaling}: {:?}", c.diagnostics);
-        let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+        let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
         let l = lower(
             &p,
             &plan,

@@ -12,7 +12,7 @@ fn golden(file: &str, profile: Option<&str>, skip: Vec<Skip>, layout: &Layout) -
     let path = format!("{}/../../pipelines/{file}", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(path).unwrap();
     let c = check_with(&src, profile);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Torchtitan,
         skip,

@@ -40,7 +40,7 @@ fn check(file: &str, profile: Option<&str>, skip: Vec<Skip>) {
 
 fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
     let c = check_with(src, profile);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Torchtitan,
         skip,
@@ -332,7 +332,7 @@ fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
 fn export_kimi_smoke(dir: &std::path::Path) -> (Lowering, Vec<Diagnostic>) {
     let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
     let c = check_with(&src, Some("smoke"));
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let opts = Options {
         target: Target::Torchtitan,
         skip: vec![Skip {

@@ -16,7 +16,7 @@ stage soup = average(mid)
 #[test]
 fn variants_are_separate_runs_and_a_soup_is_refused_at_its_header() {
     let c = check(SRC);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     let l = lower(&p, &plan, &Options::default());
     let names: Vec<(&str, &str)> = l
         .runs

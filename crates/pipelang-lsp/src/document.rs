@@ -17,8 +17,6 @@ pub struct Document {
     pub text: String,
     pub index: LineIndex,
     pub checked: Checked,
-    /// `None` while the file has errors: plans are made of sound pipelines.
-    pub plan: Option<Plan>,
     pub names: Names,
     pub diagnostics: Vec<lsp::Diagnostic>,
     /// Server time to check, plan and convert the diagnostics of this version.
@@ -68,12 +66,8 @@ impl Document {
                 checked
                     .diagnostics
                     .sort_by_key(|d| (d.primary_span().start, d.severity));
-                if checked.has_errors() {
-                    checked.plan = None;
-                }
             }
         }
-        let plan = checked.plan.clone();
         let names = Names::new(&checked.file);
         let t = Text {
             src: &text,
@@ -84,6 +78,9 @@ impl Document {
             .iter()
             .map(|d| convert::diagnostic(&t, &uri, d))
             .collect();
+        // Resolved now, not at the first request: the server keeps every sound version's plan
+        // (for when the file has errors), and the trace reports it with the check.
+        let _ = checked.plan();
         let analysis_time = started.elapsed();
         Document {
             uri,
@@ -91,12 +88,16 @@ impl Document {
             text,
             index,
             checked,
-            plan,
             names,
             diagnostics,
             analysis_time,
             plan_svg: Default::default(),
         }
+    }
+
+    /// `None` while the file has errors: plans are made of sound pipelines.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.checked.plan()
     }
 
     pub fn text(&self) -> Text<'_> {

@@ -81,7 +81,7 @@ fn capitalised(s: &str) -> String {
 
 fn stage_markdown(doc: &Document, name: &str) -> String {
     let mut md = format!("**stage `{name}`**\n\n");
-    let Some(plan) = &doc.plan else {
+    let Some(plan) = doc.plan() else {
         let errors = doc
             .checked
             .diagnostics
@@ -198,8 +198,7 @@ fn stage_plan(s: &StagePlan) -> String {
 fn phase_markdown(doc: &Document, stage: &str, phase: &str) -> String {
     let mut md = format!("**phase `{phase}`** of stage `{stage}`\n\n");
     let found = doc
-        .plan
-        .as_ref()
+        .plan()
         .and_then(|p| p.stage(stage))
         .and_then(|s| s.phases.iter().find(|p| p.name.as_deref() == Some(phase)));
     let Some(p) = found else {

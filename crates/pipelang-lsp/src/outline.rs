@@ -35,7 +35,7 @@ fn symbol(
 }
 
 pub fn document_symbols(doc: &Document) -> Vec<DocumentSymbol> {
-    let plan = doc.plan.as_ref();
+    let plan = doc.plan();
     doc.checked
         .file
         .items

@@ -57,7 +57,7 @@ pub fn plan_view(doc: &Document, last_good: Option<&Plan>, at: Option<Position>)
         .iter()
         .filter(|d| d.is_error())
         .count();
-    let (plan, stale) = match (&doc.plan, last_good) {
+    let (plan, stale) = match (doc.plan(), last_good) {
         (Some(p), _) => (Some(p), false),
         (None, Some(p)) => (Some(p), true),
         (None, None) => (None, false),
@@ -762,10 +762,7 @@ mod tests {
         let (a, b, a2) = (at("pretrain"), at("cooldown"), at("pretrain"));
         assert_ne!(a, b);
         assert_eq!(a, a2);
-        assert_eq!(
-            a,
-            super::svg(doc.plan.as_ref().unwrap(), Some("pretrain"), false)
-        );
+        assert_eq!(a, super::svg(doc.plan().unwrap(), Some("pretrain"), false));
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Server {
                 doc.analysis_time.as_secs_f64() * 1e3
             );
         }
-        if let Some(plan) = &doc.plan {
+        if let Some(plan) = doc.plan() {
             self.last_plans
                 .insert(uri.clone(), std::rc::Rc::new(plan.clone()));
         }
@@ -243,8 +243,7 @@ impl Server {
     pub fn inlay_hints(&self, p: InlayHintParams) -> Option<Vec<InlayHint>> {
         let doc = self.doc(&p.text_document.uri)?;
         let plan = doc
-            .plan
-            .as_ref()
+            .plan()
             .or_else(|| self.last_plans.get(&p.text_document.uri).map(|p| &**p))?;
         Some(outline::inlay_hints(doc, plan, p.range))
     }

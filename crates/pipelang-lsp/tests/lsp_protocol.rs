@@ -107,7 +107,7 @@ fn hover_on_stage_phase_number_and_reference() {
     assert_eq!(h["contents"]["kind"], "markdown");
     let md = h["contents"]["value"].as_str().unwrap();
     let checked = pipelang::check::check(&text);
-    let plan = checked.plan.clone().unwrap();
+    let plan = checked.plan().cloned().unwrap();
     let s = plan.stage("text_pretrain").unwrap();
     use pipelang::check::units::grouped;
     for want in [
@@ -426,7 +426,7 @@ fn outline_inlay_hints_and_formatting() {
     );
     let hints = hints.as_array().unwrap();
     assert_eq!(hints.len(), 6, "one per stage: {hints:?}");
-    let plan = pipelang::check::check(&text).plan.unwrap();
+    let plan = pipelang::check::check(&text).into_plan().unwrap();
     let tp = plan.stage("text_pretrain").unwrap();
     let want = format!(
         "LR {} → {}",

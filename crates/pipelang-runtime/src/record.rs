@@ -357,7 +357,7 @@ mod tests {
             stage two after one { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n\
             stage three after two { train = [lm]\n budget = 320\n lr = constant(1e-3)\n data = web }\n";
         let plan = pipelang::check::check(src)
-            .plan
+            .into_plan()
             .expect("the test pipeline plans");
         let rec = |name: &str, status, step| StageRecord {
             name: name.into(),

@@ -82,8 +82,8 @@ pub fn from_checked(file: &Path, source: String, checked: Checked) -> Result<Pre
         });
     }
     let plan = checked
-        .plan
-        .clone()
+        .plan()
+        .cloned()
         .ok_or_else(|| RunError::Other("the pipeline could not be planned".into()))?;
     let p = checked.pipeline.as_ref().unwrap();
     // What `pipe check` finds in the files the pipeline names (tokenizers against the

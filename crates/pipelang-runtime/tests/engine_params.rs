@@ -12,7 +12,7 @@ fn count(file: &str, profile: Option<&str>) -> usize {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let src = std::fs::read_to_string(root.join("pipelines").join(file)).unwrap();
     let c = check_with(&src, profile);
-    let (p, plan) = (c.pipeline.unwrap(), c.plan.unwrap());
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
     // Megatron's lowering takes every decoder (MoE and GELU ones too).
     let l = pipelang_engine::lower(
         &p,

@@ -45,7 +45,7 @@ fn plan(src: &str, profile: Option<&str>) -> Plan {
         "no warnings expected: {:#?}",
         c.diagnostics
     );
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 fn close(a: &BTreeMap<String, f64>, b: &[(&str, f64)]) {
@@ -167,7 +167,7 @@ fn both_parsers_read_mix_items_alike() {
 fn reload(new: &str, progress: &Progress) -> Outcome {
     let c = check_with(RECIPE, None);
     evaluate(
-        c.plan.as_ref().unwrap(),
+        c.plan().unwrap(),
         c.pipeline.as_ref().unwrap(),
         progress,
         new,

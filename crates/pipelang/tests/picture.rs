@@ -8,7 +8,7 @@ use pipelang::plan::picture::{Axis, Timeline};
 fn recipe(name: &str) -> Plan {
     let path = format!("{}/../../pipelines/{name}.pipe", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).unwrap();
-    check(&src).plan.expect("the recipe plans")
+    check(&src).into_plan().expect("the recipe plans")
 }
 
 fn slot<'a>(p: &Plan, t: &'a Timeline, name: &str) -> &'a pipelang::plan::picture::Slot {
@@ -90,7 +90,7 @@ stage c after base {
 "#;
     let checked = check(src);
     let p = checked
-        .plan
+        .plan()
         .unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
     let t = Timeline::new(&p);
     assert_eq!(t.lanes, 3);

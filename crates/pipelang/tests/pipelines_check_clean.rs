@@ -40,7 +40,7 @@ fn every_shipped_pipeline_checks_clean() {
             "{} has diagnostics:\n{rendered}",
             path.display()
         );
-        assert!(base.plan.is_some(), "{} has no plan", path.display());
+        assert!(base.plan().is_some(), "{} has no plan", path.display());
         let advice: Vec<Diagnostic> = base
             .diagnostics
             .iter()

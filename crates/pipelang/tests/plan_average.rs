@@ -7,7 +7,7 @@ use pipelang::plan::{Plan, StageAverage};
 fn plan(src: &str) -> Plan {
     let c = check_with(src, None);
     assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 /// Llama 3 (§3.1.3 "Annealing"): the last 40M tokens anneal the LR to 0 and the checkpoints of
@@ -135,7 +135,7 @@ fn scale_tokens_scales_a_window_in_tokens() {
     let src = llama3_like("last(40M)") + "profile smoke { scale tokens by 1/100 }\n";
     let c = check_with(&src, Some("smoke"));
     assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
-    let p = c.plan.unwrap();
+    let p = c.into_plan().unwrap();
     assert_eq!(p.stage("anneal").unwrap().steps, 98);
     assert_eq!(
         average(&p, "anneal"),

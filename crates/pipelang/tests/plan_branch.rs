@@ -43,7 +43,7 @@ fn plan(src: &str) -> Plan {
         "{:#?}",
         c.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()
     );
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn plan(stage: &str) -> Plan {
     let c = check(&src);
     let errors: Vec<_> = c.diagnostics.iter().map(|d| &d.message).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 fn stage(body: &str) -> String {

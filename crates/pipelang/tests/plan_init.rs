@@ -31,7 +31,7 @@ fn a_frozen_llm_with_init_needs_no_earlier_stage() {
     let c = check(QWEN_VL);
     let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert!(codes.is_empty(), "{codes:?}");
-    let p = c.plan.unwrap();
+    let p = c.into_plan().unwrap();
     let from = |stage: &str, model: &str| {
         let w = p
             .stage(stage)

@@ -14,7 +14,7 @@ fn plans() -> Vec<(String, Plan)> {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             for profile in [None, Some("smoke")] {
                 let c = check_with(&src, profile);
-                if let Some(p) = c.plan {
+                if let Some(p) = c.into_plan() {
                     out.push((format!("{name} {profile:?}"), p));
                 }
             }
@@ -56,7 +56,7 @@ fn each_schedule_carries_its_pieces_in_the_json() {
         "/../../pipelines/tiny_text.pipe"
     ))
     .unwrap();
-    let plan = check_with(&src, None).plan.unwrap();
+    let plan = check_with(&src, None).into_plan().unwrap();
     let v: serde_json::Value = serde_json::to_value(&plan).unwrap();
     let main = &v["schedules"][0];
     assert_eq!(main["name"], "main");
@@ -110,7 +110,7 @@ stage both after big {
 ";
     let c = check_with(src, None);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
-    let plan = c.plan.unwrap();
+    let plan = c.into_plan().unwrap();
     let v: serde_json::Value = serde_json::to_value(&plan).unwrap();
     // The pipeline's settings: two written, the rest the schema's defaults.
     assert_eq!(

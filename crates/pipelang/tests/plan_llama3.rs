@@ -12,7 +12,7 @@ fn recipe() -> Plan {
     );
     let c = check_with(&std::fs::read_to_string(path).unwrap(), None);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
-    c.plan.unwrap()
+    c.into_plan().unwrap()
 }
 
 fn close(a: f64, b: f64) {

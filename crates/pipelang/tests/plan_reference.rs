@@ -10,7 +10,9 @@ fn reference(profile: Option<&str>) -> Plan {
         "/pipelines/kimi_vl.pipe"
     ))
     .unwrap();
-    check_with(&src, profile).plan.expect("the reference plans")
+    check_with(&src, profile)
+        .into_plan()
+        .expect("the reference plans")
 }
 
 fn close(a: f64, b: f64) {

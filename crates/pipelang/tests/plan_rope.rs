@@ -150,7 +150,7 @@ fn plan(profile: Option<&str>) -> Plan {
             .map(|d| d.message.clone())
             .collect::<Vec<_>>()
     );
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 const YARN: RopeScaling = RopeScaling::Yarn {
@@ -230,7 +230,7 @@ fn fmt_keeps_the_scaling() {
     );
     assert_eq!(pipelang::fmt::format(&formatted).unwrap(), formatted);
     let a = plan(None);
-    let b = check_with(&formatted, None).plan.unwrap();
+    let b = check_with(&formatted, None).into_plan().unwrap();
     assert_eq!(
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
@@ -248,7 +248,7 @@ fn a_decoder_states_its_scaling_and_a_stage_replaces_it() {
     let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["P0504"]);
     let src = src.replace("none -> yarn", "linear(factor = 2) -> yarn");
-    let p = check_with(&src, None).plan.unwrap();
+    let p = check_with(&src, None).into_plan().unwrap();
     assert_eq!(
         p.step(0, 0).rope_scaling.get("lm"),
         Some(&RopeScaling::Linear { factor: 2.0 })

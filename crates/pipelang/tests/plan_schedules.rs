@@ -14,7 +14,7 @@ fn plan(src: &str) -> Plan {
         "{:#?}",
         c.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()
     );
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 fn recipe(name: &str) -> Plan {
@@ -352,5 +352,5 @@ fn a_resume_that_stretches_the_curve_gets_a_note_with_both_lrs() {
         "cosine(peak = 1e-3, warmup = 1M, min = 1e-5, horizon = 100M)",
     ));
     assert!(fixed.diagnostics.is_empty(), "{:?}", fixed.diagnostics);
-    assert!(fixed.plan.is_some());
+    assert!(fixed.plan().is_some());
 }

@@ -25,7 +25,7 @@ fn plan(src: &str) -> Plan {
         "{:#?}",
         c.diagnostics
     );
-    c.plan.expect("plans")
+    c.into_plan().expect("plans")
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn after_a_group_means_after_all_of_its_variants() {
             "data = math, weights { lm = pretrain }, lr",
         );
     let c = check(&src);
-    let p = c.plan.expect("plans");
+    let p = c.into_plan().expect("plans");
     assert_eq!(
         p.stage("tail").unwrap().after,
         ["mid[42]", "mid[42069]", "mid[666]"]

@@ -28,7 +28,7 @@ fn planned(profile: &str) -> Plan {
         "{:#?}\n---\n{src}",
         checked.diagnostics
     );
-    checked.plan.unwrap()
+    checked.into_plan().unwrap()
 }
 
 fn sources(p: &Plan) -> Vec<(String, f64)> {

@@ -15,7 +15,7 @@ pub fn census(
     progress: bool,
     prepared: Option<&Manifest>,
 ) -> Option<DataReport> {
-    let (p, plan) = (checked.pipeline.as_ref()?, checked.plan.as_ref()?);
+    let (p, plan) = (checked.pipeline.as_ref()?, checked.plan()?);
     Some(census::census(p, plan, path, progress, prepared))
 }
 

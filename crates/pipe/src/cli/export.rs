@@ -77,7 +77,7 @@ pub fn run(a: Args) -> ExitCode {
         eprintln!("{name}: the pipeline has errors; fix them to export it (`pipe check {name}`)");
         return ExitCode::from(EXIT_ERRORS);
     }
-    let (Some(p), Some(plan)) = (checked.pipeline.as_ref(), checked.plan.as_ref()) else {
+    let (Some(p), Some(plan)) = (checked.pipeline.as_ref(), checked.plan()) else {
         eprintln!("{name}: no plan could be made");
         return ExitCode::from(EXIT_ERRORS);
     };

@@ -24,6 +24,8 @@ pub mod values;
 pub mod variants;
 pub mod vocab;
 
+use std::sync::OnceLock;
+
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::plan::{self, Plan, Walk};
 use crate::syntax::{self, File, Item, Span};
@@ -32,18 +34,42 @@ pub use ir::Pipeline;
 pub use lower_lr::LR_FUNCTIONS;
 
 /// A checked source: its syntax tree, its typed pipeline (with the requested profile applied),
-/// its plan when the whole file (base and every profile) has no errors, and every diagnostic.
+/// every diagnostic and, on demand, its plan.
+///
+/// The plan is resolved the first time it is asked for, not by the check: `pipe check` and
+/// most edits in the editor never look at it, and on a large file it is a fifth of the check.
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub file: File,
     pub pipeline: Option<Pipeline>,
-    pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The walk of `pipeline`, kept only when the check found no error.
+    walk: Option<Walk>,
+    plan: OnceLock<Plan>,
 }
 
 impl Checked {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The plan, when the whole file (base and every profile) has no errors. Plans are made
+    /// of sound pipelines, so an error added to `diagnostics` afterwards (a file-aware pass)
+    /// takes the plan away too.
+    pub fn plan(&self) -> Option<&Plan> {
+        let (Some(p), Some(w)) = (&self.pipeline, &self.walk) else {
+            return None;
+        };
+        if self.has_errors() {
+            return None;
+        }
+        Some(self.plan.get_or_init(|| plan::resolve(p, w)))
+    }
+
+    /// The plan, as [`Checked::plan`] gives it, owned.
+    pub fn into_plan(mut self) -> Option<Plan> {
+        self.plan()?;
+        self.plan.take()
     }
 }
 
@@ -135,15 +161,12 @@ pub fn check_with(source: &str, profile: Option<&str>) -> Checked {
     if has_errors {
         diagnostics.retain(|d| d.severity != crate::diag::Severity::Advice);
     }
-    let plan = match (&pipeline, &walk) {
-        (Some(p), Some(w)) if !has_errors => Some(plan::resolve(p, w)),
-        _ => None,
-    };
     Checked {
         file,
         pipeline,
-        plan,
         diagnostics,
+        walk: walk.filter(|_| !has_errors),
+        plan: OnceLock::new(),
     }
 }
 

@@ -96,7 +96,7 @@ pub fn judge(
             .collect();
         return Outcome::Rejected(errors);
     }
-    let (Some(new_plan), Some(new_p)) = (checked.plan.clone(), checked.pipeline.as_ref()) else {
+    let (Some(new_plan), Some(new_p)) = (checked.plan().cloned(), checked.pipeline.as_ref()) else {
         return Outcome::Rejected(vec![
             Diagnostic::new(
                 Code::RELOAD_REFUSED,

@@ -59,7 +59,7 @@ fn running(src: &str) -> (Plan, ir::Pipeline) {
         "test pipeline has errors: {:?}",
         checked.diagnostics
     );
-    let plan = checked.plan.clone().unwrap();
+    let plan = checked.plan().cloned().unwrap();
     (plan, checked.pipeline.unwrap())
 }
 
