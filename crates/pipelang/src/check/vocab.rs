@@ -113,10 +113,13 @@ pub fn check(
             continue;
         }
         // The feed of this decoder that needs the most ids.
-        let mut worst: Option<(u64, &Feed, Ids)> = None;
-        for g in all.iter().filter(|g| g.decoder == f.decoder) {
-            let got = cache[g.data].get_or_insert_with(|| ids(g.data)).clone();
-            if let Some(i) = got
+        let feeds = || all.iter().filter(|g| g.decoder == f.decoder);
+        for g in feeds() {
+            cache[g.data].get_or_insert_with(|| ids(g.data));
+        }
+        let mut worst: Option<(u64, &Feed, &Ids)> = None;
+        for g in feeds() {
+            if let Some(Some(i)) = &cache[g.data]
                 && i.total() > vocab.value
                 && worst.as_ref().is_none_or(|w| i.total() > w.0)
             {
