@@ -55,6 +55,31 @@ fn a_tokenizer_file_larger_than_vocab_is_reported_at_the_vocab_line() {
     assert!(diags.is_empty(), "{diags:?}");
 }
 
+/// The plan is resolved on demand; an error the file-aware pass adds afterwards (as the
+/// language server adds it) takes the plan away, whether it was asked for before or not.
+#[test]
+fn an_error_from_the_files_takes_the_plan_away() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tok")).unwrap();
+    std::fs::write(dir.path().join("tok/tokenizer.json"), wordlevel(1_000)).unwrap();
+    let file = dir.path().join("t.pipe");
+    for asked_before in [false, true] {
+        let mut checked = check(SRC);
+        if asked_before {
+            assert_eq!(checked.plan().unwrap().stages[0].name, "pre");
+        }
+        let diags = files::check(checked.pipeline.as_ref().unwrap(), &file);
+        checked.diagnostics.extend(diags);
+        assert!(checked.has_errors());
+        assert!(checked.plan().is_none(), "a plan beside P0406");
+        assert!(checked.into_plan().is_none());
+    }
+    // Without the error, the owned plan is the one `plan()` gives.
+    let checked = check(SRC);
+    let json = serde_json::to_string(checked.plan().unwrap()).unwrap();
+    assert_eq!(serde_json::to_string(&checked.into_plan().unwrap()).unwrap(), json);
+}
+
 #[test]
 fn a_missing_tokenizer_file_is_reported_at_its_path() {
     let dir = tempfile::tempdir().unwrap();
