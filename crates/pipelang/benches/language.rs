@@ -98,8 +98,7 @@ fn main() {
     let t = median(
         || {
             let c = pipelang::check::check(&reference);
-            let p = c.plan().cloned().unwrap();
-            let _ = pipelang::plan::table::render(&p);
+            let _ = pipelang::plan::table::render(c.plan().unwrap());
         },
         51,
     );

@@ -77,7 +77,10 @@ fn an_error_from_the_files_takes_the_plan_away() {
     // Without the error, the owned plan is the one `plan()` gives.
     let checked = check(SRC);
     let json = serde_json::to_string(checked.plan().unwrap()).unwrap();
-    assert_eq!(serde_json::to_string(&checked.into_plan().unwrap()).unwrap(), json);
+    assert_eq!(
+        serde_json::to_string(&checked.into_plan().unwrap()).unwrap(),
+        json
+    );
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn run(a: Args) -> ExitCode {
         eprintln!("{name}: the pipeline has errors; fix them to get a plan (`pipe check {name}`)");
         return ExitCode::from(EXIT_ERRORS);
     }
-    let Some(plan) = checked.plan().cloned() else {
+    let Some(plan) = checked.plan() else {
         eprintln!("{name}: no plan could be made");
         return ExitCode::from(EXIT_ERRORS);
     };

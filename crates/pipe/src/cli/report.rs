@@ -50,7 +50,7 @@ fn summary(dir: &std::path::Path) -> Result<String, (u8, String)> {
     let source = std::fs::read_to_string(&path)
         .map_err(|e| (EXIT_USAGE, format!("cannot read `{}`: {e}", path.display())))?;
     let checked = pipelang::check::check_with(&source, record.profile.as_deref());
-    let plan = checked.plan().cloned().ok_or_else(|| {
+    let plan = checked.into_plan().ok_or_else(|| {
         (
             EXIT_ERRORS,
             format!(
