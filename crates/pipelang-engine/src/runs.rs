@@ -68,7 +68,9 @@ impl Target {
     /// interpolation, and its attention has no YaRN temperature; Megatron-LM has position
     /// interpolation by a whole factor (`--rotary-seq-len-interpolation-factor` is an int) and
     /// Llama 3.1's with the released model's bands only (`--use-rope-scaling` takes the factor;
-    /// low 1, high 4 and the original 8,192 are fixed in megatron-core).
+    /// low 1, high 4 and the original 8,192 are fixed in megatron-core). megatron-core 0.16.1
+    /// has a YaRN class for GPT models, but Megatron-LM core_v0.16.1's `--position-embedding-type`
+    /// cannot select it (its `--rope-type yarn` is for multi-latent attention only).
     pub fn maps_rope_scaling(self, s: &RopeScaling) -> bool {
         match (self, s) {
             (_, RopeScaling::None) | (Target::OlmoCore, _) => true,
@@ -365,7 +367,8 @@ fn scaling_refused(
             Target::Megatron =>
                 "Megatron-LM takes `linear` with a whole factor and \
                  `llama3(factor = F, low_freq = 1, high_freq = 4, original = 8K)`, the bands \
-                 megatron-core fixes",
+                 megatron-core fixes; core_v0.16.1 has no `--position-embedding-type yarn` \
+                 (its YaRN is multi-latent attention's only)",
             Target::OlmoCore => "OLMo-core takes every one",
         }
     ));

@@ -69,6 +69,13 @@ fn megatron_and_torchtitan_refuse_a_scaling_at_the_field() {
             "{}",
             d.message
         );
+        // The help says why this engine cannot take it.
+        let help = d.help.as_deref().unwrap_or_default();
+        let why = match target {
+            Target::Megatron => "no `--position-embedding-type yarn`",
+            _ => "torchtitan takes `llama3` only",
+        };
+        assert!(help.contains(why), "{target:?}: {help}");
         // No run of the refused stage is exported.
         assert!(l.runs.iter().all(|r| r.stage != "extend"));
     }
