@@ -85,6 +85,56 @@ fn vision<'p>(
     (vit, proj)
 }
 
+/// A recipe's ViT and projector as torchtitan's MoonViT (`kimi_k2_7._vision_encoder_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoonVit {
+    pub dim: u64,
+    /// The MLP's hidden width: 4 x `dim`, the GELU MLP of pipelang's ViT.
+    pub ffn: u64,
+    pub layers: u64,
+    pub heads: u64,
+    pub patch: u64,
+    /// Side of the learnable position table, in patches: `max_image_side / patch`.
+    pub side: u64,
+    /// The projector merges `merge x merge` patches (`pixel_shuffle`).
+    pub merge: u64,
+    /// The decoder's width, which the projector maps to.
+    pub text_dim: u64,
+}
+
+impl MoonVit {
+    pub fn new(v: &pipelang::check::ir::VitSpec, merge: u64, text_dim: u64) -> MoonVit {
+        MoonVit {
+            dim: v.d_model.value,
+            ffn: 4 * v.d_model.value,
+            layers: v.layers.value,
+            heads: v.heads.value,
+            patch: v.patch.value,
+            side: v.max_image_side.value / v.patch.value,
+            merge,
+            text_dim,
+        }
+    }
+
+    /// The parameters torchtitan builds: (the ViT without its projector, the projector).
+    /// Every linear and LayerNorm of MoonViT has a bias; its 2D RoPE is a buffer. MoonViT is
+    /// not pipelang's ViT (which has no biases, no position table and no RoPE), so these are
+    /// not the runtime's counts.
+    pub fn params(&self) -> (u64, u64) {
+        let (d, f) = (self.dim, self.ffn);
+        let linear = |i: u64, o: u64| i * o + o;
+        let norm = 2 * d;
+        let block = 2 * norm + 4 * linear(d, d) + linear(d, f) + linear(f, d);
+        let vit = linear(3 * self.patch * self.patch, d)
+            + self.side * self.side * d
+            + self.layers * block
+            + norm;
+        let merged = d * self.merge * self.merge;
+        let projector = norm + linear(merged, merged) + linear(merged, self.text_dim);
+        (vit, projector)
+    }
+}
+
 /// What the lowering carries that this export does not map, at each stage (once): a decoder
 /// torchtitan's blocks cannot build.
 pub fn refusals(p: &Pipeline, plan: &Plan, l: &Lowering) -> Vec<Unmappable> {
@@ -368,19 +418,22 @@ pub fn config(
     s += &format!("RUN_DIR = {}\n", py_str(&run_dir(i, run)));
     s += &format!("STEPS = {}\n", run.steps);
     if let Some((name, v)) = vit {
-        let merge = proj.map_or(1, |x| x.1);
-        let side = v.max_image_side.value / v.patch.value;
+        let t = MoonVit::new(v, proj.map_or(1, |x| x.1), m.d_model);
+        let (vit_params, proj_params) = t.params();
         s += &format!(
             "\n# `{name}` as torchtitan's MoonViT (Kimi-VL's vision tower; GELU MLP of 4 x d_model),\n\
-             # its projector merging {merge} x {merge} patches into the decoder's width.\n\
+             # its projector merging {merge} x {merge} patches into the decoder's width:\n\
+             # {vit_params} parameters in the ViT, {proj_params} in the projector.\n\
              VIT = dict(\n    dim={},\n    ffn_dim={},\n    num_layers={},\n    num_heads={},\n    \
              patch_size={},\n    init_pos_emb_height={side},\n    init_pos_emb_width={side},\n    \
              merge_kernel_size=[{merge}, {merge}],\n)\n",
-            v.d_model.value,
-            4 * v.d_model.value,
-            v.layers.value,
-            v.heads.value,
-            v.patch.value,
+            t.dim,
+            t.ffn,
+            t.layers,
+            t.heads,
+            t.patch,
+            side = t.side,
+            merge = t.merge,
         );
     }
     s += "\n# The plan's LR over this run: its schedule's pieces (shape, start, end, values) on the\n\
