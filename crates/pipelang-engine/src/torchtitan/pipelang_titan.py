@@ -11,7 +11,8 @@ calls `trainer(...)` with that run's numbers; what is here is what torchtitan ha
   so torchtitan's optimizer never sees them).
 - the models from the recipe's dims: a Llama-3-style decoder (dense) or Qwen3-style MoE blocks
   (with shared experts and dense first blocks where the recipe has them), alone for text
-  stages, inside torchtitan's Kimi-VL container (MoonViT + projector) for vision stages.
+  stages, inside torchtitan's Kimi-VL container (MoonViT + projector) for vision stages, with a
+  config that shards and counts those blocks as their own family does (`_vision_language`).
 - `assemble`: one checkpoint for a run whose models come from several places (earlier runs,
   a skipped stage's weights, a fresh projector); torchtitan loads exactly one and refuses
   missing keys. Where the plan carries the decoder's AdamW state (`--optimizer`), the
@@ -213,6 +214,9 @@ def _blocks(
             dim=dim,
             n_heads=heads,
             n_kv_heads=kv_heads,
+            # Stated, not derived: Qwen3's parameter and FLOP count (which the Trainer takes
+            # before it builds the model) reads it.
+            head_dim=head_dim,
             wqkv_param_init=_linear_init(),
             wo_param_init=depth,
             inner_attention=get_attention_config("flex"),
@@ -263,6 +267,50 @@ def _blocks(
             )
             out.append(Qwen3TransformerBlock.Config(moe=moe, **common))
     return out
+
+
+_VISION_LANGUAGE: dict[type, type] = {}
+
+
+def _vision_language(text: type) -> type:
+    """torchtitan's Kimi-VL container (MoonViT, projector, the scatter of image features into
+    the text) around the blocks of the text family `text` (Llama3Model or Qwen3Model: GQA
+    attention, dense or MoE). torchtitan 0.3.0's own Kimi config takes its blocks to be
+    DeepSeek-V3's (multi-latent attention): its `update_from_config` and
+    `get_nparams_and_flops`, which the Trainer calls before it builds the model, assert so.
+    This one shards and counts the blocks as their own family does, and the vision encoder as
+    the Kimi config does."""
+    if text in _VISION_LANGUAGE:
+        return _VISION_LANGUAGE[text]
+    from torchtitan.models.kimi_k2_7 import KimiK25Model
+    from torchtitan.models.kimi_k2_7.sharding import (
+        _set_vision_encoder_sharding,
+        _shard_decoder_after_embedding_scatter,
+    )
+
+    class PlanVisionLanguage(KimiK25Model):
+        @dataclass(kw_only=True, slots=True)
+        class Config(KimiK25Model.Config):
+            def update_from_config(self, *, config, **kwargs) -> None:
+                text.Config.update_from_config(self, config=config, **kwargs)
+                par = config.parallelism
+                tp = par.tensor_parallel_degree
+                if tp > 1 and self.vision_encoder.num_heads % tp != 0:
+                    raise ValueError(
+                        f"tensor_parallel_degree ({tp}) must divide "
+                        f"vision num_heads ({self.vision_encoder.num_heads})."
+                    )
+                if par.enable_sequence_parallel:
+                    _shard_decoder_after_embedding_scatter(self)
+                _set_vision_encoder_sharding(self.vision_encoder)
+
+            def get_nparams_and_flops(self, model, seq_len: int) -> tuple[int, int]:
+                return text.Config.get_nparams_and_flops(self, model, seq_len)
+
+    name = f"PlanVisionLanguage{text.__name__}"
+    PlanVisionLanguage.__name__ = PlanVisionLanguage.__qualname__ = name
+    _VISION_LANGUAGE[text] = PlanVisionLanguage
+    return PlanVisionLanguage
 
 
 def model(
@@ -319,27 +367,23 @@ def model(
         layers=blocks,
         enable_weight_tying=tie_embeddings,
     )
+    if experts is None:
+        from torchtitan.models import llama3 as text_fam
+        from torchtitan.models.llama3.model import Llama3Model as Text
+    else:
+        from torchtitan.models import qwen3 as text_fam
+        from torchtitan.models.qwen3.model import Qwen3Model as Text
     if vit is not None:
         from torchtitan.models import kimi_k2_7 as fam
-        from torchtitan.models.kimi_k2_7 import KimiK25Model
 
-        cfg = KimiK25Model.Config(
+        cfg = _vision_language(Text).Config(
             **parts,
             vision_encoder=fam._vision_encoder_config(text_hidden_size=dim, **vit),
         )
         spec = fam.model_registry("debugmodel")
-    elif experts is None:
-        from torchtitan.models import llama3 as fam
-        from torchtitan.models.llama3.model import Llama3Model
-
-        cfg = Llama3Model.Config(**parts)
-        spec = fam.model_registry("debugmodel")
     else:
-        from torchtitan.models import qwen3 as fam
-        from torchtitan.models.qwen3.model import Qwen3Model
-
-        cfg = Qwen3Model.Config(**parts)
-        spec = fam.model_registry("debugmodel_moe")
+        cfg = Text.Config(**parts)
+        spec = text_fam.model_registry("debugmodel" if experts is None else "debugmodel_moe")
     if freeze is not None:
         cfg = freeze.build().convert(cfg)
     return dataclasses.replace(spec, flavor="pipelang", model=cfg)
@@ -556,6 +600,9 @@ def _merged_optimizer(cfg, model, src: str, flat: dict) -> dict:
     moments on the same step for the other groups (what `pipe run` does when a stage adds
     models to a carried optimizer), and this run's own param-group settings."""
     container = cfg.optimizer.build(model_parts=[model])
+    # As the Trainer does before it loads: the LR container adds `initial_lr` to each param
+    # group, and torchtitan's load asks the checkpoint for every key its optimizer has.
+    cfg.lr_scheduler.build(optimizers=container, training_steps=cfg.training.steps)
     fresh = container.state_dict()
     steps = {v.item() for k, v in flat.items() if k.startswith("state.") and k.endswith(".step")}
     if not steps:
@@ -656,6 +703,8 @@ def check(out_path: str, modules: list[str]) -> None:
         for module in modules:
             cfg = ConfigManager().parse_args(["--module", module, "--config", "config"])
             mc = cfg.model_spec.model
+            # As the Trainer does before it builds the model (sharding, and checks of its own).
+            mc.update_from_config(config=cfg)
             with torch.device("meta"):
                 m = mc.build()
             named = dict(m.named_parameters())
