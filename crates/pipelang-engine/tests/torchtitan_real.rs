@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use pipelang::check::check_with;
+use pipelang::check::ir::ModelKind;
 use pipelang::diag::Diagnostic;
 use pipelang_engine::parallel::Layout;
 use pipelang_engine::runs::{Init, Lowering, Options, Skip, Target};
@@ -127,6 +128,26 @@ fn check_source(src: &str, profile: Option<&str>, skip: Vec<Skip>) {
             "{name}: trainable decoder"
         );
         if line["vision_params"].as_u64().unwrap() > 0 {
+            // MoonViT as torchtitan builds it has the parameters the export computes for it.
+            let model = |kind: &str| {
+                st.train
+                    .iter()
+                    .chain(&st.freeze)
+                    .filter_map(|n| p.model_id(n))
+                    .map(|id| &p.models[id].kind)
+                    .find(|k| k.name() == kind)
+            };
+            let (Some(ModelKind::Vit(v)), Some(ModelKind::Projector(pr))) =
+                (model("vit"), model("projector"))
+            else {
+                panic!("{name}: vision parameters without a ViT and a projector")
+            };
+            let moon = torchtitan::MoonVit::new(v, pr.pixel_shuffle.value, r.model.d_model);
+            assert_eq!(
+                (total("vit"), total("projector")),
+                moon.params(),
+                "{name}: MoonViT's parameters for {moon:?}"
+            );
             for (g, kind) in [("vit", "vit"), ("projector", "projector")] {
                 let m = st.train.iter().chain(&st.freeze).find(|n| {
                     p.model_id(n)
@@ -330,9 +351,7 @@ fn torchtitan_loads_every_run_of_kimi_vl_smoke_with_vit_coca_skipped() {
 /// `kimi_vl.pipe --profile smoke` exported for torchtitan into `dir`, `vit_coca` skipped with
 /// its ViT given as `dir/given_vit.pt`: the runs and the export's warnings.
 fn export_kimi_smoke(dir: &std::path::Path) -> (Lowering, Vec<Diagnostic>) {
-    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
-    let c = check_with(&src, Some("smoke"));
-    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
+    let (p, plan) = kimi_smoke();
     let opts = Options {
         target: Target::Torchtitan,
         skip: vec![Skip {
@@ -347,19 +366,23 @@ fn export_kimi_smoke(dir: &std::path::Path) -> (Lowering, Vec<Diagnostic>) {
     (l, notes)
 }
 
-/// The Python the launch tests start with: a run module's model built and initialised on CPU
-/// as torchtitan does, with a seed (and its config, for the optimizer).
+/// `kimi_vl.pipe --profile smoke`, checked and planned.
+fn kimi_smoke() -> (pipelang::check::ir::Pipeline, pipelang::plan::Plan) {
+    let src = std::fs::read_to_string(root().join("pipelines/kimi_vl.pipe")).unwrap();
+    let c = check_with(&src, Some("smoke"));
+    (c.pipeline.clone().unwrap(), c.into_plan().unwrap())
+}
+
+/// Python that builds a run module's model and initialises it on CPU as torchtitan does, with
+/// a seed.
 const BUILD: &str = "
 import importlib, torch
-import torch.distributed.checkpoint as dcp
-def build_with_config(mod, seed):
+def build(mod, seed):
     cfg = importlib.import_module(mod).config()
     torch.manual_seed(seed)
     m = cfg.model_spec.model.build()
     m.init_weights(buffer_device=None)
-    return cfg, m
-def build(mod, seed):
-    return build_with_config(mod, seed)[1]
+    return m
 ";
 
 /// Runs `code` with the engines' Python in `dir` (on its path), failing with its stderr.
@@ -378,157 +401,227 @@ fn python_in(dir: &std::path::Path, code: &str) {
     );
 }
 
-/// Runs the exported `launch.sh` in `dir` up to (not including) the `run` line of `run_dir`,
-/// and gives the part that ran.
-fn launch_up_to(dir: &std::path::Path, run_dir: &str) -> String {
-    let launch = std::fs::read_to_string(dir.join("launch.sh")).unwrap();
-    let stop = launch
-        .find(&format!("\nrun {run_dir} "))
-        .unwrap_or_else(|| panic!("no run line for {run_dir}"));
-    let upto = &launch[..stop + 1];
-    std::fs::write(dir.join("upto.sh"), upto).unwrap();
+/// The exported `launch.sh` run from its first run to its last on this CPU, with `$PYTHON` a
+/// wrapper that starts `tests/titan_cpu_run.py` where launch.sh starts torchrun (torchtitan's
+/// own config, model, optimizer, LR container and `CheckpointManager`, synthetic gradients in
+/// place of the forward and backward passes; see that file) and the engines' Python for the
+/// rest (`pipelang_titan.py assemble`). Gives that script's line per run, in launch order.
+fn launch_on_cpu(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let tests = root().join("crates/pipelang-engine/tests");
+    let wrapper = dir.join("python-cpu");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/usr/bin/env bash\n\
+             if [ \"$1\" = -m ] && [ \"$2\" = torch.distributed.run ]; then\n  \
+             exec {py} {tests}/titan_cpu_run.py \"$@\"\nfi\nexec {py} \"$@\"\n",
+            py = python().display(),
+            tests = tests.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join("cpu-runs.jsonl");
     let run = Command::new("bash")
-        .arg(dir.join("upto.sh"))
-        .env("PYTHON", python())
+        .arg(dir.join("launch.sh"))
+        .env("PYTHON", &wrapper)
+        .env("TITAN_CPU_OUT", &out)
+        .env("PYTHONPATH", &tests)
         .output()
         .unwrap();
     assert!(
         run.status.success(),
-        "launch.sh up to {run_dir}:\n{}{}",
+        "launch.sh on CPU:\n{}{}",
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    upto.to_string()
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
-/// The hand-over of `vit_align` (decoder from `text_pretrain`, ViT from the skipped `vit_coca`,
-/// a fresh projector) as launch.sh does it: a DCP checkpoint in `text_pretrain`'s final place,
-/// the given ViT as a `torch.save` file, launch.sh run up to `vit_align` (`text_pretrain` marked
-/// done), then the assembled checkpoint loaded into `vit_align`'s model with DCP's strict load,
-/// as torchtitan's model-only initial load does: every group holds its source's tensors.
+/// Holds what torchtitan's checkpointer loaded at the start of each run (`lines`, from
+/// `launch_on_cpu`) to the plan: each model group from where the plan takes that model (the
+/// last run of the stage it comes from, the run before in the same stage, a skipped stage's
+/// given weights, or the run's own initialisation), the AdamW state carried exactly where the
+/// plan carries it (and zero on the same step count for models the stage adds), the counters
+/// and the LR schedule the run's own, every step's LR the plan's, frozen groups unchanged.
+fn hand_overs(
+    p: &pipelang::check::ir::Pipeline,
+    plan: &pipelang::plan::Plan,
+    l: &Lowering,
+    lines: &[serde_json::Value],
+    given: &std::collections::HashMap<&str, String>,
+) {
+    assert_eq!(lines.len(), l.runs.len());
+    let index = |name: &str| l.runs.iter().position(|r| r.name == name).unwrap();
+    let group_of = |m: &str| p.models[p.model_id(m).unwrap()].kind.name();
+    for (i, (line, r)) in lines.iter().zip(&l.runs).enumerate() {
+        let name = &r.name;
+        assert_eq!(line["module"], torchtitan::module(i, r), "{name}");
+        assert_eq!(line["step_after_load"], 0, "{name}: the step counter");
+        assert_eq!(
+            line["scheduler_epoch_after_load"], 0,
+            "{name}: the LR schedule"
+        );
+        assert_eq!(
+            line["final_checkpoint"], true,
+            "{name}: no final checkpoint"
+        );
+        let st = &plan.stages[r.stage_index];
+        let prev_in_stage = match &r.init {
+            Init::From { run, .. } if l.runs[index(run)].stage == r.stage => Some(index(run)),
+            _ => None,
+        };
+        // Where each group's weights come from: a run's line and its saved model, or a digest.
+        let mut want: Vec<(&str, String)> = Vec::new();
+        for w in &st.weights_from {
+            let g = group_of(&w.model);
+            let digest = if let Some(j) = prev_in_stage {
+                lines[j]["saved_model"][g].as_str().unwrap().to_string()
+            } else if let Some(d) = r.given.iter().find(|x| x.model == w.model) {
+                given[d.path.as_str()].clone()
+            } else if let Some(s) = &w.from {
+                let j = l.runs.iter().rposition(|x| &x.stage == s).unwrap();
+                lines[j]["saved_model"][g].as_str().unwrap().to_string()
+            } else {
+                line["fresh"][g].as_str().unwrap().to_string()
+            };
+            want.push((g, digest));
+        }
+        assert!(!want.is_empty(), "{name}");
+        for (g, d) in &want {
+            assert_eq!(
+                line["model_after_load"][g].as_str().unwrap(),
+                d,
+                "{name}: the {g}'s weights after torchtitan's load"
+            );
+        }
+        let fresh_start = want.iter().all(|(g, d)| line["fresh"][g] == **d);
+        assert_eq!(line["loaded"], !fresh_start, "{name}: load() said");
+        // The AdamW state.
+        let opt = &line["optimizer_after_load"];
+        match &r.init {
+            Init::From {
+                run,
+                optimizer: true,
+            } => {
+                let j = index(run);
+                let src = &lines[j]["saved_optimizer"];
+                let steps = &src["decoder"]["steps"];
+                assert!(src["decoder"]["count"].as_u64().unwrap() > 0, "{name}");
+                // A group the source run trained has its moments there; one it did not train
+                // (a ViT from a stage of its own, a fresh projector) starts from zero.
+                let trained_there = &plan.stages[l.runs[j].stage_index].train;
+                for (g, _) in &want {
+                    if trained_there.iter().any(|m| group_of(m) == *g) {
+                        assert_eq!(opt[g], src[g], "{name}: the {g}'s AdamW state");
+                    } else {
+                        assert_eq!(opt[g]["zero"], true, "{name}: the {g}'s new moments");
+                        assert_eq!(&opt[g]["steps"], steps, "{name}: the {g}'s step count");
+                    }
+                }
+            }
+            _ => {
+                for (g, _) in &want {
+                    assert_eq!(opt[g]["count"], 0, "{name}: a fresh AdamW for the {g}");
+                }
+            }
+        }
+        // Training moved the trained groups, each AdamW step count by the run's steps, and
+        // left the frozen ones as loaded, outside the optimizer.
+        for (g, _) in &want {
+            let m = st
+                .train
+                .iter()
+                .chain(&st.freeze)
+                .find(|m| group_of(m) == *g)
+                .unwrap();
+            let frozen = st.freeze.contains(m);
+            assert_eq!(
+                line["saved_model"][g] == line["model_after_load"][g],
+                frozen,
+                "{name}: the {g} (frozen: {frozen}) after {} steps",
+                r.steps
+            );
+            let saved = &line["saved_optimizer"][g];
+            if frozen {
+                assert_eq!(saved["count"], 0, "{name}: the frozen {g} in the optimizer");
+            } else {
+                let before = opt[g]["steps"].get(0).map_or(0.0, |v| v.as_f64().unwrap());
+                assert_eq!(
+                    saved["steps"],
+                    serde_json::json!([before + r.steps as f64]),
+                    "{name}: the {g}'s AdamW step count"
+                );
+            }
+        }
+        let lrs = line["lrs"].as_array().unwrap();
+        assert_eq!(lrs.len() as u64, r.steps, "{name}");
+        for (k, lr) in lrs.iter().enumerate() {
+            let got = lr.as_f64().unwrap();
+            let want = plan.lr_at(r.stage_index, r.first_step + k as u64);
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs(),
+                "{name} step {k}: after torchtitan's load the LR is {got}, the plan says {want}"
+            );
+        }
+    }
+}
+
+/// Every hand-over of tiny_text through torchtitan's own checkpointer: its 13 runs started by
+/// the exported launch.sh, each loading the run before it as the export configured it.
 #[test]
-fn launch_sh_assembles_vit_align_from_text_pretrain_the_given_vit_and_a_fresh_projector() {
+fn torchtitans_checkpointer_carries_every_hand_over_of_tiny_text() {
+    let src = std::fs::read_to_string(root().join("pipelines/tiny_text.pipe")).unwrap();
+    let c = check_with(&src, None);
+    let (p, plan) = (c.pipeline.clone().unwrap(), c.into_plan().unwrap());
+    let opts = Options {
+        target: Target::Torchtitan,
+        ..Default::default()
+    };
+    let l = pipelang_engine::lower(&p, &plan, &opts);
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = torchtitan::files(&p, &plan, &l, &Layout::default());
+    pipelang_engine::olmo_core::write(dir.path(), &files).unwrap();
+    let lines = launch_on_cpu(dir.path());
+    hand_overs(&p, &plan, &l, &lines, &Default::default());
+}
+
+/// Every hand-over of `kimi_vl.pipe --profile smoke` through torchtitan's own checkpointer, its
+/// 25 runs started by the exported launch.sh (`vit_coca` skipped, its ViT given as a
+/// `torch.save` file): `vit_align` assembled from `text_pretrain`'s decoder, the given ViT and a
+/// fresh projector; `joint_pretrain.p0` from `text_pretrain`'s decoder and AdamW state and
+/// `vit_align`'s ViT and projector; every later run from the one before.
+#[test]
+fn torchtitans_checkpointer_carries_every_hand_over_of_kimi_vl_smoke() {
     let dir = tempfile::tempdir().unwrap();
     let (l, _) = export_kimi_smoke(dir.path());
-    let py = |code: &str| python_in(dir.path(), code);
-    py(&format!(
-        "{BUILD}
-text = build('pipelang_runs.r00_text_pretrain', 1)
-dcp.save(text.state_dict(), checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
-vis = build('pipelang_runs.r01_vit_align', 2)
-torch.save({{k: v for k, v in vis.state_dict().items()
-            if k.startswith('vision_encoder.') and not k.startswith('vision_encoder.projector.')}},
-           'given_vit.pt')
-open('runs/00-text_pretrain/DONE', 'w').close()
+    let (p, plan) = kimi_smoke();
+    let given = dir.path().join("given_vit.pt");
+    python_in(
+        dir.path(),
+        &format!(
+            "{BUILD}
+import sys
+sys.path.insert(0, {tests:?})
+import pipelang_titan, titan_cpu_run
+vit = {{k: v for k, v in build('pipelang_runs.r01_vit_align', 2).state_dict().items()
+       if pipelang_titan.GROUPS['vit'](k)}}
+torch.save(vit, 'given_vit.pt')
+open('given.digest', 'w').write(titan_cpu_run.digest(vit.items()))
 ",
-        l.runs[0].steps
-    ));
-    launch_up_to(dir.path(), "runs/01-vit_align");
-    py(&format!(
-        "{BUILD}
-text = build('pipelang_runs.r00_text_pretrain', 1).state_dict()
-vis = build('pipelang_runs.r01_vit_align', 2).state_dict()
-fresh = build('pipelang_runs.r01_vit_align', 2025).state_dict()
-target = build('pipelang_runs.r01_vit_align', 3)
-sd = target.state_dict()
-dcp.load(sd, checkpoint_id='runs/01-vit_align/initial')
-groups = {{'decoder': 0, 'vit': 0, 'projector': 0}}
-for k, v in sd.items():
-    if k.startswith('vision_encoder.projector.'):
-        want, g = fresh[k], 'projector'
-    elif k.startswith('vision_encoder.'):
-        want, g = vis[k], 'vit'
-    else:
-        want, g = text[k], 'decoder'
-    assert torch.equal(v, want), k
-    groups[g] += 1
-assert all(groups.values()), groups
-"
-    ));
-}
-
-/// The hand-over of `joint_pretrain.p0`: its decoder and the decoder's AdamW state from
-/// `text_pretrain` (the plan resumes that schedule), its ViT and projector from `vit_align`.
-/// `text_pretrain`'s final checkpoint is written as torchtitan's checkpointer writes one
-/// (flattened model state + its `OptimizersContainer`, after three real AdamW steps), launch.sh
-/// is run up to `joint_pretrain.p0`, and the assembled checkpoint is loaded into that run's
-/// model and optimizer container with DCP, as torchtitan's initial load does: the decoder's
-/// moments and step are `text_pretrain`'s, the vision groups' moments are zero on the same
-/// step count (as `pipe run` continues an optimizer to which a stage adds models).
-#[test]
-fn launch_sh_carries_the_decoders_adamw_state_into_joint_pretrain() {
-    let dir = tempfile::tempdir().unwrap();
-    let (l, notes) = export_kimi_smoke(dir.path());
-    let joint = l
-        .runs
-        .iter()
-        .position(|r| r.name == "joint_pretrain.p0")
-        .unwrap();
-    assert!(matches!(
-        &l.runs[joint].init,
-        Init::From { run, optimizer: true } if run == "text_pretrain"
-    ));
-    assert!(
-        notes.iter().all(|d| !d.message.contains("AdamW")),
-        "{:?}",
-        notes
+            tests = root()
+                .join("crates/pipelang-engine/tests")
+                .display()
+                .to_string()
+        ),
     );
-    let py = |code: &str| python_in(dir.path(), code);
-    py(&format!(
-        "{BUILD}
-cfg, text = build_with_config('pipelang_runs.r00_text_pretrain', 1)
-opt = cfg.optimizer.build(model_parts=[text])
-for _ in range(3):
-    for p in text.parameters():
-        p.grad = torch.randn_like(p)
-    opt.step()
-dcp.save({{**text.state_dict(), 'optimizer': opt}},
-         checkpoint_id='runs/00-text_pretrain/checkpoint/step-{}')
-torch.save({{k: v.clone() for k, v in text.state_dict().items()}}, 'text_model.pt')
-torch.save({{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state_dict().items()}}, 'text_optim.pt')
-vis = build('pipelang_runs.r01_vit_align', 2)
-dcp.save(vis.state_dict(), checkpoint_id='runs/01-vit_align/checkpoint/step-{}')
-torch.save(vis.state_dict(), 'vis_model.pt')
-for r in ('00-text_pretrain', '01-vit_align'):
-    open(f'runs/{{r}}/DONE', 'w').close()
-",
-        l.runs[0].steps,
-        l.runs[1].steps
-    ));
-    let launch = launch_up_to(dir.path(), "runs/02-joint_pretrain.p0");
-    assert!(
-        launch.contains("pipelang_runs.r02_joint_pretrain_p0 --optimizer"),
-        "{launch}"
-    );
-    py(&format!(
-        "{BUILD}
-text = torch.load('text_model.pt')
-text_opt = torch.load('text_optim.pt')
-vis = torch.load('vis_model.pt')
-cfg, joint = build_with_config('pipelang_runs.r02_joint_pretrain_p0', 3)
-opt = cfg.optimizer.build(model_parts=[joint])
-sd = joint.state_dict()
-dcp.load({{**sd, 'optimizer': opt}}, checkpoint_id='runs/02-joint_pretrain.p0/initial')
-for k, v in sd.items():
-    want = vis[k] if k.startswith('vision_encoder.') else text[k]
-    assert torch.equal(v, want), k
-got = opt.state_dict()
-seen = {{'decoder': 0, 'vision': 0}}
-for k, v in got.items():
-    if not k.startswith('state.'):
-        continue
-    fqn, name = k[len('state.'):].rsplit('.', 1)
-    if name == 'step':
-        assert v.item() == 3, (k, v)
-    elif fqn.startswith('vision_encoder.'):
-        assert not v.any(), k
-        seen['vision'] += 1
-    else:
-        assert torch.equal(v, text_opt[k]) and v.any(), k
-        seen['decoder'] += 1
-assert all(seen.values()), seen
-assert {{k for k in got if k.startswith('state.') and not k.startswith('state.vision_encoder.')}} \
-    == {{k for k in text_opt if k.startswith('state.')}}
-"
-    ));
+    let digest = std::fs::read_to_string(dir.path().join("given.digest")).unwrap();
+    let given = [(given.to_str().unwrap(), digest)].into_iter().collect();
+    let lines = launch_on_cpu(dir.path());
+    hand_overs(&p, &plan, &l, &lines, &given);
 }
